@@ -1,0 +1,76 @@
+//! The streaming decoder API every protocol implements.
+
+use crate::analytes::AliasTable;
+use crate::event::Event;
+use crate::reading::Protocol;
+use crate::text::Encoding;
+use chrono::FixedOffset;
+use std::sync::Arc;
+
+/// A push decoder: feed it bytes as they arrive, collect the events that are complete.
+///
+/// Contract, tested for every protocol:
+/// - the events for a byte stream are the same however it is cut into chunks;
+/// - memory is bounded whatever the input (a frame that never ends is dropped at its
+///   protocol's size bound, with an error);
+/// - no input makes it panic.
+pub trait Decoder: Send {
+    /// Decode `chunk`, appending every event that is now complete to `out`.
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<Event>);
+    /// End of input: flush or discard (with an error) whatever is unfinished.
+    fn finish(&mut self, out: &mut Vec<Event>);
+}
+
+/// Per-instrument settings a decoder needs (SPEC.md, `[[instrument]]`).
+#[derive(Debug, Clone)]
+pub struct DecoderConfig {
+    /// Text encoding; `None` takes the protocol's default.
+    pub encoding: Option<Encoding>,
+    /// Offset of the instrument's local clock.
+    pub utc_offset: FixedOffset,
+    /// Configured instrument id, used when the stream names none.
+    pub instrument: Option<String>,
+    /// Test codes to canonical analytes, instrument overrides included.
+    pub aliases: Arc<AliasTable>,
+}
+
+/// China Standard Time, the default instrument offset.
+pub fn default_offset() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).expect("+08:00 is a valid offset")
+}
+
+impl Default for DecoderConfig {
+    fn default() -> Self {
+        DecoderConfig {
+            encoding: None,
+            utc_offset: default_offset(),
+            instrument: None,
+            aliases: Arc::new(AliasTable::builtin().clone()),
+        }
+    }
+}
+
+/// A protocol this build has no decoder for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("protocol {0} has no decoder in this build")]
+pub struct NoDecoder(pub Protocol);
+
+/// Build the decoder for `protocol`.
+pub fn new_decoder(
+    protocol: Protocol,
+    config: DecoderConfig,
+) -> Result<Box<dyn Decoder>, NoDecoder> {
+    match protocol {
+        Protocol::Astm => Ok(Box::new(crate::astm::AstmDecoder::new(config))),
+        Protocol::Hl7 => Ok(Box::new(crate::hl7::Hl7Decoder::new(config))),
+        other => Err(NoDecoder(other)),
+    }
+}
+
+/// Decode a whole input at once (tests, small captures).
+pub fn decode_all(decoder: &mut dyn Decoder, bytes: &[u8]) -> Vec<Event> {
+    let mut out = Vec::new();
+    decoder.feed(bytes, &mut out);
+    decoder.finish(&mut out);
+    out
+}

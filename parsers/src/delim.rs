@@ -1,0 +1,109 @@
+//! Splitting on one-byte delimiters without cutting double-byte characters.
+//!
+//! In GBK and GB 18030 the trail byte of a character can be `|`, `\`, `^` or `~`, the very
+//! bytes ASTM and HL7 use as delimiters; a naive split would cut such a character in two.
+//! For those encodings the scan steps over each lead byte's trail byte.
+
+use memchr::memchr;
+
+/// Finds one delimiter byte, encoding-aware.
+#[derive(Debug, Clone, Copy)]
+pub struct Delim {
+    byte: u8,
+    double_byte: bool,
+}
+
+impl Delim {
+    pub fn new(byte: u8, double_byte: bool) -> Self {
+        // Only bytes that can be GBK trail bytes need the careful scan.
+        Delim {
+            byte,
+            double_byte: double_byte && byte >= 0x40,
+        }
+    }
+
+    pub fn byte(self) -> u8 {
+        self.byte
+    }
+
+    /// Position of the first delimiter in `hay`.
+    pub fn find(self, hay: &[u8]) -> Option<usize> {
+        if !self.double_byte {
+            return memchr(self.byte, hay);
+        }
+        let mut i = 0;
+        while i < hay.len() {
+            let b = hay[i];
+            if b == self.byte {
+                return Some(i);
+            }
+            // 0x81..=0xFE leads a two-byte (or, with a digit next, four-byte) character.
+            i += if (0x81..=0xFE).contains(&b) { 2 } else { 1 };
+        }
+        None
+    }
+
+    pub fn contains(self, hay: &[u8]) -> bool {
+        self.find(hay).is_some()
+    }
+
+    /// Split `hay` at every delimiter.
+    pub fn split(self, hay: &[u8]) -> Split<'_> {
+        Split {
+            rest: Some(hay),
+            delim: self,
+        }
+    }
+
+    /// The `n`-th (0-based) piece of `hay`, or empty when there are fewer.
+    pub fn nth(self, hay: &[u8], n: usize) -> &[u8] {
+        self.split(hay).nth(n).unwrap_or(&[])
+    }
+}
+
+/// Iterator over the pieces between delimiters.
+#[derive(Debug, Clone)]
+pub struct Split<'a> {
+    rest: Option<&'a [u8]>,
+    delim: Delim,
+}
+
+impl<'a> Iterator for Split<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let rest = self.rest?;
+        match self.delim.find(rest) {
+            Some(i) => {
+                self.rest = Some(&rest[i + 1..]);
+                Some(&rest[..i])
+            }
+            None => {
+                self.rest = None;
+                Some(rest)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_split() {
+        let d = Delim::new(b'|', false);
+        let v: Vec<&[u8]> = d.split(b"a||b|").collect();
+        assert_eq!(v, vec![&b"a"[..], b"", b"b", b""]);
+        assert_eq!(d.nth(b"a|b", 5), b"");
+    }
+
+    #[test]
+    fn gbk_trail_byte_is_not_a_delimiter() {
+        // 0x95 0x7C is one GBK character whose trail byte is '|'.
+        let text = [b'a', 0x95, 0x7C, b'|', b'b'];
+        let naive: Vec<&[u8]> = Delim::new(b'|', false).split(&text).collect();
+        assert_eq!(naive.len(), 3);
+        let aware: Vec<&[u8]> = Delim::new(b'|', true).split(&text).collect();
+        assert_eq!(aware, vec![&[b'a', 0x95, 0x7C][..], b"b"]);
+    }
+}

@@ -1,0 +1,112 @@
+//! What decoders emit.
+
+use crate::reading::Reading;
+use serde::Serialize;
+
+/// One thing a decoder found in the stream, in stream order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Reading(Box<Reading>),
+    Diagnostic(Diagnostic),
+    Device(DeviceInfo),
+    Heartbeat(Heartbeat),
+    Link(LinkEvent),
+}
+
+/// `error` when data was dropped, `warning` for what is only noted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Error,
+    Warning,
+}
+
+/// A decode problem: a short stable code, where in the stream, and what happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    pub level: Level,
+    /// Short stable code, e.g. `bad_checksum`.
+    pub error: &'static str,
+    /// Byte offset in the stream where the problem starts.
+    pub offset: u64,
+    pub message: String,
+}
+
+impl Diagnostic {
+    pub fn error(code: &'static str, offset: u64, message: impl Into<String>) -> Self {
+        Diagnostic {
+            level: Level::Error,
+            error: code,
+            offset,
+            message: message.into(),
+        }
+    }
+
+    pub fn warning(code: &'static str, offset: u64, message: impl Into<String>) -> Self {
+        Diagnostic {
+            level: Level::Warning,
+            error: code,
+            offset,
+            message: message.into(),
+        }
+    }
+}
+
+/// Identity the instrument reported about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct DeviceInfo {
+    pub offset: u64,
+    pub serial_number: Option<String>,
+    pub model: Option<String>,
+    pub firmware: Option<String>,
+}
+
+/// The instrument is alive; no result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Heartbeat {
+    pub offset: u64,
+    pub uptime_s: Option<u64>,
+}
+
+/// Link-level facts a live session answers on (ACK/NAK, MLLP ACK, gold-card ack).
+///
+/// Every reading a frame or message carries is emitted *before* the link event that
+/// closes it, so a link session can commit the readings and only then acknowledge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// ASTM `ENQ`: the sender asks to start a transfer.
+    Enq { offset: u64 },
+    /// ASTM `EOT`: the transfer is over.
+    Eot { offset: u64 },
+    /// A frame was read whole (ASTM frame, gold-card frame).
+    Frame {
+        offset: u64,
+        /// ASTM frame number or gold-card sequence number.
+        number: u32,
+        outcome: FrameOutcome,
+    },
+    /// A message ended (ASTM `L` record, HL7 message).
+    MessageEnd {
+        offset: u64,
+        /// HL7 MSH-10, for the acknowledgement.
+        control_id: Option<String>,
+        /// HL7 MSH-3 / MSH-4, to swap into the acknowledgement.
+        sending_application: Option<String>,
+        sending_facility: Option<String>,
+        /// Readings the message gave.
+        readings: usize,
+        /// Why the message was not usable, when it was not (HL7 `AE`).
+        rejected: Option<String>,
+    },
+}
+
+/// What became of a frame whose bytes were read whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameOutcome {
+    /// Good frame, taken (ACK).
+    Accepted,
+    /// Same frame again after a lost acknowledgement: ACK again, not taken twice.
+    Retransmission,
+    /// Bad checksum, malformed, or out of sequence (NAK).
+    Rejected,
+}

@@ -1,0 +1,39 @@
+//! Pure decoders for the instruments foodgate attaches to: bytes in, events out.
+//!
+//! No I/O, no async, no clock: a decoder is a state machine fed with whatever chunks the
+//! transport happens to read, and its output depends only on the bytes, never on how they
+//! were cut.
+//!
+//! # Layout
+//!
+//! - [`reading`]: the normalized [`Reading`] every decoder emits, and its small value types.
+//! - [`event`]: what a decoder emits: readings, diagnostics (error/warning with byte offset),
+//!   device info, heartbeats, and link-level events the live link acknowledges on.
+//! - [`decoder`]: the streaming [`Decoder`] trait, its configuration, and the factory that
+//!   builds a decoder for a [`Protocol`].
+//! - [`text`]: character encodings (Latin-1, UTF-8, GBK, GB 18030).
+//! - [`datetime`]: instrument local date-times to RFC 3339 with an offset.
+//! - [`analytes`]: the alias table mapping instrument test codes to canonical analytes.
+//! - [`value`]: shared interpretation of result values (`<x`, `ND`, `POS`, …) and flags.
+//! - [`delim`]: delimiter splitting that is safe for double-byte encodings.
+//! - [`astm`]: ASTM E1381 framing and E1394 records.
+//! - [`hl7`]: HL7 v2 ORU messages over MLLP.
+#![forbid(unsafe_code)]
+#![warn(missing_debug_implementations, unreachable_pub)]
+
+pub mod analytes;
+pub mod astm;
+pub mod datetime;
+pub mod decoder;
+pub mod delim;
+pub mod event;
+pub mod hl7;
+pub mod reading;
+pub mod text;
+pub mod value;
+
+pub use analytes::AliasTable;
+pub use decoder::{decode_all, new_decoder, Decoder, DecoderConfig};
+pub use event::{Diagnostic, Event, Level, LinkEvent};
+pub use reading::{DeviceVerdict, Protocol, Qualifier, Reading, Verdict};
+pub use text::Encoding;

@@ -1,0 +1,230 @@
+//! The normalized result every decoder emits (SPEC.md, "Reading").
+
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Reason given to a reading that no judge has looked at yet.
+pub const NOT_JUDGED: &str = "not judged: decoded only, no limit or method rule was applied";
+
+/// The wire protocols foodgate decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    Astm,
+    Hl7,
+    EnzymePrint,
+    GoldCard,
+    Spectro,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 5] = [
+        Protocol::Astm,
+        Protocol::Hl7,
+        Protocol::EnzymePrint,
+        Protocol::GoldCard,
+        Protocol::Spectro,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Astm => "astm",
+            Protocol::Hl7 => "hl7",
+            Protocol::EnzymePrint => "enzyme-print",
+            Protocol::GoldCard => "gold-card",
+            Protocol::Spectro => "spectro",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A protocol name that is not one of [`Protocol::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown protocol {0:?}: expected one of astm, hl7, enzyme-print, gold-card, spectro")]
+pub struct UnknownProtocol(pub String);
+
+impl FromStr for Protocol {
+    type Err = UnknownProtocol;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Protocol::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| UnknownProtocol(s.to_string()))
+    }
+}
+
+/// How a value relates to the number it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Qualifier {
+    /// Below the number (e.g. below the quantification limit).
+    #[serde(rename = "<")]
+    Below,
+    /// Above the number (beyond the measuring range).
+    #[serde(rename = ">")]
+    Above,
+    /// Not detected: no number.
+    #[serde(rename = "ND")]
+    NotDetected,
+}
+
+/// What the instrument itself concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceVerdict {
+    Positive,
+    Negative,
+    Invalid,
+}
+
+/// foodgate's own judgement of a reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Invalid,
+    Unknown,
+}
+
+/// The numeric threshold a verdict was reached with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppliedLimit {
+    pub value: f64,
+    pub unit: String,
+    pub source: String,
+}
+
+/// One measurement of one analyte in one sample, as every protocol is normalized to.
+///
+/// The first block of fields is the contract of SPEC.md and is always serialized (as `null`
+/// where the source has none); the rest are details kept for judging and tracing, serialized
+/// only when known.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reading {
+    pub protocol: Protocol,
+    pub instrument: Option<String>,
+    pub sample_id: Option<String>,
+    pub sample_name: Option<String>,
+    pub source: Option<String>,
+    pub analyte: String,
+    pub method: Option<String>,
+    pub value: Option<f64>,
+    pub unit: Option<String>,
+    pub qualifier: Option<Qualifier>,
+    pub device_verdict: Option<DeviceVerdict>,
+    pub measured_at: Option<DateTime<FixedOffset>>,
+    pub category: Option<String>,
+    pub verdict: Verdict,
+    pub reason: String,
+    pub limit: Option<AppliedLimit>,
+
+    /// Byte offset in the decoded stream of the record or frame this reading came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// The test or item code exactly as the instrument sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analyte_code: Option<String>,
+    /// The value field exactly as sent (decoded text), for identity and audit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_text: Option<String>,
+    /// Result status letter as sent: `F` final, `C` correction, `P` preliminary, `X` failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_range: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abnormal_flag: Option<String>,
+    /// Vendor (stall holder) name as sent: personal data, never shown publicly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    /// Instrument category code as sent (`spectro`), before mapping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category_code: Option<String>,
+    /// Comment records / segments that followed the result.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comments: Vec<String>,
+    /// HL7 message control id (MSH-10) of the message that carried the reading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+
+    // Colloidal gold details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t_line: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub c_line: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cutoff: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assay_format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lot: Option<String>,
+
+    // Enzyme inhibition details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta_a0: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta_at: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recomputed_rate: Option<f64>,
+    /// The conclusion the instrument printed or sent in words, as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conclusion: Option<String>,
+
+    // Spectrophotometric details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub absorbance: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dilution: Option<f64>,
+}
+
+impl Reading {
+    /// A reading with every optional key empty, not yet judged.
+    pub fn new(protocol: Protocol, analyte: impl Into<String>) -> Self {
+        Reading {
+            protocol,
+            instrument: None,
+            sample_id: None,
+            sample_name: None,
+            source: None,
+            analyte: analyte.into(),
+            method: None,
+            value: None,
+            unit: None,
+            qualifier: None,
+            device_verdict: None,
+            measured_at: None,
+            category: None,
+            verdict: Verdict::Unknown,
+            reason: NOT_JUDGED.to_string(),
+            limit: None,
+            offset: None,
+            analyte_code: None,
+            value_text: None,
+            result_status: None,
+            reference_range: None,
+            abnormal_flag: None,
+            vendor: None,
+            category_code: None,
+            comments: Vec::new(),
+            message_id: None,
+            t_line: None,
+            c_line: None,
+            cutoff: None,
+            assay_format: None,
+            lot: None,
+            delta_a0: None,
+            delta_at: None,
+            recomputed_rate: None,
+            conclusion: None,
+            absorbance: None,
+            dilution: None,
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Shared fixture harness: every `fixtures/<protocol>/NAME.bin` comes with
+//! `NAME.expected.jsonl` (the readings, one JSON object a line, as `foodgate parse` prints
+//! them) and `NAME.diagnostics.jsonl` (`{"level","error","offset"}` a line). A fixture may
+//! have `NAME.encoding` holding an encoding name for the decoder.
+//!
+//! `UPDATE_FIXTURES=1 cargo test -p foodgate-parsers` rewrites the expected files from the
+//! decoder's output: review every changed line by hand before committing.
+
+#![allow(dead_code)]
+
+use foodgate_parsers::{decode_all, new_decoder, DecoderConfig, Event, Protocol};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+pub fn fixtures_dir(protocol: Protocol) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures")
+        .join(protocol.as_str())
+}
+
+pub fn decode(protocol: Protocol, config: &DecoderConfig, bytes: &[u8]) -> Vec<Event> {
+    let mut d = new_decoder(protocol, config.clone()).expect("decoder exists");
+    decode_all(d.as_mut(), bytes)
+}
+
+/// Decode `bytes` fed in the given chunk sizes (cycled until the input is used up).
+pub fn decode_chunked(
+    protocol: Protocol,
+    config: &DecoderConfig,
+    bytes: &[u8],
+    sizes: &[usize],
+) -> Vec<Event> {
+    let mut d = new_decoder(protocol, config.clone()).expect("decoder exists");
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    let mut k = 0;
+    while !rest.is_empty() {
+        let n = sizes[k % sizes.len()].clamp(1, rest.len());
+        d.feed(&rest[..n], &mut out);
+        rest = &rest[n..];
+        k += 1;
+    }
+    d.finish(&mut out);
+    out
+}
+
+pub fn readings(events: &[Event]) -> Vec<Value> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Reading(r) => Some(serde_json::to_value(r).expect("reading serializes")),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn diagnostics(events: &[Event]) -> Vec<Value> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Diagnostic(d) => Some(serde_json::json!({
+                "level": d.level, "error": d.error, "offset": d.offset,
+            })),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Codes of the diagnostics, in order.
+pub fn codes(events: &[Event]) -> Vec<&'static str> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Diagnostic(d) => Some(d.error),
+            _ => None,
+        })
+        .collect()
+}
+
+fn read_jsonl(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_FIXTURES=1 to create)",
+            path.display()
+        )
+    });
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .collect()
+}
+
+fn write_jsonl(path: &Path, values: &[Value]) {
+    let mut s = String::new();
+    for v in values {
+        s.push_str(&serde_json::to_string(v).expect("serializes"));
+        s.push('\n');
+    }
+    std::fs::write(path, s).expect("write expected file");
+}
+
+/// The chunkings every fixture is checked under.
+pub fn assert_chunking_invariant(
+    protocol: Protocol,
+    config: &DecoderConfig,
+    bytes: &[u8],
+    name: &str,
+) {
+    let whole = decode(protocol, config, bytes);
+    assert_eq!(
+        decode_chunked(protocol, config, bytes, &[1]),
+        whole,
+        "{name}: byte-at-a-time differs from whole"
+    );
+    if bytes.len() <= 4096 {
+        for split in 1..bytes.len() {
+            assert_eq!(
+                decode_chunked(protocol, config, bytes, &[split, usize::MAX]),
+                whole,
+                "{name}: split at {split} differs from whole"
+            );
+        }
+    } else {
+        for sizes in [&[7usize, 1, 300][..], &[4096], &[1000, 3, 17, 65536]] {
+            assert_eq!(
+                decode_chunked(protocol, config, bytes, sizes),
+                whole,
+                "{name}: chunking {sizes:?} differs from whole"
+            );
+        }
+    }
+}
+
+/// Check every fixture of `protocol` against its expected files, under every chunking.
+/// Returns how many fixtures were checked.
+pub fn check_fixtures(protocol: Protocol) -> usize {
+    let dir = fixtures_dir(protocol);
+    let update = std::env::var_os("UPDATE_FIXTURES").is_some();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "bin"))
+        .collect();
+    entries.sort();
+    for path in &entries {
+        let name = path
+            .file_stem()
+            .expect("stem")
+            .to_string_lossy()
+            .into_owned();
+        let bytes = std::fs::read(path).expect("read fixture");
+        let mut config = DecoderConfig::default();
+        let enc_path = path.with_extension("encoding");
+        if let Ok(enc) = std::fs::read_to_string(&enc_path) {
+            config.encoding = Some(enc.trim().parse().expect("fixture encoding name"));
+        }
+        let events = decode(protocol, &config, &bytes);
+        let got_r = readings(&events);
+        let got_d = diagnostics(&events);
+        let exp_r_path = dir.join(format!("{name}.expected.jsonl"));
+        let exp_d_path = dir.join(format!("{name}.diagnostics.jsonl"));
+        if update {
+            write_jsonl(&exp_r_path, &got_r);
+            write_jsonl(&exp_d_path, &got_d);
+        } else {
+            assert_eq!(
+                got_r,
+                read_jsonl(&exp_r_path),
+                "{name}: readings differ from {}",
+                exp_r_path.display()
+            );
+            assert_eq!(
+                got_d,
+                read_jsonl(&exp_d_path),
+                "{name}: diagnostics differ from {}",
+                exp_d_path.display()
+            );
+        }
+        assert_chunking_invariant(protocol, &config, &bytes, &name);
+    }
+    entries.len()
+}

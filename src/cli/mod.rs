@@ -1,0 +1,26 @@
+//! Command-line arguments and dispatch.
+
+mod parse;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// foodgate: rapid food-testing instrument integration.
+#[derive(Debug, Parser)]
+#[command(name = "foodgate", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decode a capture and print one JSON reading per line (stores nothing).
+    Parse(parse::ParseArgs),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Parse(args) => parse::run(args),
+    }
+}
