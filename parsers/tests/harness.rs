@@ -99,6 +99,25 @@ fn write_jsonl(path: &Path, values: &[Value]) {
     std::fs::write(path, s).expect("write expected file");
 }
 
+/// Equal event lists, or a panic that shows the first difference (briefly: events can be large).
+pub fn assert_same_events(got: &[Event], want: &[Event], what: &str) {
+    if got == want {
+        return;
+    }
+    let brief = |e: Option<&Event>| {
+        let s = format!("{e:?}");
+        s.chars().take(600).collect::<String>()
+    };
+    let i = got.iter().zip(want).take_while(|(a, b)| a == b).count();
+    panic!(
+        "{what}: {} events vs {} expected; first difference at event {i}:\n got: {}\nwant: {}",
+        got.len(),
+        want.len(),
+        brief(got.get(i)),
+        brief(want.get(i))
+    );
+}
+
 /// The chunkings every fixture is checked under.
 pub fn assert_chunking_invariant(
     protocol: Protocol,
@@ -107,25 +126,25 @@ pub fn assert_chunking_invariant(
     name: &str,
 ) {
     let whole = decode(protocol, config, bytes);
-    assert_eq!(
-        decode_chunked(protocol, config, bytes, &[1]),
-        whole,
-        "{name}: byte-at-a-time differs from whole"
+    assert_same_events(
+        &decode_chunked(protocol, config, bytes, &[1]),
+        &whole,
+        &format!("{name}: byte-at-a-time vs whole"),
     );
     if bytes.len() <= 4096 {
         for split in 1..bytes.len() {
-            assert_eq!(
-                decode_chunked(protocol, config, bytes, &[split, usize::MAX]),
-                whole,
-                "{name}: split at {split} differs from whole"
+            assert_same_events(
+                &decode_chunked(protocol, config, bytes, &[split, usize::MAX]),
+                &whole,
+                &format!("{name}: split at {split} vs whole"),
             );
         }
     } else {
         for sizes in [&[7usize, 1, 300][..], &[4096], &[1000, 3, 17, 65536]] {
-            assert_eq!(
-                decode_chunked(protocol, config, bytes, sizes),
-                whole,
-                "{name}: chunking {sizes:?} differs from whole"
+            assert_same_events(
+                &decode_chunked(protocol, config, bytes, sizes),
+                &whole,
+                &format!("{name}: chunking {sizes:?} vs whole"),
             );
         }
     }

@@ -196,7 +196,7 @@ impl AstmDecoder {
             self.drop_frame(
                 offset,
                 "frame_too_long",
-                format!("frame text of {text_len} bytes exceeds {MAX_FRAME_TEXT}"),
+                format!("frame text exceeds {MAX_FRAME_TEXT} bytes without ETX/ETB"),
                 out,
             );
             self.scan = Scan::Resync;
@@ -452,10 +452,11 @@ impl AstmDecoder {
     }
 
     fn run(&mut self, out: &mut Vec<Event>) {
-        let buf = std::mem::take(&mut self.buf);
-        let mut used = 0;
+        let mut buf = std::mem::take(&mut self.buf);
+        let mut skip = 0;
         if self.mode == Mode::Undecided {
-            match buf
+            // The form is decided by the first byte that is not blank.
+            skip = match buf
                 .iter()
                 .position(|&b| !matches!(b, CR | LF | b' ' | b'\t'))
             {
@@ -465,19 +466,19 @@ impl AstmDecoder {
                     } else {
                         Mode::Bare
                     };
-                    used = p;
+                    p
                 }
-                None => used = buf.len(),
-            }
+                None => buf.len(),
+            };
+            self.base += skip as u64;
         }
-        used += match self.mode {
+        let used = match self.mode {
             Mode::Undecided => 0,
-            Mode::Framed => self.framed(&buf[used..], out),
-            Mode::Bare => self.bare(&buf[used..], out),
+            Mode::Framed => self.framed(&buf[skip..], out),
+            Mode::Bare => self.bare(&buf[skip..], out),
         };
         self.base += used as u64;
-        let mut buf = buf;
-        buf.drain(..used);
+        buf.drain(..skip + used);
         self.buf = buf;
     }
 }

@@ -1,0 +1,3 @@
+//! End-to-end tests of the `foodgate` binary (one test binary: one link step).
+
+mod parse_cli;
