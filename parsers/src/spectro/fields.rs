@@ -123,6 +123,11 @@ fn decimal(field: &'static str, raw: &[u8]) -> Result<Option<f64>, FieldError> {
 
 /// Decoded, trimmed text; empty → `None`.
 fn text(raw: &[u8], encoding: Encoding) -> Option<String> {
+    // Most fields are ASCII, which reads the same in every supported encoding.
+    if raw.is_ascii() {
+        let t = std::str::from_utf8(raw.trim_ascii()).ok()?;
+        return (!t.is_empty()).then(|| t.to_string());
+    }
     let t = encoding.decode(raw);
     let t = t.trim();
     (!t.is_empty()).then(|| t.to_string())
@@ -135,6 +140,8 @@ pub(crate) struct Sentences {
     encoding: Encoding,
     /// Serial number from the last `FSI`.
     serial: Option<String>,
+    /// The last item code and its canonical analyte: analyzers repeat the same few items.
+    last_item: Option<(String, String)>,
 }
 
 impl Sentences {
@@ -143,6 +150,7 @@ impl Sentences {
             encoding: config.encoding.unwrap_or(Encoding::Gbk),
             config,
             serial: None,
+            last_item: None,
         }
     }
 
@@ -193,7 +201,7 @@ impl Sentences {
         Ok(())
     }
 
-    fn fsa(&self, f: &Fields<'_>, offset: u64, out: &mut Vec<Event>) -> Result<(), FieldError> {
+    fn fsa(&mut self, f: &Fields<'_>, offset: u64, out: &mut Vec<Event>) -> Result<(), FieldError> {
         f.expect("FSA", FSA_FIELDS)?;
         let seq = integer("seq", f.get(1))?;
         let absorbance = decimal("absorbance", f.get(7))?;
@@ -244,7 +252,14 @@ impl Sentences {
             }
         };
         let item = text(f.get(3), self.encoding).unwrap_or_default();
-        let analyte = self.config.aliases.canonical(&item);
+        let analyte = match &self.last_item {
+            Some((code, analyte)) if *code == item => analyte.clone(),
+            _ => {
+                let analyte = self.config.aliases.canonical(&item);
+                self.last_item = Some((item.clone(), analyte.clone()));
+                analyte
+            }
+        };
         let mut r = Reading::new(Protocol::Spectro, analyte);
         r.method = Some(
             if r.analyte == "op_carbamate" {
