@@ -63,6 +63,8 @@ pub fn new_decoder(
     match protocol {
         Protocol::Astm => Ok(Box::new(crate::astm::AstmDecoder::new(config))),
         Protocol::Hl7 => Ok(Box::new(crate::hl7::Hl7Decoder::new(config))),
+        Protocol::GoldCard => Ok(Box::new(crate::gold_card::GoldCardDecoder::new(config))),
+        Protocol::Spectro => Ok(Box::new(crate::spectro::SpectroDecoder::new(config))),
         other => Err(NoDecoder(other)),
     }
 }

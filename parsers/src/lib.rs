@@ -18,17 +18,23 @@
 //! - [`delim`]: delimiter splitting that is safe for double-byte encodings.
 //! - [`astm`]: ASTM E1381 framing and E1394 records.
 //! - [`hl7`]: HL7 v2 ORU messages over MLLP.
+//! - [`gold_card`]: colloidal gold card readers, binary frames with CRC-16/MODBUS.
+//! - [`spectro`]: multi-item spectrophotometric analyzers, `$FSA…*CS` sentences.
+//! - [`categories`]: instrument food-category codes to canonical categories.
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations, unreachable_pub)]
 
 pub mod analytes;
 pub mod astm;
+pub mod categories;
 pub mod datetime;
 pub mod decoder;
 pub mod delim;
 pub mod event;
+pub mod gold_card;
 pub mod hl7;
 pub mod reading;
+pub mod spectro;
 pub mod text;
 pub mod value;
 

@@ -153,6 +153,9 @@ pub struct Reading {
     /// HL7 message control id (MSH-10) of the message that carried the reading.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
+    /// The instrument's sequence number of the frame or sentence (`gold-card`, `spectro`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
 
     // Colloidal gold details.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -214,6 +217,7 @@ impl Reading {
             category_code: None,
             comments: Vec::new(),
             message_id: None,
+            sequence: None,
             t_line: None,
             c_line: None,
             cutoff: None,

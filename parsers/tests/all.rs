@@ -4,3 +4,5 @@ mod harness;
 
 mod astm;
 mod captures;
+mod gold_card;
+mod spectro;

@@ -1,0 +1,16 @@
+//! Multi-item food safety analyzers, NMEA-style result sentences, protocol `spectro`.
+//!
+//! `$FSA,…*CS` (a result), `$FSI,…*CS` (device info), `$FSH,…*CS` (heartbeat); `CS` is the
+//! XOR of the bytes between `$` and `*`. Sentences are bounded (512 bytes), so the decoder
+//! never buffers more than that while it looks for the `*`.
+
+mod encode;
+mod fields;
+mod sentence;
+
+pub use encode::{checksum, encode_fsh, encode_fsi, encode_sentence, Fsa};
+pub use fields::FieldError;
+pub use sentence::SpectroDecoder;
+
+/// Longest sentence, `$` through the checksum digits (CR LF not counted).
+pub const MAX_SENTENCE: usize = 512;
