@@ -63,6 +63,9 @@ pub fn new_decoder(
     match protocol {
         Protocol::Astm => Ok(Box::new(crate::astm::AstmDecoder::new(config))),
         Protocol::Hl7 => Ok(Box::new(crate::hl7::Hl7Decoder::new(config))),
+        Protocol::EnzymePrint => Ok(Box::new(crate::enzyme_print::EnzymePrintDecoder::new(
+            config,
+        ))),
         other => Err(NoDecoder(other)),
     }
 }

@@ -18,6 +18,7 @@
 //! - [`delim`]: delimiter splitting that is safe for double-byte encodings.
 //! - [`astm`]: ASTM E1381 framing and E1394 records.
 //! - [`hl7`]: HL7 v2 ORU messages over MLLP.
+//! - [`enzyme_print`]: enzyme-inhibition analyzers' printed reports (ESC/POS text).
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations, unreachable_pub)]
 
@@ -26,6 +27,7 @@ pub mod astm;
 pub mod datetime;
 pub mod decoder;
 pub mod delim;
+pub mod enzyme_print;
 pub mod event;
 pub mod hl7;
 pub mod reading;
