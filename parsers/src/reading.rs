@@ -180,8 +180,8 @@ pub struct Reading {
     /// Who ran the test, as printed (`enzyme-print` `检测员`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tester: Option<String>,
-    /// Report header facts with no field of their own (`enzyme-print`: `model`, `standard`,
-    /// and header keys the decoder does not know, as printed).
+    /// Report header facts with no field of their own (`enzyme-print`: `method`, the
+    /// printed method text, and header keys the decoder does not know, as printed).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
 

@@ -12,9 +12,9 @@
 //! - a line longer than [`MAX_LINE`] bytes is dropped with `line_too_long` and discards the
 //!   report in progress (`incomplete_report`);
 //! - a report longer than [`MAX_REPORT_LINES`] lines is discarded (`report_too_long`);
-//! - header facts without a field of their own go to `metadata`: `model`, `method` (the
-//!   printed method text), and unknown keys as printed;
-//! - the printed rate's number is kept as `value_text`.
+//! - the model and serial number go out as a `Device` event before the report's readings;
+//! - header facts without a field of their own go to `metadata`: `method` (the printed
+//!   method text) and unknown keys as printed;
 
 mod encode;
 mod escpos;
@@ -52,24 +52,47 @@ pub struct EnzymePrintDecoder {
     overlong: bool,
     /// First unknown printer command in the current line.
     unknown: Option<u64>,
-    /// Decoded, normalized text of the line (reused).
+    /// Decoded text of the line (reused).
     text: String,
+    /// The same, full-width punctuation made ASCII, when it had any (reused).
+    normalized: String,
     reports: Reports,
 }
 
 /// Full-width spaces, colons and percent signs are the ASCII ones to the report's reader.
+fn is_full_width(c: char) -> bool {
+    matches!(c, '\u{3000}' | '：' | '％')
+}
+
 fn normalize(src: &str, dst: &mut String) {
     dst.clear();
-    if !src.contains(['\u{3000}', '：', '％']) {
-        dst.push_str(src);
-        return;
-    }
     dst.extend(src.chars().map(|c| match c {
         '\u{3000}' => ' ',
         '：' => ':',
         '％' => '%',
         c => c,
     }));
+}
+
+/// Decode into a reused buffer: a line of Chinese text costs no allocation.
+fn decode_into(encoding: Encoding, bytes: &[u8], dst: &mut String) {
+    dst.clear();
+    let enc = match encoding {
+        Encoding::Gbk => encoding_rs::GBK,
+        Encoding::Gb18030 => encoding_rs::GB18030,
+        other => {
+            dst.push_str(&other.decode(bytes));
+            return;
+        }
+    };
+    let mut decoder = enc.new_decoder_without_bom_handling();
+    let need = decoder
+        .max_utf8_buffer_length(bytes.len())
+        .unwrap_or(bytes.len().saturating_mul(3));
+    dst.reserve(need);
+    // With room reserved for the worst case the whole input is decoded in one call;
+    // malformed sequences become U+FFFD as in `Encoding::decode`.
+    let _ = decoder.decode_to_string(bytes, dst, true);
 }
 
 impl EnzymePrintDecoder {
@@ -83,6 +106,7 @@ impl EnzymePrintDecoder {
             overlong: false,
             unknown: None,
             text: String::new(),
+            normalized: String::new(),
             reports: Reports::new(&config),
         }
     }
@@ -129,10 +153,14 @@ impl EnzymePrintDecoder {
     fn end_line(&mut self, terminator: u64, out: &mut Vec<Event>) {
         let offset = self.line_start.unwrap_or(terminator);
         if !self.overlong {
-            let mut text = std::mem::take(&mut self.text);
-            normalize(&self.encoding.decode(&self.line), &mut text);
+            decode_into(self.encoding, &self.line, &mut self.text);
+            let text = if self.text.contains(is_full_width) {
+                normalize(&self.text, &mut self.normalized);
+                &self.normalized
+            } else {
+                &self.text
+            };
             self.reports.line(text.trim(), offset, out);
-            self.text = text;
         }
         if let Some(u) = self.unknown.take() {
             self.reports.unknown_command(u, out);

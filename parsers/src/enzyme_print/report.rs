@@ -39,7 +39,6 @@ struct StoredRow {
     name: String,
     delta_at: f64,
     rate: f64,
-    rate_text: String,
     conclusion: String,
     verdict: DeviceVerdict,
 }
@@ -98,19 +97,28 @@ enum Key {
     Other,
 }
 
+/// Keys compared with the spaces the printer put inside them ignored.
+const KEYS: [(&str, Key); 11] = [
+    ("仪器型号", Key::Model),
+    ("仪器编号", Key::Serial),
+    ("检测日期", Key::DateTime),
+    ("检测时间", Key::DateTime),
+    ("检测方法", Key::Method),
+    ("检测员", Key::Tester),
+    ("对照值", Key::DeltaA0),
+    ("对照ΔA0", Key::DeltaA0),
+    // `Δ` is missing from some printers' fonts (`dA0`); `△` is the look-alike many
+    // Chinese fonts do have.
+    ("对照dA0", Key::DeltaA0),
+    ("对照DA0", Key::DeltaA0),
+    ("对照△A0", Key::DeltaA0),
+];
+
 fn classify_key(key: &str) -> Key {
-    let compact: String = key.chars().filter(|c| !c.is_whitespace()).collect();
-    match compact.as_str() {
-        "仪器型号" => Key::Model,
-        "仪器编号" => Key::Serial,
-        "检测日期" | "检测时间" => Key::DateTime,
-        "检测方法" => Key::Method,
-        "检测员" => Key::Tester,
-        // `Δ` is missing from some printers' fonts (`dA0`); `△` is the look-alike many
-        // Chinese fonts do have.
-        "对照值" | "对照ΔA0" | "对照dA0" | "对照DA0" | "对照△A0" => Key::DeltaA0,
-        _ => Key::Other,
-    }
+    let compact = || key.chars().filter(|c| !c.is_whitespace());
+    KEYS.iter()
+        .find(|(k, _)| compact().eq(k.chars()))
+        .map_or(Key::Other, |(_, key)| *key)
 }
 
 /// `YYYY-MM-DD HH:MM:SS` or `YYYY/MM/DD HH:MM` (and the two other mixes), local time.
@@ -240,12 +248,8 @@ impl Reports {
     fn header(&mut self, key: &str, value: &str, offset: u64, out: &mut Vec<Event>) {
         let some = |v: &str| (!v.is_empty()).then(|| v.to_string());
         match classify_key(key) {
-            Key::Model => {
-                self.cur.model = some(value);
-                if let Some(m) = &self.cur.model {
-                    self.cur.metadata.insert("model".into(), m.clone());
-                }
-            }
+            // The model travels on the report's `Device` event, not on every reading.
+            Key::Model => self.cur.model = some(value),
             Key::Serial => self.cur.serial = some(value),
             Key::Method => {
                 if let Some(m) = some(value) {
@@ -288,7 +292,6 @@ impl Reports {
                 name: r.name.to_string(),
                 delta_at: r.delta_at,
                 rate: r.rate,
-                rate_text: r.rate_text.to_string(),
                 conclusion: r.conclusion.to_string(),
                 verdict: r.verdict,
             }),
@@ -359,7 +362,6 @@ impl Reports {
             r.sample_name = (!row.name.is_empty()).then_some(row.name);
             r.method = Some(METHOD.to_string());
             r.value = Some(row.rate);
-            r.value_text = Some(row.rate_text);
             r.unit = Some("%".to_string());
             r.device_verdict = Some(row.verdict);
             r.measured_at = cur.measured_at;

@@ -28,8 +28,6 @@ pub(crate) struct UsedRow<'a> {
     pub name: &'a str,
     pub delta_at: f64,
     pub rate: f64,
-    /// The rate's number as printed, without its `%`.
-    pub rate_text: &'a str,
     pub conclusion: &'a str,
     pub verdict: DeviceVerdict,
 }
@@ -114,7 +112,6 @@ pub(crate) fn parse_row(line: &str) -> Result<Row<'_>, RowError> {
         name: name.trim_matches(is_space),
         delta_at,
         rate,
-        rate_text,
         conclusion: word,
         verdict,
     }))
