@@ -185,7 +185,7 @@ fn random_input_exits_zero() {
             ][(x % 9) as usize]
         })
         .collect();
-    for protocol in ["astm", "hl7"] {
+    for protocol in ["astm", "hl7", "enzyme-print", "gold-card", "spectro"] {
         let out = parse_stdin(&["--protocol", protocol], &bytes);
         assert_eq!(out.status.code(), Some(0), "{protocol}");
     }

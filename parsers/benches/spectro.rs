@@ -42,8 +42,7 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(bytes.len() as u64));
     g.bench_function("decode_50MB", |b| {
         b.iter(|| {
-            let mut d =
-                new_decoder(Protocol::Spectro, DecoderConfig::default()).expect("decoder exists");
+            let mut d = new_decoder(Protocol::Spectro, DecoderConfig::default());
             let mut out = Vec::new();
             let mut n = 0usize;
             for chunk in bytes.chunks(4096) {

@@ -50,22 +50,14 @@ impl Default for DecoderConfig {
     }
 }
 
-/// A protocol this build has no decoder for.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("protocol {0} has no decoder in this build")]
-pub struct NoDecoder(pub Protocol);
-
 /// Build the decoder for `protocol`.
-pub fn new_decoder(
-    protocol: Protocol,
-    config: DecoderConfig,
-) -> Result<Box<dyn Decoder>, NoDecoder> {
+pub fn new_decoder(protocol: Protocol, config: DecoderConfig) -> Box<dyn Decoder> {
     match protocol {
-        Protocol::Astm => Ok(Box::new(crate::astm::AstmDecoder::new(config))),
-        Protocol::Hl7 => Ok(Box::new(crate::hl7::Hl7Decoder::new(config))),
-        Protocol::GoldCard => Ok(Box::new(crate::gold_card::GoldCardDecoder::new(config))),
-        Protocol::Spectro => Ok(Box::new(crate::spectro::SpectroDecoder::new(config))),
-        other => Err(NoDecoder(other)),
+        Protocol::Astm => Box::new(crate::astm::AstmDecoder::new(config)),
+        Protocol::Hl7 => Box::new(crate::hl7::Hl7Decoder::new(config)),
+        Protocol::GoldCard => Box::new(crate::gold_card::GoldCardDecoder::new(config)),
+        Protocol::Spectro => Box::new(crate::spectro::SpectroDecoder::new(config)),
+        Protocol::EnzymePrint => Box::new(crate::enzyme_print::EnzymePrintDecoder::new(config)),
     }
 }
 

@@ -21,6 +21,7 @@
 //! - [`gold_card`]: colloidal gold card readers, binary frames with CRC-16/MODBUS.
 //! - [`spectro`]: multi-item spectrophotometric analyzers, `$FSA…*CS` sentences.
 //! - [`categories`]: instrument food-category codes to canonical categories.
+//! - [`enzyme_print`]: enzyme-inhibition analyzers' printed reports (ESC/POS text).
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations, unreachable_pub)]
 
@@ -30,6 +31,7 @@ pub mod categories;
 pub mod datetime;
 pub mod decoder;
 pub mod delim;
+pub mod enzyme_print;
 pub mod event;
 pub mod gold_card;
 pub mod hl7;

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -179,6 +180,13 @@ pub struct Reading {
     /// The conclusion the instrument printed or sent in words, as sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conclusion: Option<String>,
+    /// Who ran the test, as printed (`enzyme-print` `检测员`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tester: Option<String>,
+    /// Report header facts with no field of their own (`enzyme-print`: `method`, the
+    /// printed method text, and header keys the decoder does not know, as printed).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
 
     // Spectrophotometric details.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -227,6 +235,8 @@ impl Reading {
             delta_at: None,
             recomputed_rate: None,
             conclusion: None,
+            tester: None,
+            metadata: BTreeMap::new(),
             absorbance: None,
             dilution: None,
         }

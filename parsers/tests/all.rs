@@ -4,5 +4,6 @@ mod harness;
 
 mod astm;
 mod captures;
+mod enzyme_print;
 mod gold_card;
 mod spectro;

@@ -28,13 +28,7 @@ pub fn run(args: ParseArgs) -> anyhow::Result<ExitCode> {
         encoding: args.encoding,
         ..DecoderConfig::default()
     };
-    let mut decoder = match new_decoder(args.protocol, config) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("foodgate parse: {e}");
-            return Ok(ExitCode::from(2));
-        }
-    };
+    let mut decoder = new_decoder(args.protocol, config);
     let mut input: Box<dyn Read> = if args.file.as_os_str() == "-" {
         Box::new(io::stdin().lock())
     } else {
