@@ -4,3 +4,4 @@ mod harness;
 
 mod astm;
 mod captures;
+mod hl7;

@@ -276,6 +276,9 @@ mod tests {
 
     #[test]
     fn escape_all() {
-        assert_eq!(escape("a|b^c&d~e\\f\r"), "a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f\\X0D\\");
+        assert_eq!(
+            escape("a|b^c&d~e\\f\r"),
+            "a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f\\X0D\\"
+        );
     }
 }

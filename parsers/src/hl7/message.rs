@@ -1,6 +1,6 @@
 //! One HL7 message: segments into readings and the `MessageEnd` the link answers on.
 
-use super::text::{charset, decodable, Delims, DelimError};
+use super::text::{charset, decodable, DelimError, Delims};
 use super::{CR, LF};
 use crate::datetime::parse_compact;
 use crate::decoder::DecoderConfig;
@@ -247,19 +247,21 @@ impl Messages {
         };
         // MSH-18 decides how to split, and splitting decides where MSH-18 is: read it with
         // the configured encoding's scan, and again if it names one that scans differently.
+        // A GBK character in MSH-3/4 whose trail byte is `|` shifts a plain split, so a
+        // name not found or not known by the first scan is looked for by the other one.
+        let named = |n: &Option<Vec<u8>>| {
+            n.as_deref()
+                .and_then(|n| charset(&String::from_utf8_lossy(n)))
+        };
         let mut name = self.declared(d, msh);
-        let mut encoding = name
-            .as_deref()
-            .and_then(|n| charset(&String::from_utf8_lossy(n)))
-            .unwrap_or(configured);
-        if encoding.is_double_byte() != configured.is_double_byte() {
-            let again = self.declared(d.with_double_byte(encoding.is_double_byte()), msh);
-            match again.as_deref().and_then(|n| charset(&String::from_utf8_lossy(n))) {
-                Some(e) if e.is_double_byte() == encoding.is_double_byte() => {
-                    encoding = e;
-                    name = again;
-                }
-                _ => {}
+        let mut encoding = named(&name).unwrap_or(configured);
+        let dbcs = configured.is_double_byte();
+        if encoding.is_double_byte() != dbcs || named(&name).is_none() {
+            let other = !dbcs;
+            let again = self.declared(d.with_double_byte(other), msh);
+            if let Some(e) = named(&again).filter(|e| e.is_double_byte() == other) {
+                encoding = e;
+                name = again;
             }
         }
         let d = d.with_double_byte(encoding.is_double_byte());
@@ -361,12 +363,11 @@ impl Messages {
                 }
                 b"NTE" => {
                     if after_obx {
-                        let comment: Vec<String> = cx
-                            .d
-                            .repetition
-                            .split(f[3])
-                            .filter_map(|rep| cx.leaf(rep))
-                            .collect();
+                        let comment: Vec<String> =
+                            cx.d.repetition
+                                .split(f[3])
+                                .filter_map(|rep| cx.leaf(rep))
+                                .collect();
                         if let (Some(r), false) = (readings.last_mut(), comment.is_empty()) {
                             r.comments.push(comment.join(" "));
                         }
@@ -412,7 +413,10 @@ impl Messages {
         };
         let status = cx.rep(f[11]);
         let flag = cx.rep(f[8]);
-        if status.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("X")) {
+        if status
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("X"))
+        {
             r.device_verdict = Some(DeviceVerdict::Invalid);
         } else {
             let v = interpret(value_text.as_deref().unwrap_or(""));

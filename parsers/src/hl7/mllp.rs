@@ -272,12 +272,15 @@ impl Hl7Decoder {
                 None => used = buf.len(),
             }
         }
-        used += match self.mode {
+        // The scanners count offsets from `base`, so it must point at what they are given.
+        self.base += used as u64;
+        let taken = match self.mode {
             Mode::Undecided => 0,
             Mode::Framed => self.framed(&buf[used..], out),
             Mode::Bare => self.bare(&buf[used..], out),
         };
-        self.base += used as u64;
+        self.base += taken as u64;
+        used += taken;
         let mut buf = buf;
         buf.drain(..used);
         self.buf = buf;
