@@ -716,3 +716,79 @@ proptest! {
         prop_assert_eq!(reads(&ev)[0].sample_id.clone(), some(&s));
     }
 }
+
+/// Decode `bytes` in `chunk`-sized feeds, dropping events as a consumer would; MB/s.
+fn measure(bytes: &[u8], chunk: usize) -> (f64, usize) {
+    let mut d = foodgate_parsers::new_decoder(Protocol::Hl7, DecoderConfig::default()).unwrap();
+    let mut out = Vec::new();
+    let mut n = 0;
+    let t = std::time::Instant::now();
+    for c in bytes.chunks(chunk) {
+        d.feed(c, &mut out);
+        n += out.len();
+        out.clear();
+    }
+    d.finish(&mut out);
+    n += out.len();
+    (bytes.len() as f64 / t.elapsed().as_secs_f64() / 1e6, n)
+}
+
+/// Throughput: `cargo test --release -p foodgate-parsers --test all hl7::throughput -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement, run in release"]
+fn throughput() {
+    let mut framed = Vec::new();
+    while framed.len() < 64 * 1024 * 1024 {
+        framed.extend(fixture("oru_utf8"));
+        framed.extend(fixture("value_forms"));
+    }
+    let bare: Vec<u8> = std::iter::repeat_n(oru("B").into_bytes(), 400_000)
+        .flatten()
+        .collect();
+    // A lab-system message: full header, 3 results with every field filled.
+    let lab = Oru {
+        sending_application: "QUICKLAB^2.16.840.1.113883.3.1234^ISO".into(),
+        sending_facility: "东门农贸市场快检室".into(),
+        receiving_application: "FOODGATE".into(),
+        receiving_facility: "M01".into(),
+        timestamp: "20261128093000+0800".into(),
+        control_id: "20261128093000-000123".into(),
+        charset: Some("UNICODE UTF-8".into()),
+        source_id: "A-017".into(),
+        vendor: vec!["李".into(), "秀英".into()],
+        orders: vec![Order {
+            sample_id: "S20261128-000123".into(),
+            service: "FOODSCREEN".into(),
+            observed_at: "20261128091500".into(),
+            sample_name: "菠菜".into(),
+            results: ["OPI", "CLB", "MG"]
+                .iter()
+                .map(|c| Obx {
+                    value_type: "NM".into(),
+                    code: (*c).into(),
+                    name: "有机磷和氨基甲酸酯类农药残留快速检测".into(),
+                    value: "38.5".into(),
+                    unit: "%".into(),
+                    reference_range: "0-50".into(),
+                    flag: "N".into(),
+                    status: "F".into(),
+                    observed_at: "20261128092000".into(),
+                    equipment: "RZ-5000-01^SN123456".into(),
+                    comments: vec![],
+                })
+                .collect(),
+            ..Order::default()
+        }],
+        ..Oru::default()
+    };
+    let lab_msg = lab.to_mllp(Encoding::Utf8);
+    let lab_stream: Vec<u8> = std::iter::repeat_n(lab_msg, 64 * 1024 * 1024 / 900)
+        .flatten()
+        .collect();
+    for (name, bytes) in [("lab", &lab_stream), ("dense", &framed), ("bare", &bare)] {
+        for chunk in [4096, 65536, 1 << 20] {
+            let (mbs, n) = measure(bytes, chunk);
+            println!("hl7 {name}, {chunk}-byte feeds: {mbs:.0} MB/s ({n} events)");
+        }
+    }
+}

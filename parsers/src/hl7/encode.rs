@@ -101,48 +101,25 @@ fn or<'a>(s: &'a str, default: &'a str) -> &'a str {
     }
 }
 
-fn msh(
-    out: &mut String,
-    from: (&str, &str),
-    to: (&str, &str),
-    time: &str,
-    kind: &str,
-    control_id: &str,
-    version: &str,
-    charset: Option<&str>,
-) {
-    let e = escape;
-    out.push_str(&format!(
-        "MSH|^~\\&|{}|{}|{}|{}|{}||{kind}|{}|P|{}",
-        e(from.0),
-        e(from.1),
-        e(to.0),
-        e(to.1),
-        e(time),
-        e(control_id),
-        e(or(version, "2.5")),
-    ));
-    if let Some(cs) = charset {
-        out.push_str(&format!("||||||{}", e(cs)));
-    }
-    out.push('\r');
-}
-
 impl Oru {
     /// The message text, segments ended by CR.
     pub fn to_text(&self) -> String {
         let e = escape;
         let mut s = String::new();
-        msh(
-            &mut s,
-            (&self.sending_application, &self.sending_facility),
-            (&self.receiving_application, &self.receiving_facility),
-            &self.timestamp,
-            "ORU^R01",
-            &self.control_id,
-            &self.version,
-            self.charset.as_deref(),
-        );
+        s.push_str(&format!(
+            "MSH|^~\\&|{}|{}|{}|{}|{}||ORU^R01|{}|P|{}",
+            e(&self.sending_application),
+            e(&self.sending_facility),
+            e(&self.receiving_application),
+            e(&self.receiving_facility),
+            e(&self.timestamp),
+            e(&self.control_id),
+            e(or(&self.version, "2.5")),
+        ));
+        if let Some(cs) = &self.charset {
+            s.push_str(&format!("||||||{}", e(cs)));
+        }
+        s.push('\r');
         let vendor: Vec<String> = self.vendor.iter().map(|v| e(v)).collect();
         s.push_str(&format!(
             "PID|1||{}||{}\r",

@@ -10,6 +10,8 @@ use crate::text::Encoding;
 use crate::value::{flag_verdict, interpret};
 use chrono::{DateTime, FixedOffset};
 use memchr::memchr2;
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 /// Turns whole messages into events; holds nothing between messages.
 #[derive(Debug)]
@@ -17,7 +19,13 @@ pub(super) struct Messages {
     config: DecoderConfig,
     /// The listener's encoding, used when MSH-18 names none (or one not known).
     encoding: Encoding,
+    /// Analyte codes already looked up: the alias lookup allocates, and a stream
+    /// repeats a handful of codes.
+    analytes: RefCell<HashMap<String, String>>,
 }
+
+/// Distinct codes remembered before the cache starts over (codes are sender-controlled).
+const ANALYTE_CACHE: usize = 256;
 
 /// Segments of a message with their stream offsets; CR, CR LF and LF all end a segment.
 struct Segments<'a> {
@@ -201,7 +209,24 @@ fn reject(
 impl Messages {
     pub(super) fn new(config: DecoderConfig) -> Self {
         let encoding = config.encoding.unwrap_or(Encoding::Utf8);
-        Messages { config, encoding }
+        Messages {
+            config,
+            encoding,
+            analytes: RefCell::new(HashMap::new()),
+        }
+    }
+
+    fn canonical(&self, code: &str) -> String {
+        let mut cache = self.analytes.borrow_mut();
+        if let Some(id) = cache.get(code) {
+            return id.clone();
+        }
+        if cache.len() >= ANALYTE_CACHE {
+            cache.clear();
+        }
+        let id = self.config.aliases.canonical(code);
+        cache.insert(code.to_string(), id.clone());
+        id
     }
 
     /// Read MSH-18 with delimiters scanned for `d`'s encoding.
@@ -318,10 +343,13 @@ impl Messages {
         let rest = &bytes[msh_end..];
         let readings = self.segments(&cx, &header, rest, offset + msh_end as u64, out);
         let n = readings.len();
-        out.extend(readings.into_iter().map(|r| Event::Reading(Box::new(r))));
+        out.extend(readings.into_iter().map(Event::Reading));
         end(out, offset, header, n, None);
     }
 
+    // Readings are boxed once, as `Event::Reading` carries them, instead of being moved
+    // whole into a box later.
+    #[allow(clippy::vec_box)]
     fn segments(
         &self,
         cx: &Ctx<'_>,
@@ -329,8 +357,8 @@ impl Messages {
         rest: &[u8],
         offset: u64,
         out: &mut Vec<Event>,
-    ) -> Vec<Reading> {
-        let mut readings: Vec<Reading> = Vec::new();
+    ) -> Vec<Box<Reading>> {
+        let mut readings: Vec<Box<Reading>> = Vec::new();
         let mut source = Source::default();
         let mut sample = Sample::default();
         // An NTE belongs to the segment right before it: only an OBX's is kept.
@@ -397,9 +425,9 @@ impl Messages {
         f: &[&[u8]; super::text::FIELDS],
         at: u64,
         out: &mut Vec<Event>,
-    ) -> Reading {
+    ) -> Box<Reading> {
         let code = cx.comp(f[3], 0).unwrap_or_default();
-        let mut r = Reading::new(Protocol::Hl7, self.config.aliases.canonical(&code));
+        let mut r = Box::new(Reading::new(Protocol::Hl7, self.canonical(&code)));
         r.analyte_code = (!code.is_empty()).then_some(code);
         r.offset = Some(at);
         let value_type = cx.comp(f[2], 0).unwrap_or_default();
