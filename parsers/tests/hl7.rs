@@ -777,7 +777,6 @@ fn throughput() {
                     comments: vec![],
                 })
                 .collect(),
-            ..Order::default()
         }],
         ..Oru::default()
     };
