@@ -6,4 +6,5 @@ mod astm;
 mod captures;
 mod enzyme_print;
 mod gold_card;
+mod hl7;
 mod spectro;

@@ -1,22 +1,26 @@
 //! HL7 v2 ORU^R01 over MLLP, protocol `hl7`.
+//!
+//! [`Hl7Decoder`] reads MLLP blocks (`VT` message `FS CR`) or, when a capture starts with
+//! `MSH` and has no `VT`, bare messages one after the other as lab systems export them.
+//! Each message gives one reading per `OBX`, then a [`LinkEvent::MessageEnd`] the live link
+//! answers with an acknowledgement built by [`ack`].
+//!
+//! [`LinkEvent::MessageEnd`]: crate::event::LinkEvent::MessageEnd
 
-use crate::decoder::{Decoder, DecoderConfig};
-use crate::event::Event;
+mod encode;
+mod message;
+mod mllp;
+mod text;
 
-/// Streaming decoder of protocol `hl7`.
-#[derive(Debug)]
-pub struct Hl7Decoder {
-    #[allow(dead_code)]
-    config: DecoderConfig,
-}
+pub use encode::{ack, escape, mllp_wrap, AckCode, AckHeader, Obx, Order, Oru};
+pub use mllp::Hl7Decoder;
 
-impl Hl7Decoder {
-    pub fn new(config: DecoderConfig) -> Self {
-        Hl7Decoder { config }
-    }
-}
+/// MLLP start block.
+pub const VT: u8 = 0x0B;
+/// MLLP end block (followed by `CR`).
+pub const FS: u8 = 0x1C;
+pub(crate) const CR: u8 = 0x0D;
+pub(crate) const LF: u8 = 0x0A;
 
-impl Decoder for Hl7Decoder {
-    fn feed(&mut self, _chunk: &[u8], _out: &mut Vec<Event>) {}
-    fn finish(&mut self, _out: &mut Vec<Event>) {}
-}
+/// Longest message accepted, framed or bare.
+pub const MAX_MESSAGE: usize = 1024 * 1024;
