@@ -486,3 +486,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_paper_cut_after_the_closing_rule_ends_the_report_at_once() {
+    let bytes = fixture("example");
+    let mut d = new_decoder(P, DecoderConfig::default());
+    let mut out = Vec::new();
+    d.feed(&bytes, &mut out);
+    assert!(readings(&out).is_empty());
+    // Feed three lines, then a full cut (GS V 0), as printers do after a report.
+    d.feed(b"\n\n\n\x1dV\x00", &mut out);
+    assert_eq!(readings(&out).len(), 3, "the cut completes the report");
+    assert!(codes(&out).is_empty(), "{:?}", codes(&out));
+    // A cut in the middle of a report ends nothing: the report still needs its rules.
+    let mut d = new_decoder(P, DecoderConfig::default());
+    let mut out = Vec::new();
+    let cut_at = find(&bytes, &gbk("通道")) as usize;
+    d.feed(&bytes[..cut_at], &mut out);
+    d.feed(b"\x1dVB\x03", &mut out);
+    d.feed(&bytes[cut_at..], &mut out);
+    d.finish(&mut out);
+    assert_eq!(readings(&out).len(), 3);
+}

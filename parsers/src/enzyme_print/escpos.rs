@@ -36,6 +36,8 @@ pub(crate) enum Piece<'a> {
     /// A command the document does not list started at this offset; it and the byte
     /// after it were skipped.
     Unknown(u64),
+    /// A paper cut (`GS V`) started at this offset.
+    Cut(u64),
 }
 
 /// Streaming ESC/POS command stripper.
@@ -116,6 +118,7 @@ impl EscPos {
                     } else {
                         State::Text
                     };
+                    return Some(Piece::Cut(self.start));
                 }
                 State::Fs => {
                     *i += 1;

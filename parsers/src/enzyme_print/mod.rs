@@ -181,6 +181,9 @@ impl Decoder for EnzymePrintDecoder {
                 Piece::Unknown(offset) => {
                     self.unknown.get_or_insert(offset);
                 }
+                // A cut between lines ends a report whose closing rule was printed.
+                Piece::Cut(_) if self.line_start.is_none() => self.reports.paper_cut(out),
+                Piece::Cut(_) => {}
             }
         }
         self.pos += chunk.len() as u64;

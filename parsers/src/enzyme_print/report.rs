@@ -4,7 +4,9 @@
 //! read *and* the next non-blank line is not a title: the document gives a `=` rule that
 //! is directly followed by a title to the next report, leaving the one before incomplete.
 //! So a closed report waits for the next non-blank line (or the end of input) before its
-//! readings go out.
+//! readings go out; a paper cut (`GS V`) after the closing rule also ends it, since a
+//! printer cuts the paper only after the last line of a report. Without that, a live
+//! printer line would hold a finished report until the next one is printed.
 
 use super::row::{parse_row, Row};
 use super::MAX_REPORT_LINES;
@@ -322,6 +324,13 @@ impl Reports {
             Phase::Closed => self.complete(out),
             Phase::Outside => {}
             _ => self.discard("one of its lines was too long and was dropped", out),
+        }
+    }
+
+    /// The printer cut the paper.
+    pub(crate) fn paper_cut(&mut self, out: &mut Vec<Event>) {
+        if self.phase == Phase::Closed {
+            self.complete(out);
         }
     }
 
