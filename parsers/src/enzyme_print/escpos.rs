@@ -158,6 +158,7 @@ mod tests {
                 match p {
                     Piece::Text(t, _) => text.extend_from_slice(t),
                     Piece::Unknown(o) => unknown.push(o),
+                    Piece::Cut(_) => {}
                 }
             }
             base += c.len() as u64;
