@@ -18,6 +18,7 @@
 //! - [`delim`]: delimiter splitting that is safe for double-byte encodings.
 //! - [`astm`]: ASTM E1381 framing and E1394 records.
 //! - [`hl7`]: HL7 v2 ORU messages over MLLP.
+//! - [`synth`]: deterministic synthetic captures for benchmarks, tests and simulators.
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations, unreachable_pub)]
 
@@ -29,6 +30,7 @@ pub mod delim;
 pub mod event;
 pub mod hl7;
 pub mod reading;
+pub mod synth;
 pub mod text;
 pub mod value;
 
