@@ -47,7 +47,7 @@ py=$(sed -n 's/^python-astm pipeline:.* MB\/s \([0-9.]*\)$/\1/p' "$TMP/python.tx
 py_dec=$(sed -n 's/^python-astm decode_message only:.* MB\/s \([0-9.]*\)$/\1/p' "$TMP/python.txt")
 python3 -c "
 rust, py, dec = $rust, $py, $py_dec
-print(f'ratio on the same {$PY_MB} MB: Rust {rust:.1} MB/s / python-astm pipeline {py:.2} MB/s = {rust / py:.0f}x'
-      f' (vs decode_message only {dec:.2} MB/s: {rust / dec:.0f}x)')
+print(f'ratio on the same {$PY_MB} MB: Rust {rust:.1f} MB/s / python-astm pipeline {py:.2f} MB/s = {rust / py:.0f}x'
+      f' (vs decode_message only {dec:.2f} MB/s: {rust / dec:.0f}x)')
 "
 rm -rf "$TMP"
