@@ -22,6 +22,7 @@
 //! - [`spectro`]: multi-item spectrophotometric analyzers, `$FSA…*CS` sentences.
 //! - [`categories`]: instrument food-category codes to canonical categories.
 //! - [`enzyme_print`]: enzyme-inhibition analyzers' printed reports (ESC/POS text).
+//! - [`synth`]: deterministic synthetic captures for benchmarks, tests and simulators.
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations, unreachable_pub)]
 
@@ -37,6 +38,7 @@ pub mod gold_card;
 pub mod hl7;
 pub mod reading;
 pub mod spectro;
+pub mod synth;
 pub mod text;
 pub mod value;
 

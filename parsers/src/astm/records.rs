@@ -241,9 +241,7 @@ impl Records {
             return;
         }
         let mut f: [&[u8]; FIELDS] = [&[]; FIELDS];
-        for (k, piece) in self.delims.field.split(rec).take(FIELDS).enumerate() {
-            f[k] = piece;
-        }
+        self.fields(rec, &mut f);
         match kind {
             b'P' => {
                 self.source = Source {
@@ -306,6 +304,28 @@ impl Records {
         }
     }
 
+    /// Split a record into its first `N` fields (the rest are left empty).
+    fn fields<'r, const N: usize>(&self, rec: &'r [u8], f: &mut [&'r [u8]; N]) {
+        if self.encoding.is_double_byte() {
+            for (slot, piece) in f.iter_mut().zip(self.delims.field.split(rec)) {
+                *slot = piece;
+            }
+            return;
+        }
+        // One SIMD pass over the record instead of a memchr call per (short) field.
+        let mut start = 0;
+        let mut k = 0;
+        for p in memchr::memchr_iter(self.delims.field.byte(), rec) {
+            let Some(slot) = f.get_mut(k) else { return };
+            *slot = rec.get(start..p).unwrap_or(&[]);
+            start = p + 1;
+            k += 1;
+        }
+        if let Some(slot) = f.get_mut(k) {
+            *slot = rec.get(start..).unwrap_or(&[]);
+        }
+    }
+
     fn person_name(&self, field: &[u8]) -> Option<String> {
         let first = self.delims.repeat.split(field).next().unwrap_or(&[]);
         let parts: Vec<String> = self
@@ -363,9 +383,7 @@ impl Records {
             }
         };
         let mut f: [&[u8]; 15] = [&[]; 15];
-        for (k, piece) in self.delims.field.split(rec).take(15).enumerate() {
-            f[k] = piece;
-        }
+        self.fields(rec, &mut f);
         let sender = self.delims.repeat.split(f[4]).next().unwrap_or(&[]);
         let serial = self.delims.component.nth(sender, 2);
         self.header_instrument = if serial.trim_ascii().is_empty() {
