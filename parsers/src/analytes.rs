@@ -1,5 +1,6 @@
 //! Instrument test codes to canonical analyte ids (limits.md, "Canonical analytes").
 
+use crate::reading::Text;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -94,14 +95,24 @@ impl AliasTable {
 
     /// The canonical id for `code`, if any.
     pub fn lookup(&self, code: &str) -> Option<&str> {
+        let code = code.trim();
+        // Instrument codes are short ASCII: lowercase them on the stack, not the heap.
+        let mut buf = [0u8; 32];
+        if code.is_ascii() && code.len() <= buf.len() {
+            let b = &mut buf[..code.len()];
+            b.copy_from_slice(code.as_bytes());
+            b.make_ascii_lowercase();
+            let k = std::str::from_utf8(b).ok()?;
+            return self.map.get(k).map(String::as_str);
+        }
         self.map.get(&key(code)).map(String::as_str)
     }
 
     /// The canonical id for `code`, else `unknown:<code>`.
-    pub fn canonical(&self, code: &str) -> String {
+    pub fn canonical(&self, code: &str) -> Text {
         match self.lookup(code) {
-            Some(id) => id.to_string(),
-            None => format!("unknown:{}", code.trim()),
+            Some(id) => Text::from(id),
+            None => compact_str::format_compact!("unknown:{}", code.trim()),
         }
     }
 

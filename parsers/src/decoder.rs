@@ -29,7 +29,7 @@ pub struct DecoderConfig {
     /// Offset of the instrument's local clock.
     pub utc_offset: FixedOffset,
     /// Configured instrument id, used when the stream names none.
-    pub instrument: Option<String>,
+    pub instrument: Option<crate::reading::Text>,
     /// Test codes to canonical analytes, instrument overrides included.
     pub aliases: Arc<AliasTable>,
 }

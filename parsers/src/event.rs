@@ -1,6 +1,6 @@
 //! What decoders emit.
 
-use crate::reading::Reading;
+use crate::reading::{Reading, Text};
 use serde::Serialize;
 
 /// One thing a decoder found in the stream, in stream order.
@@ -56,9 +56,9 @@ impl Diagnostic {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct DeviceInfo {
     pub offset: u64,
-    pub serial_number: Option<String>,
-    pub model: Option<String>,
-    pub firmware: Option<String>,
+    pub serial_number: Option<Text>,
+    pub model: Option<Text>,
+    pub firmware: Option<Text>,
 }
 
 /// The instrument is alive; no result.
@@ -89,10 +89,10 @@ pub enum LinkEvent {
     MessageEnd {
         offset: u64,
         /// HL7 MSH-10, for the acknowledgement.
-        control_id: Option<String>,
+        control_id: Option<Text>,
         /// HL7 MSH-3 / MSH-4, to swap into the acknowledgement.
-        sending_application: Option<String>,
-        sending_facility: Option<String>,
+        sending_application: Option<Text>,
+        sending_facility: Option<Text>,
         /// Readings the message gave.
         readings: usize,
         /// Why the message was not usable, when it was not (HL7 `AE`).

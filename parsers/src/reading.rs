@@ -6,6 +6,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+/// Short text of a reading. Inline up to 24 bytes (codes, ids, units, dates, most names),
+/// so building a reading costs no allocation per field.
+pub type Text = compact_str::CompactString;
+
 /// Reason given to a reading that no judge has looked at yet.
 pub const NOT_JUDGED: &str = "not judged: decoded only, no limit or method rule was applied";
 
@@ -110,20 +114,20 @@ pub struct AppliedLimit {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reading {
     pub protocol: Protocol,
-    pub instrument: Option<String>,
-    pub sample_id: Option<String>,
-    pub sample_name: Option<String>,
-    pub source: Option<String>,
-    pub analyte: String,
-    pub method: Option<String>,
+    pub instrument: Option<Text>,
+    pub sample_id: Option<Text>,
+    pub sample_name: Option<Text>,
+    pub source: Option<Text>,
+    pub analyte: Text,
+    pub method: Option<Text>,
     pub value: Option<f64>,
-    pub unit: Option<String>,
+    pub unit: Option<Text>,
     pub qualifier: Option<Qualifier>,
     pub device_verdict: Option<DeviceVerdict>,
     pub measured_at: Option<DateTime<FixedOffset>>,
-    pub category: Option<String>,
+    pub category: Option<Text>,
     pub verdict: Verdict,
-    pub reason: String,
+    pub reason: Text,
     pub limit: Option<AppliedLimit>,
 
     /// Byte offset in the decoded stream of the record or frame this reading came from.
@@ -131,29 +135,29 @@ pub struct Reading {
     pub offset: Option<u64>,
     /// The test or item code exactly as the instrument sent it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub analyte_code: Option<String>,
+    pub analyte_code: Option<Text>,
     /// The value field exactly as sent (decoded text), for identity and audit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value_text: Option<String>,
+    pub value_text: Option<Text>,
     /// Result status letter as sent: `F` final, `C` correction, `P` preliminary, `X` failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result_status: Option<String>,
+    pub result_status: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reference_range: Option<String>,
+    pub reference_range: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub abnormal_flag: Option<String>,
+    pub abnormal_flag: Option<Text>,
     /// Vendor (stall holder) name as sent: personal data, never shown publicly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vendor: Option<String>,
+    pub vendor: Option<Text>,
     /// Instrument category code as sent (`spectro`), before mapping.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub category_code: Option<String>,
+    pub category_code: Option<Text>,
     /// Comment records / segments that followed the result.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub comments: Vec<String>,
+    pub comments: Vec<Text>,
     /// HL7 message control id (MSH-10) of the message that carried the reading.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message_id: Option<String>,
+    pub message_id: Option<Text>,
     /// The instrument's sequence number of the frame or sentence (`gold-card`, `spectro`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequence: Option<u64>,
@@ -166,9 +170,9 @@ pub struct Reading {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cutoff: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub assay_format: Option<String>,
+    pub assay_format: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lot: Option<String>,
+    pub lot: Option<Text>,
 
     // Enzyme inhibition details.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -179,10 +183,10 @@ pub struct Reading {
     pub recomputed_rate: Option<f64>,
     /// The conclusion the instrument printed or sent in words, as sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub conclusion: Option<String>,
+    pub conclusion: Option<Text>,
     /// Who ran the test, as printed (`enzyme-print` `检测员`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tester: Option<String>,
+    pub tester: Option<Text>,
     /// Report header facts with no field of their own (`enzyme-print`: `method`, the
     /// printed method text, and header keys the decoder does not know, as printed).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -197,7 +201,7 @@ pub struct Reading {
 
 impl Reading {
     /// A reading with every optional key empty, not yet judged.
-    pub fn new(protocol: Protocol, analyte: impl Into<String>) -> Self {
+    pub fn new(protocol: Protocol, analyte: impl Into<Text>) -> Self {
         Reading {
             protocol,
             instrument: None,
@@ -213,7 +217,7 @@ impl Reading {
             measured_at: None,
             category: None,
             verdict: Verdict::Unknown,
-            reason: NOT_JUDGED.to_string(),
+            reason: Text::const_new(NOT_JUDGED),
             limit: None,
             offset: None,
             analyte_code: None,

@@ -51,9 +51,9 @@ fn ends(events: &[Event]) -> Vec<End> {
                 rejected,
             }) => Some(End {
                 offset: *offset,
-                control_id: control_id.clone(),
-                app: sending_application.clone(),
-                facility: sending_facility.clone(),
+                control_id: control_id.as_deref().map(String::from),
+                app: sending_application.as_deref().map(String::from),
+                facility: sending_facility.as_deref().map(String::from),
                 readings: *readings,
                 rejected: rejected.clone(),
             }),
@@ -633,8 +633,8 @@ fn oru_strategy() -> impl Strategy<Value = Oru> {
         })
 }
 
-fn some(s: &str) -> Option<String> {
-    (!s.is_empty()).then(|| s.to_string())
+fn some(s: &str) -> Option<foodgate_parsers::reading::Text> {
+    (!s.is_empty()).then(|| s.into())
 }
 
 proptest! {
@@ -699,12 +699,12 @@ proptest! {
             prop_assert_eq!(&r.source, &some(&msg.source_id));
             prop_assert_eq!(&r.vendor, &some(&msg.vendor[0]));
             prop_assert_eq!(&r.message_id, &some(&msg.control_id));
-            prop_assert_eq!(&r.comments, &x.comments);
+            prop_assert_eq!(r.comments.iter().map(|c| c.as_str()).collect::<Vec<_>>(), x.comments.iter().map(String::as_str).collect::<Vec<_>>());
             prop_assert_eq!(r.instrument.as_deref(), Some("SIM"));
         }
         let e = ends(&ev);
         prop_assert_eq!(e.len(), 1);
-        prop_assert_eq!(&e[0].control_id, &some(&msg.control_id));
+        prop_assert_eq!(e[0].control_id.clone(), some(&msg.control_id).map(String::from));
         prop_assert_eq!(e[0].readings, r.len());
     }
 

@@ -5,7 +5,7 @@ use crate::datetime::parse_compact;
 use crate::decoder::DecoderConfig;
 use crate::delim::Delim;
 use crate::event::{Diagnostic, Event, LinkEvent};
-use crate::reading::{DeviceVerdict, Protocol, Reading};
+use crate::reading::{DeviceVerdict, Protocol, Reading, Text};
 use crate::text::Encoding;
 use crate::value::{flag_verdict, interpret};
 use chrono::{DateTime, FixedOffset};
@@ -34,16 +34,16 @@ impl Delims {
 
 #[derive(Debug, Default, Clone)]
 struct Order {
-    sample_id: Option<String>,
-    sample_name: Option<String>,
+    sample_id: Option<Text>,
+    sample_name: Option<Text>,
     collected_at: Option<DateTime<FixedOffset>>,
-    comments: Vec<String>,
+    comments: Vec<Text>,
 }
 
 #[derive(Debug, Default, Clone)]
 struct Source {
-    id: Option<String>,
-    vendor: Option<String>,
+    id: Option<Text>,
+    vendor: Option<Text>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +64,7 @@ pub(super) struct Records {
     discarding: bool,
     /// Records outside a message were already reported since the last `H`.
     orphans_reported: bool,
-    header_instrument: Option<String>,
+    header_instrument: Option<Text>,
     header_time: Option<DateTime<FixedOffset>>,
     source: Source,
     order: Order,
@@ -72,14 +72,14 @@ pub(super) struct Records {
     readings: Vec<Reading>,
 }
 
-fn trimmed(s: String) -> Option<String> {
+fn trimmed(s: Text) -> Option<Text> {
     let t = s.trim();
     if t.is_empty() {
         None
     } else if t.len() == s.len() {
         Some(s)
     } else {
-        Some(t.to_string())
+        Some(Text::from(t))
     }
 }
 
@@ -129,14 +129,14 @@ impl Records {
     }
 
     /// Unescape a field piece and decode it to text.
-    fn text(&self, raw: &[u8]) -> String {
+    fn text(&self, raw: &[u8]) -> Text {
         let esc = self.delims.escape;
         let raw = if Delim::new(esc, self.encoding.is_double_byte()).contains(raw) {
             std::borrow::Cow::Owned(self.unescape(raw))
         } else {
             std::borrow::Cow::Borrowed(raw)
         };
-        self.encoding.decode(&raw).into_owned()
+        Text::from(self.encoding.decode(&raw))
     }
 
     fn unescape(&self, raw: &[u8]) -> Vec<u8> {
@@ -170,7 +170,7 @@ impl Records {
     }
 
     /// First repeat, first non-empty component from index `from` on, as trimmed text.
-    fn component_text(&self, field: &[u8], from: usize) -> Option<String> {
+    fn component_text(&self, field: &[u8], from: usize) -> Option<Text> {
         let first = self.delims.repeat.split(field).next().unwrap_or(&[]);
         self.delims
             .component
@@ -181,7 +181,7 @@ impl Records {
     }
 
     /// The whole field (first repeat) as trimmed text, or `None` when empty.
-    fn field_text(&self, field: &[u8]) -> Option<String> {
+    fn field_text(&self, field: &[u8]) -> Option<Text> {
         let first = self.delims.repeat.split(field).next().unwrap_or(&[]);
         if first.trim_ascii().is_empty() {
             return None;
@@ -326,19 +326,21 @@ impl Records {
         }
     }
 
-    fn person_name(&self, field: &[u8]) -> Option<String> {
+    fn person_name(&self, field: &[u8]) -> Option<Text> {
         let first = self.delims.repeat.split(field).next().unwrap_or(&[]);
-        let parts: Vec<String> = self
+        let mut name = Text::default();
+        for part in self
             .delims
             .component
             .split(first)
             .filter_map(|c| trimmed(self.text(c)))
-            .collect();
-        if parts.is_empty() {
-            None
-        } else {
-            Some(parts.join(" "))
+        {
+            if !name.is_empty() {
+                name.push(' ');
+            }
+            name.push_str(&part);
         }
+        (!name.is_empty()).then_some(name)
     }
 
     fn header(&mut self, rec: &[u8], offset: u64, out: &mut Vec<Event>) {

@@ -12,7 +12,7 @@ use super::row::{parse_row, Row};
 use super::MAX_REPORT_LINES;
 use crate::decoder::DecoderConfig;
 use crate::event::{DeviceInfo, Diagnostic, Event};
-use crate::reading::{DeviceVerdict, Protocol, Reading};
+use crate::reading::{DeviceVerdict, Protocol, Reading, Text};
 use crate::value::parse_decimal;
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone};
 use std::collections::BTreeMap;
@@ -37,11 +37,11 @@ enum Phase {
 #[derive(Debug)]
 struct StoredRow {
     offset: u64,
-    sample_id: String,
-    name: String,
+    sample_id: Text,
+    name: Text,
     delta_at: f64,
     rate: f64,
-    conclusion: String,
+    conclusion: Text,
     verdict: DeviceVerdict,
 }
 
@@ -50,11 +50,11 @@ struct StoredRow {
 struct Current {
     offset: u64,
     lines: usize,
-    model: Option<String>,
-    serial: Option<String>,
+    model: Option<Text>,
+    serial: Option<Text>,
     measured_at: Option<DateTime<FixedOffset>>,
     delta_a0: Option<f64>,
-    tester: Option<String>,
+    tester: Option<Text>,
     metadata: BTreeMap<String, String>,
     rows: Vec<StoredRow>,
 }
@@ -62,7 +62,7 @@ struct Current {
 #[derive(Debug)]
 pub(crate) struct Reports {
     utc_offset: FixedOffset,
-    instrument: Option<String>,
+    instrument: Option<Text>,
     phase: Phase,
     cur: Current,
     /// An unknown printer command was already reported for the current report.
@@ -248,14 +248,14 @@ impl Reports {
     }
 
     fn header(&mut self, key: &str, value: &str, offset: u64, out: &mut Vec<Event>) {
-        let some = |v: &str| (!v.is_empty()).then(|| v.to_string());
+        let some = |v: &str| (!v.is_empty()).then(|| Text::from(v));
         match classify_key(key) {
             // The model travels on the report's `Device` event, not on every reading.
             Key::Model => self.cur.model = some(value),
             Key::Serial => self.cur.serial = some(value),
             Key::Method => {
                 if let Some(m) = some(value) {
-                    self.cur.metadata.insert("method".into(), m);
+                    self.cur.metadata.insert("method".into(), m.into());
                 }
             }
             Key::Tester => self.cur.tester = some(value),
@@ -290,11 +290,11 @@ impl Reports {
             Ok(Row::Unused) => {}
             Ok(Row::Used(r)) => self.cur.rows.push(StoredRow {
                 offset,
-                sample_id: r.sample_id.to_string(),
-                name: r.name.to_string(),
+                sample_id: r.sample_id.into(),
+                name: r.name.into(),
                 delta_at: r.delta_at,
                 rate: r.rate,
-                conclusion: r.conclusion.to_string(),
+                conclusion: r.conclusion.into(),
                 verdict: r.verdict,
             }),
             Err(e) => out.push(Event::Diagnostic(Diagnostic::error(
@@ -369,9 +369,9 @@ impl Reports {
             r.instrument = instrument.clone();
             r.sample_id = Some(row.sample_id);
             r.sample_name = (!row.name.is_empty()).then_some(row.name);
-            r.method = Some(METHOD.to_string());
+            r.method = Some(Text::const_new(METHOD));
             r.value = Some(row.rate);
-            r.unit = Some("%".to_string());
+            r.unit = Some(Text::const_new("%"));
             r.device_verdict = Some(row.verdict);
             r.measured_at = cur.measured_at;
             r.offset = Some(row.offset);

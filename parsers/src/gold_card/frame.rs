@@ -36,7 +36,7 @@ pub struct GoldCardDecoder {
     /// Sequence number of the last good reader frame, to notice lost frames.
     last_seq: Option<u16>,
     /// Serial number from the last device-info frame.
-    serial: Option<String>,
+    serial: Option<crate::reading::Text>,
     encoding: Encoding,
     config: DecoderConfig,
     warnings: Vec<Diagnostic>,

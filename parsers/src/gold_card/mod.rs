@@ -51,6 +51,6 @@ pub fn item_analyte(code: u16) -> Option<&'static str> {
 }
 
 /// `0x0101` form of an item code: how unknown items are named (`unknown:0x0105`).
-pub fn item_code_text(code: u16) -> String {
-    format!("0x{code:04X}")
+pub fn item_code_text(code: u16) -> crate::reading::Text {
+    compact_str::format_compact!("0x{code:04X}")
 }

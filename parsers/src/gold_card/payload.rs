@@ -3,7 +3,7 @@
 use super::{item_analyte, item_code_text};
 use crate::analytes::AliasTable;
 use crate::event::{DeviceInfo, Diagnostic, Heartbeat};
-use crate::reading::{DeviceVerdict, Protocol, Reading};
+use crate::reading::{DeviceVerdict, Protocol, Reading, Text};
 use crate::text::Encoding;
 use chrono::{DateTime, FixedOffset};
 
@@ -35,10 +35,10 @@ fn u32_at(p: &[u8], at: usize) -> u32 {
 }
 
 /// A NUL-padded text field: up to the first NUL, surrounding spaces trimmed; empty → `None`.
-fn padded_text(field: &[u8], encoding: Encoding) -> Option<String> {
+fn padded_text(field: &[u8], encoding: Encoding) -> Option<Text> {
     let end = memchr::memchr(0, field).unwrap_or(field.len());
     let text = field[..end].trim_ascii();
-    (!text.is_empty()).then(|| encoding.decode(text).into_owned())
+    (!text.is_empty()).then(|| Text::from(encoding.decode(text)))
 }
 
 /// T ÷ C rounded half up to 3 decimals, in integers so that `x.xxx5` always rounds up;
@@ -94,7 +94,7 @@ pub(crate) fn result(
     let item = u16_at(p, 16);
     let code = item_code_text(item);
     let analyte = match item_analyte(item) {
-        Some(a) => a.to_string(),
+        Some(a) => Text::from(a),
         // An instrument's configuration may name items the document does not list.
         None => cx.aliases.canonical(&code),
     };
@@ -102,14 +102,14 @@ pub(crate) fn result(
     r.analyte_code = Some(code);
     r.offset = Some(cx.offset);
     r.sequence = Some(u64::from(cx.seq));
-    r.instrument = cx.instrument.map(str::to_string);
-    r.method = Some("colloidal_gold".to_string());
+    r.instrument = cx.instrument.map(Text::from);
+    r.method = Some(Text::const_new("colloidal_gold"));
     r.sample_id = padded_text(&p[..16], Encoding::Latin1);
     r.sample_name = padded_text(name, cx.encoding);
     r.lot = padded_text(&p[30..42], Encoding::Latin1);
     r.assay_format = match p[18] {
-        0 => Some("competitive".to_string()),
-        1 => Some("sandwich".to_string()),
+        0 => Some(Text::const_new("competitive")),
+        1 => Some(Text::const_new("sandwich")),
         other => {
             warnings.push(Diagnostic::warning(
                 "unknown_assay_format",
@@ -137,7 +137,7 @@ pub(crate) fn result(
     r.c_line = Some(u32::from(c));
     r.cutoff = Some(u32::from(u16_at(p, 24)));
     r.value = ratio(t, c);
-    r.unit = Some("T/C".to_string());
+    r.unit = Some(Text::const_new("T/C"));
     r.measured_at = DateTime::from_timestamp(i64::from(u32_at(p, 26)), 0)
         .map(|utc| utc.with_timezone(&cx.utc_offset));
     Ok(r)

@@ -5,7 +5,7 @@ use super::{CR, LF};
 use crate::datetime::parse_compact;
 use crate::decoder::DecoderConfig;
 use crate::event::{Diagnostic, Event, LinkEvent};
-use crate::reading::{DeviceVerdict, Protocol, Reading};
+use crate::reading::{DeviceVerdict, Protocol, Reading, Text};
 use crate::text::Encoding;
 use crate::value::{flag_verdict, interpret};
 use chrono::{DateTime, FixedOffset};
@@ -21,7 +21,7 @@ pub(super) struct Messages {
     encoding: Encoding,
     /// Analyte codes already looked up: the alias lookup allocates, and a stream
     /// repeats a handful of codes.
-    analytes: RefCell<HashMap<String, String>>,
+    analytes: RefCell<HashMap<Text, Text>>,
 }
 
 /// Distinct codes remembered before the cache starts over (codes are sender-controlled).
@@ -53,15 +53,27 @@ impl<'a> Iterator for Segments<'a> {
     }
 }
 
-fn trimmed(s: String) -> Option<String> {
+fn trimmed(s: Text) -> Option<Text> {
     let t = s.trim();
     if t.is_empty() {
         None
     } else if t.len() == s.len() {
         Some(s)
     } else {
-        Some(t.to_string())
+        Some(Text::from(t))
     }
+}
+
+/// Non-empty parts joined by `sep`, or `None`.
+fn join(parts: impl Iterator<Item = Text>, sep: &str) -> Option<Text> {
+    let mut out = Text::default();
+    for (i, p) in parts.enumerate() {
+        if i > 0 {
+            out.push_str(sep);
+        }
+        out.push_str(&p);
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// Delimiters and charset of the message being read.
@@ -75,11 +87,11 @@ struct Ctx<'c> {
 
 impl Ctx<'_> {
     /// Unescape and decode one leaf.
-    fn text(&self, raw: &[u8]) -> String {
-        self.encoding.decode(&self.d.unescape(raw)).into_owned()
+    fn text(&self, raw: &[u8]) -> Text {
+        Text::from(self.encoding.decode(&self.d.unescape(raw)))
     }
 
-    fn leaf(&self, raw: &[u8]) -> Option<String> {
+    fn leaf(&self, raw: &[u8]) -> Option<Text> {
         if raw.trim_ascii().is_empty() {
             return None;
         }
@@ -87,43 +99,40 @@ impl Ctx<'_> {
     }
 
     /// Component `n` (0-based) of the first repetition, trimmed text.
-    fn comp(&self, field: &[u8], n: usize) -> Option<String> {
+    fn comp(&self, field: &[u8], n: usize) -> Option<Text> {
         self.leaf(self.d.component(field, n))
     }
 
     /// The first repetition as text (component separators kept as sent).
-    fn rep(&self, field: &[u8]) -> Option<String> {
+    fn rep(&self, field: &[u8]) -> Option<Text> {
         self.leaf(self.d.first_rep(field))
     }
 
     /// Every non-empty component of the first repetition, joined by `sep`.
-    fn joined(&self, field: &[u8], sep: &str) -> Option<String> {
-        let parts: Vec<String> = self
-            .d
-            .component
-            .split(self.d.first_rep(field))
-            .filter_map(|c| self.leaf(c))
-            .collect();
-        if parts.is_empty() {
-            None
-        } else {
-            Some(parts.join(sep))
-        }
+    fn joined(&self, field: &[u8], sep: &str) -> Option<Text> {
+        join(
+            self.d
+                .component
+                .split(self.d.first_rep(field))
+                .filter_map(|c| self.leaf(c)),
+            sep,
+        )
     }
 
     /// An HD field (MSH-3/4) with its components, in the standard delimiters, for the ack.
-    fn hd(&self, field: &[u8]) -> Option<String> {
+    fn hd(&self, field: &[u8]) -> Option<Text> {
         let first = self.d.first_rep(field);
         if first.trim_ascii().is_empty() {
             return None;
         }
-        let parts: Vec<String> = self
-            .d
-            .component
-            .split(first)
-            .map(|c| self.text(c).trim().to_string())
-            .collect();
-        trimmed(parts.join("^"))
+        let mut joined = Text::default();
+        for (i, c) in self.d.component.split(first).enumerate() {
+            if i > 0 {
+                joined.push('^');
+            }
+            joined.push_str(self.text(c).trim());
+        }
+        trimmed(joined)
     }
 
     fn datetime(
@@ -155,25 +164,25 @@ impl Ctx<'_> {
 /// What MSH says about the message.
 #[derive(Default)]
 struct Header {
-    control_id: Option<String>,
-    sending_application: Option<String>,
-    sending_facility: Option<String>,
+    control_id: Option<Text>,
+    sending_application: Option<Text>,
+    sending_facility: Option<Text>,
     /// MSH-3 first component: the instrument when OBX-18 is empty.
-    instrument: Option<String>,
+    instrument: Option<Text>,
     time: Option<DateTime<FixedOffset>>,
 }
 
 #[derive(Default, Clone)]
 struct Sample {
-    id: Option<String>,
-    name: Option<String>,
+    id: Option<Text>,
+    name: Option<Text>,
     time: Option<DateTime<FixedOffset>>,
 }
 
 #[derive(Default, Clone)]
 struct Source {
-    id: Option<String>,
-    vendor: Option<String>,
+    id: Option<Text>,
+    vendor: Option<Text>,
 }
 
 fn end(out: &mut Vec<Event>, offset: u64, h: Header, readings: usize, rejected: Option<String>) {
@@ -192,7 +201,7 @@ fn reject(
     code: &'static str,
     offset: u64,
     why: String,
-    control_id: Option<String>,
+    control_id: Option<Text>,
 ) {
     out.push(Event::Diagnostic(Diagnostic::error(
         code,
@@ -216,7 +225,7 @@ impl Messages {
         }
     }
 
-    fn canonical(&self, code: &str) -> String {
+    fn canonical(&self, code: &str) -> Text {
         let mut cache = self.analytes.borrow_mut();
         if let Some(id) = cache.get(code) {
             return id.clone();
@@ -225,7 +234,7 @@ impl Messages {
             cache.clear();
         }
         let id = self.config.aliases.canonical(code);
-        cache.insert(code.to_string(), id.clone());
+        cache.insert(Text::from(code), id.clone());
         id
     }
 
@@ -294,7 +303,7 @@ impl Messages {
         if !decodable(encoding, bytes) {
             let raw_id = d.component(f[9], 0).trim_ascii();
             let control_id = (!raw_id.is_empty() && raw_id.is_ascii())
-                .then(|| String::from_utf8_lossy(raw_id).into_owned());
+                .then(|| Text::from(String::from_utf8_lossy(raw_id)));
             reject(
                 out,
                 "undecodable",
@@ -391,13 +400,12 @@ impl Messages {
                 }
                 b"NTE" => {
                     if after_obx {
-                        let comment: Vec<String> =
-                            cx.d.repetition
-                                .split(f[3])
-                                .filter_map(|rep| cx.leaf(rep))
-                                .collect();
-                        if let (Some(r), false) = (readings.last_mut(), comment.is_empty()) {
-                            r.comments.push(comment.join(" "));
+                        let comment = join(
+                            cx.d.repetition.split(f[3]).filter_map(|rep| cx.leaf(rep)),
+                            " ",
+                        );
+                        if let (Some(r), Some(c)) = (readings.last_mut(), comment) {
+                            r.comments.push(c);
                         }
                     }
                 }
@@ -435,7 +443,7 @@ impl Messages {
         let value_text = if value_type.eq_ignore_ascii_case("SN") {
             let cmp = cx.comp(f[5], 0).unwrap_or_default();
             let num = cx.comp(f[5], 1).unwrap_or_default();
-            trimmed(format!("{cmp}{num}"))
+            trimmed(compact_str::format_compact!("{cmp}{num}"))
         } else {
             cx.comp(f[5], 0)
         };

@@ -4,7 +4,7 @@ use crate::categories::category_for_code;
 use crate::datetime::parse_compact;
 use crate::decoder::DecoderConfig;
 use crate::event::{DeviceInfo, Diagnostic, Event, Heartbeat};
-use crate::reading::{DeviceVerdict, Protocol, Qualifier, Reading};
+use crate::reading::{DeviceVerdict, Protocol, Qualifier, Reading, Text};
 use crate::text::Encoding;
 use crate::value::{interpret, parse_decimal};
 use memchr::memchr;
@@ -122,15 +122,15 @@ fn decimal(field: &'static str, raw: &[u8]) -> Result<Option<f64>, FieldError> {
 }
 
 /// Decoded, trimmed text; empty → `None`.
-fn text(raw: &[u8], encoding: Encoding) -> Option<String> {
+fn text(raw: &[u8], encoding: Encoding) -> Option<Text> {
     // Most fields are ASCII, which reads the same in every supported encoding.
     if raw.is_ascii() {
         let t = std::str::from_utf8(raw.trim_ascii()).ok()?;
-        return (!t.is_empty()).then(|| t.to_string());
+        return (!t.is_empty()).then(|| Text::from(t));
     }
     let t = encoding.decode(raw);
     let t = t.trim();
-    (!t.is_empty()).then(|| t.to_string())
+    (!t.is_empty()).then(|| Text::from(t))
 }
 
 /// Turns checked sentence bodies into events; remembers the instrument's serial number.
@@ -139,9 +139,9 @@ pub(crate) struct Sentences {
     config: DecoderConfig,
     encoding: Encoding,
     /// Serial number from the last `FSI`.
-    serial: Option<String>,
+    serial: Option<Text>,
     /// The last item code and its canonical analyte: analyzers repeat the same few items.
-    last_item: Option<(String, String)>,
+    last_item: Option<(Text, Text)>,
 }
 
 impl Sentences {
@@ -261,14 +261,11 @@ impl Sentences {
             }
         };
         let mut r = Reading::new(Protocol::Spectro, analyte);
-        r.method = Some(
-            if r.analyte == "op_carbamate" {
-                "enzyme_inhibition"
-            } else {
-                "spectrophotometric"
-            }
-            .to_string(),
-        );
+        r.method = Some(Text::const_new(if r.analyte == "op_carbamate" {
+            "enzyme_inhibition"
+        } else {
+            "spectrophotometric"
+        }));
         r.analyte_code = Some(item);
         r.offset = Some(offset);
         r.sequence = Some(seq);
@@ -284,7 +281,7 @@ impl Sentences {
             .category_code
             .as_deref()
             .and_then(category_for_code)
-            .map(str::to_string);
+            .map(Text::const_new);
         r.absorbance = absorbance;
         r.value = value.value;
         r.qualifier = value.qualifier;
