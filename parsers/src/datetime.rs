@@ -66,11 +66,33 @@ fn parts(i: &[u8]) -> IResult<&[u8], Parts> {
     ))
 }
 
+/// The common forms, `YYYYMMDDHHMM` and `YYYYMMDDHHMMSS`, without the parser machinery:
+/// every result carries one, so this is on the hot path.
+fn plain(t: &[u8]) -> Option<Parts> {
+    if !(t.len() == 12 || t.len() == 14) || !t.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = |i: usize, w: usize| {
+        t[i..i + w]
+            .iter()
+            .fold(0u32, |acc, &b| acc * 10 + u32::from(b - b'0'))
+    };
+    Some(Parts {
+        ymd: (n(0, 4), n(4, 2), n(6, 2)),
+        hms: (n(8, 2), n(10, 2), if t.len() == 14 { n(12, 2) } else { 0 }),
+        nanos: 0,
+        offset_s: None,
+    })
+}
+
 /// Parse a compact instrument date-time; a time without its own offset is local time at
 /// `local`. `None` for anything that is not a real calendar date and time.
 pub fn parse_compact(text: &[u8], local: FixedOffset) -> Option<DateTime<FixedOffset>> {
     let text = text.trim_ascii();
-    let (_, p) = all_consuming(parts).parse(text).ok()?;
+    let p = match plain(text) {
+        Some(p) => p,
+        None => all_consuming(parts).parse(text).ok()?.1,
+    };
     let date = NaiveDate::from_ymd_opt(p.ymd.0 as i32, p.ymd.1, p.ymd.2)?;
     let naive = date.and_hms_nano_opt(p.hms.0, p.hms.1, p.hms.2, p.nanos)?;
     let zone = match p.offset_s {

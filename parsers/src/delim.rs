@@ -29,6 +29,11 @@ impl Delim {
     /// Position of the first delimiter in `hay`.
     pub fn find(self, hay: &[u8]) -> Option<usize> {
         if !self.double_byte {
+            // Most fields and components are a few bytes long: a plain scan beats
+            // memchr's setup there.
+            if hay.len() < 16 {
+                return hay.iter().position(|&b| b == self.byte);
+            }
             return memchr(self.byte, hay);
         }
         let mut i = 0;

@@ -69,7 +69,7 @@ pub(super) struct Records {
     source: Source,
     order: Order,
     last: Last,
-    readings: Vec<Reading>,
+    readings: Vec<Box<Reading>>,
 }
 
 fn trimmed(s: Text) -> Option<Text> {
@@ -128,15 +128,23 @@ impl Records {
         self.discarding = true;
     }
 
-    /// Unescape a field piece and decode it to text.
-    fn text(&self, raw: &[u8]) -> Text {
+    /// Unescape a field piece, decode it and trim it; `None` when nothing is left.
+    fn text(&self, raw: &[u8]) -> Option<Text> {
+        let raw = raw.trim_ascii();
+        if raw.is_empty() {
+            return None;
+        }
         let esc = self.delims.escape;
-        let raw = if Delim::new(esc, self.encoding.is_double_byte()).contains(raw) {
-            std::borrow::Cow::Owned(self.unescape(raw))
+        if Delim::new(esc, self.encoding.is_double_byte()).contains(raw) {
+            return trimmed(Text::from(self.encoding.decode(&self.unescape(raw))));
+        }
+        let t = Text::from(self.encoding.decode(raw));
+        // ASCII blanks are gone already; only other Unicode spaces (U+3000…) remain to trim.
+        if t.starts_with(char::is_whitespace) || t.ends_with(char::is_whitespace) {
+            trimmed(t)
         } else {
-            std::borrow::Cow::Borrowed(raw)
-        };
-        Text::from(self.encoding.decode(&raw))
+            Some(t)
+        }
     }
 
     fn unescape(&self, raw: &[u8]) -> Vec<u8> {
@@ -177,7 +185,7 @@ impl Records {
             .split(first)
             .skip(from)
             .find(|c| !c.trim_ascii().is_empty())
-            .and_then(|c| trimmed(self.text(c)))
+            .and_then(|c| self.text(c))
     }
 
     /// The whole field (first repeat) as trimmed text, or `None` when empty.
@@ -186,7 +194,7 @@ impl Records {
         if first.trim_ascii().is_empty() {
             return None;
         }
-        trimmed(self.text(first))
+        self.text(first)
     }
 
     fn datetime(
@@ -333,7 +341,7 @@ impl Records {
             .delims
             .component
             .split(first)
-            .filter_map(|c| trimmed(self.text(c)))
+            .filter_map(|c| self.text(c))
         {
             if !name.is_empty() {
                 name.push(' ');
@@ -391,7 +399,7 @@ impl Records {
         self.header_instrument = if serial.trim_ascii().is_empty() {
             None
         } else {
-            trimmed(self.text(serial))
+            self.text(serial)
         };
         self.header_time = self.datetime(f[13], "message date-time (H.14)", offset, out);
         self.active = true;
@@ -419,10 +427,13 @@ impl Records {
             self.component_text(test, 3)
                 .or_else(|| self.component_text(test, 0))
         } else {
-            trimmed(self.text(test))
+            self.text(test)
         };
         let code = code.unwrap_or_default();
-        let mut r = Reading::new(Protocol::Astm, self.config.aliases.canonical(&code));
+        let mut r = Box::new(Reading::new(
+            Protocol::Astm,
+            self.config.aliases.canonical(&code),
+        ));
         r.analyte_code = Some(code);
         r.offset = Some(offset);
 
@@ -462,7 +473,7 @@ impl Records {
 
     fn end(&mut self, offset: u64, out: &mut Vec<Event>) {
         let n = self.readings.len();
-        out.extend(self.readings.drain(..).map(|r| Event::Reading(Box::new(r))));
+        out.extend(self.readings.drain(..).map(Event::Reading));
         out.push(Event::Link(LinkEvent::MessageEnd {
             offset,
             control_id: None,
