@@ -69,6 +69,8 @@ pub(super) struct Records {
     source: Source,
     order: Order,
     last: Last,
+    /// Boxed as they are built: each goes out as `Event::Reading(Box<_>)` unmoved.
+    #[allow(clippy::vec_box)]
     readings: Vec<Box<Reading>>,
 }
 
