@@ -451,42 +451,55 @@ impl AstmDecoder {
         }
     }
 
-    fn run(&mut self, out: &mut Vec<Event>) {
-        let mut buf = std::mem::take(&mut self.buf);
+    /// Decode what `data` holds (the stream from `self.base` on); returns the bytes used.
+    fn run_on(&mut self, data: &[u8], out: &mut Vec<Event>) -> usize {
         let mut skip = 0;
         if self.mode == Mode::Undecided {
             // The form is decided by the first byte that is not blank.
-            skip = match buf
+            skip = match data
                 .iter()
                 .position(|&b| !matches!(b, CR | LF | b' ' | b'\t'))
             {
                 Some(p) => {
-                    self.mode = if buf[p] < 0x20 {
+                    self.mode = if data[p] < 0x20 {
                         Mode::Framed
                     } else {
                         Mode::Bare
                     };
                     p
                 }
-                None => buf.len(),
+                None => data.len(),
             };
             self.base += skip as u64;
         }
         let used = match self.mode {
             Mode::Undecided => 0,
-            Mode::Framed => self.framed(&buf[skip..], out),
-            Mode::Bare => self.bare(&buf[skip..], out),
+            Mode::Framed => self.framed(&data[skip..], out),
+            Mode::Bare => self.bare(&data[skip..], out),
         };
         self.base += used as u64;
-        buf.drain(..skip + used);
+        skip + used
+    }
+
+    fn run(&mut self, out: &mut Vec<Event>) {
+        let mut buf = std::mem::take(&mut self.buf);
+        let used = self.run_on(&buf, out);
+        buf.drain(..used);
         self.buf = buf;
     }
 }
 
 impl Decoder for AstmDecoder {
     fn feed(&mut self, chunk: &[u8], out: &mut Vec<Event>) {
-        self.buf.extend_from_slice(chunk);
-        self.run(out);
+        if self.buf.is_empty() {
+            // Nothing carried over: decode straight from the caller's chunk and keep only
+            // the unfinished tail.
+            let used = self.run_on(chunk, out);
+            self.buf.extend_from_slice(&chunk[used..]);
+        } else {
+            self.buf.extend_from_slice(chunk);
+            self.run(out);
+        }
     }
 
     fn finish(&mut self, out: &mut Vec<Event>) {
