@@ -197,3 +197,66 @@ fn help_is_there() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("--protocol"));
 }
+
+/// Every fixture of every protocol through the binary: the decoded keys match the fixture's
+/// expected readings, and a file and stdin give the same bytes out. The keys a judge owns
+/// (`verdict`, `reason`, `limit`, `category`) are left to the judging tests.
+#[test]
+fn every_fixture_decodes_to_its_expected_readings() {
+    let judged = ["verdict", "reason", "limit", "category"];
+    let strip = |mut v: serde_json::Value| {
+        if let Some(o) = v.as_object_mut() {
+            for k in judged {
+                o.remove(k);
+            }
+        }
+        v
+    };
+    let mut checked = 0;
+    for protocol in ["astm", "hl7", "enzyme-print", "gold-card", "spectro"] {
+        let dir = fixture(protocol);
+        let mut inputs: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("fixture dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "bin"))
+            .collect();
+        inputs.sort();
+        for input in inputs {
+            let mut args = vec!["--protocol".to_string(), protocol.to_string()];
+            if let Ok(enc) = std::fs::read_to_string(input.with_extension("encoding")) {
+                args.extend(["--encoding".to_string(), enc.trim().to_string()]);
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let from_file = parse_file(&args, &input);
+            let name = input.display().to_string();
+            assert_eq!(from_file.status.code(), Some(0), "{name}");
+            let from_stdin = parse_stdin(&args, &std::fs::read(&input).expect("read"));
+            assert_eq!(
+                from_file.stdout, from_stdin.stdout,
+                "{name}: stdout file vs stdin"
+            );
+            assert_eq!(
+                from_file.stderr, from_stdin.stderr,
+                "{name}: stderr file vs stdin"
+            );
+            let stem = input
+                .file_stem()
+                .expect("stem")
+                .to_string_lossy()
+                .into_owned();
+            let expected_path = dir.join(format!("{stem}.expected.jsonl"));
+            let expected: Vec<serde_json::Value> =
+                json_lines(&std::fs::read(&expected_path).expect("expected file"))
+                    .into_iter()
+                    .map(strip)
+                    .collect();
+            let got: Vec<serde_json::Value> = json_lines(&from_file.stdout)
+                .into_iter()
+                .map(strip)
+                .collect();
+            assert_eq!(got, expected, "{name}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 57, "only {checked} fixtures found");
+}
