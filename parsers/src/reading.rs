@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -189,8 +188,8 @@ pub struct Reading {
     pub tester: Option<Text>,
     /// Report header facts with no field of their own (`enzyme-print`: `method`, the
     /// printed method text, and header keys the decoder does not know, as printed).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub metadata: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Metadata::is_empty")]
+    pub metadata: Metadata,
 
     // Spectrophotometric details.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -240,9 +239,55 @@ impl Reading {
             recomputed_rate: None,
             conclusion: None,
             tester: None,
-            metadata: BTreeMap::new(),
+            metadata: Metadata::default(),
             absorbance: None,
             dilution: None,
         }
+    }
+}
+
+/// Facts an instrument printed that have no field of their own, in the order printed.
+///
+/// A short list rather than a map: a report has one or two, and every reading of the report
+/// carries a copy. Serialized as a JSON object.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Metadata(Vec<(Text, Text)>);
+
+impl Metadata {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Set `key` (replacing an earlier value of the same key).
+    pub fn insert(&mut self, key: impl Into<Text>, value: impl Into<Text>) {
+        let (key, value) = (key.into(), value.into());
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => *v = value,
+            None => self.0.push((key, value)),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+impl Serialize for Metadata {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+}
+
+impl<'de> Deserialize<'de> for Metadata {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = std::collections::BTreeMap::<Text, Text>::deserialize(d)?;
+        Ok(Metadata(map.into_iter().collect()))
     }
 }

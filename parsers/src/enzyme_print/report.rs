@@ -12,10 +12,9 @@ use super::row::{parse_row, Row};
 use super::MAX_REPORT_LINES;
 use crate::decoder::DecoderConfig;
 use crate::event::{DeviceInfo, Diagnostic, Event};
-use crate::reading::{DeviceVerdict, Protocol, Reading, Text};
+use crate::reading::{DeviceVerdict, Metadata, Protocol, Reading, Text};
 use crate::value::parse_decimal;
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone};
-use std::collections::BTreeMap;
 
 pub(crate) const ANALYTE: &str = "op_carbamate";
 pub(crate) const METHOD: &str = "enzyme_inhibition";
@@ -55,7 +54,7 @@ struct Current {
     measured_at: Option<DateTime<FixedOffset>>,
     delta_a0: Option<f64>,
     tester: Option<Text>,
-    metadata: BTreeMap<String, String>,
+    metadata: Metadata,
     rows: Vec<StoredRow>,
 }
 
@@ -255,7 +254,7 @@ impl Reports {
             Key::Serial => self.cur.serial = some(value),
             Key::Method => {
                 if let Some(m) = some(value) {
-                    self.cur.metadata.insert("method".into(), m.into());
+                    self.cur.metadata.insert("method", m);
                 }
             }
             Key::Tester => self.cur.tester = some(value),
@@ -280,7 +279,7 @@ impl Reports {
                 }
             }
             Key::Other => {
-                self.cur.metadata.insert(key.to_string(), value.to_string());
+                self.cur.metadata.insert(key, value);
             }
         }
     }
