@@ -36,6 +36,7 @@ pub mod enzyme_print;
 pub mod event;
 pub mod gold_card;
 pub mod hl7;
+mod noise;
 pub mod reading;
 pub mod spectro;
 pub mod synth;

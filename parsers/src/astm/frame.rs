@@ -4,6 +4,7 @@ use super::records::Records;
 use super::{CR, ENQ, EOT, ETB, ETX, LF, MAX_FRAME_TEXT, MAX_RECORD, STX};
 use crate::decoder::{Decoder, DecoderConfig};
 use crate::event::{Diagnostic, Event, FrameOutcome, LinkEvent};
+use crate::noise::Noise;
 use crate::text::Encoding;
 use memchr::{memchr2, memchr3};
 
@@ -48,7 +49,7 @@ pub struct AstmDecoder {
     /// A frame was dropped; the next one must be its retransmission.
     dropped: Option<u64>,
     /// Start and length of the run of noise bytes being skipped.
-    noise: Option<(u64, u64)>,
+    noise: Noise,
     /// Record text carried over from an ETB frame.
     rec: Vec<u8>,
     rec_offset: u64,
@@ -80,7 +81,7 @@ impl AstmDecoder {
             last: None,
             in_chain: false,
             dropped: None,
-            noise: None,
+            noise: Noise::default(),
             rec: Vec::new(),
             rec_offset: 0,
             records: Records::new(config, encoding),
@@ -88,20 +89,7 @@ impl AstmDecoder {
     }
 
     fn flush_noise(&mut self, out: &mut Vec<Event>) {
-        if let Some((start, n)) = self.noise.take() {
-            out.push(Event::Diagnostic(Diagnostic::warning(
-                "noise",
-                start,
-                format!("skipped {n} byte(s) outside any frame"),
-            )));
-        }
-    }
-
-    fn add_noise(&mut self, offset: u64, n: u64) {
-        match &mut self.noise {
-            Some((_, count)) => *count += n,
-            None => self.noise = Some((offset, n)),
-        }
+        self.noise.flush("frame", out);
     }
 
     /// Everything unfinished is lost: a partial record, a message without `L`.
@@ -397,7 +385,7 @@ impl AstmDecoder {
                         }
                         CR | LF => i += 1,
                         _ => {
-                            self.add_noise(offset, 1);
+                            self.noise.add(offset, 1);
                             i += 1;
                         }
                     }

@@ -7,6 +7,7 @@ use super::{
 };
 use crate::decoder::{Decoder, DecoderConfig};
 use crate::event::{Diagnostic, Event, FrameOutcome, LinkEvent};
+use crate::noise::Noise;
 use crate::text::Encoding;
 use memchr::memchr;
 
@@ -31,7 +32,7 @@ pub struct GoldCardDecoder {
     /// A frame was just dropped: the bytes up to the next magic are its remains, not noise.
     resync: bool,
     /// Start and length of the run of noise bytes being skipped.
-    noise: Option<(u64, u64)>,
+    noise: Noise,
     last_result: Option<LastResult>,
     /// Sequence number of the last good reader frame, to notice lost frames.
     last_seq: Option<u16>,
@@ -48,7 +49,7 @@ impl GoldCardDecoder {
             buf: Vec::new(),
             base: 0,
             resync: false,
-            noise: None,
+            noise: Noise::default(),
             last_result: None,
             last_seq: None,
             serial: None,
@@ -62,20 +63,11 @@ impl GoldCardDecoder {
         if n == 0 || self.resync {
             return;
         }
-        match &mut self.noise {
-            Some((_, count)) => *count += n as u64,
-            None => self.noise = Some((offset, n as u64)),
-        }
+        self.noise.add(offset, n as u64);
     }
 
     fn flush_noise(&mut self, out: &mut Vec<Event>) {
-        if let Some((start, n)) = self.noise.take() {
-            out.push(Event::Diagnostic(Diagnostic::warning(
-                "noise",
-                start,
-                format!("skipped {n} byte(s) outside any frame"),
-            )));
-        }
+        self.noise.flush("frame", out);
     }
 
     /// Drop the frame at `offset`; the search resumes after its magic, since the length

@@ -4,6 +4,7 @@ use super::message::Messages;
 use super::{CR, FS, LF, MAX_MESSAGE, VT};
 use crate::decoder::{Decoder, DecoderConfig};
 use crate::event::{Diagnostic, Event};
+use crate::noise::Noise;
 use memchr::{memchr, memchr2, memmem};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +40,7 @@ pub struct Hl7Decoder {
     /// Bytes of the open block or message already searched for its end.
     scanned: usize,
     /// Start and length of the run of noise bytes being skipped.
-    noise: Option<(u64, u64)>,
+    noise: Noise,
     messages: Messages,
 }
 
@@ -86,32 +87,18 @@ impl Hl7Decoder {
             mode: Mode::Undecided,
             state: State::Between,
             scanned: 0,
-            noise: None,
+            noise: Noise::default(),
             messages: Messages::new(config),
         }
     }
 
     fn flush_noise(&mut self, out: &mut Vec<Event>) {
-        if let Some((start, n)) = self.noise.take() {
-            out.push(Event::Diagnostic(Diagnostic::warning(
-                "noise",
-                start,
-                format!("skipped {n} byte(s) outside any MLLP block"),
-            )));
-        }
+        self.noise.flush("MLLP block", out);
     }
 
     /// Bytes between blocks; line ends there are usual and not noise.
     fn add_noise(&mut self, bytes: &[u8], offset: u64) {
-        for (k, &b) in bytes.iter().enumerate() {
-            if matches!(b, CR | LF) {
-                continue;
-            }
-            match &mut self.noise {
-                Some((_, n)) => *n += 1,
-                None => self.noise = Some((offset + k as u64, 1)),
-            }
-        }
+        self.noise.add_except_line_ends(offset, bytes);
     }
 
     fn too_long(&mut self, offset: u64, what: &str, out: &mut Vec<Event>) {
@@ -330,7 +317,7 @@ impl Decoder for Hl7Decoder {
         self.base = end;
         self.buf.clear();
         self.scanned = 0;
-        self.noise = None;
+        self.noise.clear();
         self.mode = Mode::Undecided;
         self.state = State::Between;
     }

@@ -4,6 +4,7 @@ use super::fields::Sentences;
 use super::{checksum, MAX_SENTENCE};
 use crate::decoder::{Decoder, DecoderConfig};
 use crate::event::{Diagnostic, Event};
+use crate::noise::Noise;
 use memchr::{memchr, memchr3};
 
 const CR: u8 = b'\r';
@@ -38,7 +39,7 @@ pub struct SpectroDecoder {
     /// Bytes after the pending sentence's `$` already searched for its end.
     scanned: usize,
     /// Start and length of the run of noise bytes being skipped.
-    noise: Option<(u64, u64)>,
+    noise: Noise,
     sentences: Sentences,
 }
 
@@ -49,34 +50,18 @@ impl SpectroDecoder {
             base: 0,
             state: State::Outside,
             scanned: 0,
-            noise: None,
+            noise: Noise::default(),
             sentences: Sentences::new(config),
         }
     }
 
     /// Bytes outside sentences; line ends between sentences are not noise.
     fn skip(&mut self, offset: u64, bytes: &[u8]) {
-        let Some(first) = bytes.iter().position(|&b| b != CR && b != LF) else {
-            return;
-        };
-        let n = bytes[first..]
-            .iter()
-            .filter(|&&b| b != CR && b != LF)
-            .count() as u64;
-        match &mut self.noise {
-            Some((_, count)) => *count += n,
-            None => self.noise = Some((offset + first as u64, n)),
-        }
+        self.noise.add_except_line_ends(offset, bytes);
     }
 
     fn flush_noise(&mut self, out: &mut Vec<Event>) {
-        if let Some((start, n)) = self.noise.take() {
-            out.push(Event::Diagnostic(Diagnostic::warning(
-                "noise",
-                start,
-                format!("skipped {n} byte(s) outside any sentence"),
-            )));
-        }
+        self.noise.flush("sentence", out);
     }
 
     fn drop_sentence(
