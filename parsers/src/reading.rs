@@ -9,6 +9,19 @@ use std::str::FromStr;
 /// so building a reading costs no allocation per field.
 pub type Text = compact_str::CompactString;
 
+/// `s` without surrounding whitespace, or `None` when nothing is left; no copy when there
+/// was nothing to trim.
+pub fn trimmed(s: Text) -> Option<Text> {
+    let t = s.trim();
+    if t.is_empty() {
+        None
+    } else if t.len() == s.len() {
+        Some(s)
+    } else {
+        Some(Text::from(t))
+    }
+}
+
 /// Reason given to a reading that no judge has looked at yet.
 pub const NOT_JUDGED: &str = "not judged: decoded only, no limit or method rule was applied";
 

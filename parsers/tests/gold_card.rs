@@ -1,8 +1,7 @@
 //! Protocol `gold-card` (protocols/gold-card.md): one test per rule, the fixtures, proptests.
 
 use crate::harness::{
-    assert_chunking_invariant, check_fixtures, codes, decode, decode_chunked, fixtures_dir,
-    readings,
+    assert_chunking_invariant, check_generated_fixtures, codes, decode, decode_chunked, readings,
 };
 use foodgate_parsers::event::{FrameOutcome, LinkEvent};
 use foodgate_parsers::gold_card::{
@@ -541,28 +540,7 @@ fn fixture_inputs() -> Vec<(&'static str, Vec<u8>, Option<&'static str>)> {
 
 #[test]
 fn fixtures() {
-    let dir = fixtures_dir(P);
-    let update = std::env::var_os("UPDATE_FIXTURES").is_some();
-    if update {
-        std::fs::create_dir_all(&dir).expect("fixture dir");
-    }
-    for (name, bytes, encoding) in fixture_inputs() {
-        let bin = dir.join(format!("{name}.bin"));
-        if update {
-            std::fs::write(&bin, &bytes).expect("write fixture");
-            if let Some(e) = encoding {
-                std::fs::write(dir.join(format!("{name}.encoding")), format!("{e}\n"))
-                    .expect("write encoding");
-            }
-        } else {
-            let committed = std::fs::read(&bin).expect("fixture input");
-            assert_eq!(
-                committed, bytes,
-                "{name}.bin is not what the generator makes"
-            );
-        }
-    }
-    assert_eq!(check_fixtures(P), fixture_inputs().len());
+    check_generated_fixtures(P, fixture_inputs());
 }
 
 fn arb_payload() -> impl Strategy<Value = ResultPayload> {

@@ -199,3 +199,32 @@ pub fn check_fixtures(protocol: Protocol) -> usize {
     }
     entries.len()
 }
+
+/// Fixtures whose inputs a test generates with the protocol's encoder: with
+/// `UPDATE_FIXTURES` set the inputs are written, otherwise each committed `NAME.bin` must be
+/// what the generator makes. Then every fixture is checked as [`check_fixtures`] does.
+pub fn check_generated_fixtures(protocol: Protocol, inputs: Vec<(&str, Vec<u8>, Option<&str>)>) {
+    let dir = fixtures_dir(protocol);
+    let update = std::env::var_os("UPDATE_FIXTURES").is_some();
+    if update {
+        std::fs::create_dir_all(&dir).expect("fixture dir");
+    }
+    let n = inputs.len();
+    for (name, bytes, encoding) in inputs {
+        let bin = dir.join(format!("{name}.bin"));
+        if update {
+            std::fs::write(&bin, &bytes).expect("write fixture");
+            if let Some(e) = encoding {
+                std::fs::write(dir.join(format!("{name}.encoding")), format!("{e}\n"))
+                    .expect("write encoding");
+            }
+        } else {
+            let committed = std::fs::read(&bin).expect("fixture input");
+            assert_eq!(
+                committed, bytes,
+                "{name}.bin is not what the generator makes"
+            );
+        }
+    }
+    assert_eq!(check_fixtures(protocol), n);
+}

@@ -5,7 +5,7 @@ use crate::datetime::parse_compact;
 use crate::decoder::DecoderConfig;
 use crate::delim::Delim;
 use crate::event::{Diagnostic, Event, LinkEvent};
-use crate::reading::{DeviceVerdict, Protocol, Reading, Text};
+use crate::reading::{trimmed, DeviceVerdict, Protocol, Reading, Text};
 use crate::text::Encoding;
 use crate::value::{flag_verdict, interpret};
 use chrono::{DateTime, FixedOffset};
@@ -72,17 +72,6 @@ pub(super) struct Records {
     /// Boxed as they are built: each goes out as `Event::Reading(Box<_>)` unmoved.
     #[allow(clippy::vec_box)]
     readings: Vec<Box<Reading>>,
-}
-
-fn trimmed(s: Text) -> Option<Text> {
-    let t = s.trim();
-    if t.is_empty() {
-        None
-    } else if t.len() == s.len() {
-        Some(s)
-    } else {
-        Some(Text::from(t))
-    }
 }
 
 impl Records {

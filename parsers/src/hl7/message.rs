@@ -5,7 +5,7 @@ use super::{CR, LF};
 use crate::datetime::parse_compact;
 use crate::decoder::DecoderConfig;
 use crate::event::{Diagnostic, Event, LinkEvent};
-use crate::reading::{DeviceVerdict, Protocol, Reading, Text};
+use crate::reading::{trimmed, DeviceVerdict, Protocol, Reading, Text};
 use crate::text::Encoding;
 use crate::value::{flag_verdict, interpret};
 use chrono::{DateTime, FixedOffset};
@@ -50,17 +50,6 @@ impl<'a> Iterator for Segments<'a> {
                 return Some((seg, offset));
             }
         }
-    }
-}
-
-fn trimmed(s: Text) -> Option<Text> {
-    let t = s.trim();
-    if t.is_empty() {
-        None
-    } else if t.len() == s.len() {
-        Some(s)
-    } else {
-        Some(Text::from(t))
     }
 }
 
