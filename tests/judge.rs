@@ -877,7 +877,15 @@ fn refused(text: &str) -> ReferenceError {
 
 #[test]
 fn malformed_reference_files_are_refused_with_line_and_key() {
-    let cases: Vec<(&str, &str, &str, &str, fn(&Problem) -> bool)> = vec![
+    // (replace, with, the text the error is at, key, the problem expected)
+    type Case = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&Problem) -> bool,
+    );
+    let cases: Vec<Case> = vec![
         // Unknown analyte in a limit.
         (
             "analyte = \"phorate\"",
