@@ -114,8 +114,12 @@ fn readings_on_stdout_with_every_contract_key() {
         for k in keys {
             assert!(line.get(k).is_some(), "key {k} missing in {line}");
         }
-        assert_eq!(line["verdict"], "unknown");
+        // Judged: a verdict and a reason that is not the decoder's "not judged".
+        assert!(line["reason"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty() && !r.starts_with("not judged")));
     }
+    assert_eq!(lines[0]["verdict"], "fail");
     assert_eq!(lines[0]["sample_name"], "菠菜");
     assert_eq!(lines[0]["analyte"], "op_carbamate");
 }

@@ -1,5 +1,7 @@
-//! `foodgate parse`: decode a capture, readings to stdout, diagnostics to stderr.
+//! `foodgate parse`: decode a capture, judge each reading, readings to stdout, diagnostics
+//! to stderr.
 
+use crate::judge::{Judge, Reference};
 use anyhow::Context;
 use clap::Args;
 use foodgate_parsers::event::LinkEvent;
@@ -8,6 +10,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Debug, Args)]
 pub struct ParseArgs {
@@ -17,6 +20,9 @@ pub struct ParseArgs {
     /// Text encoding: latin-1, utf-8, gbk, gb18030 (default: the protocol's own).
     #[arg(long)]
     encoding: Option<Encoding>,
+    /// Reference data (analytes, limits, categories) replacing the built-in one.
+    #[arg(long, value_name = "FILE")]
+    limits: Option<PathBuf>,
     /// The capture file, or `-` for standard input.
     file: PathBuf,
 }
@@ -24,10 +30,24 @@ pub struct ParseArgs {
 const CHUNK: usize = 64 * 1024;
 
 pub fn run(args: ParseArgs) -> anyhow::Result<ExitCode> {
+    let reference = match &args.limits {
+        None => Reference::builtin(),
+        Some(path) => match Reference::load(path) {
+            Ok(r) => Arc::new(r),
+            Err(e) => {
+                // A bad reference file is a bad argument: exit 2, saying where.
+                eprintln!("foodgate: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+    };
     let config = DecoderConfig {
         encoding: args.encoding,
+        // The reference's analytes decide alias matching too, so a replaced file changes both.
+        aliases: Arc::new(reference.alias_table()),
         ..DecoderConfig::default()
     };
+    let judge = Judge::new(reference);
     let mut decoder = new_decoder(args.protocol, config);
     let mut input: Box<dyn Read> = if args.file.as_os_str() == "-" {
         Box::new(io::stdin().lock())
@@ -40,6 +60,7 @@ pub fn run(args: ParseArgs) -> anyhow::Result<ExitCode> {
     let stdout = io::stdout();
     let stderr = io::stderr();
     let mut printer = Printer {
+        judge,
         out: BufWriter::new(stdout.lock()),
         err: BufWriter::new(stderr.lock()),
     };
@@ -65,6 +86,7 @@ pub fn run(args: ParseArgs) -> anyhow::Result<ExitCode> {
 }
 
 struct Printer<O: Write, E: Write> {
+    judge: Judge,
     out: O,
     err: E,
 }
@@ -73,7 +95,8 @@ impl<O: Write, E: Write> Printer<O, E> {
     fn print(&mut self, events: &mut Vec<Event>) -> io::Result<()> {
         for event in events.drain(..) {
             match event {
-                Event::Reading(r) => {
+                Event::Reading(mut r) => {
+                    self.judge.judge(&mut r);
                     serde_json::to_writer(&mut self.out, &r)?;
                     self.out.write_all(b"\n")?;
                 }
