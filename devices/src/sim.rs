@@ -80,7 +80,11 @@ impl SimConfig {
             interval: Duration::from_millis(1000),
             positive_rate: 0.1,
             seed: 1,
-            serial: format!("SIM-{}-0001", protocol.as_str().to_uppercase()),
+            // Gold-card serial numbers have 16 bytes.
+            serial: match protocol {
+                Protocol::GoldCard => "SIM-GOLD-0001".into(),
+                _ => format!("SIM-{}-0001", protocol.as_str().to_uppercase()),
+            },
             encoding: match protocol {
                 Protocol::Hl7 => Encoding::Utf8,
                 _ => Encoding::Gbk,
