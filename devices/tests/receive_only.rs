@@ -85,3 +85,25 @@ async fn enzyme_print_reports_committed_and_archived() {
     assert_eq!(archived(&dir), sent);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn archive_rotates_at_its_size_bound_and_keeps_every_byte() {
+    let dir = temp_dir("rotate");
+    let offset = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+    let a = RawArchive::new(&dir, "../evil id", offset, 10);
+    let first = a.append(b"0123456789").unwrap();
+    let second = a.append(b"abc").unwrap();
+    let third = a.append(b"def").unwrap();
+    assert_ne!(first, second, "a full file is not appended to");
+    assert_eq!(second, third);
+    assert!(first.starts_with(dir.join(".._evil_id")), "{first:?}");
+    let day = first.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(day.ends_with(".bin") && day.len() == "YYYY-MM-DD.bin".len());
+    assert!(second.to_string_lossy().ends_with(".1.bin"));
+    assert_eq!(std::fs::read(&first).unwrap(), b"0123456789");
+    assert_eq!(std::fs::read(&second).unwrap(), b"abcdef");
+    // A restart continues after the full file, not over it.
+    let again = RawArchive::new(&dir, "../evil id", offset, 10);
+    assert_eq!(again.append(b"g").unwrap(), second);
+    let _ = std::fs::remove_dir_all(dir);
+}
