@@ -1,6 +1,7 @@
 //! Command-line arguments and dispatch.
 
 mod parse;
+mod simulate;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -17,10 +18,13 @@ pub struct Cli {
 enum Command {
     /// Decode a capture and print one JSON reading per line (stores nothing).
     Parse(parse::ParseArgs),
+    /// A virtual instrument speaking a protocol, for tests and demos.
+    Simulate(simulate::SimulateArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Parse(args) => parse::run(args),
+        Command::Simulate(args) => simulate::run(args),
     }
 }

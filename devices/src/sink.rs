@@ -1,0 +1,136 @@
+//! Where committed readings go: the store implements [`Sink`].
+
+use chrono::{DateTime, Utc};
+use foodgate_parsers::{Diagnostic, Protocol, Reading};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// Readings completed together on one link, with the bytes they came from.
+///
+/// A session commits one batch per acknowledgeable unit: an ASTM frame that completed a
+/// message, an HL7 message, a gold-card result frame; for the receive-only protocols, the
+/// readings one read chunk completed.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Configured instrument id (`[[instrument]] id`).
+    pub instrument: String,
+    pub protocol: Protocol,
+    /// Identifies the byte stream the offsets count in: one per opened port or accepted
+    /// connection, unique within the process.
+    pub stream: u64,
+    /// Decoded readings, each with `offset` in the stream.
+    pub readings: Vec<Reading>,
+    /// The stream bytes since the end of the previous batch's `raw` through the read chunk
+    /// that completed this batch (bounded: when longer, only the tail is kept).
+    pub raw: Vec<u8>,
+    /// Stream offset of `raw[0]`.
+    pub raw_offset: u64,
+    /// Decode diagnostics seen since the previous batch (bounded).
+    pub diagnostics: Vec<Diagnostic>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// What the sink did with a batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitReport {
+    /// Readings newly stored.
+    pub stored: usize,
+    /// Readings the store already had (same identity): not stored again.
+    pub duplicates: usize,
+}
+
+/// The batch cannot be stored now (database busy, disk full…): the link refuses the data
+/// (NAK, `AR`, no ack) so that the sender keeps it and tries again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot store now: {0}")]
+pub struct SinkError(pub String);
+
+/// Durable storage for readings. `commit` must return `Ok` only once every reading of the
+/// batch is durably stored (or known already stored): the link acknowledges on it.
+pub trait Sink: Send + Sync + 'static {
+    fn commit(&self, batch: Batch) -> impl Future<Output = Result<CommitReport, SinkError>> + Send;
+
+    /// Whether a new transfer may start (ASTM answers `ENQ` with `NAK` when not).
+    fn ready(&self) -> bool {
+        true
+    }
+}
+
+/// Test and demo support, not the store: records every committed batch in memory, and can
+/// be told to refuse.
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    batches: Mutex<Vec<Batch>>,
+    refusing: AtomicBool,
+    refuse_next: AtomicUsize,
+    refused: AtomicUsize,
+}
+
+impl MemorySink {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Refuse every commit (and `ready`) until told otherwise.
+    pub fn set_refusing(&self, refusing: bool) {
+        self.refusing.store(refusing, Ordering::SeqCst);
+    }
+
+    /// Refuse the next `n` commits, then accept again; `ready` stays true.
+    pub fn refuse_next(&self, n: usize) {
+        self.refuse_next.store(n, Ordering::SeqCst);
+    }
+
+    /// Commits refused so far.
+    pub fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
+    }
+
+    pub fn batches(&self) -> Vec<Batch> {
+        self.batches.lock().map(|b| b.clone()).unwrap_or_default()
+    }
+
+    /// Every committed reading, in commit order.
+    pub fn readings(&self) -> Vec<Reading> {
+        self.batches()
+            .into_iter()
+            .flat_map(|b| b.readings)
+            .collect()
+    }
+
+    fn refuse_now(&self) -> bool {
+        if self.refusing.load(Ordering::SeqCst) {
+            return true;
+        }
+        self.refuse_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+impl Sink for MemorySink {
+    fn commit(&self, batch: Batch) -> impl Future<Output = Result<CommitReport, SinkError>> + Send {
+        let result = if self.refuse_now() {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            Err(SinkError("memory sink told to refuse".into()))
+        } else {
+            let stored = batch.readings.len();
+            match self.batches.lock() {
+                Ok(mut b) => {
+                    b.push(batch);
+                    Ok(CommitReport {
+                        stored,
+                        duplicates: 0,
+                    })
+                }
+                Err(_) => Err(SinkError("memory sink poisoned".into())),
+            }
+        };
+        std::future::ready(result)
+    }
+
+    fn ready(&self) -> bool {
+        !self.refusing.load(Ordering::SeqCst)
+    }
+}
