@@ -1,7 +1,7 @@
 //! Instrument test codes to canonical analyte ids (limits.md, "Canonical analytes").
 
 use crate::reading::Text;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::OnceLock;
 
 const BUILTIN: &str = include_str!("analytes.txt");
@@ -24,7 +24,9 @@ pub enum AliasError {
 /// Case-insensitive map from test codes and names to canonical analyte ids.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AliasTable {
-    map: HashMap<String, String>,
+    /// Looked up once per reading with short keys: a fast non-cryptographic hash (the
+    /// keys come from our own reference data, not from the wire).
+    map: FxHashMap<String, String>,
 }
 
 fn key(code: &str) -> String {
