@@ -3,6 +3,14 @@
 //! # Layout
 //!
 //! - [`cli`]: command-line arguments and the commands they run.
+//! - [`config`]: the TOML configuration, raw → validated.
+//! - [`store`]: SQLite: one writer thread, readings, raw frames, holds, outbox.
+//! - [`uplink`]: delivers the outbox to each `[[upstream]]`.
+//! - [`ingest`]: decode → judge → store, for captures (and the shape live links follow).
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod config;
+pub mod ingest;
+pub mod store;
+pub mod uplink;

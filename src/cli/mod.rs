@@ -1,6 +1,8 @@
 //! Command-line arguments and dispatch.
 
+mod ingest;
 mod parse;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -17,10 +19,16 @@ pub struct Cli {
 enum Command {
     /// Decode a capture and print one JSON reading per line (stores nothing).
     Parse(parse::ParseArgs),
+    /// Decode, judge and store a capture file (safe to run twice); last line a JSON summary.
+    Ingest(ingest::IngestArgs),
+    /// Run the service (for now: deliver the outbox upstream) until SIGINT/SIGTERM.
+    Serve(serve::ServeArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Parse(args) => parse::run(args),
+        Command::Ingest(args) => ingest::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }
