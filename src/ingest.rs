@@ -240,13 +240,28 @@ fn fill(
     let mut last: Option<(u64, usize)> = None;
     for (from, to, item) in closed.drain(..) {
         match item {
-            Item::Rejected(error) => batch.frames.push(RawFrame {
-                source: target.source.clone(),
-                offset: from,
-                bytes: spans.slice(from, to),
-                error: Some(error),
-                received_at,
-            }),
+            Item::Rejected(error) => {
+                // Several errors about one spot (bad checksum, then the message it broke)
+                // are one rejected frame.
+                if let Some(f) = batch
+                    .frames
+                    .last_mut()
+                    .filter(|f| f.offset == from && f.error.is_some())
+                {
+                    if let Some(e) = f.error.as_mut() {
+                        e.push_str("; ");
+                        e.push_str(&error);
+                    }
+                    continue;
+                }
+                batch.frames.push(RawFrame {
+                    source: target.source.clone(),
+                    offset: from,
+                    bytes: spans.slice(from, to),
+                    error: Some(error),
+                    received_at,
+                })
+            }
             Item::Reading(r) => {
                 let frame = match last {
                     Some((o, i)) if o == from => i,

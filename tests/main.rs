@@ -1,3 +1,6 @@
-//! End-to-end tests of the `foodgate` binary (one test binary: one link step).
+//! End-to-end tests of the `foodgate` binary and service (one test binary: one link step).
 
 mod parse_cli;
+mod store;
+mod support;
+mod uplink;

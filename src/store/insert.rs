@@ -398,7 +398,7 @@ fn sample_key(
 }
 
 /// Store every reading of `batch` (see [`super::Store::submit`]).
-pub(crate) fn insert_batch(
+pub fn insert_batch(
     tx: &mut Tx<'_>,
     settings: &StoreSettings,
     batch: Batch,

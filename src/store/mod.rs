@@ -22,7 +22,7 @@ pub mod outbox;
 pub mod schema;
 
 pub use identity::Origin;
-pub use insert::{Batch, Committed, NewReading, Outcome, RawFrame};
+pub use insert::{insert_batch, Batch, Committed, NewReading, Outcome, RawFrame};
 
 use crate::config::{Config, Format, Send as SendMode};
 use chrono::FixedOffset;

@@ -96,13 +96,14 @@ pub fn record(tx: &Tx<'_>, id: i64, at_ms: i64, attempt: &Attempt) -> rusqlite::
 
 /// Put dead events back in the queue (after fixing a secret, say): one by id, or all of
 /// them with `None`. Returns how many.
-pub fn retry_dead(tx: &Tx<'_>, id: Option<i64>, now_ms: i64) -> rusqlite::Result<usize> {
+pub fn retry_dead(tx: &mut Tx<'_>, id: Option<i64>, now_ms: i64) -> rusqlite::Result<usize> {
     let n = tx
         .prepare_cached(
             "UPDATE outbox SET status = 'pending', next_attempt_ms = ?1
              WHERE status = 'dead' AND (?2 IS NULL OR id = ?2)",
         )?
         .execute(params![now_ms, id])?;
+    tx.events_added(n);
     Ok(n)
 }
 
