@@ -335,6 +335,21 @@ fn run_group(conn: &mut Connection, jobs: &mut Vec<Box<dyn Job>>) -> usize {
     let mut events = 0;
     let outcome = (|| -> rusqlite::Result<()> {
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let [job] = jobs.as_mut_slice() {
+            // Alone in its transaction, a job needs no savepoint (which would copy every page
+            // it touches into a sub-journal): failing, it rolls the transaction back.
+            let mut t = Tx {
+                conn: &tx,
+                events: 0,
+            };
+            if job.run(&mut t) {
+                events += t.events;
+                results.push(Ok(()));
+                return tx.commit();
+            }
+            results.push(Err(StoreError::Closed)); // replaced by the job's own error
+            return tx.rollback();
+        }
         for job in jobs.iter_mut() {
             let sp = tx.savepoint()?;
             let mut t = Tx {
