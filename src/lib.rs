@@ -5,7 +5,15 @@
 //! - [`cli`]: command-line arguments and the commands they run.
 //! - [`judge`]: verdicts for decoded readings from the reference data (limits, categories,
 //!   method rules); knows no decoding and no storage.
+//! - [`config`]: the TOML configuration, raw → validated.
+//! - [`store`]: SQLite: one writer thread, readings, raw frames, holds, outbox.
+//! - [`uplink`]: delivers the outbox to each `[[upstream]]`.
+//! - [`ingest`]: decode → judge → store, for captures (and the shape live links follow).
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod config;
+pub mod ingest;
 pub mod judge;
+pub mod store;
+pub mod uplink;

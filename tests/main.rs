@@ -1,4 +1,8 @@
-//! End-to-end tests of the `foodgate` binary (one test binary: one link step).
+//! End-to-end tests of the `foodgate` binary and service (one test binary: one link step).
 
+mod crash;
 mod judge;
 mod parse_cli;
+mod store;
+mod support;
+mod uplink;

@@ -1,6 +1,8 @@
 //! Command-line arguments and dispatch.
 
+mod ingest;
 mod parse;
+mod serve;
 mod simulate;
 
 use clap::{Parser, Subcommand};
@@ -20,11 +22,17 @@ enum Command {
     Parse(parse::ParseArgs),
     /// A virtual instrument speaking a protocol, for tests and demos.
     Simulate(simulate::SimulateArgs),
+    /// Decode, judge and store a capture file (safe to run twice); last line a JSON summary.
+    Ingest(ingest::IngestArgs),
+    /// Run the service (for now: deliver the outbox upstream) until SIGINT/SIGTERM.
+    Serve(serve::ServeArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Parse(args) => parse::run(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Ingest(args) => ingest::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }

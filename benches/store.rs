@@ -1,0 +1,251 @@
+//! Store and uplink throughput.
+//!
+//! - `ingest/foodgate`: a synthetic ASTM capture through `ingest` (decode, raw frames,
+//!   samples, readings, and one `result.recorded` outbox row per reading, 10 % failures with
+//!   hold + `sample.failed`), into a fresh database each iteration.
+//! - `ingest/bare_rusqlite`: the same readings' rows inserted by a bare prepared-statement
+//!   loop in one transaction: the floor the store is compared against.
+//! - `deliver`: outbox events to a local axum receiver, until all are delivered.
+//!
+//! `FOODGATE_BENCH_READINGS` sets the capture size (default 100 000 readings).
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use foodgate::config::Config;
+use foodgate::ingest::{ingest, IngestTarget};
+use foodgate::store::{Store, StoreSettings};
+use foodgate_parsers::{decode_all, new_decoder, DecoderConfig, Event, Protocol, Reading, Verdict};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+fn readings_wanted() -> usize {
+    std::env::var("FOODGATE_BENCH_READINGS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000)
+}
+
+fn fresh_dir() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "foodgate-bench-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn config(dir: &std::path::Path, url: &str, send: &str) -> Config {
+    Config::parse(
+        &format!(
+            "[server]\ndata_dir = {:?}\n[[upstream]]\nname = \"up\"\nurl = {url:?}\nsend = {send:?}\nsecret = \"k\"\n",
+            dir.join("data")
+        ),
+        "bench",
+    )
+    .unwrap()
+}
+
+/// A capture with about `n` readings.
+fn capture(n: usize) -> (Vec<u8>, usize) {
+    // Measured: about 95 bytes of capture per reading; grow until enough.
+    let mut bytes = n * 90;
+    loop {
+        let cap = foodgate_parsers::synth::astm_capture_counted(bytes, 7);
+        if cap.results >= n {
+            return (cap.bytes, cap.results);
+        }
+        bytes = bytes * 11 / 10;
+    }
+}
+
+/// Fails one reading in ten (deterministically), passes the rest.
+fn judge(r: &mut Reading) {
+    let h = r
+        .sample_id
+        .as_deref()
+        .map_or(0, |s| s.bytes().map(u32::from).sum::<u32>());
+    r.verdict = if (h + r.analyte.len() as u32) % 10 == 0 {
+        Verdict::Fail
+    } else {
+        Verdict::Pass
+    };
+}
+
+fn bare_insert(path: &std::path::Path, readings: &[Reading]) {
+    let mut conn = rusqlite::Connection::open(path).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").ok();
+    conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    conn.execute_batch(
+        "CREATE TABLE readings (id INTEGER PRIMARY KEY, identity TEXT NOT NULL UNIQUE, market TEXT,
+           instrument TEXT, sample_id TEXT, sample_name TEXT, analyte TEXT, value REAL,
+           value_text TEXT, unit TEXT, measured_at TEXT, verdict TEXT, reason TEXT, reading_json TEXT)",
+    )
+    .unwrap();
+    let tx = conn.transaction().unwrap();
+    {
+        let mut stmt = tx
+            .prepare(
+                "INSERT INTO readings (identity, market, instrument, sample_id, sample_name, analyte,
+                 value, value_text, unit, measured_at, verdict, reason, reading_json)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )
+            .unwrap();
+        for (i, r) in readings.iter().enumerate() {
+            stmt.execute(rusqlite::params![
+                format!("{i:064}"),
+                "ZB-0001",
+                r.instrument.as_deref(),
+                r.sample_id.as_deref(),
+                r.sample_name.as_deref(),
+                r.analyte.as_str(),
+                r.value,
+                r.value_text.as_deref(),
+                r.unit.as_deref(),
+                r.measured_at.map(|t| t.to_rfc3339()),
+                "pass",
+                r.reason.as_str(),
+                serde_json::to_string(r).unwrap(),
+            ])
+            .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+fn bench_ingest(c: &mut Criterion) {
+    let (bytes, n) = capture(readings_wanted());
+    let decoded: Vec<Reading> = decode_all(
+        new_decoder(Protocol::Astm, DecoderConfig::default()).as_mut(),
+        &bytes,
+    )
+    .into_iter()
+    .filter_map(|e| match e {
+        Event::Reading(r) => Some(*r),
+        _ => None,
+    })
+    .collect();
+    let mut g = c.benchmark_group("ingest");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(20));
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function(format!("foodgate/{n}"), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = fresh_dir();
+                let cfg = config(&dir, "http://127.0.0.1:9/events", "all");
+                let store =
+                    Store::open(&cfg.database_path(), StoreSettings::from_config(&cfg)).unwrap();
+                let target = IngestTarget {
+                    market: "ZB-0001".into(),
+                    stall: None,
+                    instrument: None,
+                    source: "bench".into(),
+                };
+                let mut d = new_decoder(Protocol::Astm, DecoderConfig::default());
+                let t = Instant::now();
+                let s = ingest(&store, d.as_mut(), &judge, &target, &bytes[..]).unwrap();
+                total += t.elapsed();
+                assert_eq!(s.stored as usize, n);
+                store.close();
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            total
+        })
+    });
+    g.bench_function(format!("bare_rusqlite/{n}"), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = fresh_dir();
+                let t = Instant::now();
+                bare_insert(&dir.join("bare.db"), &decoded);
+                total += t.elapsed();
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+fn bench_deliver(c: &mut Criterion) {
+    const EVENTS: usize = 20_000;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().route(
+            "/events",
+            axum::routing::post(|_body: axum::body::Bytes| async { "ok" }),
+        );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        format!("http://{addr}/events")
+    });
+    let (bytes, events) = capture(EVENTS);
+    let mut g = c.benchmark_group("deliver");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(20));
+    g.throughput(Throughput::Elements(events as u64));
+    g.bench_function(format!("events/{events}"), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = fresh_dir();
+                let cfg = config(&dir, &url, "all");
+                let store =
+                    Store::open(&cfg.database_path(), StoreSettings::from_config(&cfg)).unwrap();
+                let target = IngestTarget {
+                    market: "ZB-0001".into(),
+                    stall: None,
+                    instrument: None,
+                    source: "bench".into(),
+                };
+                let mut d = new_decoder(Protocol::Astm, DecoderConfig::default());
+                let pass = |r: &mut Reading| r.verdict = Verdict::Pass;
+                let s = ingest(&store, d.as_mut(), &pass, &target, &bytes[..]).unwrap();
+                let want = s.stored;
+                let conn = store.reader().unwrap();
+                let t = Instant::now();
+                rt.block_on(async {
+                    let (stop, rx) = tokio::sync::watch::channel(false);
+                    let (_h, mut tasks) =
+                        foodgate::uplink::spawn(store.clone(), cfg.upstreams.clone(), rx);
+                    loop {
+                        let delivered: i64 = conn
+                            .query_row(
+                                "SELECT count(*) FROM outbox WHERE status = 'delivered'",
+                                [],
+                                |r| r.get(0),
+                            )
+                            .unwrap();
+                        if delivered as u64 >= want {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    total += t.elapsed();
+                    let _ = stop.send(true);
+                    while tasks.join_next().await.is_some() {}
+                });
+                drop(conn);
+                store.close();
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_ingest, bench_deliver);
+criterion_main!(benches);

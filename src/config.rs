@@ -1,0 +1,674 @@
+//! Configuration (SPEC.md, "Configuration"): TOML as written ([`RawConfig`]) → validated
+//! [`Config`] in which only valid values exist.
+//!
+//! Errors name the file, the key (`instrument[2].protocol`) and what was expected, so a
+//! misconfigured service says where to look and does not start.
+
+use chrono::FixedOffset;
+use foodgate_parsers::{Encoding, Protocol};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The configuration that applies without `--config` (SPEC.md, "Command line", `serve`).
+pub const DEFAULT_CONFIG: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+data_dir = "./foodgate-data"
+utc_offset = "+08:00"
+"#;
+
+/// Name of the SQLite database inside `data_dir`.
+pub const DATABASE_FILE: &str = "foodgate.db";
+
+/// A config that cannot be used: where, which key, what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {message}")]
+    Read { file: String, message: String },
+    #[error("{file}: {message}")]
+    Syntax { file: String, message: String },
+    #[error("{file}: {key}: {message}")]
+    Invalid {
+        file: String,
+        key: String,
+        message: String,
+    },
+}
+
+// ---------------------------------------------------------------------------------------
+// Stage 1: as written.
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub instrument: Vec<RawInstrument>,
+    #[serde(default)]
+    pub upstream: Vec<RawUpstream>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub utc_offset: Option<String>,
+    pub limits: Option<PathBuf>,
+    pub raw_retention_days: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInstrument {
+    pub id: String,
+    pub market: String,
+    pub protocol: String,
+    pub encoding: Option<String>,
+    pub utc_offset: Option<String>,
+    #[serde(default)]
+    pub aliases: BTreeMap<String, String>,
+    pub serial: Option<RawSerial>,
+    pub tcp: Option<RawTcp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSerial {
+    pub path: String,
+    pub baud: Option<u32>,
+    pub data_bits: Option<u8>,
+    pub parity: Option<String>,
+    pub stop_bits: Option<u8>,
+    pub flow_control: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTcp {
+    pub listen: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    pub name: String,
+    pub url: String,
+    pub send: Option<String>,
+    pub format: Option<String>,
+    pub secret: String,
+    pub token: Option<String>,
+    pub timeout_s: Option<u64>,
+    /// First retry delay (default 1000 ms); operations and tests shorten it.
+    pub retry_initial_ms: Option<u64>,
+    /// Longest retry delay (default 300000 ms = 5 min).
+    pub retry_max_ms: Option<u64>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Stage 2: validated.
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from (`<default>` for the embedded one), for messages.
+    pub source: String,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub utc_offset: FixedOffset,
+    pub limits: Option<PathBuf>,
+    pub raw_retention_days: Option<u32>,
+    pub instruments: Vec<Instrument>,
+    pub upstreams: Vec<Upstream>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Instrument {
+    pub id: String,
+    pub market: String,
+    pub protocol: Protocol,
+    /// `None`: the protocol's own default.
+    pub encoding: Option<Encoding>,
+    pub utc_offset: FixedOffset,
+    pub aliases: BTreeMap<String, String>,
+    pub transport: Transport,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    Serial(Serial),
+    Tcp { listen: SocketAddr },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Serial {
+    pub path: String,
+    pub baud: u32,
+    pub data_bits: u8,
+    pub parity: Parity,
+    pub stop_bits: u8,
+    pub flow_control: FlowControl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parity {
+    None,
+    Odd,
+    Even,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowControl {
+    None,
+    Software,
+    Hardware,
+}
+
+/// Which readings an upstream receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Send {
+    /// Failures and hold events only.
+    Failures,
+    /// Also a `result.recorded` event for every reading.
+    All,
+}
+
+/// What an upstream is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The event bodies of SPEC.md, "Upstream events".
+    Events,
+    /// Upload rows to a city hub's `/api/v1/results`.
+    Results,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub name: String,
+    /// Plain `http://` only: TLS belongs to a proxy (see README).
+    pub url: String,
+    pub send: Send,
+    pub format: Format,
+    pub secret: Secret,
+    pub token: Option<Secret>,
+    pub timeout: std::time::Duration,
+    pub retry_initial: std::time::Duration,
+    pub retry_max: std::time::Duration,
+}
+
+/// A secret that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl Config {
+    /// The embedded default (no `--config`).
+    pub fn default_embedded() -> Config {
+        Config::parse(DEFAULT_CONFIG, "<default>").expect("the embedded default config is valid")
+    }
+
+    /// `--config FILE` when given, else the embedded default.
+    pub fn load_or_default(file: Option<&Path>) -> Result<Config, ConfigError> {
+        match file {
+            Some(f) => Config::load(f),
+            None => Ok(Config::default_embedded()),
+        }
+    }
+
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let name = file.display().to_string();
+        let text = std::fs::read_to_string(file).map_err(|e| ConfigError::Read {
+            file: name.clone(),
+            message: e.to_string(),
+        })?;
+        Config::parse(&text, &name)
+    }
+
+    /// Parse and validate TOML text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            file: file.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        raw.validate(file)
+    }
+
+    /// The SQLite database path.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join(DATABASE_FILE)
+    }
+
+    pub fn instrument(&self, id: &str) -> Option<&Instrument> {
+        self.instruments.iter().find(|i| i.id == id)
+    }
+}
+
+/// The serial speed of a protocol's document, or `None` for a TCP-only protocol.
+pub fn default_baud(protocol: Protocol) -> Option<u32> {
+    match protocol {
+        Protocol::Astm | Protocol::EnzymePrint | Protocol::Spectro => Some(9600),
+        Protocol::GoldCard => Some(115_200),
+        Protocol::Hl7 => None,
+    }
+}
+
+/// `+08:00`, `-05:30`, `Z`.
+pub fn parse_offset(s: &str) -> Option<FixedOffset> {
+    if s == "Z" || s == "z" {
+        return FixedOffset::east_opt(0);
+    }
+    let b = s.as_bytes();
+    if b.len() != 6 || b[3] != b':' {
+        return None;
+    }
+    let sign = match b[0] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let h: i32 = s.get(1..3)?.parse().ok()?;
+    let m: i32 = s.get(4..6)?.parse().ok()?;
+    if !s.get(1..3)?.bytes().all(|c| c.is_ascii_digit())
+        || !s.get(4..6)?.bytes().all(|c| c.is_ascii_digit())
+        || h > 23
+        || m > 59
+    {
+        return None;
+    }
+    FixedOffset::east_opt(sign * (h * 3600 + m * 60))
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.to_string(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl RawConfig {
+    pub fn validate(self, file: &str) -> Result<Config, ConfigError> {
+        let cx = Ctx { file };
+        let s = self.server;
+        let listen = s.listen.as_deref().unwrap_or("127.0.0.1:8080");
+        let listen: SocketAddr = listen.parse().map_err(|_| {
+            cx.err(
+                "server.listen",
+                format!("expected an address like \"127.0.0.1:8080\", got {listen:?}"),
+            )
+        })?;
+        let utc_text = s.utc_offset.as_deref().unwrap_or("+08:00");
+        let utc_offset = parse_offset(utc_text).ok_or_else(|| {
+            cx.err(
+                "server.utc_offset",
+                format!("expected an offset like \"+08:00\", got {utc_text:?}"),
+            )
+        })?;
+        let data_dir = s
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("./foodgate-data"));
+        if data_dir.as_os_str().is_empty() {
+            return Err(cx.err("server.data_dir", "expected a directory path, got \"\""));
+        }
+
+        let mut ids = HashSet::new();
+        let mut instruments = Vec::with_capacity(self.instrument.len());
+        for (i, raw) in self.instrument.into_iter().enumerate() {
+            let key = |k: &str| format!("instrument[{i}].{k}");
+            if raw.id.trim().is_empty() {
+                return Err(cx.err(key("id"), "expected a non-empty id"));
+            }
+            if !ids.insert(raw.id.clone()) {
+                return Err(cx.err(
+                    key("id"),
+                    format!("duplicate instrument id {:?}: ids must be unique", raw.id),
+                ));
+            }
+            if raw.market.trim().is_empty() {
+                return Err(cx.err(key("market"), "expected a market code like \"ZB-0003\""));
+            }
+            let protocol: Protocol = raw.protocol.parse().map_err(|_| {
+                cx.err(
+                    key("protocol"),
+                    format!(
+                        "expected one of astm, hl7, enzyme-print, gold-card, spectro, got {:?}",
+                        raw.protocol
+                    ),
+                )
+            })?;
+            let encoding = match &raw.encoding {
+                None => None,
+                Some(e) => Some(e.parse::<Encoding>().map_err(|_| {
+                    cx.err(
+                        key("encoding"),
+                        format!("expected one of latin-1, utf-8, gbk, gb18030, got {e:?}"),
+                    )
+                })?),
+            };
+            let utc = match &raw.utc_offset {
+                None => utc_offset,
+                Some(t) => parse_offset(t).ok_or_else(|| {
+                    cx.err(
+                        key("utc_offset"),
+                        format!("expected an offset like \"+08:00\", got {t:?}"),
+                    )
+                })?,
+            };
+            let transport = match (raw.serial, raw.tcp) {
+                (Some(_), Some(_)) => {
+                    return Err(cx.err(key("serial"), "expected either serial or tcp, not both"))
+                }
+                (None, None) => {
+                    return Err(cx.err(
+                        key("serial"),
+                        "expected serial = { path = ... } or tcp = { listen = ... }",
+                    ))
+                }
+                (None, Some(tcp)) => Transport::Tcp {
+                    listen: tcp.listen.parse().map_err(|_| {
+                        cx.err(
+                            key("tcp.listen"),
+                            format!(
+                                "expected an address like \"0.0.0.0:5001\", got {:?}",
+                                tcp.listen
+                            ),
+                        )
+                    })?,
+                },
+                (Some(serial), None) => {
+                    let Some(default) = default_baud(protocol) else {
+                        return Err(cx.err(
+                            key("serial"),
+                            format!(
+                                "{protocol} runs over TCP (MLLP): expected tcp = {{ listen = ... }}"
+                            ),
+                        ));
+                    };
+                    Transport::Serial(validate_serial(&cx, &key, serial, default)?)
+                }
+            };
+            instruments.push(Instrument {
+                id: raw.id,
+                market: raw.market,
+                protocol,
+                encoding,
+                utc_offset: utc,
+                aliases: raw.aliases,
+                transport,
+            });
+        }
+
+        let mut names = HashSet::new();
+        let mut upstreams = Vec::with_capacity(self.upstream.len());
+        for (i, raw) in self.upstream.into_iter().enumerate() {
+            let key = |k: &str| format!("upstream[{i}].{k}");
+            if raw.name.trim().is_empty() {
+                return Err(cx.err(key("name"), "expected a non-empty name"));
+            }
+            if !names.insert(raw.name.clone()) {
+                return Err(cx.err(
+                    key("name"),
+                    format!(
+                        "duplicate upstream name {:?}: names must be unique",
+                        raw.name
+                    ),
+                ));
+            }
+            if raw.url.starts_with("https://") {
+                return Err(cx.err(
+                    key("url"),
+                    "https is not supported yet: expected an http:// URL (terminate TLS in a local proxy)",
+                ));
+            }
+            let uri_ok = raw
+                .url
+                .parse::<hyper::Uri>()
+                .map(|u| u.scheme_str() == Some("http") && u.host().is_some())
+                .unwrap_or(false);
+            if !uri_ok {
+                return Err(cx.err(
+                    key("url"),
+                    format!(
+                        "expected a full endpoint URL like \"http://127.0.0.1:9000/events\", got {:?}",
+                        raw.url
+                    ),
+                ));
+            }
+            let send = match raw.send.as_deref() {
+                None | Some("failures") => Send::Failures,
+                Some("all") => Send::All,
+                Some(other) => {
+                    return Err(cx.err(
+                        key("send"),
+                        format!("expected \"failures\" or \"all\", got {other:?}"),
+                    ))
+                }
+            };
+            let format = match raw.format.as_deref() {
+                None | Some("events") => Format::Events,
+                Some("results") => Format::Results,
+                Some(other) => {
+                    return Err(cx.err(
+                        key("format"),
+                        format!("expected \"events\" or \"results\", got {other:?}"),
+                    ))
+                }
+            };
+            if raw.secret.is_empty() {
+                return Err(cx.err(key("secret"), "expected a non-empty HMAC key"));
+            }
+            let timeout_s = raw.timeout_s.unwrap_or(30);
+            if timeout_s == 0 || timeout_s > 3600 {
+                return Err(cx.err(
+                    key("timeout_s"),
+                    format!("expected seconds between 1 and 3600, got {timeout_s}"),
+                ));
+            }
+            let initial = raw.retry_initial_ms.unwrap_or(1000);
+            let max = raw.retry_max_ms.unwrap_or(300_000);
+            if initial == 0 {
+                return Err(cx.err(key("retry_initial_ms"), "expected at least 1 ms"));
+            }
+            if max < initial {
+                return Err(cx.err(
+                    key("retry_max_ms"),
+                    format!("expected at least retry_initial_ms ({initial}), got {max}"),
+                ));
+            }
+            upstreams.push(Upstream {
+                name: raw.name,
+                url: raw.url,
+                send,
+                format,
+                secret: Secret(raw.secret),
+                token: raw.token.map(Secret),
+                timeout: std::time::Duration::from_secs(timeout_s),
+                retry_initial: std::time::Duration::from_millis(initial),
+                retry_max: std::time::Duration::from_millis(max),
+            });
+        }
+
+        Ok(Config {
+            source: file.to_string(),
+            listen,
+            data_dir,
+            utc_offset,
+            limits: s.limits,
+            raw_retention_days: s.raw_retention_days,
+            instruments,
+            upstreams,
+        })
+    }
+}
+
+fn validate_serial(
+    cx: &Ctx<'_>,
+    key: &dyn Fn(&str) -> String,
+    raw: RawSerial,
+    default_baud: u32,
+) -> Result<Serial, ConfigError> {
+    if raw.path.is_empty() {
+        return Err(cx.err(
+            key("serial.path"),
+            "expected a device path like \"/dev/ttyUSB0\"",
+        ));
+    }
+    let baud = raw.baud.unwrap_or(default_baud);
+    if baud == 0 {
+        return Err(cx.err(key("serial.baud"), "expected a positive speed like 9600"));
+    }
+    let data_bits = raw.data_bits.unwrap_or(8);
+    if !(5..=8).contains(&data_bits) {
+        return Err(cx.err(
+            key("serial.data_bits"),
+            format!("expected 5, 6, 7 or 8, got {data_bits}"),
+        ));
+    }
+    let parity = match raw.parity.as_deref() {
+        None | Some("none") => Parity::None,
+        Some("odd") => Parity::Odd,
+        Some("even") => Parity::Even,
+        Some(p) => {
+            return Err(cx.err(
+                key("serial.parity"),
+                format!("expected \"none\", \"odd\" or \"even\", got {p:?}"),
+            ))
+        }
+    };
+    let stop_bits = raw.stop_bits.unwrap_or(1);
+    if !(1..=2).contains(&stop_bits) {
+        return Err(cx.err(
+            key("serial.stop_bits"),
+            format!("expected 1 or 2, got {stop_bits}"),
+        ));
+    }
+    let flow_control = match raw.flow_control.as_deref() {
+        None | Some("none") => FlowControl::None,
+        Some("software") => FlowControl::Software,
+        Some("hardware") => FlowControl::Hardware,
+        Some(f) => {
+            return Err(cx.err(
+                key("serial.flow_control"),
+                format!("expected \"none\", \"software\" or \"hardware\", got {f:?}"),
+            ))
+        }
+    };
+    Ok(Serial {
+        path: raw.path,
+        baud,
+        data_bits,
+        parity,
+        stop_bits,
+        flow_control,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_matches_spec() {
+        let c = Config::default_embedded();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from("./foodgate-data"));
+        assert_eq!(c.utc_offset.local_minus_utc(), 8 * 3600);
+        assert!(c.instruments.is_empty() && c.upstreams.is_empty());
+    }
+
+    #[test]
+    fn defaults_per_protocol_and_upstream() {
+        let c = Config::parse(
+            r#"
+[[instrument]]
+id = "A"
+market = "ZB-0001"
+protocol = "gold-card"
+serial = { path = "/dev/ttyUSB0" }
+[[instrument]]
+id = "B"
+market = "ZB-0001"
+protocol = "hl7"
+utc_offset = "-05:30"
+tcp = { listen = "0.0.0.0:5001" }
+[[upstream]]
+name = "u"
+url = "http://127.0.0.1:9000/events"
+secret = "k"
+"#,
+            "t.toml",
+        )
+        .unwrap();
+        let Transport::Serial(s) = &c.instruments[0].transport else {
+            panic!("serial expected")
+        };
+        assert_eq!(s.baud, 115_200);
+        assert_eq!((s.data_bits, s.parity, s.stop_bits), (8, Parity::None, 1));
+        assert_eq!(
+            c.instruments[1].utc_offset.local_minus_utc(),
+            -(5 * 3600 + 1800)
+        );
+        let u = &c.upstreams[0];
+        assert_eq!((u.send, u.format), (Send::Failures, Format::Events));
+        assert_eq!(u.timeout.as_secs(), 30);
+        assert_eq!(format!("{:?}", u.secret), "Secret(***)");
+    }
+
+    fn err(text: &str) -> String {
+        Config::parse(text, "f.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_file_key_and_expectation() {
+        let e = err("[[instrument]]\nid=\"a\"\nmarket=\"m\"\nprotocol=\"astm\"\nserial={path=\"/dev/x\"}\n[[instrument]]\nid=\"b\"\nmarket=\"m\"\nprotocol=\"modbus\"\nserial={path=\"/dev/y\"}\n");
+        assert_eq!(
+            e,
+            "f.toml: instrument[1].protocol: expected one of astm, hl7, enzyme-print, gold-card, spectro, got \"modbus\""
+        );
+        let e = err("[[instrument]]\nid=\"a\"\nmarket=\"m\"\nprotocol=\"astm\"\nserial={path=\"/dev/x\"}\n[[instrument]]\nid=\"a\"\nmarket=\"m\"\nprotocol=\"astm\"\nserial={path=\"/dev/y\"}\n");
+        assert!(
+            e.starts_with("f.toml: instrument[1].id: duplicate instrument id"),
+            "{e}"
+        );
+        let e = err("[server]\nlisten = \"nowhere\"\n");
+        assert!(
+            e.starts_with("f.toml: server.listen: expected an address"),
+            "{e}"
+        );
+        let e = err("[server]\nport = 1\n");
+        assert!(e.starts_with("f.toml: ") && e.contains("port"), "{e}");
+        let e = err("[[upstream]]\nname=\"u\"\nurl=\"http://h/e\"\nsecret=\"k\"\nsend=\"some\"\n");
+        assert_eq!(
+            e,
+            "f.toml: upstream[0].send: expected \"failures\" or \"all\", got \"some\""
+        );
+        let e = err(
+            "[[instrument]]\nid=\"h\"\nmarket=\"m\"\nprotocol=\"hl7\"\nserial={path=\"/dev/x\"}\n",
+        );
+        assert!(e.contains("instrument[0].serial: hl7 runs over TCP"), "{e}");
+    }
+}

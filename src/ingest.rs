@@ -1,0 +1,293 @@
+//! Decode → judge → store, for a capture (`foodgate ingest`); the same shape a live link
+//! follows, except that a link acknowledges each message after its batch is committed.
+//!
+//! Each reading keeps the raw bytes it came from: the span from its offset to the next
+//! event's offset in the stream (capped at [`MAX_RAW`]); a frame the decoder dropped with
+//! an error is kept the same way, with the error.
+
+use crate::store::{Batch, NewReading, Origin, Outcome, RawFrame, Store, StoreError};
+use chrono::{DateTime, Utc};
+use foodgate_parsers::{Decoder, Event, Level, Reading, Verdict};
+use std::io::{self, Read};
+
+/// The judging step: sets `verdict`, `reason`, `limit`, `category`.
+pub type Judge<'a> = &'a (dyn Fn(&mut Reading) + Sync);
+
+/// Raw bytes kept per reading or rejected frame, at most.
+pub const MAX_RAW: usize = 64 * 1024;
+/// Bytes kept behind the decoder's position so a record that started in an earlier chunk
+/// still has its bytes when its reading comes out.
+const LOOKBEHIND: usize = 1 << 20;
+/// Readings per committed batch.
+pub const BATCH: usize = 2000;
+
+/// Where the readings of a capture belong.
+#[derive(Debug, Clone)]
+pub struct IngestTarget {
+    pub market: String,
+    /// `--stall`: overrides whatever stall the readings name.
+    pub stall: Option<String>,
+    /// `--instrument`: identity of readings whose stream names no instrument.
+    pub instrument: Option<String>,
+    /// Name of the byte stream, for the raw frames.
+    pub source: String,
+}
+
+/// The summary `foodgate ingest` prints last.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IngestSummary {
+    /// Readings decoded.
+    pub readings: u64,
+    /// Stored now (not seen before).
+    pub stored: u64,
+    /// Seen before: not stored again, no new event.
+    pub duplicates: u64,
+    /// Readings judged `fail` (stored now or before).
+    pub failures: u64,
+    /// Decode errors (data dropped) plus readings the store refused.
+    pub errors: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("cannot read the input: {0}")]
+    Read(#[from] io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+enum Item {
+    Reading(Box<Reading>),
+    Rejected(String),
+}
+
+/// Keeps the bytes pending items will need and cuts their spans.
+struct Spans {
+    buf: Vec<u8>,
+    /// Stream offset of `buf[0]`.
+    base: u64,
+    pending: Vec<(u64, Item)>,
+}
+
+impl Spans {
+    fn end(&self) -> u64 {
+        self.base + self.buf.len() as u64
+    }
+
+    fn slice(&self, from: u64, to: u64) -> Vec<u8> {
+        let from = from.max(self.base);
+        let to = to.min(self.end()).min(from.saturating_add(MAX_RAW as u64));
+        if to <= from {
+            return Vec::new();
+        }
+        let a = (from - self.base) as usize;
+        let b = (to - self.base) as usize;
+        self.buf.get(a..b).map(<[u8]>::to_vec).unwrap_or_default()
+    }
+
+    /// Close every pending item that starts before `boundary`.
+    fn close_before(&mut self, boundary: u64, out: &mut Vec<(u64, u64, Item)>) {
+        if !self.pending.iter().any(|(o, _)| *o < boundary) {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        for (o, item) in pending {
+            if o < boundary {
+                out.push((o, boundary, item));
+            } else {
+                self.pending.push((o, item));
+            }
+        }
+    }
+
+    fn trim(&mut self) {
+        let keep_from = self
+            .pending
+            .iter()
+            .map(|(o, _)| *o)
+            .min()
+            .unwrap_or(u64::MAX)
+            .min(self.end().saturating_sub(LOOKBEHIND as u64));
+        if keep_from > self.base {
+            let cut = ((keep_from - self.base) as usize).min(self.buf.len());
+            self.buf.drain(..cut);
+            self.base += cut as u64;
+        }
+    }
+}
+
+/// Counts a [`Store`] batch into a summary.
+fn tally(summary: &mut IngestSummary, outcomes: &[Outcome]) {
+    for o in outcomes {
+        match o {
+            Outcome::Stored { .. } => summary.stored += 1,
+            Outcome::Duplicate { .. } => summary.duplicates += 1,
+            Outcome::Rejected { .. } => summary.errors += 1,
+        }
+    }
+}
+
+/// Decode `input` with `decoder`, judge each reading, store them in batches of [`BATCH`].
+/// Every batch is committed before the next is read; a crash loses at most the batch in
+/// flight, and running again stores only what is missing.
+pub fn ingest(
+    store: &Store,
+    decoder: &mut dyn Decoder,
+    judge: Judge<'_>,
+    target: &IngestTarget,
+    mut input: impl Read,
+) -> Result<IngestSummary, IngestError> {
+    let mut summary = IngestSummary::default();
+    let mut spans = Spans {
+        buf: Vec::new(),
+        base: 0,
+        pending: Vec::new(),
+    };
+    let mut events = Vec::new();
+    let mut closed = Vec::new();
+    let mut batch = Batch::default();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let received_at = Utc::now();
+    loop {
+        let n = match input.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let piece = chunk.get(..n).unwrap_or_default();
+        spans.buf.extend_from_slice(piece);
+        decoder.feed(piece, &mut events);
+        absorb(&mut spans, &mut events, &mut closed, &mut summary, judge);
+        fill(&spans, &mut closed, &mut batch, target, received_at);
+        if batch.readings.len() >= BATCH {
+            let committed = store.submit(std::mem::take(&mut batch))?;
+            tally(&mut summary, &committed.outcomes);
+        }
+        spans.trim();
+    }
+    decoder.finish(&mut events);
+    absorb(&mut spans, &mut events, &mut closed, &mut summary, judge);
+    let end = spans.end();
+    spans.close_before(u64::MAX, &mut closed);
+    for c in &mut closed {
+        c.1 = c.1.min(end);
+    }
+    fill(&spans, &mut closed, &mut batch, target, received_at);
+    if !batch.readings.is_empty() || !batch.frames.is_empty() {
+        let committed = store.submit(batch)?;
+        tally(&mut summary, &committed.outcomes);
+    }
+    Ok(summary)
+}
+
+fn absorb(
+    spans: &mut Spans,
+    events: &mut Vec<Event>,
+    closed: &mut Vec<(u64, u64, Item)>,
+    summary: &mut IngestSummary,
+    judge: Judge<'_>,
+) {
+    for ev in events.drain(..) {
+        let (offset, item) = match ev {
+            Event::Reading(mut r) => {
+                judge(&mut r);
+                summary.readings += 1;
+                if r.verdict == Verdict::Fail {
+                    summary.failures += 1;
+                }
+                (r.offset.unwrap_or(spans.end()), Some(Item::Reading(r)))
+            }
+            Event::Diagnostic(d) => {
+                let item = (d.level == Level::Error).then(|| {
+                    summary.errors += 1;
+                    Item::Rejected(format!("{}: {}", d.error, d.message))
+                });
+                (d.offset, item)
+            }
+            Event::Device(d) => (d.offset, None),
+            Event::Heartbeat(h) => (h.offset, None),
+            Event::Link(l) => (link_offset(&l), None),
+        };
+        spans.close_before(offset, closed);
+        if let Some(item) = item {
+            spans.pending.push((offset, item));
+        }
+    }
+}
+
+fn link_offset(l: &foodgate_parsers::LinkEvent) -> u64 {
+    use foodgate_parsers::LinkEvent as L;
+    match l {
+        L::Enq { offset } | L::Eot { offset } => *offset,
+        L::Frame { offset, .. } | L::MessageEnd { offset, .. } => *offset,
+    }
+}
+
+/// Turn closed spans into frames and readings of the batch; readings of one span share
+/// one frame.
+fn fill(
+    spans: &Spans,
+    closed: &mut Vec<(u64, u64, Item)>,
+    batch: &mut Batch,
+    target: &IngestTarget,
+    received_at: DateTime<Utc>,
+) {
+    let mut last: Option<(u64, usize)> = None;
+    for (from, to, item) in closed.drain(..) {
+        match item {
+            Item::Rejected(error) => {
+                // Several errors about one spot (bad checksum, then the message it broke)
+                // are one rejected frame.
+                if let Some(f) = batch
+                    .frames
+                    .last_mut()
+                    .filter(|f| f.offset == from && f.error.is_some())
+                {
+                    if let Some(e) = f.error.as_mut() {
+                        e.push_str("; ");
+                        e.push_str(&error);
+                    }
+                    continue;
+                }
+                batch.frames.push(RawFrame {
+                    source: target.source.clone(),
+                    offset: from,
+                    bytes: spans.slice(from, to),
+                    error: Some(error),
+                    received_at,
+                })
+            }
+            Item::Reading(r) => {
+                let frame = match last {
+                    Some((o, i)) if o == from => i,
+                    _ => {
+                        batch.frames.push(RawFrame {
+                            source: target.source.clone(),
+                            offset: from,
+                            bytes: spans.slice(from, to),
+                            error: None,
+                            received_at,
+                        });
+                        batch.frames.len() - 1
+                    }
+                };
+                last = Some((from, frame));
+                let instrument = r
+                    .instrument
+                    .as_deref()
+                    .map(str::to_string)
+                    .or_else(|| target.instrument.clone())
+                    .unwrap_or_else(|| format!("unidentified@{}", target.market));
+                batch.readings.push(NewReading {
+                    stall: target.stall.clone(),
+                    market: target.market.clone(),
+                    origin: Origin::Instrument(instrument),
+                    received_at,
+                    frame: Some(frame),
+                    reading: *r,
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Stable identities: of a reading (what makes "the same reading again"), and of the events
+//! and holds derived from it.
+
+use foodgate_parsers::Reading;
+use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
+use uuid::Uuid;
+
+/// Namespace of foodgate's UUID v5 ids.
+pub const NAMESPACE: Uuid = Uuid::from_u128(0x6f0d_6a7e_2c1b_5d4e_9a3f_0c8b_7e21_4d55);
+
+/// Who a reading came from: part of its identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// An instrument, by its id as sent (or as configured when it sends none).
+    Instrument(String),
+    /// An uploader (token name) of `POST /api/v1/results`.
+    Uploader(String),
+}
+
+impl Origin {
+    pub fn instrument(&self) -> Option<&str> {
+        match self {
+            Origin::Instrument(s) => Some(s),
+            Origin::Uploader(_) => None,
+        }
+    }
+    pub fn uploader(&self) -> Option<&str> {
+        match self {
+            Origin::Uploader(s) => Some(s),
+            Origin::Instrument(_) => None,
+        }
+    }
+    /// Name for hold history `by`.
+    pub fn name(&self) -> &str {
+        match self {
+            Origin::Instrument(s) | Origin::Uploader(s) => s,
+        }
+    }
+}
+
+/// Hex SHA-256 of (origin, sample id, analyte as sent, measured-at, value as sent).
+///
+/// Fields are length-prefixed so no choice of field text can make two different readings
+/// collide by shifting a separator.
+pub fn reading_identity(origin: &Origin, r: &Reading) -> String {
+    let mut h = Sha256::new();
+    let mut field = |tag: &[u8], s: Option<&str>| {
+        h.update(tag);
+        match s {
+            None => h.update([0u8]),
+            Some(s) => {
+                h.update([1u8]);
+                h.update((s.len() as u64).to_le_bytes());
+                h.update(s.as_bytes());
+            }
+        }
+    };
+    match origin {
+        Origin::Instrument(s) => field(b"i", Some(s)),
+        Origin::Uploader(s) => field(b"u", Some(s)),
+    }
+    field(b"s", r.sample_id.as_deref());
+    field(b"a", Some(r.analyte_code.as_deref().unwrap_or(&r.analyte)));
+    let measured = r
+        .measured_at
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false));
+    field(b"t", measured.as_deref());
+    let value = value_as_sent(r);
+    field(b"v", value.as_deref());
+    let digest = h.finalize();
+    let mut out = String::with_capacity(64);
+    for b in digest.iter() {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// The value text as the source sent it; rebuilt from the number when a source gave none.
+fn value_as_sent(r: &Reading) -> Option<String> {
+    if let Some(t) = &r.value_text {
+        return Some(t.to_string());
+    }
+    let q = r.qualifier.map(|q| match q {
+        foodgate_parsers::Qualifier::Below => "<",
+        foodgate_parsers::Qualifier::Above => ">",
+        foodgate_parsers::Qualifier::NotDetected => "ND",
+    });
+    match (q, r.value) {
+        (None, None) => r.device_verdict.map(|d| format!("{d:?}")),
+        (q, v) => Some(format!(
+            "{}{}",
+            q.unwrap_or(""),
+            v.map(|v| v.to_string()).unwrap_or_default()
+        )),
+    }
+}
+
+/// UUID v5 of an event: the same reading never makes two different events of one type.
+pub fn event_id(identity: &str, event_type: &str) -> Uuid {
+    let mut name = String::with_capacity(identity.len() + event_type.len() + 1);
+    name.push_str(identity);
+    name.push('/');
+    name.push_str(event_type);
+    Uuid::new_v5(&NAMESPACE, name.as_bytes())
+}
+
+/// The id of the hold a failed reading opens.
+pub fn hold_id(identity: &str) -> Uuid {
+    event_id(identity, "hold")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use foodgate_parsers::Protocol;
+
+    #[test]
+    fn identity_depends_on_each_part_only() {
+        let mut r = Reading::new(Protocol::Astm, "chlorpyrifos");
+        r.sample_id = Some("S1".into());
+        r.value_text = Some("0.05".into());
+        let o = Origin::Instrument("I1".into());
+        let a = reading_identity(&o, &r);
+        let mut same = r.clone();
+        same.verdict = foodgate_parsers::Verdict::Fail; // judging is not identity
+        assert_eq!(a, reading_identity(&o, &same));
+        let mut other = r.clone();
+        other.value_text = Some("0.050".into());
+        assert_ne!(a, reading_identity(&o, &other));
+        assert_ne!(a, reading_identity(&Origin::Uploader("I1".into()), &r));
+        // Shifting text between fields changes the identity.
+        let mut shifted = r.clone();
+        shifted.sample_id = Some("S10".into());
+        shifted.value_text = Some(".05".into());
+        assert_ne!(a, reading_identity(&o, &shifted));
+        assert_eq!(a.len(), 64);
+        assert_ne!(
+            event_id(&a, "sample.failed"),
+            event_id(&a, "result.recorded")
+        );
+        assert_eq!(event_id(&a, "sample.failed"), event_id(&a, "sample.failed"));
+    }
+}

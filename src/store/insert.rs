@@ -1,0 +1,697 @@
+//! Storing a batch: each reading with its raw bytes, its sample, and, for a failure, its hold
+//! and outbox events, all in the caller's transaction.
+
+use super::identity::{event_id, hold_id, reading_identity, Origin};
+use super::{Route, StoreSettings, Tx};
+use crate::config::{Format, Send as SendMode};
+use chrono::{DateTime, SecondsFormat, Utc};
+use foodgate_parsers::{Reading, Verdict};
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
+
+/// Bytes a reading came from, or a frame that gave none (`error` says why).
+#[derive(Debug, Clone)]
+pub struct RawFrame {
+    /// The stream: an instrument id, or `ingest:<file>`.
+    pub source: String,
+    /// Absolute offset of `bytes` in that stream.
+    pub offset: u64,
+    pub bytes: Vec<u8>,
+    /// The decode error for a rejected frame.
+    pub error: Option<String>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// A judged reading to store.
+#[derive(Debug, Clone)]
+pub struct NewReading {
+    pub reading: Reading,
+    pub market: String,
+    /// Stall code; `None` takes the reading's `source`.
+    pub stall: Option<String>,
+    pub origin: Origin,
+    pub received_at: DateTime<Utc>,
+    /// Index into [`Batch::frames`] of the bytes this reading came from.
+    pub frame: Option<usize>,
+}
+
+/// What one call to the writer stores, atomically.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub frames: Vec<RawFrame>,
+    pub readings: Vec<NewReading>,
+}
+
+/// What became of one reading of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Stored {
+        id: i64,
+        identity: String,
+        verdict: Verdict,
+        /// The hold a failure opened.
+        hold: Option<String>,
+        /// Outbox rows queued (one per event and upstream).
+        events: usize,
+    },
+    /// Seen before: nothing stored, no event; the original verdict.
+    Duplicate {
+        id: i64,
+        identity: String,
+        verdict: Verdict,
+    },
+    /// Not stored (e.g. unknown market); the rest of the batch is unaffected.
+    Rejected { reason: String },
+}
+
+/// Committed result of a [`Batch`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Committed {
+    pub outcomes: Vec<Outcome>,
+    /// Raw frames newly stored (frames already stored are not stored again).
+    pub frames_stored: usize,
+}
+
+impl Committed {
+    pub fn stored(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Stored { .. }))
+            .count()
+    }
+    pub fn duplicates(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Duplicate { .. }))
+            .count()
+    }
+}
+
+pub fn verdict_str(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "pass",
+        Verdict::Fail => "fail",
+        Verdict::Invalid => "invalid",
+        Verdict::Unknown => "unknown",
+    }
+}
+
+pub fn parse_verdict(s: &str) -> Verdict {
+    match s {
+        "pass" => Verdict::Pass,
+        "fail" => Verdict::Fail,
+        "invalid" => Verdict::Invalid,
+        _ => Verdict::Unknown,
+    }
+}
+
+pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// The local day a reading counts in (SPEC "Coverage"): of `measured_at`, or of
+/// `received_at` when the instrument clock is missing or more than 24 h off.
+pub fn local_day(r: &Reading, received_at: DateTime<Utc>, offset: chrono::FixedOffset) -> String {
+    let at = match r.measured_at {
+        Some(m) if (m.with_timezone(&Utc) - received_at).num_seconds().abs() <= 86_400 => {
+            m.with_timezone(&Utc)
+        }
+        _ => received_at,
+    };
+    at.with_timezone(&offset).format("%Y-%m-%d").to_string()
+}
+
+#[derive(Serialize)]
+struct SampleBody<'a> {
+    id: Option<&'a str>,
+    name: Option<&'a str>,
+    category: Option<&'a str>,
+}
+
+/// One entry of a hold's history.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct HistoryEntry {
+    pub at: String,
+    pub status: String,
+    pub by: String,
+    pub reason: String,
+}
+
+#[derive(Serialize)]
+struct HoldBody<'a> {
+    id: &'a str,
+    status: &'a str,
+    history: &'a [HistoryEntry],
+}
+
+#[derive(Serialize)]
+struct EventBody<'a> {
+    event_id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    occurred_at: &'a str,
+    market: &'a str,
+    stall: Option<&'a str>,
+    sample: SampleBody<'a>,
+    reading: &'a Reading,
+    hold: Option<HoldBody<'a>>,
+}
+
+/// An upload row (the `POST /api/v1/results` format) for `format = "results"` upstreams.
+#[derive(Serialize)]
+struct ResultRow<'a> {
+    id: &'a str,
+    market: &'a str,
+    stall: Option<&'a str>,
+    sample_id: Option<&'a str>,
+    sample_name: Option<&'a str>,
+    category: Option<&'a str>,
+    analyte: &'a str,
+    method: Option<&'a str>,
+    value: Option<f64>,
+    unit: Option<&'a str>,
+    qualifier: Option<foodgate_parsers::Qualifier>,
+    device_verdict: Option<foodgate_parsers::DeviceVerdict>,
+    measured_at: Option<String>,
+    instrument: Option<&'a str>,
+    tester: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    t_line: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    c_line: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cutoff: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    assay_format: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delta_a0: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delta_at: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recomputed_rate: Option<f64>,
+}
+
+/// Everything an event body is made of.
+struct EventCx<'a> {
+    identity: &'a str,
+    occurred_at: &'a str,
+    market: &'a str,
+    stall: Option<&'a str>,
+    reading: &'a Reading,
+}
+
+/// Serialize one event body, once: every retry sends these exact bytes.
+fn event_body(
+    cx: &EventCx<'_>,
+    kind: &str,
+    hold: Option<(&str, &str, &[HistoryEntry])>,
+) -> (String, Vec<u8>) {
+    let id = event_id(cx.identity, kind).to_string();
+    let body = EventBody {
+        event_id: &id,
+        kind,
+        occurred_at: cx.occurred_at,
+        market: cx.market,
+        stall: cx.stall,
+        sample: SampleBody {
+            id: cx.reading.sample_id.as_deref(),
+            name: cx.reading.sample_name.as_deref(),
+            category: cx.reading.category.as_deref(),
+        },
+        reading: cx.reading,
+        hold: hold.map(|(id, status, history)| HoldBody {
+            id,
+            status,
+            history,
+        }),
+    };
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    (id, bytes)
+}
+
+/// The row a `format = "results"` upstream receives (a one-row upload batch).
+fn result_row_body(cx: &EventCx<'_>) -> (String, Vec<u8>) {
+    let id = event_id(cx.identity, "result.row").to_string();
+    let r = cx.reading;
+    let row = ResultRow {
+        id: cx.identity,
+        market: cx.market,
+        stall: cx.stall,
+        sample_id: r.sample_id.as_deref(),
+        sample_name: r.sample_name.as_deref(),
+        category: r.category.as_deref(),
+        analyte: &r.analyte,
+        method: r.method.as_deref(),
+        value: r.value,
+        unit: r.unit.as_deref(),
+        qualifier: r.qualifier,
+        device_verdict: r.device_verdict,
+        measured_at: r
+            .measured_at
+            .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, false)),
+        instrument: r.instrument.as_deref(),
+        tester: r.tester.as_deref(),
+        t_line: r.t_line,
+        c_line: r.c_line,
+        cutoff: r.cutoff,
+        assay_format: r.assay_format.as_deref(),
+        delta_a0: r.delta_a0,
+        delta_at: r.delta_at,
+        recomputed_rate: r.recomputed_rate,
+    };
+    let bytes = serde_json::to_vec(&[row]).unwrap_or_default();
+    (id, bytes)
+}
+
+fn queue_event(
+    tx: &Tx<'_>,
+    route: &Route,
+    kind: &str,
+    hold: Option<&str>,
+    id: &str,
+    body: &[u8],
+    now_ms: i64,
+) -> rusqlite::Result<usize> {
+    tx.prepare_cached(
+        "INSERT INTO outbox (event_id, upstream, type, hold, body, created_ms, next_attempt_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+         ON CONFLICT (event_id, upstream) DO NOTHING",
+    )?
+    .execute(params![id, route.upstream, kind, hold, body, now_ms])
+}
+
+/// Queue `kind` for every route that takes it. Hold events go to `events` upstreams only;
+/// `results` upstreams get one row per reading instead (see [`queue_reading_events`]).
+fn queue_for_routes(
+    tx: &mut Tx<'_>,
+    settings: &StoreSettings,
+    cx: &EventCx<'_>,
+    kind: &str,
+    hold: Option<(&str, &str, &[HistoryEntry])>,
+    now_ms: i64,
+) -> rusqlite::Result<usize> {
+    let takes = |r: &Route| {
+        r.format == Format::Events && (kind != "result.recorded" || r.send == SendMode::All)
+    };
+    if !settings.routes.iter().any(takes) {
+        return Ok(0);
+    }
+    let (id, body) = event_body(cx, kind, hold);
+    let mut n = 0;
+    for route in settings.routes.iter().filter(|r| takes(r)) {
+        n += queue_event(tx, route, kind, hold.map(|h| h.0), &id, &body, now_ms)?;
+    }
+    tx.events_added(n);
+    Ok(n)
+}
+
+/// `sample.failed` / `result.recorded` to events upstreams, rows to results upstreams.
+fn queue_reading_events(
+    tx: &mut Tx<'_>,
+    settings: &StoreSettings,
+    cx: &EventCx<'_>,
+    failed: bool,
+    hold: Option<(&str, &str, &[HistoryEntry])>,
+    now_ms: i64,
+) -> rusqlite::Result<usize> {
+    let mut n = 0;
+    if failed {
+        n += queue_for_routes(tx, settings, cx, "sample.failed", hold, now_ms)?;
+    }
+    n += queue_for_routes(tx, settings, cx, "result.recorded", hold, now_ms)?;
+    let rows = |r: &&Route| r.format == Format::Results && (failed || r.send == SendMode::All);
+    if settings.routes.iter().any(|r| rows(&r)) {
+        let (id, body) = result_row_body(cx);
+        let mut m = 0;
+        for route in settings.routes.iter().filter(rows) {
+            m += queue_event(tx, route, "result.row", None, &id, &body, now_ms)?;
+        }
+        tx.events_added(m);
+        n += m;
+    }
+    Ok(n)
+}
+
+fn store_frame(tx: &Tx<'_>, f: &RawFrame) -> rusqlite::Result<(i64, bool)> {
+    let hash = hex(&Sha256::digest(&f.bytes));
+    let offset = i64::try_from(f.offset).unwrap_or(i64::MAX);
+    let inserted: Option<i64> = tx
+        .prepare_cached(
+            "INSERT INTO raw_frames (source, stream_offset, hash, bytes, error, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (source, stream_offset, hash) DO NOTHING RETURNING id",
+        )?
+        .query_row(
+            params![
+                f.source,
+                offset,
+                hash,
+                f.bytes,
+                f.error,
+                rfc3339(f.received_at)
+            ],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match inserted {
+        Some(id) => Ok((id, true)),
+        None => tx
+            .prepare_cached(
+                "SELECT id FROM raw_frames WHERE source = ?1 AND stream_offset = ?2 AND hash = ?3",
+            )?
+            .query_row(params![f.source, offset, hash], |r| r.get(0))
+            .map(|id| (id, false)),
+    }
+}
+
+fn sample_key(
+    market: &str,
+    stall: Option<&str>,
+    r: &Reading,
+    received_at: DateTime<Utc>,
+) -> String {
+    match r.sample_id.as_deref() {
+        Some(id) => format!("{market}\u{1f}id\u{1f}{id}"),
+        None => {
+            let at = r
+                .measured_at
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or(received_at);
+            format!(
+                "{market}\u{1f}stall\u{1f}{}\u{1f}{}\u{1f}{}",
+                stall.unwrap_or(""),
+                r.sample_name.as_deref().unwrap_or(""),
+                at.format("%Y-%m-%dT%H")
+            )
+        }
+    }
+}
+
+/// Store every reading of `batch` (see [`super::Store::submit`]).
+pub fn insert_batch(
+    tx: &mut Tx<'_>,
+    settings: &StoreSettings,
+    batch: Batch,
+) -> rusqlite::Result<super::Committed> {
+    let now = Utc::now();
+    let now_ms = now.timestamp_millis();
+    let mut committed = Committed {
+        outcomes: Vec::with_capacity(batch.readings.len()),
+        frames_stored: 0,
+    };
+    let mut frame_ids = Vec::with_capacity(batch.frames.len());
+    for f in &batch.frames {
+        let (id, new) = store_frame(tx, f)?;
+        committed.frames_stored += usize::from(new);
+        frame_ids.push(id);
+    }
+    for item in batch.readings {
+        let frame = item.frame.and_then(|i| frame_ids.get(i).copied());
+        let outcome = insert_reading(tx, settings, item, frame, now_ms)?;
+        committed.outcomes.push(outcome);
+    }
+    Ok(committed)
+}
+
+fn insert_reading(
+    tx: &mut Tx<'_>,
+    settings: &StoreSettings,
+    item: NewReading,
+    frame: Option<i64>,
+    now_ms: i64,
+) -> rusqlite::Result<Outcome> {
+    let r = &item.reading;
+    let identity = reading_identity(&item.origin, r);
+    let seen: Option<(i64, String)> = tx
+        .prepare_cached("SELECT id, verdict FROM readings WHERE identity = ?1")?
+        .query_row([&identity], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    if let Some((id, verdict)) = seen {
+        return Ok(Outcome::Duplicate {
+            id,
+            identity,
+            verdict: parse_verdict(&verdict),
+        });
+    }
+    let market_known = tx
+        .prepare_cached("SELECT 1 FROM markets WHERE code = ?1")?
+        .exists([&item.market])?;
+    if !market_known {
+        return Ok(Outcome::Rejected {
+            reason: format!("unknown market {:?}", item.market),
+        });
+    }
+    let stall: Option<&str> = item.stall.as_deref().or(r.source.as_deref());
+    let received = rfc3339(item.received_at);
+    let key = sample_key(&item.market, stall, r, item.received_at);
+    let sample_ref: i64 = tx
+        .prepare_cached(
+            "INSERT INTO samples (key, market, stall, sample_id, name, category, vendor, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (key) DO UPDATE SET
+                stall = coalesce(samples.stall, excluded.stall),
+                name = coalesce(samples.name, excluded.name),
+                category = coalesce(samples.category, excluded.category)
+             RETURNING id",
+        )?
+        .query_row(
+            params![
+                key,
+                item.market,
+                stall,
+                r.sample_id.as_deref(),
+                r.sample_name.as_deref(),
+                r.category.as_deref(),
+                r.vendor.as_deref(),
+                received
+            ],
+            |row| row.get(0),
+        )?;
+    let json = serde_json::to_string(r).unwrap_or_default();
+    let measured = r
+        .measured_at
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, false));
+    let qualifier = r.qualifier.map(|q| match q {
+        foodgate_parsers::Qualifier::Below => "<",
+        foodgate_parsers::Qualifier::Above => ">",
+        foodgate_parsers::Qualifier::NotDetected => "ND",
+    });
+    let device_verdict = r.device_verdict.map(|d| match d {
+        foodgate_parsers::DeviceVerdict::Positive => "positive",
+        foodgate_parsers::DeviceVerdict::Negative => "negative",
+        foodgate_parsers::DeviceVerdict::Invalid => "invalid",
+    });
+    let day = local_day(r, item.received_at, settings.utc_offset);
+    let instrument = item
+        .origin
+        .instrument()
+        .map(str::to_string)
+        .or_else(|| r.instrument.as_deref().map(str::to_string));
+    let id: i64 = tx
+        .prepare_cached(
+            "INSERT INTO readings (identity, market, stall, sample_ref, instrument, uploader,
+                protocol, sample_id, sample_name, analyte, analyte_code, method, value, value_text,
+                unit, qualifier, device_verdict, measured_at, received_at, local_day, category,
+                verdict, reason, limit_value, limit_unit, limit_source, result_status,
+                t_line, c_line, cutoff, assay_format, delta_a0, delta_at, recomputed_rate,
+                raw_frame, reading_json)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33,
+                ?34, ?35, ?36)
+             RETURNING id",
+        )?
+        .query_row(
+            params![
+                identity,
+                item.market,
+                stall,
+                sample_ref,
+                instrument,
+                item.origin.uploader(),
+                r.protocol.as_str(),
+                r.sample_id.as_deref(),
+                r.sample_name.as_deref(),
+                r.analyte.as_str(),
+                r.analyte_code.as_deref(),
+                r.method.as_deref(),
+                r.value,
+                r.value_text.as_deref(),
+                r.unit.as_deref(),
+                qualifier,
+                device_verdict,
+                measured,
+                received,
+                day,
+                r.category.as_deref(),
+                verdict_str(r.verdict),
+                r.reason.as_str(),
+                r.limit.as_ref().map(|l| l.value),
+                r.limit.as_ref().map(|l| l.unit.as_str()),
+                r.limit.as_ref().map(|l| l.source.as_str()),
+                r.result_status.as_deref(),
+                r.t_line,
+                r.c_line,
+                r.cutoff,
+                r.assay_format.as_deref(),
+                r.delta_a0,
+                r.delta_at,
+                r.recomputed_rate,
+                frame,
+                json
+            ],
+            |row| row.get(0),
+        )?;
+
+    let status = r.result_status.as_deref().unwrap_or("F");
+    let preliminary = status.eq_ignore_ascii_case("P");
+    let cx = EventCx {
+        identity: &identity,
+        occurred_at: &received,
+        market: &item.market,
+        stall,
+        reading: r,
+    };
+    let mut events = 0;
+    let mut hold = None;
+
+    // A correction supersedes the earlier reading of the same sample and analyte from the
+    // same instrument; a failure it turns into a pass goes to a person (hold.review).
+    let mut superseded_hold: Option<String> = None;
+    if status.eq_ignore_ascii_case("C") {
+        if let (Some(inst), Some(sid)) = (instrument.as_deref(), r.sample_id.as_deref()) {
+            let earlier: Vec<i64> = tx
+                .prepare_cached(
+                    "SELECT id FROM readings WHERE instrument = ?1 AND sample_id = ?2
+                     AND analyte = ?3 AND id <> ?4 AND superseded = 0",
+                )?
+                .query_map(params![inst, sid, r.analyte.as_str(), id], |row| row.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for old in earlier {
+                tx.prepare_cached(
+                    "UPDATE readings SET superseded = 1, superseded_by = ?1 WHERE id = ?2",
+                )?
+                .execute(params![id, old])?;
+                let open: Option<String> = tx
+                    .prepare_cached(
+                        "SELECT id FROM holds WHERE reading = ?1 AND status IN ('held', 'confirmed')",
+                    )?
+                    .query_row([old], |row| row.get(0))
+                    .optional()?;
+                if let Some(h) = open {
+                    superseded_hold = Some(h);
+                }
+            }
+        }
+    }
+    if let Some(h) = &superseded_hold {
+        if r.verdict != Verdict::Fail {
+            let history = set_hold_status(
+                tx,
+                h,
+                "review",
+                item.origin.name(),
+                "a correction no longer fails: a person decides",
+                &received,
+            )?;
+            events += queue_for_routes(
+                tx,
+                settings,
+                &cx,
+                "hold.review",
+                Some((h, "review", &history)),
+                now_ms,
+            )?;
+        }
+    }
+
+    let failed = r.verdict == Verdict::Fail && !preliminary;
+    if failed && superseded_hold.is_none() {
+        let hid = hold_id(&identity).to_string();
+        tx.prepare_cached(
+            "INSERT INTO holds (id, reading, market, stall, sample_ref, status, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'held', ?6, ?6)",
+        )?
+        .execute(params![hid, id, item.market, stall, sample_ref, received])?;
+        let entry = HistoryEntry {
+            at: received.clone(),
+            status: "held".into(),
+            by: item.origin.name().to_string(),
+            reason: r.reason.to_string(),
+        };
+        add_history(tx, &hid, &entry)?;
+        hold = Some((hid, vec![entry]));
+    }
+    if !preliminary {
+        let h = hold
+            .as_ref()
+            .map(|(id, hist)| (id.as_str(), "held", hist.as_slice()));
+        events += queue_reading_events(tx, settings, &cx, failed, h, now_ms)?;
+    }
+    Ok(Outcome::Stored {
+        id,
+        identity: identity.clone(),
+        verdict: r.verdict,
+        hold: hold.map(|(h, _)| h),
+        events,
+    })
+}
+
+fn add_history(tx: &Tx<'_>, hold: &str, e: &HistoryEntry) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO hold_history (hold, at, status, by, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![hold, e.at, e.status, e.by, e.reason])?;
+    Ok(())
+}
+
+/// Move a hold to `status`, record it in its history, return the whole history.
+pub fn set_hold_status(
+    tx: &Tx<'_>,
+    hold: &str,
+    status: &str,
+    by: &str,
+    reason: &str,
+    at: &str,
+) -> rusqlite::Result<Vec<HistoryEntry>> {
+    tx.prepare_cached("UPDATE holds SET status = ?1, updated_at = ?2 WHERE id = ?3")?
+        .execute(params![status, at, hold])?;
+    add_history(
+        tx,
+        hold,
+        &HistoryEntry {
+            at: at.to_string(),
+            status: status.to_string(),
+            by: by.to_string(),
+            reason: reason.to_string(),
+        },
+    )?;
+    hold_history(tx, hold)
+}
+
+pub fn hold_history(
+    conn: &rusqlite::Connection,
+    hold: &str,
+) -> rusqlite::Result<Vec<HistoryEntry>> {
+    conn.prepare_cached(
+        "SELECT at, status, by, reason FROM hold_history WHERE hold = ?1 ORDER BY id",
+    )?
+    .query_map([hold], |row| {
+        Ok(HistoryEntry {
+            at: row.get(0)?,
+            status: row.get(1)?,
+            by: row.get(2)?,
+            reason: row.get(3)?,
+        })
+    })?
+    .collect()
+}

@@ -1,0 +1,385 @@
+//! The durable store: SQLite with one writer thread.
+//!
+//! `rusqlite::Connection` is `!Sync`, and SQLite allows one writer at a time anyway, so one
+//! OS thread owns the writing connection. Callers send it jobs over a channel; the thread
+//! runs every job that is waiting in ONE transaction (group commit, each job in its own
+//! savepoint so one failing job does not undo the others), commits, and only then replies.
+//! A reply therefore means "committed": a live link acknowledges the instrument after
+//! [`Store::submit_async`] returns, never before.
+//!
+//! Readers (API, uplink) open their own connections with [`Store::reader`]; WAL lets them
+//! read while the writer writes.
+//!
+//! # Layout
+//! - [`schema`]: connection pragmas and the `user_version` migrator (SQL in `migrations/`).
+//! - [`identity`]: reading identity, event and hold ids.
+//! - [`insert`]: storing a [`Batch`]: readings, raw frames, samples, holds, outbox rows.
+//! - [`outbox`]: what the uplink reads and writes: due events, delivery results, stats.
+
+pub mod identity;
+pub mod insert;
+pub mod outbox;
+pub mod schema;
+
+pub use identity::Origin;
+pub use insert::{insert_batch, Batch, Committed, NewReading, Outcome, RawFrame};
+
+use crate::config::{Config, Format, Send as SendMode};
+use chrono::FixedOffset;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot, watch};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot create {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the database has schema version {found}, newer than this foodgate knows ({known}): upgrade foodgate")]
+    TooNew { found: u32, known: u32 },
+    #[error("the store is closed")]
+    Closed,
+    #[error("transaction not committed: {0}")]
+    NotCommitted(String),
+}
+
+/// Where the store sends what, from the config.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub upstream: String,
+    pub send: SendMode,
+    pub format: Format,
+}
+
+/// What the writer needs to know beyond the rows themselves.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// The offset whose local day a reading counts in (`server.utc_offset`).
+    pub utc_offset: FixedOffset,
+    /// One entry per `[[upstream]]`: each makes its own outbox rows.
+    pub routes: Vec<Route>,
+}
+
+impl StoreSettings {
+    pub fn from_config(c: &Config) -> Self {
+        StoreSettings {
+            utc_offset: c.utc_offset,
+            routes: c
+                .upstreams
+                .iter()
+                .map(|u| Route {
+                    upstream: u.name.clone(),
+                    send: u.send,
+                    format: u.format,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The writing transaction as a job sees it: a connection (inside the job's savepoint), and a
+/// way to say it queued outbox events so the uplink is woken after commit.
+#[derive(Debug)]
+pub struct Tx<'a> {
+    conn: &'a Connection,
+    events: usize,
+}
+
+impl Tx<'_> {
+    pub fn events_added(&mut self, n: usize) {
+        self.events += n;
+    }
+}
+
+impl Deref for Tx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+trait Job: std::marker::Send {
+    /// Run the job; `false` when it failed (its error kept for its caller).
+    fn run(&mut self, tx: &mut Tx<'_>) -> bool;
+    fn reply(self: Box<Self>, result: Result<(), StoreError>);
+}
+
+struct FnJob<T, F> {
+    f: Option<F>,
+    out: Option<rusqlite::Result<T>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Job for FnJob<T, F>
+where
+    T: std::marker::Send,
+    F: FnOnce(&mut Tx<'_>) -> rusqlite::Result<T> + std::marker::Send,
+{
+    fn run(&mut self, tx: &mut Tx<'_>) -> bool {
+        let Some(f) = self.f.take() else {
+            return true;
+        };
+        let r = f(tx);
+        let ok = r.is_ok();
+        self.out = Some(r);
+        ok
+    }
+
+    fn reply(self: Box<Self>, result: Result<(), StoreError>) {
+        let answer = match (result, self.out) {
+            (Err(_), Some(Err(own))) => Err(StoreError::Sqlite(own)),
+            (Err(e), _) => Err(e),
+            (Ok(()), Some(Ok(v))) => Ok(v),
+            (Ok(()), Some(Err(e))) => Err(StoreError::Sqlite(e)),
+            (Ok(()), None) => Err(StoreError::Closed),
+        };
+        // The caller may have given up waiting; the data is committed either way.
+        let _ = self.reply.send(answer);
+    }
+}
+
+enum Command {
+    Job(Box<dyn Job>),
+    Shutdown,
+}
+
+/// Handle to the store; cheap to clone, usable from any thread and from async code.
+#[derive(Clone)]
+pub struct Store {
+    tx: mpsc::Sender<Command>,
+    wake: watch::Receiver<u64>,
+    path: Arc<PathBuf>,
+    settings: Arc<StoreSettings>,
+    writer: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+/// Jobs waiting beyond this make senders wait (back-pressure on instruments and uploads).
+const QUEUE: usize = 1024;
+/// Jobs committed together at most; bounds the latency of the first one.
+const GROUP: usize = 256;
+
+impl Store {
+    /// Open (creating and migrating as needed) the database at `path` and start its writer.
+    pub fn open(path: &Path, settings: StoreSettings) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let mut conn = Connection::open(path)?;
+        schema::configure(&conn)?;
+        schema::migrate(&mut conn)?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let (wake_tx, wake) = watch::channel(0u64);
+        let handle = std::thread::Builder::new()
+            .name("foodgate-store".into())
+            .spawn(move || writer_loop(conn, rx, wake_tx))
+            .map_err(|source| StoreError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Store {
+            tx,
+            wake,
+            path: Arc::new(path.to_path_buf()),
+            settings: Arc::new(settings),
+            writer: Arc::new(Mutex::new(Some(handle))),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn settings(&self) -> &StoreSettings {
+        &self.settings
+    }
+
+    /// A new read connection (WAL: reads never wait for the writer). Writing through it is
+    /// refused: every write goes through the writer thread.
+    pub fn reader(&self) -> Result<Connection, StoreError> {
+        let conn = Connection::open_with_flags(
+            &*self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        schema::configure(&conn)?;
+        conn.pragma_update(None, "query_only", true)?;
+        Ok(conn)
+    }
+
+    /// Changes each time a commit added outbox events: the uplink waits on it.
+    pub fn wake(&self) -> watch::Receiver<u64> {
+        self.wake.clone()
+    }
+
+    fn job<T, F>(&self, f: F) -> (Command, oneshot::Receiver<Result<T, StoreError>>)
+    where
+        T: std::marker::Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> rusqlite::Result<T> + std::marker::Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job = FnJob {
+            f: Some(f),
+            out: None,
+            reply,
+        };
+        (Command::Job(Box::new(job)), rx)
+    }
+
+    /// Run `f` in the writer's transaction; returns after COMMIT. If `f` fails, its own
+    /// changes are rolled back and nothing else is. Blocking: not for async code.
+    pub fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: std::marker::Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> rusqlite::Result<T> + std::marker::Send + 'static,
+    {
+        let (cmd, rx) = self.job(f);
+        self.tx.blocking_send(cmd).map_err(|_| StoreError::Closed)?;
+        rx.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// [`Store::write`] for async callers.
+    pub async fn write_async<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: std::marker::Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> rusqlite::Result<T> + std::marker::Send + 'static,
+    {
+        let (cmd, rx) = self.job(f);
+        self.tx.send(cmd).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Store a batch (readings already judged, their raw frames, rejected frames); returns
+    /// after COMMIT with one [`Outcome`] per reading, in order. A duplicate or a reading for an
+    /// unknown market is an outcome, never a failure of the batch. Blocking.
+    pub fn submit(&self, batch: Batch) -> Result<Committed, StoreError> {
+        let settings = self.settings.clone();
+        self.write(move |tx| insert::insert_batch(tx, &settings, batch))
+    }
+
+    /// [`Store::submit`] for async callers (live links: acknowledge after this returns).
+    pub async fn submit_async(&self, batch: Batch) -> Result<Committed, StoreError> {
+        let settings = self.settings.clone();
+        self.write_async(move |tx| insert::insert_batch(tx, &settings, batch))
+            .await
+    }
+
+    /// Finish every job already sent (committing it), then stop the writer thread.
+    /// Later calls on any clone answer [`StoreError::Closed`].
+    pub fn close(&self) {
+        let handle = self.writer.lock().ok().and_then(|mut h| h.take());
+        if let Some(handle) = handle {
+            let _ = self.tx.blocking_send(Command::Shutdown);
+            let _ = handle.join();
+        }
+    }
+
+    /// [`Store::close`] from async code.
+    pub async fn close_async(&self) {
+        let handle = self.writer.lock().ok().and_then(|mut h| h.take());
+        if let Some(handle) = handle {
+            let _ = self.tx.send(Command::Shutdown).await;
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+}
+
+fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Command>, wake: watch::Sender<u64>) {
+    let mut jobs: Vec<Box<dyn Job>> = Vec::with_capacity(GROUP);
+    let mut stop = false;
+    while !stop {
+        match rx.blocking_recv() {
+            Some(Command::Job(j)) => jobs.push(j),
+            Some(Command::Shutdown) | None => break,
+        }
+        while jobs.len() < GROUP {
+            match rx.try_recv() {
+                Ok(Command::Job(j)) => jobs.push(j),
+                Ok(Command::Shutdown) => {
+                    stop = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let events = run_group(&mut conn, &mut jobs);
+        if events > 0 {
+            wake.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+    // Jobs still queued after a shutdown are refused, not silently dropped.
+    rx.close();
+    while let Ok(cmd) = rx.try_recv() {
+        if let Command::Job(j) = cmd {
+            j.reply(Err(StoreError::Closed));
+        }
+    }
+}
+
+/// Run `jobs` in one transaction, reply to each after COMMIT; returns events queued.
+fn run_group(conn: &mut Connection, jobs: &mut Vec<Box<dyn Job>>) -> usize {
+    let mut results: Vec<Result<(), StoreError>> = Vec::with_capacity(jobs.len());
+    let mut events = 0;
+    let outcome = (|| -> rusqlite::Result<()> {
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let [job] = jobs.as_mut_slice() {
+            // Alone in its transaction, a job needs no savepoint (which would copy every page
+            // it touches into a sub-journal): failing, it rolls the transaction back.
+            let mut t = Tx {
+                conn: &tx,
+                events: 0,
+            };
+            if job.run(&mut t) {
+                events += t.events;
+                results.push(Ok(()));
+                return tx.commit();
+            }
+            results.push(Err(StoreError::Closed)); // replaced by the job's own error
+            return tx.rollback();
+        }
+        for job in jobs.iter_mut() {
+            let sp = tx.savepoint()?;
+            let mut t = Tx {
+                conn: &sp,
+                events: 0,
+            };
+            if job.run(&mut t) {
+                let added = t.events;
+                sp.commit()?;
+                events += added;
+                results.push(Ok(()));
+            } else {
+                drop(sp); // rolls back this job only
+                results.push(Err(StoreError::Closed)); // replaced by the job's own error
+            }
+        }
+        tx.commit()
+    })();
+    let commit_error = outcome.err().map(|e| e.to_string());
+    for (i, job) in jobs.drain(..).enumerate() {
+        let r = match (&commit_error, results.get_mut(i)) {
+            (Some(e), _) => Err(StoreError::NotCommitted(e.clone())),
+            (None, Some(r)) => std::mem::replace(r, Ok(())),
+            (None, None) => Err(StoreError::Closed),
+        };
+        job.reply(r);
+    }
+    if commit_error.is_some() {
+        0
+    } else {
+        events
+    }
+}

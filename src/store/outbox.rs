@@ -1,0 +1,197 @@
+//! The outbox as the uplink and the operators see it.
+
+use super::Tx;
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// An event due for an attempt.
+#[derive(Debug, Clone)]
+pub struct DueEvent {
+    pub id: i64,
+    pub event_id: String,
+    pub kind: String,
+    pub body: Vec<u8>,
+    pub attempts: u32,
+}
+
+/// Events of `upstream` due at `now_ms`, oldest first, at most `limit`.
+///
+/// An event of a hold waits while an earlier event of the same hold is still pending for
+/// this upstream (`sample.failed` before its `hold.*`); nothing else waits for anything.
+pub fn due(
+    conn: &Connection,
+    upstream: &str,
+    now_ms: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<DueEvent>> {
+    conn.prepare_cached(
+        "SELECT o.id, o.event_id, o.type, o.body, o.attempts FROM outbox o
+         WHERE o.status = 'pending' AND o.upstream = ?1 AND o.next_attempt_ms <= ?2
+           AND (o.hold IS NULL OR NOT EXISTS (
+                SELECT 1 FROM outbox p WHERE p.hold = o.hold AND p.upstream = o.upstream
+                AND p.status = 'pending' AND p.id < o.id))
+         ORDER BY o.id LIMIT ?3",
+    )?
+    .query_map(
+        params![upstream, now_ms, i64::try_from(limit).unwrap_or(i64::MAX)],
+        |r| {
+            Ok(DueEvent {
+                id: r.get(0)?,
+                event_id: r.get(1)?,
+                kind: r.get(2)?,
+                body: r.get(3)?,
+                attempts: r.get(4)?,
+            })
+        },
+    )?
+    .collect()
+}
+
+/// The earliest retry time after `now_ms` of a pending event of `upstream`.
+pub fn next_due_after(
+    conn: &Connection,
+    upstream: &str,
+    now_ms: i64,
+) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached(
+        "SELECT min(next_attempt_ms) FROM outbox
+         WHERE status = 'pending' AND upstream = ?1 AND next_attempt_ms > ?2",
+    )?
+    .query_row(params![upstream, now_ms], |r| r.get(0))
+}
+
+/// What an attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Delivered {
+        answer: String,
+    },
+    Retry {
+        answer: String,
+        next_attempt_ms: i64,
+    },
+    Dead {
+        answer: String,
+    },
+}
+
+/// Record an attempt's result (the writer's transaction).
+pub fn record(tx: &Tx<'_>, id: i64, at_ms: i64, attempt: &Attempt) -> rusqlite::Result<()> {
+    let (status, answer, next, delivered) = match attempt {
+        Attempt::Delivered { answer } => ("delivered", answer, None, Some(at_ms)),
+        Attempt::Retry {
+            answer,
+            next_attempt_ms,
+        } => ("pending", answer, Some(*next_attempt_ms), None),
+        Attempt::Dead { answer } => ("dead", answer, None, None),
+    };
+    tx.prepare_cached(
+        "UPDATE outbox SET status = ?1, attempts = attempts + 1, last_attempt_ms = ?2,
+            last_answer = ?3, next_attempt_ms = coalesce(?4, next_attempt_ms),
+            delivered_ms = ?5
+         WHERE id = ?6 AND status = 'pending'",
+    )?
+    .execute(params![status, at_ms, answer, next, delivered, id])?;
+    Ok(())
+}
+
+/// Put dead events back in the queue (after fixing a secret, say): one by id, or all of
+/// them with `None`. Returns how many.
+pub fn retry_dead(tx: &mut Tx<'_>, id: Option<i64>, now_ms: i64) -> rusqlite::Result<usize> {
+    let n = tx
+        .prepare_cached(
+            "UPDATE outbox SET status = 'pending', next_attempt_ms = ?1
+             WHERE status = 'dead' AND (?2 IS NULL OR id = ?2)",
+        )?
+        .execute(params![now_ms, id])?;
+    tx.events_added(n);
+    Ok(n)
+}
+
+/// Counts per upstream, for `/metrics` and the API.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboxCounts {
+    pub upstream: String,
+    pub pending: u64,
+    pub delivered: u64,
+    pub dead: u64,
+    /// Creation time of the oldest pending event.
+    pub oldest_pending_ms: Option<i64>,
+    /// Last answer of the most recent failed attempt, if any event is waiting on one.
+    pub last_error: Option<String>,
+}
+
+pub fn counts(conn: &Connection) -> rusqlite::Result<Vec<OutboxCounts>> {
+    let mut out: Vec<OutboxCounts> = conn
+        .prepare_cached(
+            "SELECT upstream,
+                sum(status = 'pending'), sum(status = 'delivered'), sum(status = 'dead'),
+                min(CASE WHEN status = 'pending' THEN created_ms END)
+             FROM outbox GROUP BY upstream ORDER BY upstream",
+        )?
+        .query_map([], |r| {
+            Ok(OutboxCounts {
+                upstream: r.get(0)?,
+                pending: r.get::<_, i64>(1)?.max(0) as u64,
+                delivered: r.get::<_, i64>(2)?.max(0) as u64,
+                dead: r.get::<_, i64>(3)?.max(0) as u64,
+                oldest_pending_ms: r.get(4)?,
+                last_error: None,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for c in &mut out {
+        c.last_error = conn
+            .prepare_cached(
+                "SELECT last_answer FROM outbox WHERE upstream = ?1 AND status IN ('pending', 'dead')
+                 AND attempts > 0 ORDER BY last_attempt_ms DESC LIMIT 1",
+            )?
+            .query_row([&c.upstream], |r| r.get(0))
+            .optional()?
+            .flatten();
+    }
+    Ok(out)
+}
+
+/// One outbox row as `foodgate outbox list` and `GET /api/v1/outbox` show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub event_id: String,
+    pub upstream: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: String,
+    pub attempts: u32,
+    pub created_ms: i64,
+    pub next_attempt_ms: i64,
+    pub last_answer: Option<String>,
+}
+
+/// Outbox rows, oldest first, optionally of one status.
+pub fn list(
+    conn: &Connection,
+    status: Option<&str>,
+    limit: usize,
+) -> rusqlite::Result<Vec<OutboxRow>> {
+    conn.prepare_cached(
+        "SELECT id, event_id, upstream, type, status, attempts, created_ms, next_attempt_ms, last_answer
+         FROM outbox WHERE (?1 IS NULL OR status = ?1) ORDER BY id LIMIT ?2",
+    )?
+    .query_map(
+        params![status, i64::try_from(limit).unwrap_or(i64::MAX)],
+        |r| {
+            Ok(OutboxRow {
+                id: r.get(0)?,
+                event_id: r.get(1)?,
+                upstream: r.get(2)?,
+                kind: r.get(3)?,
+                status: r.get(4)?,
+                attempts: r.get(5)?,
+                created_ms: r.get(6)?,
+                next_attempt_ms: r.get(7)?,
+                last_answer: r.get(8)?,
+            })
+        },
+    )?
+    .collect()
+}

@@ -1,0 +1,105 @@
+//! One signed POST of an event body.
+
+use crate::config::Upstream;
+use bytes::Bytes;
+use hmac::{Hmac, KeyInit, Mac};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::Request;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use sha2::Sha256;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+pub(crate) type Client = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
+
+/// Connecting may take this long; the whole request `timeout_s`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Of an answer, this much is kept as `last_answer`.
+const ANSWER_KEEP: usize = 2048;
+/// Of an answer, at most this much is read.
+const ANSWER_READ: usize = 64 * 1024;
+
+pub(crate) fn client() -> Client {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    connector.set_nodelay(true);
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(connector)
+}
+
+/// `sha256=<lowercase hex HMAC-SHA256 of body>`.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC takes a key of any length");
+    mac.update(body);
+    let tag = mac.finalize().into_bytes();
+    let mut s = String::with_capacity(7 + 64);
+    s.push_str("sha256=");
+    for b in tag.iter() {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// What came back from one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Http {
+        status: u16,
+        body: String,
+    },
+    /// Refused, reset, timed out, unreadable: no HTTP answer.
+    Transport(String),
+}
+
+pub(crate) async fn post(client: &Client, up: &Upstream, event_id: &str, body: Vec<u8>) -> Answer {
+    let signature = sign(up.secret.expose().as_bytes(), &body);
+    let len = body.len();
+    let mut req = Request::post(up.url.as_str())
+        .header(CONTENT_TYPE, "application/json")
+        .header(CONTENT_LENGTH, len)
+        .header("Idempotency-Key", event_id)
+        .header("X-Foodgate-Signature", signature);
+    if let Some(token) = &up.token {
+        match HeaderValue::from_str(&format!("Bearer {}", token.expose())) {
+            Ok(v) => req = req.header(AUTHORIZATION, v),
+            Err(_) => return Answer::Transport("token is not a valid header value".into()),
+        }
+    }
+    let req = match req.body(Full::new(Bytes::from(body))) {
+        Ok(r) => r,
+        Err(e) => return Answer::Transport(format!("bad request: {e}")),
+    };
+    let exchange = async {
+        let resp = client.request(req).await.map_err(describe)?;
+        let status = resp.status().as_u16();
+        let text = match Limited::new(resp.into_body(), ANSWER_READ).collect().await {
+            Ok(b) => {
+                let b = b.to_bytes();
+                let keep = &b[..b.len().min(ANSWER_KEEP)];
+                String::from_utf8_lossy(keep).into_owned()
+            }
+            Err(e) => format!("(answer unreadable: {e})"),
+        };
+        Ok::<_, String>(Answer::Http { status, body: text })
+    };
+    match tokio::time::timeout(up.timeout, exchange).await {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => Answer::Transport(e),
+        Err(_) => Answer::Transport(format!("timeout after {} s", up.timeout.as_secs())),
+    }
+}
+
+fn describe(e: hyper_util::client::legacy::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}

@@ -1,0 +1,426 @@
+//! The store: dedup, a failure's hold and event in one transaction, corrections,
+//! preliminaries, unknown markets, the migrator; `foodgate ingest` end to end.
+
+use crate::support::{config, open, reading, temp_dir};
+use chrono::Utc;
+use foodgate::ingest::{ingest, IngestTarget};
+use foodgate::store::{insert_batch, Batch, NewReading, Origin, Outcome, Store, StoreError};
+use foodgate_parsers::{new_decoder, DecoderConfig, Encoding, Protocol, Reading, Verdict};
+use rusqlite::Connection;
+use std::path::Path;
+use std::process::Command;
+
+fn item(r: Reading, market: &str) -> NewReading {
+    NewReading {
+        origin: Origin::Instrument(r.instrument.as_deref().unwrap_or("IN-1").to_string()),
+        reading: r,
+        market: market.into(),
+        stall: Some("A12".into()),
+        received_at: Utc::now(),
+        frame: None,
+    }
+}
+
+fn batch(items: Vec<NewReading>) -> Batch {
+    Batch {
+        frames: Vec::new(),
+        readings: items,
+    }
+}
+
+fn count(conn: &Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn a_failure_stores_reading_hold_history_and_event_together() {
+    let dir = temp_dir("fail");
+    let cfg = config(&dir, &[("up", "http://127.0.0.1:9/events", "failures")]);
+    let store = open(&cfg);
+    let done = store
+        .submit(batch(vec![
+            item(reading("S1", "0.9", Verdict::Fail), "ZB-0003"),
+            item(reading("S2", "0.01", Verdict::Pass), "ZB-0003"),
+        ]))
+        .unwrap();
+    let Outcome::Stored {
+        hold: Some(hold),
+        identity,
+        events: 1,
+        ..
+    } = &done.outcomes[0]
+    else {
+        panic!(
+            "failure stored with a hold and one event: {:?}",
+            done.outcomes[0]
+        )
+    };
+    assert!(matches!(
+        done.outcomes[1],
+        Outcome::Stored {
+            hold: None,
+            events: 0,
+            ..
+        }
+    ));
+    let conn = store.reader().unwrap();
+    let (status, hist): (String, i64) = conn
+        .query_row(
+            "SELECT status, (SELECT count(*) FROM hold_history WHERE hold = holds.id) FROM holds WHERE id = ?1",
+            [hold],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((status.as_str(), hist), ("held", 1));
+    let (kind, ev_hold, body): (String, String, Vec<u8>) = conn
+        .query_row("SELECT type, hold, body FROM outbox", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!((kind.as_str(), &ev_hold), ("sample.failed", hold));
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        v["event_id"],
+        foodgate::store::identity::event_id(identity, "sample.failed").to_string()
+    );
+    assert_eq!(v["type"], "sample.failed");
+    assert_eq!(v["market"], "ZB-0003");
+    assert_eq!(v["stall"], "A12");
+    assert_eq!(v["sample"]["id"], "S1");
+    assert_eq!(v["sample"]["name"], "菠菜");
+    assert_eq!(v["sample"]["category"], "leafy_vegetable");
+    assert_eq!(v["reading"]["verdict"], "fail");
+    assert_eq!(v["reading"]["analyte"], "chlorpyrifos");
+    for key in [
+        "instrument",
+        "limit",
+        "qualifier",
+        "device_verdict",
+        "measured_at",
+    ] {
+        assert!(v["reading"].get(key).is_some(), "reading key {key}");
+    }
+    assert_eq!(v["hold"]["id"].as_str(), Some(hold.as_str()));
+    assert_eq!(v["hold"]["status"], "held");
+    assert_eq!(v["hold"]["history"][0]["status"], "held");
+    assert!(v["occurred_at"].as_str().unwrap().ends_with('Z'));
+    // The pass made no event with send = "failures".
+    assert_eq!(count(&conn, "SELECT count(*) FROM outbox"), 1);
+    store.close();
+}
+
+#[test]
+fn a_failing_job_leaves_nothing_behind_and_does_not_undo_others() {
+    let dir = temp_dir("atomic");
+    let cfg = config(&dir, &[("up", "http://127.0.0.1:9/events", "all")]);
+    let store = open(&cfg);
+    let settings = store.settings().clone();
+    let b = batch(vec![item(reading("S1", "0.9", Verdict::Fail), "ZB-0001")]);
+    let err = store
+        .write(move |tx| {
+            insert_batch(tx, &settings, b)?;
+            // Something after the insert fails: the reading, hold and events go with it.
+            Err::<(), _>(rusqlite::Error::QueryReturnedNoRows)
+        })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Sqlite(_)), "{err}");
+    store
+        .submit(batch(vec![item(
+            reading("S2", "0.9", Verdict::Fail),
+            "ZB-0001",
+        )]))
+        .unwrap();
+    let conn = store.reader().unwrap();
+    assert_eq!(count(&conn, "SELECT count(*) FROM readings"), 1);
+    assert_eq!(count(&conn, "SELECT count(*) FROM holds"), 1);
+    assert_eq!(count(&conn, "SELECT count(*) FROM hold_history"), 1);
+    // sample.failed + result.recorded for the one stored failure.
+    assert_eq!(count(&conn, "SELECT count(*) FROM outbox"), 2);
+    store.close();
+}
+
+#[test]
+fn the_same_reading_again_is_a_duplicate_with_its_original_verdict() {
+    let dir = temp_dir("dup");
+    let cfg = config(&dir, &[("up", "http://127.0.0.1:9/events", "all")]);
+    let store = open(&cfg);
+    let first = store
+        .submit(batch(vec![item(
+            reading("S1", "0.9", Verdict::Fail),
+            "ZB-0003",
+        )]))
+        .unwrap();
+    // Again, re-judged differently, alongside a new one and a duplicate inside the batch.
+    let again = store
+        .submit(batch(vec![
+            item(reading("S1", "0.9", Verdict::Pass), "ZB-0003"),
+            item(reading("S9", "0.1", Verdict::Pass), "ZB-0003"),
+            item(reading("S9", "0.1", Verdict::Pass), "ZB-0003"),
+            item(reading("S8", "0.1", Verdict::Pass), "NO-SUCH-MARKET"),
+        ]))
+        .unwrap();
+    let Outcome::Stored { id, .. } = first.outcomes[0] else {
+        panic!()
+    };
+    assert!(matches!(
+        &again.outcomes[0],
+        Outcome::Duplicate { id: d, verdict: Verdict::Fail, .. } if *d == id
+    ));
+    assert!(matches!(again.outcomes[1], Outcome::Stored { .. }));
+    assert!(matches!(
+        again.outcomes[2],
+        Outcome::Duplicate {
+            verdict: Verdict::Pass,
+            ..
+        }
+    ));
+    assert!(
+        matches!(&again.outcomes[3], Outcome::Rejected { reason } if reason.contains("unknown market"))
+    );
+    let conn = store.reader().unwrap();
+    assert_eq!(count(&conn, "SELECT count(*) FROM readings"), 2);
+    assert_eq!(count(&conn, "SELECT count(*) FROM holds"), 1);
+    // S1: sample.failed + result.recorded; S9: result.recorded. No event twice.
+    assert_eq!(count(&conn, "SELECT count(*) FROM outbox"), 3);
+    store.close();
+}
+
+#[test]
+fn preliminary_makes_no_hold_and_correction_sends_the_hold_to_review() {
+    let dir = temp_dir("correction");
+    let cfg = config(&dir, &[("up", "http://127.0.0.1:9/events", "failures")]);
+    let store = open(&cfg);
+    let mut pre = reading("S5", "0.7", Verdict::Fail);
+    pre.result_status = Some("P".into());
+    let done = store.submit(batch(vec![item(pre, "ZB-0002")])).unwrap();
+    assert!(matches!(
+        done.outcomes[0],
+        Outcome::Stored {
+            hold: None,
+            events: 0,
+            ..
+        }
+    ));
+
+    let fail = reading("S1", "0.9", Verdict::Fail);
+    let mut fix = reading("S1", "0.02", Verdict::Pass);
+    fix.result_status = Some("C".into());
+    let first = store.submit(batch(vec![item(fail, "ZB-0002")])).unwrap();
+    let Outcome::Stored {
+        hold: Some(hold), ..
+    } = &first.outcomes[0]
+    else {
+        panic!()
+    };
+    store.submit(batch(vec![item(fix, "ZB-0002")])).unwrap();
+    let conn = store.reader().unwrap();
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM readings WHERE superseded = 1 AND sample_id = 'S1'"
+        ),
+        1
+    );
+    let status: String = conn
+        .query_row("SELECT status FROM holds WHERE id = ?1", [hold], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(status, "review");
+    let kinds: Vec<(String, Option<String>)> = conn
+        .prepare("SELECT type, hold FROM outbox ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        kinds,
+        vec![
+            ("sample.failed".to_string(), Some(hold.clone())),
+            ("hold.review".to_string(), Some(hold.clone()))
+        ]
+    );
+    let body: Vec<u8> = conn
+        .query_row(
+            "SELECT body FROM outbox WHERE type = 'hold.review'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["hold"]["status"], "review");
+    assert_eq!(v["hold"]["history"].as_array().unwrap().len(), 2);
+    store.close();
+}
+
+#[test]
+fn the_migrator_stamps_the_version_and_refuses_a_newer_database() {
+    let dir = temp_dir("migrate");
+    let cfg = config(&dir, &[]);
+    let store = open(&cfg);
+    store.close();
+    let conn = Connection::open(cfg.database_path()).unwrap();
+    let v: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v as usize, foodgate::store::schema::MIGRATIONS.len());
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    assert_eq!(count(&conn, "SELECT count(*) FROM markets"), 484);
+    // Append-only audit log.
+    conn.execute(
+        "INSERT INTO audit_log (at, actor, action) VALUES ('t', 'me', 'x')",
+        [],
+    )
+    .unwrap();
+    assert!(conn.execute("DELETE FROM audit_log", []).is_err());
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let again = Store::open(
+        &cfg.database_path(),
+        foodgate::store::StoreSettings::from_config(&cfg),
+    );
+    assert!(matches!(again, Err(StoreError::TooNew { found: 99, .. })));
+}
+
+fn fixture(rel: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel)
+}
+
+#[test]
+fn ingesting_a_capture_twice_stores_once_and_keeps_raw_bytes() {
+    let dir = temp_dir("ingest-lib");
+    let cfg = config(&dir, &[("up", "http://127.0.0.1:9/events", "all")]);
+    let store = open(&cfg);
+    let bytes = std::fs::read(fixture("astm/food_screening.bin")).unwrap();
+    let target = IngestTarget {
+        market: "ZB-0003".into(),
+        stall: None,
+        instrument: None,
+        source: "ingest:ZB-0003".into(),
+    };
+    let fail_all = |r: &mut Reading| r.verdict = Verdict::Fail;
+    let run = |store: &Store| {
+        let mut d = new_decoder(
+            Protocol::Astm,
+            DecoderConfig {
+                encoding: Some(Encoding::Gbk),
+                ..DecoderConfig::default()
+            },
+        );
+        ingest(store, d.as_mut(), &fail_all, &target, &bytes[..]).unwrap()
+    };
+    let first = run(&store);
+    assert_eq!(first.readings, 3);
+    assert_eq!((first.stored, first.duplicates, first.failures), (3, 0, 3));
+    let conn = store.reader().unwrap();
+    let events = count(&conn, "SELECT count(*) FROM outbox");
+    assert_eq!(events, 6, "sample.failed + result.recorded per failure");
+    let second = run(&store);
+    assert_eq!(
+        (second.stored, second.duplicates, second.failures),
+        (0, 3, 3)
+    );
+    assert_eq!(count(&conn, "SELECT count(*) FROM outbox"), events);
+    assert_eq!(count(&conn, "SELECT count(*) FROM holds"), 3);
+    // Every reading points at raw bytes of its own R record (text in GBK as sent).
+    let rows: Vec<(String, Vec<u8>)> = conn
+        .prepare(
+            "SELECT r.value_text, f.bytes FROM readings r JOIN raw_frames f ON f.id = r.raw_frame",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows.len(), 3);
+    for (value, raw) in rows {
+        assert!(
+            raw.starts_with(b"R|"),
+            "{:?}",
+            String::from_utf8_lossy(&raw)
+        );
+        let needle = [b"|".as_slice(), &Encoding::Gbk.encode(&value), b"|"].concat();
+        assert!(
+            raw.windows(needle.len()).any(|w| w == needle.as_slice()),
+            "{value} in {:?}",
+            String::from_utf8_lossy(&raw)
+        );
+    }
+    assert_eq!(count(&conn, "SELECT count(*) FROM raw_frames"), 3);
+    store.close();
+}
+
+fn foodgate() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_foodgate"))
+}
+
+#[test]
+fn ingest_command_is_safe_to_run_twice_and_refuses_bad_input() {
+    let dir = temp_dir("ingest-cli");
+    let cfg_path = dir.join("foodgate.toml");
+    std::fs::write(
+        &cfg_path,
+        format!("[server]\ndata_dir = {:?}\n", dir.join("data")),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        foodgate()
+            .args(["ingest", "--config"])
+            .arg(&cfg_path)
+            .args(["--protocol", "astm", "--encoding", "gbk"])
+            .args(extra)
+            .arg(fixture("astm/bad_checksum_lost.bin"))
+            .output()
+            .unwrap()
+    };
+    let last_json = |out: &std::process::Output| -> serde_json::Value {
+        let text = String::from_utf8(out.stdout.clone()).unwrap();
+        serde_json::from_str(text.lines().last().unwrap()).unwrap()
+    };
+    let first = run(&["--market", "ZB-0003", "--stall", "A1"]);
+    assert!(first.status.success(), "{first:?}");
+    let a = last_json(&first);
+    let n = a["readings"].as_u64().unwrap();
+    assert!(n > 0);
+    assert_eq!(a["stored"], n);
+    assert_eq!(a["duplicates"], 0);
+    assert!(
+        a["errors"].as_u64().unwrap() >= 1,
+        "the lost frame is an error: {a}"
+    );
+    let second = run(&["--market", "ZB-0003", "--stall", "A1"]);
+    let b = last_json(&second);
+    assert_eq!(
+        (b["stored"].as_u64(), b["duplicates"].as_u64()),
+        (Some(0), Some(n))
+    );
+    // The rejected frame is kept with its error, once.
+    let conn = Connection::open(dir.join("data/foodgate.db")).unwrap();
+    let errors: Vec<String> = conn
+        .prepare("SELECT error FROM raw_frames WHERE error IS NOT NULL")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with("bad_checksum: ") && errors[0].contains("; message_discarded: "));
+    let bad = run(&["--market", "NOPE"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown market"));
+
+    std::fs::write(&cfg_path, "[server]\nlisten = 8080\n").unwrap();
+    let bad = run(&["--market", "ZB-0003"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let msg = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        msg.contains("foodgate.toml") && msg.contains("listen"),
+        "{msg}"
+    );
+}
