@@ -8,12 +8,16 @@
 //! - [`config`]: the TOML configuration, raw → validated.
 //! - [`store`]: SQLite: one writer thread, readings, raw frames, holds, outbox.
 //! - [`uplink`]: delivers the outbox to each `[[upstream]]`.
+//! - [`api`]: the HTTP API (axum) on the store; [`auth`]: tokens, roles, market scope.
 //! - [`ingest`]: decode → judge → store, for captures (and the shape live links follow).
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod ingest;
 pub mod judge;
+pub mod markets;
 pub mod store;
 pub mod uplink;

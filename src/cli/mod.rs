@@ -1,9 +1,11 @@
 //! Command-line arguments and dispatch.
 
 mod ingest;
+mod markets;
 mod parse;
 mod serve;
 mod simulate;
+mod token;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -26,6 +28,10 @@ enum Command {
     Ingest(ingest::IngestArgs),
     /// Run the service (for now: deliver the outbox upstream) until SIGINT/SIGTERM.
     Serve(serve::ServeArgs),
+    /// API tokens: create (shown once), list, revoke.
+    Token(token::TokenArgs),
+    /// The market registry: import a CSV file.
+    Markets(markets::MarketsArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -34,5 +40,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate(args) => simulate::run(args),
         Command::Ingest(args) => ingest::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Token(args) => token::run(args),
+        Command::Markets(args) => markets::run(args),
     }
 }

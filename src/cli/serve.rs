@@ -39,6 +39,28 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot open the store {}", path.display()))?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (_uplink, mut workers) = uplink::spawn(store.clone(), config.upstreams.clone(), stop_rx);
+
+    // --- HTTP API (src/api): beside the uplink, stopped by the same signal. ---
+    let api_state = crate::api::AppState::new(store.clone(), api_judge(&config)?).with_instruments(
+        config
+            .instruments
+            .iter()
+            .map(|i| crate::api::ConfiguredInstrument {
+                id: i.id.clone(),
+                market: i.market.clone(),
+                protocol: i.protocol.as_str().to_string(),
+            })
+            .collect(),
+    );
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    eprintln!("foodgate: API on http://{}", config.listen);
+    let mut api_stop = stop_tx.subscribe();
+    let mut api_task = tokio::spawn(crate::api::serve(listener, api_state, async move {
+        let _ = api_stop.wait_for(|s| *s).await;
+    }));
+    // --- end of the HTTP API block. ---
     eprintln!(
         "foodgate: serving {} (store {}, {} upstream(s))",
         config.source,
@@ -48,6 +70,13 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let mut failed = None;
     tokio::select! {
         _ = shutdown_signal() => {}
+        done = &mut api_task => {
+            failed = Some(match done {
+                Ok(Ok(())) => "the API server stopped".to_string(),
+                Ok(Err(e)) => format!("the API server failed: {e}"),
+                Err(e) => format!("the API server panicked: {e}"),
+            });
+        }
         Some(done) = workers.join_next(), if !workers.is_empty() => {
             failed = Some(match done {
                 Ok(Ok(())) => "an uplink worker stopped".to_string(),
@@ -59,6 +88,9 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     // Stop taking new work, then let the writer commit what it already has.
     let _ = stop_tx.send(true);
     while workers.join_next().await.is_some() {}
+    if !api_task.is_finished() {
+        let _ = api_task.await;
+    }
     store.close_async().await;
     match failed {
         Some(why) => {
@@ -70,6 +102,16 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The judge of uploads: the configured reference data, else the built-in one.
+fn api_judge(config: &Config) -> anyhow::Result<crate::judge::Judge> {
+    Ok(match &config.limits {
+        None => crate::judge::Judge::builtin(),
+        Some(path) => crate::judge::Judge::new(std::sync::Arc::new(
+            crate::judge::Reference::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
+        )),
+    })
 }
 
 async fn shutdown_signal() {

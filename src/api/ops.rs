@@ -1,0 +1,243 @@
+//! Instruments, health, metrics and the OpenAPI document.
+
+use super::{ApiError, AppState};
+use crate::auth::Role;
+use crate::store::outbox;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct InstrumentView {
+    pub id: String,
+    pub market: String,
+    pub protocol: String,
+    pub online: bool,
+    pub last_seen: Option<String>,
+    pub serial_number: Option<String>,
+    pub firmware: Option<String>,
+    pub readings: u64,
+    pub duplicates: u64,
+    pub decode_errors: u64,
+    pub reconnects: u64,
+    pub last_error: Option<String>,
+}
+
+/// `GET /api/v1/instruments`: configured and recorded instruments, with live link status.
+pub async fn instruments(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let who = state.authorize(&headers, &Role::ALL).await?;
+    let recorded = state
+        .read(|conn| {
+            let v = conn
+                .prepare_cached(
+                    "SELECT id, market, protocol, serial_number, firmware, last_seen FROM instruments",
+                )?
+                .query_map([], |r| {
+                    Ok(InstrumentView {
+                        id: r.get(0)?,
+                        market: r.get(1)?,
+                        protocol: r.get(2)?,
+                        serial_number: r.get(3)?,
+                        firmware: r.get(4)?,
+                        last_seen: r.get(5)?,
+                        ..InstrumentView::default()
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(v)
+        })
+        .await?;
+    let mut all: BTreeMap<String, InstrumentView> = BTreeMap::new();
+    for i in recorded {
+        all.insert(i.id.clone(), i);
+    }
+    for c in state.instruments() {
+        let e = all.entry(c.id.clone()).or_default();
+        e.id = c.id.clone();
+        e.market = c.market.clone();
+        e.protocol = c.protocol.clone();
+    }
+    for s in state.instrument_status() {
+        // A live link whose instrument is neither configured nor recorded has no market:
+        // it cannot be scoped, so it is not shown.
+        let Some(e) = all.get_mut(&s.id) else {
+            continue;
+        };
+        e.online = s.online;
+        if let Some(t) = s.last_seen() {
+            e.last_seen = Some(crate::store::insert::rfc3339(t));
+        }
+        e.serial_number = s.serial_number.clone().or(e.serial_number.take());
+        e.firmware = s.firmware.clone().or(e.firmware.take());
+        e.readings = s.readings;
+        e.duplicates = s.duplicates;
+        e.decode_errors = s.decode_errors;
+        e.reconnects = s.reconnects;
+        e.last_error = s.last_error.clone();
+    }
+    let list: Vec<_> = all
+        .into_values()
+        .filter(|i| who.covers(&i.market))
+        .collect();
+    Ok(Json(serde_json::json!({ "instruments": list })))
+}
+
+/// `GET /healthz`: 200 when a write transaction commits within 5 s, else 503.
+pub async fn healthz(State(state): State<AppState>) -> Response {
+    let probe = state
+        .store()
+        .write_async(|tx| tx.query_row("SELECT count(*) FROM markets", [], |r| r.get::<_, i64>(0)));
+    match tokio::time::timeout(Duration::from_secs(5), probe).await {
+        Ok(Ok(markets)) => {
+            Json(serde_json::json!({"status": "ok", "markets": markets})).into_response()
+        }
+        Ok(Err(e)) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unhealthy", e.to_string())
+            .into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unhealthy",
+            "the database did not commit a write within 5 s",
+        )
+        .into_response(),
+    }
+}
+
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let (verdicts, out) = state
+        .read(|conn| {
+            let v = conn
+                .prepare_cached("SELECT verdict, count(*) FROM readings GROUP BY verdict")?
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((v, outbox::counts(conn)?))
+        })
+        .await?;
+    let mut s = String::new();
+    s.push_str(
+        "# HELP foodgate_readings Readings stored, by verdict.\n# TYPE foodgate_readings gauge\n",
+    );
+    for v in ["pass", "fail", "invalid", "unknown"] {
+        let n = verdicts.iter().find(|(k, _)| k == v).map_or(0, |(_, n)| *n);
+        let _ = writeln!(s, "foodgate_readings{{verdict=\"{v}\"}} {n}");
+    }
+    s.push_str("# HELP foodgate_outbox_events Outbox events by upstream and status.\n# TYPE foodgate_outbox_events gauge\n");
+    for c in &out {
+        let u = label(&c.upstream);
+        let _ = writeln!(
+            s,
+            "foodgate_outbox_events{{upstream=\"{u}\",status=\"pending\"}} {}",
+            c.pending
+        );
+        let _ = writeln!(
+            s,
+            "foodgate_outbox_events{{upstream=\"{u}\",status=\"dead\"}} {}",
+            c.dead
+        );
+        let _ = writeln!(
+            s,
+            "foodgate_outbox_events{{upstream=\"{u}\",status=\"delivered\"}} {}",
+            c.delivered
+        );
+    }
+    let status = state.instrument_status();
+    let online = status.iter().filter(|i| i.online).count();
+    s.push_str("# HELP foodgate_instruments Instruments with a live link, and how many are online.\n# TYPE foodgate_instruments gauge\n");
+    let _ = writeln!(s, "foodgate_instruments{{state=\"online\"}} {online}");
+    let _ = writeln!(
+        s,
+        "foodgate_instruments{{state=\"offline\"}} {}",
+        status.len() - online
+    );
+    s.push_str("# HELP foodgate_http_requests_total HTTP requests by route and status.\n# TYPE foodgate_http_requests_total counter\n");
+    for ((route, code), n) in state.request_counts() {
+        let _ = writeln!(
+            s,
+            "foodgate_http_requests_total{{route=\"{}\",status=\"{code}\"}} {n}",
+            label(&route)
+        );
+    }
+    let mut r = Response::new(axum::body::Body::from(s));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok(r)
+}
+
+/// `GET /api/v1/openapi.json`: the OpenAPI 3 document (hand-maintained beside the routes;
+/// a test checks that every route of [`super::router`] is in it).
+pub async fn openapi() -> Json<serde_json::Value> {
+    Json(openapi_document())
+}
+
+pub fn openapi_document() -> serde_json::Value {
+    use serde_json::json;
+    let err = json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    let auth_errors = json!({
+        "401": {"description": "no token, or an unknown, expired or revoked one", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+        "403": {"description": "outside the token's role or market scope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+    });
+    let with = |mut v: serde_json::Value, extra: &serde_json::Value| {
+        if let (Some(r), Some(e)) = (
+            v.get_mut("responses").and_then(|r| r.as_object_mut()),
+            extra.as_object(),
+        ) {
+            for (k, x) in e {
+                r.insert(k.clone(), x.clone());
+            }
+        }
+        v
+    };
+    let q = |name: &str, desc: &str| json!({"name": name, "in": "query", "required": false, "schema": {"type": "string"}, "description": desc});
+    let row_props: serde_json::Map<String, serde_json::Value> = super::rows::FIELDS
+        .iter()
+        .map(|f| (f.to_string(), json!({"type": ["string", "number", "null"]})))
+        .collect();
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "foodgate", "version": env!("CARGO_PKG_VERSION")},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error", "message"], "properties": {"error": {"type": "string"}, "message": {"type": "string"}}},
+                "ResultRow": {"type": "object", "required": ["id", "market", "analyte"], "properties": row_props},
+                "RowResult": {"type": "object", "properties": {"index": {"type": "integer"}, "id": {"type": ["string", "null"]}, "status": {"enum": ["stored", "duplicate", "rejected"]}, "verdict": {"type": ["string", "null"]}, "reason": {"type": ["string", "null"]}, "errors": {"type": "array", "items": {"type": "object", "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}}}},
+            }
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/api/v1/results": {
+                "post": with(json!({"summary": "Upload result rows (JSON array of at most 10,000, or text/csv with a header row, UTF-8 or GBK); station, contractor, admin",
+                    "requestBody": {"content": {"application/json": {"schema": {"type": "array", "maxItems": 10000, "items": {"$ref": "#/components/schemas/ResultRow"}}}, "text/csv": {"schema": {"type": "string"}}}},
+                    "responses": {"200": {"description": "one result per row, in order", "content": {"application/json": {"schema": {"type": "object", "properties": {"results": {"type": "array", "items": {"$ref": "#/components/schemas/RowResult"}}}}}}}, "400": err, "413": err, "415": err}}), &auth_errors),
+                "get": with(json!({"summary": "Readings, newest first (scoped)", "parameters": [q("market", "market code"), q("date", "local day YYYY-MM-DD"), q("verdict", "pass|fail|invalid|unknown"), q("analyte", "canonical id or alias"), q("limit", "1..1000, default 100"), q("after", "the `next` cursor of the previous page")],
+                    "responses": {"200": {"description": "{results, next}"}, "400": err}}), &auth_errors),
+            },
+            "/api/v1/coverage": {"get": with(json!({"summary": "Daily coverage of every registered market; regulator, admin", "parameters": [q("date", "YYYY-MM-DD, default today"), q("format", "json|csv")],
+                "responses": {"200": {"description": "{date, summary, markets}", "content": {"application/json": {}, "text/csv": {}}}, "400": err}}), &auth_errors)},
+            "/api/v1/holds": {"get": with(json!({"summary": "Holds (scoped)", "parameters": [q("status", "held|confirmed|released|review")], "responses": {"200": {"description": "{holds}"}, "400": err}}), &auth_errors)},
+            "/api/v1/holds/{id}": {"patch": with(json!({"summary": "Set or correct the stall of a hold (audited); station, contractor, admin", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"stall": {"type": "string"}}}}}}, "responses": {"200": {"description": "the hold"}, "404": err, "422": err}}), &auth_errors)},
+            "/api/v1/holds/{id}/retest": {"post": with(json!({"summary": "Retest a held sample: one result row; station, contractor", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ResultRow"}}}}, "responses": {"200": {"description": "the hold with its new status and history, `outcome` and `retest`"}, "404": err, "422": err}}), &auth_errors)},
+            "/api/v1/instruments": {"get": with(json!({"summary": "Instruments and their links (scoped)", "responses": {"200": {"description": "{instruments}"}}}), &auth_errors)},
+            "/api/v1/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3"}}}},
+            "/healthz": {"get": {"summary": "200 when the database is writable", "security": [], "responses": {"200": {"description": "ok"}, "503": err}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": {"200": {"description": "text/plain; version=0.0.4"}}}},
+        }
+    })
+}

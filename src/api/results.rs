@@ -1,0 +1,422 @@
+//! `POST /api/v1/results` (upload rows → judged, stored readings) and `GET /api/v1/results`.
+
+use super::rows::{self, Cells, FieldError, Row};
+use super::{ApiError, AppState, MAX_ROWS};
+use crate::auth::{audit, Principal, Role};
+use crate::store::insert::{insert_batch, parse_verdict, verdict_str};
+use crate::store::{Batch, NewReading, Origin, Outcome, RawFrame, StoreSettings, Tx};
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use chrono::Utc;
+use rusqlite::{params, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// What became of one uploaded row.
+#[derive(Debug, Clone, Serialize)]
+pub struct RowResult {
+    pub index: usize,
+    pub id: Option<String>,
+    pub status: &'static str,
+    pub verdict: Option<&'static str>,
+    pub reason: Option<String>,
+    pub errors: Vec<FieldError>,
+    /// The hold a failure opened (not in the SPEC's list: extra, for retests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold: Option<String>,
+    #[serde(skip)]
+    pub reading: Option<i64>,
+    #[serde(skip)]
+    pub identity: Option<String>,
+}
+
+impl RowResult {
+    pub fn rejected(index: usize, id: Option<String>, errors: Vec<FieldError>) -> Self {
+        RowResult {
+            index,
+            id,
+            status: "rejected",
+            verdict: None,
+            reason: None,
+            errors,
+            hold: None,
+            reading: None,
+            identity: None,
+        }
+    }
+}
+
+/// A row ready for the writer: valid, in scope, judged, with its raw bytes.
+pub struct Prepared {
+    pub index: usize,
+    pub row: Row,
+    pub raw: Vec<u8>,
+}
+
+/// Validate, scope-check and judge rows; the rejected ones are answered already.
+pub fn prepare(
+    state: &AppState,
+    who: &Principal,
+    input: Vec<(Result<Cells, Vec<FieldError>>, Vec<u8>)>,
+) -> (Vec<Prepared>, Vec<RowResult>) {
+    let mut good = Vec::with_capacity(input.len());
+    let mut answered = Vec::new();
+    for (index, (cells, raw)) in input.into_iter().enumerate() {
+        let sent_id = cells
+            .as_ref()
+            .ok()
+            .and_then(|c| c.get("id").cloned().flatten())
+            .map(|s| s.trim().to_string());
+        let parsed = cells.and_then(|c| rows::parse_row(c, state.judge(), state.aliases()));
+        match parsed {
+            Err(errors) => answered.push(RowResult::rejected(index, sent_id, errors)),
+            Ok(row) if !who.covers(&row.market) => answered.push(RowResult::rejected(
+                index,
+                Some(row.id.clone()),
+                vec![FieldError::new(
+                    "market",
+                    format!("market {:?} is outside this token's markets", row.market),
+                )],
+            )),
+            Ok(mut row) => {
+                state.judge().judge(&mut row.reading);
+                good.push(Prepared { index, row, raw });
+            }
+        }
+    }
+    (good, answered)
+}
+
+/// Store prepared rows in the writer's transaction, one by one in order, recording which
+/// uploader id became which reading. Returns one result per row.
+pub fn store_rows(
+    tx: &mut Tx<'_>,
+    settings: &StoreSettings,
+    uploader: &str,
+    rows: Vec<Prepared>,
+) -> rusqlite::Result<Vec<RowResult>> {
+    let now = Utc::now();
+    let received = crate::store::insert::rfc3339(now);
+    let mut out = Vec::with_capacity(rows.len());
+    for p in rows {
+        let seen: Option<(String, i64)> = tx
+            .prepare_cached(
+                "SELECT content_hash, reading FROM uploads WHERE uploader = ?1 AND row_id = ?2",
+            )?
+            .query_row(params![uploader, p.row.id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((hash, reading)) = seen {
+            if hash != p.row.content_hash {
+                out.push(RowResult::rejected(
+                    p.index,
+                    Some(p.row.id),
+                    vec![FieldError::new("id", "reused with different content")],
+                ));
+            } else {
+                out.push(duplicate(tx, p.index, p.row.id, reading)?);
+            }
+            continue;
+        }
+        let batch = Batch {
+            frames: vec![RawFrame {
+                source: format!("upload:{uploader}"),
+                offset: 0,
+                bytes: p.raw,
+                error: None,
+                received_at: now,
+            }],
+            readings: vec![NewReading {
+                reading: p.row.reading,
+                market: p.row.market.clone(),
+                stall: p.row.stall.clone(),
+                origin: Origin::Uploader(uploader.to_string()),
+                received_at: now,
+                frame: Some(0),
+            }],
+        };
+        let committed = insert_batch(tx, settings, batch)?;
+        let result = match committed.outcomes.into_iter().next() {
+            Some(Outcome::Stored {
+                id,
+                identity,
+                verdict,
+                hold,
+                ..
+            }) => {
+                let reason: String = tx
+                    .prepare_cached("SELECT reason FROM readings WHERE id = ?1")?
+                    .query_row([id], |r| r.get(0))?;
+                RowResult {
+                    index: p.index,
+                    id: Some(p.row.id.clone()),
+                    status: "stored",
+                    verdict: Some(verdict_str(verdict)),
+                    reason: Some(reason),
+                    errors: Vec::new(),
+                    hold,
+                    reading: Some(id),
+                    identity: Some(identity),
+                }
+            }
+            Some(Outcome::Duplicate { id, .. }) => duplicate(tx, p.index, p.row.id.clone(), id)?,
+            Some(Outcome::Rejected { reason }) => RowResult::rejected(
+                p.index,
+                Some(p.row.id.clone()),
+                vec![FieldError::new("market", reason)],
+            ),
+            None => RowResult::rejected(
+                p.index,
+                Some(p.row.id.clone()),
+                vec![FieldError::new("", "not stored")],
+            ),
+        };
+        if let Some(reading) = result.reading {
+            tx.prepare_cached(
+                "INSERT INTO uploads (uploader, row_id, content_hash, reading, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                uploader,
+                p.row.id,
+                p.row.content_hash,
+                reading,
+                received
+            ])?;
+        }
+        out.push(result);
+    }
+    Ok(out)
+}
+
+fn duplicate(tx: &Tx<'_>, index: usize, id: String, reading: i64) -> rusqlite::Result<RowResult> {
+    let (verdict, reason, identity): (String, String, String) = tx
+        .prepare_cached("SELECT verdict, reason, identity FROM readings WHERE id = ?1")?
+        .query_row([reading], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let hold: Option<String> = tx
+        .prepare_cached("SELECT id FROM holds WHERE reading = ?1")?
+        .query_row([reading], |r| r.get(0))
+        .optional()?;
+    Ok(RowResult {
+        index,
+        id: Some(id),
+        status: "duplicate",
+        verdict: Some(verdict_str(parse_verdict(&verdict))),
+        reason: Some(reason),
+        errors: Vec::new(),
+        hold,
+        reading: Some(reading),
+        identity: Some(identity),
+    })
+}
+
+/// The rows of a body: a JSON array, or CSV (`text/csv`, UTF-8 or GBK).
+pub fn body_rows(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Vec<(Result<Cells, Vec<FieldError>>, Vec<u8>)>, ApiError> {
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut parts = ctype.split(';');
+    let mime = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    let charset = parts.find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| v.trim().to_string())
+    });
+    let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    let rows = match mime.as_str() {
+        "text/csv" => csv_body(body, charset.as_deref())?,
+        "application/json" => json_body(body)?,
+        "" if first == Some(b'[') => json_body(body)?,
+        "" => csv_body(body, charset.as_deref())?,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("Content-Type {other:?}: send application/json or text/csv"),
+            ))
+        }
+    };
+    if rows.len() > MAX_ROWS {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_rows",
+            format!("{} rows: at most {MAX_ROWS} per request", rows.len()),
+        ));
+    }
+    Ok(rows)
+}
+
+type BodyRows = Vec<(Result<Cells, Vec<FieldError>>, Vec<u8>)>;
+
+fn json_body(body: &[u8]) -> Result<BodyRows, ApiError> {
+    let items: Vec<&serde_json::value::RawValue> = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not a JSON array: {e}")))?;
+    Ok(items
+        .into_iter()
+        .map(|raw| (rows::json_cells(raw.get()), raw.get().as_bytes().to_vec()))
+        .collect())
+}
+
+fn csv_body(body: &[u8], charset: Option<&str>) -> Result<BodyRows, ApiError> {
+    let text = rows::decode_text(body, charset).map_err(ApiError::bad_request)?;
+    let parsed = rows::csv_rows(&text).map_err(ApiError::bad_request)?;
+    Ok(parsed
+        .into_iter()
+        .map(|r| (Ok(r.cells), r.raw.into_bytes()))
+        .collect())
+}
+
+#[derive(Serialize)]
+pub struct UploadAnswer {
+    pub results: Vec<RowResult>,
+}
+
+/// `POST /api/v1/results`.
+pub async fn upload(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<UploadAnswer>, ApiError> {
+    let who = state
+        .authorize(&headers, &[Role::Station, Role::Contractor, Role::Admin])
+        .await?;
+    let input = body_rows(&headers, &body)?;
+    let total = input.len();
+    let st = state.clone();
+    let w = who.clone();
+    let (good, mut answered) = tokio::task::spawn_blocking(move || prepare(&st, &w, input))
+        .await
+        .map_err(ApiError::internal)?;
+    let settings = Arc::new(state.store().settings().clone());
+    let name = who.name.clone();
+    let stored = state
+        .store()
+        .write_async(move |tx| {
+            let out = store_rows(tx, &settings, &name, good)?;
+            let count = |s: &str| out.iter().filter(|r| r.status == s).count();
+            audit(
+                tx,
+                &name,
+                "results.upload",
+                None,
+                &serde_json::json!({"rows": total, "stored": count("stored"), "duplicate": count("duplicate"), "rejected_by_store": count("rejected")}),
+            )?;
+            Ok(out)
+        })
+        .await?;
+    answered.extend(stored);
+    answered.sort_by_key(|r| r.index);
+    Ok(Json(UploadAnswer { results: answered }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    market: Option<String>,
+    date: Option<String>,
+    verdict: Option<String>,
+    analyte: Option<String>,
+    limit: Option<u32>,
+    after: Option<String>,
+}
+
+/// `GET /api/v1/results`: newest first, `after=<next>` for the next page.
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let who = state.authorize(&headers, &Role::ALL).await?;
+    if let Some(m) = &q.market {
+        if !who.covers(m) {
+            return Err(ApiError::forbidden(format!(
+                "market {m:?} is outside this token's markets"
+            )));
+        }
+    }
+    if let Some(d) = &q.date {
+        if chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_err() {
+            return Err(ApiError::bad_request("date: expected YYYY-MM-DD"));
+        }
+    }
+    if let Some(v) = &q.verdict {
+        if !matches!(v.as_str(), "pass" | "fail" | "invalid" | "unknown") {
+            return Err(ApiError::bad_request(
+                "verdict: expected pass, fail, invalid or unknown",
+            ));
+        }
+    }
+    let after: Option<i64> = match &q.after {
+        None => None,
+        Some(a) => Some(
+            a.parse()
+                .map_err(|_| ApiError::bad_request("after: not a cursor from `next`"))?,
+        ),
+    };
+    let limit = i64::from(q.limit.unwrap_or(100).clamp(1, 1000));
+    let scope = who
+        .role
+        .is_scoped()
+        .then(|| serde_json::to_string(&who.markets).unwrap_or_default());
+    let analyte = q
+        .analyte
+        .as_deref()
+        .map(|a| state.aliases().lookup(a).unwrap_or(a).to_string());
+    let rows = state
+        .read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, identity, market, stall, uploader, received_at, reading_json FROM readings
+                 WHERE (?1 IS NULL OR market = ?1) AND (?2 IS NULL OR local_day = ?2)
+                   AND (?3 IS NULL OR verdict = ?3) AND (?4 IS NULL OR analyte = ?4)
+                   AND (?5 IS NULL OR id < ?5)
+                   AND (?6 IS NULL OR market IN (SELECT value FROM json_each(?6)))
+                 ORDER BY id DESC LIMIT ?7",
+            )?;
+            let rows = stmt
+                .query_map(
+                    params![q.market, q.date, q.verdict, analyte, after, scope, limit + 1],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, Option<String>>(3)?,
+                            r.get::<_, Option<String>>(4)?,
+                            r.get::<_, String>(5)?,
+                            r.get::<_, String>(6)?,
+                        ))
+                    },
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await?;
+    let more = rows.len() as i64 > limit;
+    let mut next = None;
+    let mut results = Vec::with_capacity(rows.len());
+    for (rowid, identity, market, stall, uploader, received_at, json) in
+        rows.into_iter().take(limit as usize)
+    {
+        let mut v: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&json).unwrap_or_default();
+        if uploader.is_some() {
+            v.insert("protocol".into(), serde_json::Value::Null);
+        }
+        v.insert("id".into(), identity.into());
+        v.insert("market".into(), market.into());
+        v.insert("stall".into(), stall.into());
+        v.insert("uploader".into(), uploader.into());
+        v.insert("received_at".into(), received_at.into());
+        results.push(serde_json::Value::Object(v));
+        next = Some(rowid.to_string());
+    }
+    Ok(Json(serde_json::json!({
+        "results": results,
+        "next": if more { next } else { None },
+    })))
+}
