@@ -59,7 +59,7 @@ pub struct Prepared {
 pub fn prepare(
     state: &AppState,
     who: &Principal,
-    input: Vec<(Result<Cells, Vec<FieldError>>, Vec<u8>)>,
+    input: BodyRows,
 ) -> (Vec<Prepared>, Vec<RowResult>) {
     let mut good = Vec::with_capacity(input.len());
     let mut answered = Vec::new();
@@ -131,7 +131,10 @@ pub fn store_rows(
                 reading: p.row.reading,
                 market: p.row.market.clone(),
                 stall: p.row.stall.clone(),
-                origin: Origin::Uploader(uploader.to_string()),
+                origin: Origin::UploadRow {
+                    uploader: uploader.to_string(),
+                    row: p.row.id.clone(),
+                },
                 received_at: now,
                 frame: Some(0),
             }],
@@ -212,10 +215,7 @@ fn duplicate(tx: &Tx<'_>, index: usize, id: String, reading: i64) -> rusqlite::R
 }
 
 /// The rows of a body: a JSON array, or CSV (`text/csv`, UTF-8 or GBK).
-pub fn body_rows(
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Vec<(Result<Cells, Vec<FieldError>>, Vec<u8>)>, ApiError> {
+pub fn body_rows(headers: &HeaderMap, body: &[u8]) -> Result<BodyRows, ApiError> {
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -252,7 +252,8 @@ pub fn body_rows(
     Ok(rows)
 }
 
-type BodyRows = Vec<(Result<Cells, Vec<FieldError>>, Vec<u8>)>;
+/// Each row's cells (or why it has none) and its raw bytes.
+pub type BodyRows = Vec<(Result<Cells, Vec<FieldError>>, Vec<u8>)>;
 
 fn json_body(body: &[u8]) -> Result<BodyRows, ApiError> {
     let items: Vec<&serde_json::value::RawValue> = serde_json::from_slice(body)

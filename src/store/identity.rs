@@ -16,18 +16,21 @@ pub enum Origin {
     Instrument(String),
     /// An uploader (token name) of `POST /api/v1/results`.
     Uploader(String),
+    /// One row of an upload: the uploader's own row id is what tells two rows apart
+    /// (two rows may carry the same sample, analyte, time and value for different stalls).
+    UploadRow { uploader: String, row: String },
 }
 
 impl Origin {
     pub fn instrument(&self) -> Option<&str> {
         match self {
             Origin::Instrument(s) => Some(s),
-            Origin::Uploader(_) => None,
+            Origin::Uploader(_) | Origin::UploadRow { .. } => None,
         }
     }
     pub fn uploader(&self) -> Option<&str> {
         match self {
-            Origin::Uploader(s) => Some(s),
+            Origin::Uploader(s) | Origin::UploadRow { uploader: s, .. } => Some(s),
             Origin::Instrument(_) => None,
         }
     }
@@ -35,6 +38,7 @@ impl Origin {
     pub fn name(&self) -> &str {
         match self {
             Origin::Instrument(s) | Origin::Uploader(s) => s,
+            Origin::UploadRow { uploader, .. } => uploader,
         }
     }
 }
@@ -59,6 +63,10 @@ pub fn reading_identity(origin: &Origin, r: &Reading) -> String {
     match origin {
         Origin::Instrument(s) => field(b"i", Some(s)),
         Origin::Uploader(s) => field(b"u", Some(s)),
+        Origin::UploadRow { uploader, row } => {
+            field(b"u", Some(uploader));
+            field(b"r", Some(row));
+        }
     }
     field(b"s", r.sample_id.as_deref());
     field(b"a", Some(r.analyte_code.as_deref().unwrap_or(&r.analyte)));

@@ -1,0 +1,1064 @@
+//! The HTTP API over loopback: a real server on 127.0.0.1:0, a fresh data directory, and a
+//! minimal HTTP/1.1 client (no client library: what goes over the wire is what is tested).
+
+use crate::support::{config, temp_dir};
+use foodgate::api::{self, AppState};
+use foodgate::auth::{self, NewToken, Role};
+use foodgate::judge::Judge;
+use foodgate::store::{Store, StoreSettings};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+
+struct App {
+    addr: SocketAddr,
+    store: Store,
+    tokens: HashMap<&'static str, String>,
+    _stop: oneshot::Sender<()>,
+}
+
+struct Resp {
+    status: u16,
+    headers: String,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {} {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+async fn token(
+    store: &Store,
+    name: &str,
+    role: Role,
+    markets: &[&str],
+    days: Option<u32>,
+) -> String {
+    let new = NewToken {
+        name: name.into(),
+        role,
+        markets: markets.iter().map(|m| m.to_string()).collect(),
+        expires_days: days,
+    };
+    store
+        .write_async(move |tx| Ok(auth::create(tx, &new, "test")))
+        .await
+        .expect("write")
+        .expect("create token")
+}
+
+/// The app with one `events` upstream (never delivered: no uplink runs) and tokens:
+/// station (ZB-0001), contractor (ZB-0002, ZB-0003), regulator, admin, expired, revoked.
+async fn start(name: &str) -> App {
+    let dir = temp_dir(name);
+    let cfg = config(&dir, &[("block", "http://127.0.0.1:9/events", "failures")]);
+    let store = Store::open(&cfg.database_path(), StoreSettings::from_config(&cfg)).expect("open");
+    let mut tokens = HashMap::new();
+    tokens.insert(
+        "station",
+        token(&store, "st1", Role::Station, &["ZB-0001"], None).await,
+    );
+    tokens.insert(
+        "contractor",
+        token(
+            &store,
+            "co1",
+            Role::Contractor,
+            &["ZB-0002", "ZB-0003"],
+            None,
+        )
+        .await,
+    );
+    tokens.insert(
+        "regulator",
+        token(&store, "reg", Role::Regulator, &[], None).await,
+    );
+    tokens.insert("admin", token(&store, "adm", Role::Admin, &[], None).await);
+    tokens.insert(
+        "expired",
+        token(&store, "old", Role::Admin, &[], Some(0)).await,
+    );
+    tokens.insert(
+        "revoked",
+        token(&store, "gone", Role::Admin, &[], None).await,
+    );
+    store
+        .write_async(|tx| Ok(auth::revoke(tx, "gone", "test")))
+        .await
+        .expect("write")
+        .expect("revoke");
+    let state = AppState::new(store.clone(), Judge::builtin());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, rx) = oneshot::channel::<()>();
+    tokio::spawn(api::serve(listener, state, async move {
+        let _ = rx.await;
+    }));
+    App {
+        addr,
+        store,
+        tokens,
+        _stop: stop,
+    }
+}
+
+impl App {
+    async fn req(
+        &self,
+        method: &str,
+        path: &str,
+        who: Option<&str>,
+        ctype: &str,
+        body: &[u8],
+    ) -> Resp {
+        let mut s = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        if let Some(w) = who {
+            let t = self.tokens.get(w).cloned().unwrap_or_else(|| w.to_string());
+            head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        if !ctype.is_empty() {
+            head.push_str(&format!("Content-Type: {ctype}\r\n"));
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).await.expect("write");
+        // The server may answer (413) before reading a big body: a failed write is fine.
+        let _ = s.write_all(body).await;
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf).await;
+        let split = buf
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("response head");
+        let headers = String::from_utf8_lossy(&buf[..split]).to_string();
+        let status: u16 = headers[9..12].parse().expect("status");
+        let mut body = buf[split + 4..].to_vec();
+        if headers
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            body = dechunk(&body);
+        }
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&self, path: &str, who: Option<&str>) -> Resp {
+        self.req("GET", path, who, "", b"").await
+    }
+
+    async fn post_json(&self, path: &str, who: Option<&str>, body: &Value) -> Resp {
+        self.req(
+            "POST",
+            path,
+            who,
+            "application/json",
+            body.to_string().as_bytes(),
+        )
+        .await
+    }
+
+    fn db(&self) -> rusqlite::Connection {
+        self.store.reader().expect("reader")
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap_or("0").trim(), 16)
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + n]);
+        b = &b[eol + 4 + n..];
+    }
+    out
+}
+
+fn row(id: &str, market: &str, value: &str) -> Value {
+    json!({"id": id, "market": market, "stall": "A12", "sample_id": format!("S-{id}"),
+           "sample_name": "菠菜", "category": "leafy_vegetable", "analyte": "毒死蜱",
+           "method": "spectrophotometric", "value": value, "unit": "mg/kg",
+           "measured_at": "2025-03-04T09:30:00+08:00", "instrument": "IN-1", "tester": "王"})
+}
+
+fn statuses(r: &Value) -> Vec<String> {
+    r["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|x| x["status"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// A hold in ZB-0001 (a failed upload by the station); returns its id.
+async fn make_hold(app: &App, id: &str, value: &str) -> String {
+    let r = app
+        .post_json(
+            "/api/v1/results",
+            Some("station"),
+            &json!([row(id, "ZB-0001", value)]),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["results"][0]["verdict"], "fail", "{v}");
+    v["results"][0]["hold"]
+        .as_str()
+        .expect("hold id")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_checks_token_role_and_scope() {
+    let app = start("api-auth").await;
+    let hold = make_hold(&app, "h1", "0.5").await;
+    let patch = json!({"stall": "B7"}).to_string();
+    let retest =
+        json!({"id": "rt-matrix", "analyte": "chlorpyrifos", "method": "spectrophotometric",
+        "instrument": "IN-1", "value": "0.01", "unit": "mg/kg", "category": "leafy_vegetable"})
+        .to_string();
+    let upload = json!([row("m1", "ZB-0001", "0.01")]).to_string();
+    let hold_path = format!("/api/v1/holds/{hold}");
+    let retest_path = format!("/api/v1/holds/{hold}/retest");
+    // (method, path, body, [station, contractor (other markets), regulator, admin])
+    let cases: Vec<(&str, &str, &str, [u16; 4])> = vec![
+        ("POST", "/api/v1/results", &upload, [200, 200, 403, 200]),
+        ("GET", "/api/v1/results", "", [200, 200, 200, 200]),
+        (
+            "GET",
+            "/api/v1/results?market=ZB-0001",
+            "",
+            [200, 403, 200, 200],
+        ),
+        (
+            "GET",
+            "/api/v1/coverage?date=2025-03-04",
+            "",
+            [403, 403, 200, 200],
+        ),
+        ("GET", "/api/v1/holds", "", [200, 200, 200, 200]),
+        ("PATCH", &hold_path, &patch, [200, 403, 403, 200]),
+        ("POST", &retest_path, &retest, [200, 403, 403, 403]),
+        ("GET", "/api/v1/instruments", "", [200, 200, 200, 200]),
+    ];
+    for (method, path, body, expected) in &cases {
+        let ct = if body.is_empty() {
+            ""
+        } else {
+            "application/json"
+        };
+        for (who, code) in [
+            (None, "token_missing"),
+            (Some("not-a-token"), "token_unknown"),
+            (Some("expired"), "token_expired"),
+            (Some("revoked"), "token_revoked"),
+        ] {
+            let r = app.req(method, path, who, ct, body.as_bytes()).await;
+            assert_eq!(r.status, 401, "{method} {path} as {who:?}");
+            assert_eq!(r.json()["error"], code, "{method} {path} as {who:?}");
+            assert!(!r.json()["message"].as_str().unwrap_or("").is_empty());
+        }
+        for (role, want) in ["station", "contractor", "regulator", "admin"]
+            .iter()
+            .zip(expected)
+        {
+            let r = app.req(method, path, Some(role), ct, body.as_bytes()).await;
+            assert_eq!(
+                r.status,
+                *want,
+                "{method} {path} as {role}: {}",
+                String::from_utf8_lossy(&r.body)
+            );
+            if *want == 403 {
+                assert_eq!(r.json()["error"], "forbidden");
+            }
+        }
+    }
+    // Public endpoints need no token.
+    for path in ["/api/v1/openapi.json", "/healthz", "/metrics"] {
+        assert_eq!(app.get(path, None).await.status, 200, "{path}");
+    }
+    // Scoped reads only show the token's markets.
+    let r = app.get("/api/v1/holds", Some("contractor")).await.json();
+    assert_eq!(r["holds"].as_array().map(Vec::len), Some(0));
+    let r = app.get("/api/v1/holds", Some("station")).await.json();
+    assert_eq!(r["holds"][0]["id"], hold.as_str());
+    assert_eq!(r["holds"][0]["stall"], "B7");
+    let r = app.get("/api/v1/results", Some("contractor")).await.json();
+    assert_eq!(r["results"].as_array().map(Vec::len), Some(0));
+    // A row for a market outside the token's scope is rejected with field `market`.
+    let r = app
+        .post_json(
+            "/api/v1/results",
+            Some("station"),
+            &json!([row("x", "ZB-0002", "0.01")]),
+        )
+        .await
+        .json();
+    assert_eq!(r["results"][0]["status"], "rejected");
+    assert_eq!(r["results"][0]["errors"][0]["field"], "market");
+    // Writes are audited with the token's name.
+    let audited: Vec<(String, String)> = app
+        .db()
+        .prepare("SELECT actor, action FROM audit_log ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for want in [
+        ("st1", "results.upload"),
+        ("st1", "hold.stall"),
+        ("adm", "hold.stall"),
+        ("st1", "hold.retest"),
+        ("co1", "results.upload"),
+    ] {
+        assert!(
+            audited.iter().any(|(a, b)| a == want.0 && b == want.1),
+            "{want:?} not in {audited:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_upload_mixed_rows_duplicates_and_reuse() {
+    let app = start("api-json").await;
+    let mut bad = row("bad", "ZB-0001", "0.01");
+    bad["measured_at"] = json!("yesterday");
+    bad.as_object_mut().unwrap().remove("analyte");
+    let mut num = row("num", "ZB-0001", "0");
+    num["value"] = json!(0.01); // a JSON number is as good as text
+    let body = json!([
+        row("p1", "ZB-0001", "0.01"),
+        row("f1", "ZB-0001", "0.5"),
+        bad,
+        row("other", "ZB-0004", "0.01"),
+        row("nowhere", "ZB-9999", "0.01"),
+        row("p1", "ZB-0001", "0.01"),
+        num,
+        "not an object",
+    ]);
+    let r = app.post_json("/api/v1/results", Some("admin"), &body).await;
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(
+        statuses(&v),
+        [
+            "stored",
+            "stored",
+            "rejected",
+            "stored",
+            "rejected",
+            "duplicate",
+            "stored",
+            "rejected"
+        ]
+    );
+    let res = &v["results"];
+    for (i, x) in res.as_array().unwrap().iter().enumerate() {
+        assert_eq!(x["index"], i);
+    }
+    assert_eq!(res[0]["verdict"], "pass");
+    assert_eq!(res[1]["verdict"], "fail");
+    assert!(
+        res[1]["reason"].as_str().unwrap().contains("0.02"),
+        "{}",
+        res[1]
+    );
+    let fields: HashSet<&str> = res[2]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, HashSet::from(["analyte", "measured_at"]));
+    assert_eq!(res[4]["errors"][0]["field"], "market");
+    assert_eq!(res[5]["verdict"], "pass");
+    // The failure made a hold and its sample.failed event, like an instrument reading.
+    let db = app.db();
+    let (holds, events): (i64, i64) = db
+        .query_row(
+            "SELECT (SELECT count(*) FROM holds), (SELECT count(*) FROM outbox WHERE type = 'sample.failed')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((holds, events), (1, 1));
+    // The raw row bytes are kept.
+    let raw: Vec<u8> = db
+        .query_row(
+            "SELECT f.bytes FROM readings r JOIN raw_frames f ON f.id = r.raw_frame WHERE r.sample_id = 'S-f1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&raw).unwrap(),
+        row("f1", "ZB-0001", "0.5")
+    );
+
+    // The same body again: every good row is a duplicate with its original verdict.
+    let again = app
+        .post_json("/api/v1/results", Some("admin"), &body)
+        .await
+        .json();
+    assert_eq!(
+        statuses(&again),
+        [
+            "duplicate",
+            "duplicate",
+            "rejected",
+            "duplicate",
+            "rejected",
+            "duplicate",
+            "duplicate",
+            "rejected"
+        ]
+    );
+    assert_eq!(again["results"][1]["verdict"], "fail");
+    let n: i64 = db
+        .query_row("SELECT count(*) FROM readings", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 4);
+    let events2: i64 = db
+        .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(events2, events);
+    // An id sent again with different content is rejected, never replaced.
+    let changed = app
+        .post_json(
+            "/api/v1/results",
+            Some("admin"),
+            &json!([row("p1", "ZB-0001", "0.03")]),
+        )
+        .await
+        .json();
+    assert_eq!(changed["results"][0]["status"], "rejected");
+    assert_eq!(changed["results"][0]["errors"][0]["field"], "id");
+    assert_eq!(
+        changed["results"][0]["errors"][0]["message"],
+        "reused with different content"
+    );
+    // Ids are per uploader: another token may use "p1".
+    let other = app
+        .post_json(
+            "/api/v1/results",
+            Some("station"),
+            &json!([row("p1", "ZB-0001", "0.01")]),
+        )
+        .await
+        .json();
+    assert_eq!(other["results"][0]["status"], "stored");
+
+    // GET /results: newest first, filters, cursor paging, upload shape.
+    let page = app
+        .get("/api/v1/results?market=ZB-0001&limit=2", Some("regulator"))
+        .await
+        .json();
+    let items = page["results"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["uploader"], "st1");
+    assert_eq!(items[0]["protocol"], Value::Null);
+    assert_eq!(items[0]["analyte"], "chlorpyrifos");
+    assert_eq!(items[0]["source"], "A12");
+    let next = page["next"].as_str().expect("next cursor");
+    let rest = app
+        .get(
+            &format!("/api/v1/results?market=ZB-0001&limit=2&after={next}"),
+            Some("regulator"),
+        )
+        .await
+        .json();
+    assert_eq!(rest["results"].as_array().unwrap().len(), 2);
+    assert_eq!(rest["next"], Value::Null);
+    let fails = app
+        .get("/api/v1/results?verdict=fail", Some("admin"))
+        .await
+        .json();
+    assert_eq!(fails["results"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_uploads_in_gbk_and_utf8() {
+    let app = start("api-csv").await;
+    let text = "id,market,stall,sample_id,sample_name,category,analyte,method,value,unit,qualifier,device_verdict,measured_at,instrument,tester\n\
+        c1,ZB-0001,A1,,小白菜,leafy_vegetable,毒死蜱,spectrophotometric,0.01,mg/kg,,,2025-03-04T08:00:00+08:00,IN-9,李四\n\
+        c2,ZB-0001,A2,,\"菠菜, 本地\",leafy_vegetable,chlorpyrifos,spectrophotometric,0.9,mg/kg,,,2025-03-04T08:05:00+08:00,IN-9,李四\n\
+        c3,ZB-0001,A3,,菠菜,leafy_vegetable,chlorpyrifos,spectrophotometric,lots,mg/kg,,,2025-03-04T08:05:00+08:00,IN-9,李四\n";
+    let (gbk, _, _) = encoding_rs::GBK.encode(text);
+    for ctype in ["text/csv; charset=gbk", "text/csv"] {
+        let r = app
+            .req("POST", "/api/v1/results", Some("station"), ctype, &gbk)
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let v = r.json();
+        if ctype.contains("gbk") {
+            assert_eq!(statuses(&v), ["stored", "stored", "rejected"]);
+            assert_eq!(v["results"][1]["verdict"], "fail");
+            assert_eq!(v["results"][2]["errors"][0]["field"], "value");
+        } else {
+            // Detected as GBK, and the same rows: duplicates.
+            assert_eq!(statuses(&v), ["duplicate", "duplicate", "rejected"]);
+        }
+    }
+    let names: Vec<String> = app
+        .db()
+        .prepare("SELECT sample_name FROM readings ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(names, ["小白菜", "菠菜, 本地"]);
+    // The same row as JSON is the same content.
+    let same = json!([{"id": "c1", "market": "ZB-0001", "stall": "A1", "sample_name": "小白菜",
+        "category": "leafy_vegetable", "analyte": "毒死蜱", "method": "spectrophotometric",
+        "value": "0.01", "unit": "mg/kg", "measured_at": "2025-03-04T08:00:00+08:00",
+        "instrument": "IN-9", "tester": "李四"}]);
+    let r = app
+        .post_json("/api/v1/results", Some("station"), &same)
+        .await
+        .json();
+    assert_eq!(statuses(&r), ["duplicate"]);
+    // UTF-8 CSV with a BOM.
+    let mut utf8 = b"\xEF\xBB\xBF".to_vec();
+    utf8.extend_from_slice(
+        text.replace("c1,", "u1,")
+            .replace("c2,", "u2,")
+            .replace("c3,", "u3,")
+            .as_bytes(),
+    );
+    let r = app
+        .req(
+            "POST",
+            "/api/v1/results",
+            Some("station"),
+            "text/csv; charset=utf-8",
+            &utf8,
+        )
+        .await;
+    assert_eq!(statuses(&r.json()), ["stored", "stored", "rejected"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_json() {
+    let app = start("api-errors").await;
+    let r = app.get("/nowhere", None).await;
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (404, Some("not_found"))
+    );
+    let r = app
+        .req("DELETE", "/api/v1/results", Some("admin"), "", b"")
+        .await;
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+    let r = app
+        .req(
+            "POST",
+            "/api/v1/results",
+            Some("admin"),
+            "application/xml",
+            b"<a/>",
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
+    let r = app
+        .req(
+            "POST",
+            "/api/v1/results",
+            Some("admin"),
+            "application/json",
+            b"{\"id\":1}",
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (400, Some("bad_request"))
+    );
+    let r = app
+        .req(
+            "POST",
+            "/api/v1/results",
+            Some("admin"),
+            "text/csv",
+            b"just,some\nwords,here\n",
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    let big = vec![b' '; 33 * 1024 * 1024];
+    let r = app
+        .req(
+            "POST",
+            "/api/v1/results",
+            Some("admin"),
+            "application/json",
+            &big,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+    let many: Vec<Value> = (0..10_001).map(|i| json!({"id": i})).collect();
+    let r = app
+        .post_json("/api/v1/results", Some("admin"), &Value::Array(many))
+        .await;
+    assert_eq!(r.status, 413);
+    let r = app.get("/api/v1/coverage?date=March", Some("admin")).await;
+    assert_eq!(r.status, 400);
+    assert!(r.headers.to_ascii_lowercase().contains("application/json"));
+    let r = app.get("/api/v1/holds/nope", Some("admin")).await;
+    assert_eq!(r.status, 405); // PATCH only
+    let r = app
+        .req(
+            "PATCH",
+            "/api/v1/holds/nope",
+            Some("admin"),
+            "application/json",
+            b"{\"stall\":\"A\"}",
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (404, Some("not_found"))
+    );
+    // The OpenAPI document names every route.
+    let doc = app.get("/api/v1/openapi.json", None).await.json();
+    for p in [
+        "/api/v1/results",
+        "/api/v1/coverage",
+        "/api/v1/holds",
+        "/api/v1/holds/{id}",
+        "/api/v1/holds/{id}/retest",
+        "/api/v1/instruments",
+        "/healthz",
+        "/metrics",
+        "/api/v1/openapi.json",
+    ] {
+        assert!(
+            doc["paths"].get(p).is_some(),
+            "{p} missing from the OpenAPI document"
+        );
+    }
+    let m = String::from_utf8(app.get("/metrics", None).await.body).unwrap();
+    assert!(m.contains("foodgate_readings{verdict=\"fail\"} 0"), "{m}");
+    assert!(
+        m.contains("foodgate_http_requests_total{route=\"/api/v1/coverage\",status=\"400\"} 1"),
+        "{m}"
+    );
+}
+
+/// Deterministic pseudo-random numbers (xorshift).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coverage_matches_an_independent_count() {
+    use chrono::{Duration, FixedOffset, Utc};
+    let app = start("api-coverage").await;
+    let tz = FixedOffset::east_opt(8 * 3600).unwrap();
+    let now = Utc::now().with_timezone(&tz);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rows = Vec::new();
+    for i in 0..3000 {
+        let market = format!("ZB-{:04}", 1 + rng.below(30));
+        // Mostly within the last 36 h (both sides of local midnight), some far off (clock
+        // wrong: counted on the day received), some without a time.
+        let measured = match rng.below(20) {
+            0 => Some(now - Duration::days(5)),
+            1 => None,
+            // Never near the 24 h edge, where the second of upload would decide.
+            2..=5 => Some(now - Duration::minutes(26 * 60 + rng.below(10 * 60) as i64)),
+            _ => Some(now - Duration::minutes(rng.below(20 * 60) as i64)),
+        };
+        let value = ["0.01", "0.5", "ND", "POS"][rng.below(4) as usize];
+        let name = ["菠菜", "韭菜", "小白菜"][rng.below(3) as usize];
+        let mut r = json!({"id": format!("g{i}"), "market": market, "stall": format!("S{}", rng.below(3)),
+            "sample_name": name, "category": "leafy_vegetable",
+            "analyte": "chlorpyrifos", "method": "spectrophotometric", "value": value, "unit": "mg/kg"});
+        if rng.below(2) == 0 {
+            r["sample_id"] = json!(format!("SID{}", rng.below(400)));
+        }
+        if let Some(t) = measured {
+            r["measured_at"] = json!(t.to_rfc3339());
+        }
+        rows.push(r);
+    }
+    let mut verdicts = Vec::new();
+    for chunk in rows.chunks(1000) {
+        let v = app
+            .post_json("/api/v1/results", Some("admin"), &json!(chunk))
+            .await
+            .json();
+        for x in v["results"].as_array().unwrap() {
+            assert_eq!(x["status"], "stored", "{x}");
+            verdicts.push(x["verdict"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(
+        verdicts.iter().any(|v| v == "invalid" || v == "unknown"),
+        "{verdicts:?}"
+    );
+    let received = Utc::now().with_timezone(&tz);
+    for day in [now.date_naive(), (now - Duration::days(1)).date_naive()] {
+        #[derive(Default, Debug, PartialEq)]
+        struct Count {
+            tests: u64,
+            failures: u64,
+            samples: HashSet<String>,
+        }
+        let mut want: BTreeMap<String, Count> = BTreeMap::new();
+        for (r, v) in rows.iter().zip(&verdicts) {
+            let at = r["measured_at"]
+                .as_str()
+                .map(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap())
+                .filter(|t| (received - *t).num_hours().abs() < 24)
+                .unwrap_or(received);
+            if at.with_timezone(&tz).date_naive() != day {
+                continue;
+            }
+            let market = r["market"].as_str().unwrap().to_string();
+            let c = want.entry(market.clone()).or_default();
+            c.tests += 1;
+            c.failures += u64::from(v == "fail");
+            if v == "pass" || v == "fail" {
+                let key = match r["sample_id"].as_str() {
+                    Some(id) => format!("id:{id}"),
+                    None => {
+                        let t = r["measured_at"]
+                            .as_str()
+                            .map(|t| {
+                                chrono::DateTime::parse_from_rfc3339(t)
+                                    .unwrap()
+                                    .with_timezone(&Utc)
+                            })
+                            .unwrap_or(received.with_timezone(&Utc));
+                        format!(
+                            "{}|{}|{}",
+                            r["stall"],
+                            r["sample_name"],
+                            t.format("%Y-%m-%dT%H")
+                        )
+                    }
+                };
+                c.samples.insert(key);
+            }
+        }
+        let date = day.format("%Y-%m-%d").to_string();
+        let cov = app
+            .get(&format!("/api/v1/coverage?date={date}"), Some("regulator"))
+            .await
+            .json();
+        let markets = cov["markets"].as_array().unwrap();
+        assert_eq!(markets.len(), 484);
+        assert_eq!(cov["summary"]["markets"], 484);
+        let mut tested = 0;
+        for m in markets {
+            let code = m["market"].as_str().unwrap();
+            let (tests, failures, samples) = want
+                .get(code)
+                .map_or((0, 0, 0), |c| (c.tests, c.failures, c.samples.len() as u64));
+            assert_eq!(m["tests"], tests, "{code} {date}");
+            assert_eq!(m["failures"], failures, "{code} {date}");
+            assert_eq!(m["samples"], samples, "{code} {date}");
+            assert_eq!(m["met"], samples >= 10, "{code}");
+            assert_eq!(m["quota"], 10);
+            tested += u64::from(tests > 0);
+        }
+        assert_eq!(cov["summary"]["markets_tested"], tested);
+        assert_eq!(
+            cov["summary"]["tests"],
+            want.values().map(|c| c.tests).sum::<u64>()
+        );
+        let csv = app
+            .get(
+                &format!("/api/v1/coverage?date={date}&format=csv"),
+                Some("admin"),
+            )
+            .await;
+        assert!(csv.headers.contains("text/csv"));
+        let text = String::from_utf8(csv.body).unwrap();
+        assert_eq!(text.lines().count(), 485);
+        assert!(text.starts_with(
+            "market,name,district,type,samples,tests,failures,quota,met,last_result_at\n"
+        ));
+    }
+}
+
+fn outbox_types(app: &App, hold: &str) -> Vec<String> {
+    app.db()
+        .prepare("SELECT type FROM outbox WHERE hold = ?1 ORDER BY id")
+        .unwrap()
+        .query_map([hold], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retests_confirm_release_or_only_record() {
+    let app = start("api-retest").await;
+    let retest = |id: &str, value: &str, instrument: &str, method: &str| {
+        json!({"id": id, "analyte": "chlorpyrifos", "category": "leafy_vegetable", "method": method,
+               "instrument": instrument, "value": value, "unit": "mg/kg",
+               "measured_at": "2025-03-04T11:00:00+08:00"})
+    };
+    // Same instrument and method passing: recorded, the hold stays.
+    let h1 = make_hold(&app, "r1", "0.5").await;
+    let path = format!("/api/v1/holds/{h1}/retest");
+    let r = app
+        .post_json(
+            &path,
+            Some("station"),
+            &retest("rt1", "0.01", "IN-1", "spectrophotometric"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    assert_eq!(v["status"], "held");
+    assert!(
+        v["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("same instrument and method"),
+        "{v}"
+    );
+    assert_eq!(v["retest"]["verdict"], "pass");
+    assert_eq!(outbox_types(&app, &h1), ["sample.failed"]);
+    // A failure confirms it: hold.confirmed after sample.failed, and no second hold.
+    let v = app
+        .post_json(
+            &path,
+            Some("station"),
+            &retest("rt2", "0.7", "IN-1", "spectrophotometric"),
+        )
+        .await
+        .json();
+    assert_eq!(v["status"], "confirmed", "{v}");
+    let hist: Vec<&str> = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(hist, ["held", "held", "confirmed"]);
+    assert_eq!(v["history"][2]["by"], "st1");
+    assert_eq!(outbox_types(&app, &h1), ["sample.failed", "hold.confirmed"]);
+    let holds: i64 = app
+        .db()
+        .query_row("SELECT count(*) FROM holds", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(holds, 1);
+    let body: Vec<u8> = app
+        .db()
+        .query_row(
+            "SELECT body FROM outbox WHERE type = 'hold.confirmed'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let ev: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(ev["hold"]["id"], h1.as_str());
+    assert_eq!(ev["hold"]["status"], "confirmed");
+    assert_eq!(ev["market"], "ZB-0001");
+    assert_eq!(ev["sample"]["id"], "S-r1");
+    assert_eq!(ev["reading"]["verdict"], "fail");
+    // The same retest again changes nothing.
+    let v = app
+        .post_json(
+            &path,
+            Some("station"),
+            &retest("rt2", "0.7", "IN-1", "spectrophotometric"),
+        )
+        .await
+        .json();
+    assert_eq!(v["retest"]["status"], "duplicate");
+    assert_eq!(outbox_types(&app, &h1), ["sample.failed", "hold.confirmed"]);
+
+    // A pass by another instrument releases a held hold.
+    let h2 = make_hold(&app, "r2", "0.5").await;
+    let path2 = format!("/api/v1/holds/{h2}/retest");
+    let v = app
+        .post_json(
+            &path2,
+            Some("station"),
+            &retest("rt3", "0.01", "IN-2", "spectrophotometric"),
+        )
+        .await
+        .json();
+    assert_eq!(v["status"], "released", "{v}");
+    assert_eq!(outbox_types(&app, &h2), ["sample.failed", "hold.released"]);
+    // A failure after release needs a person.
+    let v = app
+        .post_json(
+            &path2,
+            Some("station"),
+            &retest("rt4", "0.9", "IN-2", "spectrophotometric"),
+        )
+        .await
+        .json();
+    assert_eq!(v["status"], "review");
+    assert_eq!(
+        outbox_types(&app, &h2),
+        ["sample.failed", "hold.released", "hold.review"]
+    );
+    // A pass by another method releases too; a retest for another market is refused.
+    let h3 = make_hold(&app, "r3", "0.5").await;
+    let path3 = format!("/api/v1/holds/{h3}/retest");
+    let mut wrong = retest("rt5", "0.01", "IN-1", "chromatography");
+    wrong["market"] = json!("ZB-0002");
+    let r = app.post_json(&path3, Some("station"), &wrong).await;
+    assert_eq!(r.status, 422);
+    assert!(r.json()["message"].as_str().unwrap().starts_with("market"));
+    let v = app
+        .post_json(
+            &path3,
+            Some("station"),
+            &retest("rt5", "0.01", "IN-1", "chromatography"),
+        )
+        .await
+        .json();
+    assert_eq!(v["retest"]["verdict"], "pass", "{v}");
+    assert_eq!(v["status"], "released");
+    let r = app
+        .post_json(
+            "/api/v1/holds/no-such/retest",
+            Some("station"),
+            &retest("rt6", "0.01", "IN-2", "x"),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn token_and_markets_commands() {
+    use std::process::Command;
+    let dir = temp_dir("api-cli");
+    let cfg = dir.join("foodgate.toml");
+    std::fs::write(
+        &cfg,
+        format!("[server]\ndata_dir = {:?}\n", dir.join("data")),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_foodgate"))
+            .args(args)
+            .arg("--config")
+            .arg(&cfg)
+            .output()
+            .expect("run foodgate");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, out, err) = run(&[
+        "token",
+        "create",
+        "--role",
+        "station",
+        "--market",
+        "ZB-0007",
+        "--name",
+        "stall-app",
+        "--expires-days",
+        "30",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let token = out.lines().last().unwrap().to_string();
+    assert!(token.starts_with("fg_") && token.len() == 67, "{token}");
+    let (code, _, err) = run(&["token", "create", "--role", "station"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--market"), "{err}");
+    let (code, _, _) = run(&[
+        "token",
+        "create",
+        "--role",
+        "station",
+        "--market",
+        "ZB-0007",
+        "--name",
+        "stall-app",
+    ]);
+    assert_eq!(code, Some(2));
+    let (code, list, _) = run(&["token", "list"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        list.contains("\"name\":\"stall-app\"") && list.contains("ZB-0007"),
+        "{list}"
+    );
+    assert!(!list.contains(&token) && !list.contains(&auth::hash_token(&token)));
+    let conn = rusqlite::Connection::open(dir.join("data").join("foodgate.db")).unwrap();
+    let header = format!("Bearer {token}");
+    let p = auth::authenticate(&conn, Some(&header), chrono::Utc::now()).expect("valid");
+    assert_eq!(
+        (p.name.as_str(), p.role, p.markets.as_slice()),
+        ("stall-app", Role::Station, &["ZB-0007".to_string()][..])
+    );
+    assert_eq!(run(&["token", "revoke", "stall-app"]).0, Some(0));
+    assert!(matches!(
+        auth::authenticate(&conn, Some(&header), chrono::Utc::now()),
+        Err(auth::AuthError::Revoked(_))
+    ));
+    assert_eq!(run(&["token", "revoke", "nobody"]).0, Some(1));
+
+    let csv = dir.join("markets.csv");
+    let (gbk, _, _) = encoding_rs::GBK.encode("code,name,district,type,quota\nZB-0001,东门市场,罗湖区,farmers,15\nNEW-1,新市场,南山区,convenience,5\nNEW-2,x,y,z,-3\n");
+    std::fs::write(&csv, &gbk).unwrap();
+    let (code, out, err) = run(&["markets", "import", csv.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(err.contains("line 4") && err.contains("quota"), "{err}");
+    assert!(out.contains("1 markets added, 1 updated"), "{out}");
+    let (name, quota): (String, i64) = conn
+        .query_row(
+            "SELECT name, quota FROM markets WHERE code = 'ZB-0001'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((name.as_str(), quota), ("东门市场", 15));
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM markets", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 485);
+}
