@@ -312,7 +312,8 @@ async fn a_hanging_event_does_not_block_the_others() {
     submit(&store, failures(6)).await; // S0 again (duplicate) and S1..S5
     wait_until(
         "S1..S5 delivered while S0 hangs",
-        Duration::from_secs(5),
+        // Generous: a loaded CI machine must not turn scheduling delay into a failure.
+        Duration::from_secs(20),
         || rx.accepted().len() == 5,
     )
     .await;
