@@ -9,11 +9,13 @@
 //! - [`store`]: SQLite: one writer thread, readings, raw frames, holds, outbox.
 //! - [`uplink`]: delivers the outbox to each `[[upstream]]`.
 //! - [`ingest`]: decode → judge → store, for captures (and the shape live links follow).
+//! - [`links`]: the live instrument links inside `serve`: the store as their sink, status.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod config;
 pub mod ingest;
 pub mod judge;
+pub mod links;
 pub mod store;
 pub mod uplink;

@@ -9,6 +9,7 @@ use std::time::Duration;
 pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_demo_markets.sql"),
+    include_str!("migrations/0003_instrument_status.sql"),
 ];
 
 /// Settings every connection needs, writer and readers alike.
