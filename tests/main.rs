@@ -2,6 +2,7 @@
 
 mod crash;
 mod judge;
+mod links;
 mod parse_cli;
 mod store;
 mod support;
