@@ -150,6 +150,17 @@ fn stored(conn: &Connection, instrument: &str) -> i64 {
     .unwrap()
 }
 
+/// Wait (up to 20 s) until `instrument`'s link has stored `n` readings.
+async fn until_stored(dir: &Path, instrument: &str, n: i64) {
+    let conn = db(dir);
+    wait_until(
+        &format!("{instrument} stores {n} readings"),
+        Duration::from_secs(20),
+        || stored(&conn, instrument) >= n,
+    )
+    .await;
+}
+
 fn config_text(dir: &Path, instruments: &str, upstream: Option<&str>) -> PathBuf {
     let mut text = format!(
         "[server]\ndata_dir = {:?}\nutc_offset = \"+08:00\"\n{instruments}",
@@ -237,16 +248,19 @@ async fn serve_stores_every_protocol_once_judged_acknowledged_and_delivered() {
         async { run_sim(astm, plugged(p_astm).await).await },
         async { run_sim(gold, plugged(p_gold).await).await },
         async {
-            let r = run_sim(sim_config(Protocol::Spectro, 6, 15), plugged(p_spec).await).await;
-            // Receive-only: no answer to wait for; give the link time to read the tail
-            // before the master closes.
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            let mut s = plugged(p_spec).await;
+            let r = run_sim(sim_config(Protocol::Spectro, 6, 15), &mut s).await;
+            // Receive-only: nothing to wait for on the wire; the master stays open (a hang-up
+            // flushes unread input) until the link has stored what was sent.
+            until_stored(&dir, "SPEC-S", 6).await;
+            drop(s);
             r
         },
         async {
-            let s = plugged(p_enz).await;
-            let r = run_sim(sim_config(Protocol::EnzymePrint, 6, 16), s).await;
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            let mut s = plugged(p_enz).await;
+            let r = run_sim(sim_config(Protocol::EnzymePrint, 6, 16), &mut s).await;
+            until_stored(&dir, "ENZ-S", 6).await;
+            drop(s);
             r
         },
         async { run_sim(hl7, connect(hl7_addr).await).await },
