@@ -10,6 +10,7 @@
 //! - [`uplink`]: delivers the outbox to each `[[upstream]]`.
 //! - [`api`]: the HTTP API (axum) on the store; [`auth`]: tokens, roles, market scope.
 //! - [`ingest`]: decode → judge → store, for captures (and the shape live links follow).
+//! - [`links`]: the live instrument links inside `serve`: the store as their sink, status.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod ingest;
 pub mod judge;
+pub mod links;
 pub mod markets;
 pub mod store;
 pub mod uplink;

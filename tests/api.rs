@@ -976,7 +976,10 @@ fn token_and_markets_commands() {
     let cfg = dir.join("foodgate.toml");
     std::fs::write(
         &cfg,
-        format!("[server]\ndata_dir = {:?}\n", dir.join("data")),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n",
+            dir.join("data")
+        ),
     )
     .unwrap();
     let run = |args: &[&str]| {

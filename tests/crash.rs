@@ -24,14 +24,40 @@ fn kill(child: &mut Child) {
     let _ = child.wait();
 }
 
-fn serve(cfg: &Path) -> Child {
-    foodgate()
-        .args(["serve", "--config"])
-        .arg(cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn serve")
+/// A `serve` process that is killed when the test ends, also when an assertion fails:
+/// a server left behind would keep a core busy for the rest of the run.
+struct Server(Child);
+
+impl std::ops::Deref for Server {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(cfg: &Path) -> Server {
+    Server(
+        foodgate()
+            .args(["serve", "--config"])
+            .arg(cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn serve"),
+    )
 }
 
 fn ingest(cfg: &Path, market: &str, file: &Path) -> Child {
@@ -72,7 +98,7 @@ fn sigkill_during_ingest_and_delivery_loses_and_doubles_nothing() {
     std::fs::write(
         &cfg,
         format!(
-            "[server]\ndata_dir = {:?}\n[[upstream]]\nname = \"up\"\nurl = {:?}\nsend = \"all\"\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n[[upstream]]\nname = \"up\"\nurl = {:?}\nsend = \"all\"\n\
              secret = \"s3cret\"\ntimeout_s = 2\nretry_initial_ms = 20\nretry_max_ms = 100\n",
             dir.join("data"),
             rx.url()

@@ -3,6 +3,7 @@
 mod api;
 mod crash;
 mod judge;
+mod links;
 mod parse_cli;
 mod store;
 mod support;

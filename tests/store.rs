@@ -366,7 +366,10 @@ fn ingest_command_is_safe_to_run_twice_and_refuses_bad_input() {
     let cfg_path = dir.join("foodgate.toml");
     std::fs::write(
         &cfg_path,
-        format!("[server]\ndata_dir = {:?}\n", dir.join("data")),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n",
+            dir.join("data")
+        ),
     )
     .unwrap();
     let run = |extra: &[&str]| {

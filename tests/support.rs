@@ -31,7 +31,7 @@ pub const SECRET: &str = "s3cret";
 /// A config with one upstream at `url` and short retries.
 pub fn config(dir: &std::path::Path, upstreams: &[(&str, &str, &str)]) -> Config {
     let mut text = format!(
-        "[server]\ndata_dir = {:?}\nutc_offset = \"+08:00\"\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\nutc_offset = \"+08:00\"\n",
         dir.join("data")
     );
     for (name, url, send) in upstreams {

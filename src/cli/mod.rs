@@ -26,7 +26,7 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// Decode, judge and store a capture file (safe to run twice); last line a JSON summary.
     Ingest(ingest::IngestArgs),
-    /// Run the service (for now: deliver the outbox upstream) until SIGINT/SIGTERM.
+    /// Run the service (instrument links, uplink) until SIGINT/SIGTERM.
     Serve(serve::ServeArgs),
     /// API tokens: create (shown once), list, revoke.
     Token(token::TokenArgs),

@@ -1,14 +1,20 @@
-//! `foodgate serve`: the service. For now the uplink worker; the API and the instrument links
-//! join it here.
+//! `foodgate serve`: the service: the instrument links, the uplink worker and the HTTP API.
 
 use crate::config::Config;
+use crate::judge::Reference;
+use crate::links;
 use crate::store::{Store, StoreSettings};
 use crate::uplink;
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
+
+/// How often the instruments' status is written to the store (and at shutdown).
+const STATUS_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -25,33 +31,72 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    init_logging();
+    let reference = match config.limits.as_ref() {
+        None => Reference::builtin(),
+        Some(path) => match Reference::load(path) {
+            Ok(r) => Arc::new(r),
+            Err(e) => {
+                eprintln!("foodgate: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(config, reference))
 }
 
-async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+/// Log lines on stderr; `RUST_LOG` = a level (`debug`, `warn`…) sets how much, `info` else.
+fn init_logging() {
+    let level = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.trim().parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::INFO);
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .with_ansi(false)
+        .try_init();
+}
+
+async fn serve(config: Config, reference: Arc<Reference>) -> anyhow::Result<ExitCode> {
     let path = config.database_path();
     let store = Store::open(&path, StoreSettings::from_config(&config))
         .with_context(|| format!("cannot open the store {}", path.display()))?;
+    warn_unknown_markets(&config, &store);
     let (stop_tx, stop_rx) = watch::channel(false);
+    let mut links = match links::start(&config, &store, reference.clone(), stop_rx.clone()).await {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = stop_tx.send(true);
+            store.close_async().await;
+            eprintln!("foodgate: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if let Err(e) = links.persist(&store).await {
+        tracing::warn!("cannot write the instruments' status: {e}");
+    }
     let (_uplink, mut workers) = uplink::spawn(store.clone(), config.upstreams.clone(), stop_rx);
 
     // --- HTTP API (src/api): beside the uplink, stopped by the same signal. ---
-    let api_state = crate::api::AppState::new(store.clone(), api_judge(&config)?).with_instruments(
-        config
-            .instruments
-            .iter()
-            .map(|i| crate::api::ConfiguredInstrument {
-                id: i.id.clone(),
-                market: i.market.clone(),
-                protocol: i.protocol.as_str().to_string(),
-            })
-            .collect(),
-    );
+    let api_state = crate::api::AppState::new(store.clone(), crate::judge::Judge::new(reference))
+        .with_instruments(
+            config
+                .instruments
+                .iter()
+                .map(|i| crate::api::ConfiguredInstrument {
+                    id: i.id.clone(),
+                    market: i.market.clone(),
+                    protocol: i.protocol.as_str().to_string(),
+                })
+                .collect(),
+        );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -62,11 +107,18 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     }));
     // --- end of the HTTP API block. ---
     eprintln!(
-        "foodgate: serving {} (store {}, {} upstream(s))",
+        "foodgate: serving {} (store {}, {} instrument(s), {} upstream(s))",
         config.source,
         path.display(),
+        config.instruments.len(),
         config.upstreams.len()
     );
+    let watcher = {
+        let links = &links;
+        let store = store.clone();
+        let rx = stop_tx.subscribe();
+        async move { links.watch(&store, STATUS_EVERY, rx).await }
+    };
     let mut failed = None;
     tokio::select! {
         _ = shutdown_signal() => {}
@@ -77,6 +129,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
                 Err(e) => format!("the API server panicked: {e}"),
             });
         }
+        () = watcher => {}
         Some(done) = workers.join_next(), if !workers.is_empty() => {
             failed = Some(match done {
                 Ok(Ok(())) => "an uplink worker stopped".to_string(),
@@ -87,9 +140,13 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     }
     // Stop taking new work, then let the writer commit what it already has.
     let _ = stop_tx.send(true);
+    links.join().await;
     while workers.join_next().await.is_some() {}
     if !api_task.is_finished() {
         let _ = api_task.await;
+    }
+    if let Err(e) = links.persist(&store).await {
+        tracing::warn!("cannot write the instruments' status: {e}");
     }
     store.close_async().await;
     match failed {
@@ -104,14 +161,22 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The judge of uploads: the configured reference data, else the built-in one.
-fn api_judge(config: &Config) -> anyhow::Result<crate::judge::Judge> {
-    Ok(match &config.limits {
-        None => crate::judge::Judge::builtin(),
-        Some(path) => crate::judge::Judge::new(std::sync::Arc::new(
-            crate::judge::Reference::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
-        )),
-    })
+/// An instrument of an unknown market cannot store anything: say so at start.
+fn warn_unknown_markets(config: &Config, store: &Store) {
+    let Ok(conn) = store.reader() else { return };
+    for i in &config.instruments {
+        let known = conn
+            .prepare_cached("SELECT 1 FROM markets WHERE code = ?1")
+            .and_then(|mut s| s.exists([&i.market]))
+            .unwrap_or(true);
+        if !known {
+            tracing::warn!(
+                instrument = %i.id,
+                "market {:?} is not in the registry: its readings are refused until it is",
+                i.market
+            );
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -10,6 +10,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_demo_markets.sql"),
     include_str!("migrations/0003_api.sql"),
+    include_str!("migrations/0004_instrument_status.sql"),
 ];
 
 /// Settings every connection needs, writer and readers alike.

@@ -16,7 +16,13 @@ pub struct Pty {
 impl Pty {
     /// A new pair; the slave side is closed at once so that the link is its only user.
     pub fn open() -> io::Result<Self> {
-        let (mut master, slave) = TTYPort::pair().map_err(io::Error::from)?;
+        let (first, slave) = TTYPort::pair().map_err(io::Error::from)?;
+        // `pair` opens the master without close-on-exec: a process spawned meanwhile (the
+        // service under test, another simulator) would inherit it and keep the line up after
+        // the simulator is gone, so that no link ever sees the cable pulled. The clone is
+        // close-on-exec; the inherited-by-default descriptor is closed at once.
+        let mut master = first.try_clone_native().map_err(io::Error::from)?;
+        drop(first);
         let path = slave
             .name()
             .map(PathBuf::from)

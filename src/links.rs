@@ -1,0 +1,555 @@
+//! Live links to the instruments inside `serve`: the store as the links' [`Sink`], every
+//! configured `[[instrument]]` started, and their status kept in the `instruments` table.
+//!
+//! The path of a reading: a link session decodes a frame or message, [`StoreSink`] judges its
+//! readings and stores them with the bytes they came from (and any frame the decoder
+//! rejected, with the error); the store replies after COMMIT, which also queued the outbox
+//! events and woke the uplink; only then does the session acknowledge on the wire.
+
+use crate::config::{self, Config, Instrument, Transport};
+use crate::judge::{Judge, Reference};
+use crate::store::{self, NewReading, Origin, Outcome, RawFrame, Store, StoreError};
+use chrono::{DateTime, Utc};
+use foodgate_devices::archive::DEFAULT_MAX_FILE;
+use foodgate_devices::line::{self, LineSettings};
+use foodgate_devices::{
+    run_instrument, Batch, CommitReport, Endpoint, InstrumentLink, InstrumentStatus, Link,
+    LinkTiming, RawArchive, SerialConfig, Sink, SinkError, StatusHandle,
+};
+use foodgate_parsers::{DecoderConfig, Level};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A commit that takes longer than this is answered as refused: instruments wait 1 s
+/// (gold-card) to 15 s (ASTM) for an answer, and a store stuck behind another process's
+/// lock (SQLite waits up to 10 s for it) must not hold the link past that.
+pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a store that refused is tried again (with an empty write transaction) before
+/// new transfers are accepted.
+const PROBE_EVERY: Duration = Duration::from_millis(500);
+/// Bytes kept per rejected frame, at most.
+const MAX_REJECTED_RAW: usize = 64 * 1024;
+
+/// The store as the instruments' sink: judges, stores, reports after COMMIT.
+#[derive(Debug)]
+pub struct StoreSink {
+    store: Store,
+    judge: Judge,
+    /// Market of each configured instrument.
+    markets: HashMap<String, String>,
+    /// Process start (ms): with the session's stream number, names a byte stream uniquely
+    /// across restarts in `raw_frames.source`.
+    boot: i64,
+    commit_timeout: Duration,
+    /// False after the store refused, until an empty write transaction commits again.
+    healthy: Arc<AtomicBool>,
+    probing: Arc<AtomicBool>,
+}
+
+impl StoreSink {
+    pub fn new(store: Store, judge: Judge, instruments: &[Instrument]) -> Self {
+        StoreSink {
+            store,
+            judge,
+            markets: instruments
+                .iter()
+                .map(|i| (i.id.clone(), i.market.clone()))
+                .collect(),
+            boot: Utc::now().timestamp_millis(),
+            commit_timeout: COMMIT_TIMEOUT,
+            healthy: Arc::new(AtomicBool::new(true)),
+            probing: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Replace [`COMMIT_TIMEOUT`].
+    pub fn with_commit_timeout(mut self, timeout: Duration) -> Self {
+        self.commit_timeout = timeout;
+        self
+    }
+
+    /// `raw_frames.source` of a link's byte stream.
+    pub fn source(&self, instrument: &str, stream: u64) -> String {
+        format!("{instrument}/{}-{stream}", self.boot)
+    }
+
+    /// Judge the readings of a link batch and turn it into a store batch: one raw frame with
+    /// the batch's bytes that every reading points to, and one rejected frame (with its
+    /// decode errors) per offset the decoder dropped data at.
+    pub fn store_batch(&self, batch: Batch) -> Result<store::Batch, SinkError> {
+        let Some(market) = self.markets.get(&batch.instrument) else {
+            return Err(SinkError(format!(
+                "instrument {:?} is not configured",
+                batch.instrument
+            )));
+        };
+        let source = self.source(&batch.instrument, batch.stream);
+        let end = batch.raw_offset + batch.raw.len() as u64;
+        let slice = |from: u64, to: u64| -> Vec<u8> {
+            let from = from.max(batch.raw_offset);
+            let to = to
+                .min(end)
+                .min(from.saturating_add(MAX_REJECTED_RAW as u64));
+            if to <= from {
+                return Vec::new();
+            }
+            let a = (from - batch.raw_offset) as usize;
+            let b = (to - batch.raw_offset) as usize;
+            batch.raw.get(a..b).map(<[u8]>::to_vec).unwrap_or_default()
+        };
+        let mut errors: Vec<(u64, String)> = Vec::new();
+        for d in batch.diagnostics.iter().filter(|d| d.level == Level::Error) {
+            let text = format!("{}: {}", d.error, d.message);
+            match errors.iter_mut().find(|(o, _)| *o == d.offset) {
+                Some((_, e)) => {
+                    e.push_str("; ");
+                    e.push_str(&text);
+                }
+                None => errors.push((d.offset, text)),
+            }
+        }
+        errors.sort_by_key(|(o, _)| *o);
+        // A rejected frame's bytes run to the next thing the decoder reported.
+        let mut marks: Vec<u64> = errors.iter().map(|(o, _)| *o).collect();
+        marks.extend(batch.readings.iter().filter_map(|r| r.offset));
+        marks.sort_unstable();
+        let mut frames = Vec::with_capacity(errors.len() + 1);
+        for (offset, error) in errors {
+            let to = marks.iter().copied().find(|m| *m > offset).unwrap_or(end);
+            frames.push(RawFrame {
+                source: source.clone(),
+                offset,
+                bytes: slice(offset, to),
+                error: Some(error),
+                received_at: batch.received_at,
+            });
+        }
+        let frame = frames.len();
+        frames.push(RawFrame {
+            source,
+            offset: batch.raw_offset,
+            bytes: batch.raw,
+            error: None,
+            received_at: batch.received_at,
+        });
+        let readings = batch
+            .readings
+            .into_iter()
+            .map(|mut reading| {
+                self.judge.judge(&mut reading);
+                let origin = Origin::Instrument(
+                    reading
+                        .instrument
+                        .as_deref()
+                        .map_or_else(|| batch.instrument.clone(), str::to_string),
+                );
+                NewReading {
+                    reading,
+                    market: market.clone(),
+                    // The reading's `source` (when the instrument sends a stall) is taken.
+                    stall: None,
+                    origin,
+                    received_at: batch.received_at,
+                    frame: Some(frame),
+                }
+            })
+            .collect();
+        Ok(store::Batch { frames, readings })
+    }
+
+    fn refused(&self, why: String) -> SinkError {
+        self.healthy.store(false, Ordering::SeqCst);
+        if !self.probing.swap(true, Ordering::SeqCst) {
+            let (store, healthy, probing) = (
+                self.store.clone(),
+                Arc::clone(&self.healthy),
+                Arc::clone(&self.probing),
+            );
+            let timeout = self.commit_timeout;
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(PROBE_EVERY).await;
+                    if healthy.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let probe = store.write_async(|_| Ok(()));
+                    match tokio::time::timeout(timeout, probe).await {
+                        Ok(Ok(())) => {
+                            tracing::info!("store takes data again");
+                            healthy.store(true, Ordering::SeqCst);
+                            break;
+                        }
+                        Ok(Err(StoreError::Closed)) => break,
+                        _ => {}
+                    }
+                }
+                probing.store(false, Ordering::SeqCst);
+            });
+        }
+        tracing::warn!("store refused a batch: {why}");
+        SinkError(why)
+    }
+}
+
+impl Sink for StoreSink {
+    async fn commit(&self, batch: Batch) -> Result<CommitReport, SinkError> {
+        let instrument = batch.instrument.clone();
+        let batch = self.store_batch(batch)?;
+        let submitted =
+            tokio::time::timeout(self.commit_timeout, self.store.submit_async(batch)).await;
+        let committed = match submitted {
+            Err(_) => {
+                return Err(self.refused(format!(
+                    "not committed within {:?} (database locked or too slow)",
+                    self.commit_timeout
+                )))
+            }
+            Ok(Err(e)) => return Err(self.refused(e.to_string())),
+            Ok(Ok(c)) => c,
+        };
+        self.healthy.store(true, Ordering::SeqCst);
+        let mut report = CommitReport::default();
+        let mut rejected = None;
+        for o in &committed.outcomes {
+            match o {
+                Outcome::Stored { .. } => report.stored += 1,
+                Outcome::Duplicate { .. } => report.duplicates += 1,
+                Outcome::Rejected { reason } => rejected = Some(reason.clone()),
+            }
+        }
+        // The store itself works; the data does not fit it (an unknown market): the
+        // instrument keeps it until the registry knows the market.
+        if let Some(reason) = rejected {
+            tracing::warn!(instrument, "readings rejected by the store: {reason}");
+            return Err(SinkError(format!("rejected: {reason}")));
+        }
+        Ok(report)
+    }
+
+    fn ready(&self) -> bool {
+        self.healthy.load(Ordering::SeqCst)
+    }
+}
+
+/// The line settings of a configured serial port.
+pub fn line_settings(i: &Instrument, s: &config::Serial) -> LineSettings {
+    let mut l = LineSettings::for_protocol(i.protocol);
+    l.baud = s.baud;
+    if let Ok(d) = line::data_bits(s.data_bits) {
+        l.data_bits = d;
+    }
+    if let Ok(b) = line::stop_bits(s.stop_bits) {
+        l.stop_bits = b;
+    }
+    l.parity = match s.parity {
+        config::Parity::None => line::Parity::None,
+        config::Parity::Odd => line::Parity::Odd,
+        config::Parity::Even => line::Parity::Even,
+    };
+    l.flow_control = match s.flow_control {
+        config::FlowControl::None => line::FlowControl::None,
+        config::FlowControl::Software => line::FlowControl::Software,
+        config::FlowControl::Hardware => line::FlowControl::Hardware,
+    };
+    l
+}
+
+/// One running instrument link.
+#[derive(Debug)]
+pub struct RunningLink {
+    pub id: String,
+    pub market: String,
+    pub protocol: &'static str,
+    pub status: StatusHandle,
+    /// The TCP address bound (port 0 picks one).
+    pub bound: Option<SocketAddr>,
+    task: JoinHandle<()>,
+}
+
+/// Every configured instrument's link, running.
+#[derive(Debug)]
+pub struct Links {
+    pub links: Vec<RunningLink>,
+    /// Counters stored by earlier runs, added to this run's.
+    baseline: HashMap<String, Counters>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Counters {
+    readings: i64,
+    duplicates: i64,
+    decode_errors: i64,
+    reconnects: i64,
+    retransmissions: i64,
+    refused_commits: i64,
+}
+
+/// Start a link for every `[[instrument]]` of `config`. A serial port that is absent is
+/// no error (the link shows offline and keeps trying); a TCP address that cannot be bound is.
+pub async fn start(
+    config: &Config,
+    store: &Store,
+    reference: Arc<Reference>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Links> {
+    let sink = Arc::new(StoreSink::new(
+        store.clone(),
+        Judge::new(Arc::clone(&reference)),
+        &config.instruments,
+    ));
+    let baseline = load_baseline(store)?;
+    let raw_root = config.data_dir.join("raw");
+    let mut links = Vec::with_capacity(config.instruments.len());
+    for i in &config.instruments {
+        let mut table = reference.alias_table();
+        for (code, canonical) in &i.aliases {
+            table.insert(code, canonical);
+        }
+        let status = StatusHandle::new(&i.id, i.protocol.as_str());
+        let link = Link {
+            instrument: i.id.clone(),
+            protocol: i.protocol,
+            decoder: DecoderConfig {
+                encoding: i.encoding,
+                utc_offset: i.utc_offset,
+                instrument: Some(i.id.as_str().into()),
+                aliases: Arc::new(table),
+            },
+            sink: Arc::clone(&sink),
+            status: status.clone(),
+            archive: Some(Arc::new(archive(&raw_root, i))),
+            timing: LinkTiming::default(),
+            hl7_application: "FOODGATE".into(),
+            hl7_facility: i.market.clone(),
+        };
+        let (endpoint, shown) = match &i.transport {
+            Transport::Serial(s) => (
+                Endpoint::Serial(SerialConfig::new(&s.path, line_settings(i, s))),
+                format!("serial {} {} baud", s.path, s.baud),
+            ),
+            Transport::Tcp { listen } => {
+                (Endpoint::Tcp { listen: *listen }, format!("tcp {listen}"))
+            }
+        };
+        let (task, bound) = run_instrument(
+            InstrumentLink {
+                link: Arc::new(link),
+                endpoint,
+            },
+            shutdown.clone(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("instrument {:?}: cannot listen on {shown}: {e}", i.id))?;
+        match bound {
+            Some(addr) => tracing::info!(
+                instrument = %i.id, protocol = i.protocol.as_str(), market = %i.market,
+                "link started: tcp listening on {addr}"
+            ),
+            None => tracing::info!(
+                instrument = %i.id, protocol = i.protocol.as_str(), market = %i.market,
+                "link started: {shown}"
+            ),
+        }
+        links.push(RunningLink {
+            id: i.id.clone(),
+            market: i.market.clone(),
+            protocol: i.protocol.as_str(),
+            status,
+            bound,
+            task,
+        });
+    }
+    Ok(Links { links, baseline })
+}
+
+fn archive(root: &Path, i: &Instrument) -> RawArchive {
+    RawArchive::new(root, &i.id, i.utc_offset, DEFAULT_MAX_FILE)
+}
+
+fn load_baseline(store: &Store) -> Result<HashMap<String, Counters>, StoreError> {
+    let conn = store.reader()?;
+    let mut stmt = conn.prepare(
+        "SELECT id, readings, duplicates, decode_errors, reconnects, retransmissions,
+                refused_commits FROM instruments",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            Counters {
+                readings: r.get(1)?,
+                duplicates: r.get(2)?,
+                decode_errors: r.get(3)?,
+                reconnects: r.get(4)?,
+                retransmissions: r.get(5)?,
+                refused_commits: r.get(6)?,
+            },
+        ))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// One `instruments` row as written.
+#[derive(Debug, Clone)]
+struct StatusRow {
+    id: String,
+    market: String,
+    protocol: &'static str,
+    s: InstrumentStatus,
+    base: Counters,
+}
+
+fn n(v: u64, base: i64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX).saturating_add(base)
+}
+
+fn time(t: Option<DateTime<Utc>>) -> Option<String> {
+    t.map(store::insert::rfc3339)
+}
+
+impl Links {
+    /// Write every instrument's status into the `instruments` table (one transaction). An
+    /// instrument whose market the registry does not know is skipped.
+    pub async fn persist(&self, store: &Store) -> Result<(), StoreError> {
+        let rows: Vec<StatusRow> = self
+            .links
+            .iter()
+            .map(|l| StatusRow {
+                id: l.id.clone(),
+                market: l.market.clone(),
+                protocol: l.protocol,
+                s: l.status.snapshot(),
+                base: self.baseline.get(&l.id).copied().unwrap_or_default(),
+            })
+            .collect();
+        let now = store::insert::rfc3339(Utc::now());
+        store
+            .write_async(move |tx| {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO instruments (id, market, protocol, serial_number, model, firmware,
+                        first_seen, last_seen, online, readings, duplicates, decode_errors,
+                        reconnects, retransmissions, refused_commits, last_error, status_at)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16
+                     WHERE EXISTS (SELECT 1 FROM markets WHERE code = ?2)
+                     ON CONFLICT (id) DO UPDATE SET
+                        market = excluded.market,
+                        protocol = excluded.protocol,
+                        serial_number = coalesce(excluded.serial_number, instruments.serial_number),
+                        model = coalesce(excluded.model, instruments.model),
+                        firmware = coalesce(excluded.firmware, instruments.firmware),
+                        first_seen = coalesce(instruments.first_seen, excluded.first_seen),
+                        last_seen = coalesce(excluded.last_seen, instruments.last_seen),
+                        online = excluded.online,
+                        readings = excluded.readings,
+                        duplicates = excluded.duplicates,
+                        decode_errors = excluded.decode_errors,
+                        reconnects = excluded.reconnects,
+                        retransmissions = excluded.retransmissions,
+                        refused_commits = excluded.refused_commits,
+                        last_error = coalesce(excluded.last_error, instruments.last_error),
+                        status_at = excluded.status_at",
+                )?;
+                for r in &rows {
+                    let s = &r.s;
+                    stmt.execute(rusqlite::params![
+                        r.id,
+                        r.market,
+                        r.protocol,
+                        s.serial_number,
+                        s.model,
+                        s.firmware,
+                        time(s.last_seen()),
+                        s.online,
+                        n(s.readings, r.base.readings),
+                        n(s.duplicates, r.base.duplicates),
+                        n(s.decode_errors, r.base.decode_errors),
+                        n(s.reconnects, r.base.reconnects),
+                        n(s.retransmissions, r.base.retransmissions),
+                        n(s.refused_commits, r.base.refused_commits),
+                        s.last_error,
+                        now,
+                    ])?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Log what changes on each link (online, offline, reconnects, errors) every 250 ms and
+    /// write the status table every `every`, until `shutdown` turns true.
+    pub async fn watch(&self, store: &Store, every: Duration, mut shutdown: watch::Receiver<bool>) {
+        let mut seen: Vec<InstrumentStatus> =
+            self.links.iter().map(|l| l.status.snapshot()).collect();
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_persist = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                r = shutdown.changed() => if r.is_err() || *shutdown.borrow() { return },
+            }
+            for (l, before) in self.links.iter().zip(seen.iter_mut()) {
+                let now = l.status.snapshot();
+                log_change(&l.id, before, &now);
+                *before = now;
+            }
+            if last_persist.elapsed() >= every {
+                last_persist = tokio::time::Instant::now();
+                if let Err(e) = self.persist(store).await {
+                    tracing::warn!("cannot write the instruments' status: {e}");
+                }
+            }
+        }
+    }
+
+    /// Wait for every link task to finish (after shutdown).
+    pub async fn join(&mut self) {
+        for l in &mut self.links {
+            let _ = (&mut l.task).await;
+        }
+        for l in &self.links {
+            tracing::info!(instrument = %l.id, "link stopped");
+        }
+    }
+}
+
+fn log_change(id: &str, before: &InstrumentStatus, now: &InstrumentStatus) {
+    if now.reconnects > before.reconnects {
+        tracing::info!(
+            instrument = id,
+            reconnects = now.reconnects,
+            "link reconnected"
+        );
+    }
+    if now.online != before.online {
+        if now.online {
+            tracing::info!(
+                instrument = id,
+                connections = now.connections,
+                "link online"
+            );
+        } else {
+            tracing::warn!(
+                instrument = id,
+                "link offline: {}",
+                now.last_error.as_deref().unwrap_or("disconnected")
+            );
+        }
+    } else if now.connections != before.connections {
+        tracing::info!(
+            instrument = id,
+            connections = now.connections,
+            "connections changed"
+        );
+    }
+    if now.last_error != before.last_error {
+        if let Some(e) = &now.last_error {
+            tracing::warn!(instrument = id, "{e}");
+        }
+    }
+}
