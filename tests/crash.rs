@@ -154,7 +154,10 @@ fn sigkill_during_ingest_and_delivery_loses_and_doubles_nothing() {
     let holds = count(&conn, "SELECT count(*) FROM holds");
     assert!(holds > 0, "the generated captures hold failures");
     assert_eq!(
-        count(&conn, "SELECT count(*) FROM readings WHERE verdict = 'fail'"),
+        count(
+            &conn,
+            "SELECT count(*) FROM readings WHERE verdict = 'fail'"
+        ),
         holds,
         "one hold per failed reading"
     );

@@ -1,6 +1,7 @@
 //! Command-line arguments and dispatch.
 
 mod ingest;
+mod outbox;
 mod parse;
 mod serve;
 mod simulate;
@@ -24,6 +25,8 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// Decode, judge and store a capture file (safe to run twice); last line a JSON summary.
     Ingest(ingest::IngestArgs),
+    /// The outbox: list events waiting or dead, put dead events back in the queue.
+    Outbox(outbox::OutboxArgs),
     /// Run the service (for now: deliver the outbox upstream) until SIGINT/SIGTERM.
     Serve(serve::ServeArgs),
 }
@@ -34,5 +37,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate(args) => simulate::run(args),
         Command::Ingest(args) => ingest::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Outbox(args) => outbox::run(args),
     }
 }

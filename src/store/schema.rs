@@ -9,6 +9,8 @@ use std::time::Duration;
 pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_demo_markets.sql"),
+    // 0003 is the API's (merged beside this one).
+    include_str!("migrations/0004_store_indexes.sql"),
 ];
 
 /// Settings every connection needs, writer and readers alike.
