@@ -489,7 +489,7 @@ fn insert_reading(
             verdict: parse_verdict(&verdict),
         });
     }
-    let market_known = if markets.iter().any(|m| *m == item.market) {
+    let market_known = if markets.contains(&item.market) {
         true
     } else {
         let known = tx
