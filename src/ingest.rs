@@ -2,8 +2,10 @@
 //! follows, except that a link acknowledges each message after its batch is committed.
 //!
 //! Each reading keeps the raw bytes it came from: the span from its offset to the next
-//! event's offset in the stream (capped at [`MAX_RAW`]); a frame the decoder dropped with
-//! an error is kept the same way, with the error.
+//! event's offset in the stream (capped at [`MAX_RAW`]). Consecutive spans of one input
+//! chunk are one raw frame (up to [`MAX_RAW`]); a reading's bytes start at its `offset`
+//! minus the frame's `stream_offset`. A frame the decoder dropped with an error is kept on
+//! its own, with the error.
 
 use crate::store::{Batch, NewReading, Origin, Outcome, RawFrame, Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -224,8 +226,8 @@ fn link_offset(l: &foodgate_parsers::LinkEvent) -> u64 {
     }
 }
 
-/// Turn closed spans into frames and readings of the batch; readings of one span share
-/// one frame.
+/// Turn closed spans into frames and readings of the batch; readings of one span, and
+/// readings whose spans follow each other, share one frame.
 fn fill(
     spans: &Spans,
     closed: &mut Vec<(u64, u64, Item)>,
@@ -259,8 +261,24 @@ fn fill(
                 })
             }
             Item::Reading(r) => {
+                // Consecutive readings share one frame (a raw row per reading cost as much
+                // as the reading); each keeps its own `offset` into the stream, so its
+                // bytes start at `offset - frame.stream_offset` in the frame.
                 let frame = match last {
                     Some((o, i)) if o == from => i,
+                    Some((_, i))
+                        if r.offset == Some(from)
+                            && batch.frames.get(i).is_some_and(|f| {
+                                f.error.is_none()
+                                    && f.offset + f.bytes.len() as u64 == from
+                                    && (to - f.offset) as usize <= MAX_RAW
+                            }) =>
+                    {
+                        if let Some(f) = batch.frames.get_mut(i) {
+                            f.bytes.extend_from_slice(&spans.slice(from, to));
+                        }
+                        i
+                    }
                     _ => {
                         batch.frames.push(RawFrame {
                             source: target.source.clone(),

@@ -328,31 +328,33 @@ fn ingesting_a_capture_twice_stores_once_and_keeps_raw_bytes() {
     );
     assert_eq!(count(&conn, "SELECT count(*) FROM outbox"), events);
     assert_eq!(count(&conn, "SELECT count(*) FROM holds"), 3);
-    // Every reading points at raw bytes of its own R record (text in GBK as sent).
-    let rows: Vec<(String, Vec<u8>)> = conn
+    // Every reading points at raw bytes whose part from the reading's own offset is its R
+    // record (text in GBK as sent); consecutive readings share one frame.
+    let rows: Vec<(String, i64, i64, Vec<u8>)> = conn
         .prepare(
-            "SELECT r.value_text, f.bytes FROM readings r JOIN raw_frames f ON f.id = r.raw_frame",
+            "SELECT r.value_text, json_extract(r.reading_json, '$.offset'), f.stream_offset, f.bytes
+             FROM readings r JOIN raw_frames f ON f.id = r.raw_frame ORDER BY r.id",
         )
         .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(rows.len(), 3);
-    for (value, raw) in rows {
-        assert!(
-            raw.starts_with(b"R|"),
-            "{:?}",
-            String::from_utf8_lossy(&raw)
-        );
+    for (value, offset, frame_offset, raw) in rows {
+        let own = &raw[(offset - frame_offset) as usize..];
+        assert!(own.starts_with(b"R|"), "{:?}", String::from_utf8_lossy(own));
+        let end = own.iter().position(|&b| b == b'\r').unwrap_or(own.len());
+        let record = &own[..end];
         let needle = [b"|".as_slice(), &Encoding::Gbk.encode(&value), b"|"].concat();
         assert!(
-            raw.windows(needle.len()).any(|w| w == needle.as_slice()),
+            record.windows(needle.len()).any(|w| w == needle.as_slice()),
             "{value} in {:?}",
-            String::from_utf8_lossy(&raw)
+            String::from_utf8_lossy(record)
         );
     }
-    assert_eq!(count(&conn, "SELECT count(*) FROM raw_frames"), 3);
+    let frames = count(&conn, "SELECT count(*) FROM raw_frames");
+    assert!((1..3).contains(&frames), "{frames} frames for 3 readings");
     store.close();
 }
 

@@ -2,6 +2,7 @@
 
 mod ingest;
 mod markets;
+mod outbox;
 mod parse;
 mod serve;
 mod simulate;
@@ -26,7 +27,9 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// Decode, judge and store a capture file (safe to run twice); last line a JSON summary.
     Ingest(ingest::IngestArgs),
-    /// Run the service (instrument links, uplink) until SIGINT/SIGTERM.
+    /// The outbox: list events waiting or dead, put dead events back in the queue.
+    Outbox(outbox::OutboxArgs),
+    /// Run the service (instrument links, uplink, HTTP API) until SIGINT/SIGTERM.
     Serve(serve::ServeArgs),
     /// API tokens: create (shown once), list, revoke.
     Token(token::TokenArgs),
@@ -40,6 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate(args) => simulate::run(args),
         Command::Ingest(args) => ingest::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Outbox(args) => outbox::run(args),
         Command::Token(args) => token::run(args),
         Command::Markets(args) => markets::run(args),
     }

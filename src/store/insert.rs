@@ -154,8 +154,9 @@ struct HoldBody<'a> {
     history: &'a [HistoryEntry],
 }
 
+/// The event body's keys before `reading` (see [`event_body`]).
 #[derive(Serialize)]
-struct EventBody<'a> {
+struct EventHead<'a> {
     event_id: &'a str,
     #[serde(rename = "type")]
     kind: &'a str,
@@ -163,8 +164,6 @@ struct EventBody<'a> {
     market: &'a str,
     stall: Option<&'a str>,
     sample: SampleBody<'a>,
-    reading: &'a Reading,
-    hold: Option<HoldBody<'a>>,
 }
 
 /// An upload row (the `POST /api/v1/results` format) for `format = "results"` upstreams.
@@ -208,6 +207,8 @@ struct EventCx<'a> {
     market: &'a str,
     stall: Option<&'a str>,
     reading: &'a Reading,
+    /// `reading` as JSON, serialized once for `reading_json` and reused in every body.
+    reading_json: &'a str,
 }
 
 /// Serialize one event body, once: every retry sends these exact bytes.
@@ -217,7 +218,7 @@ fn event_body(
     hold: Option<(&str, &str, &[HistoryEntry])>,
 ) -> (String, Vec<u8>) {
     let id = event_id(cx.identity, kind).to_string();
-    let body = EventBody {
+    let head = EventHead {
         event_id: &id,
         kind,
         occurred_at: cx.occurred_at,
@@ -228,15 +229,25 @@ fn event_body(
             name: cx.reading.sample_name.as_deref(),
             category: cx.reading.category.as_deref(),
         },
-        reading: cx.reading,
-        hold: hold.map(|(id, status, history)| HoldBody {
-            id,
-            status,
-            history,
-        }),
     };
-    let bytes = serde_json::to_vec(&body).unwrap_or_default();
-    (id, bytes)
+    let hold = hold.map(|(id, status, history)| HoldBody {
+        id,
+        status,
+        history,
+    });
+    // `{head…,"reading":<reading_json>,"hold":…}`: the bytes serde would write for the whole
+    // struct (a test holds them equal), without serializing the reading a second time.
+    let mut bytes = Vec::with_capacity(cx.reading_json.len() + 512);
+    if serde_json::to_writer(&mut bytes, &head).is_ok() && bytes.pop() == Some(b'}') {
+        bytes.extend_from_slice(b",\"reading\":");
+        bytes.extend_from_slice(cx.reading_json.as_bytes());
+        bytes.extend_from_slice(b",\"hold\":");
+        if serde_json::to_writer(&mut bytes, &hold).is_ok() {
+            bytes.push(b'}');
+            return (id, bytes);
+        }
+    }
+    (id, Vec::new())
 }
 
 /// The row a `format = "results"` upstream receives (a one-row upload batch).
@@ -345,33 +356,31 @@ fn queue_reading_events(
 fn store_frame(tx: &Tx<'_>, f: &RawFrame) -> rusqlite::Result<(i64, bool)> {
     let hash = hex(&Sha256::digest(&f.bytes));
     let offset = i64::try_from(f.offset).unwrap_or(i64::MAX);
-    let inserted: Option<i64> = tx
+    // No RETURNING: it makes SQLite treat the INSERT as a multi-row write and copy every page
+    // it touches into a statement journal. The writer thread is the only writer, so
+    // `last_insert_rowid` is this row's.
+    let added = tx
         .prepare_cached(
             "INSERT INTO raw_frames (source, stream_offset, hash, bytes, error, received_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (source, stream_offset, hash) DO NOTHING RETURNING id",
+             ON CONFLICT (source, stream_offset, hash) DO NOTHING",
         )?
-        .query_row(
-            params![
-                f.source,
-                offset,
-                hash,
-                f.bytes,
-                f.error,
-                rfc3339(f.received_at)
-            ],
-            |r| r.get(0),
-        )
-        .optional()?;
-    match inserted {
-        Some(id) => Ok((id, true)),
-        None => tx
-            .prepare_cached(
-                "SELECT id FROM raw_frames WHERE source = ?1 AND stream_offset = ?2 AND hash = ?3",
-            )?
-            .query_row(params![f.source, offset, hash], |r| r.get(0))
-            .map(|id| (id, false)),
+        .execute(params![
+            f.source,
+            offset,
+            hash,
+            f.bytes,
+            f.error,
+            rfc3339(f.received_at)
+        ])?;
+    if added == 1 {
+        return Ok((tx.last_insert_rowid(), true));
     }
+    tx.prepare_cached(
+        "SELECT id FROM raw_frames WHERE source = ?1 AND stream_offset = ?2 AND hash = ?3",
+    )?
+    .query_row(params![f.source, offset, hash], |r| r.get(0))
+    .map(|id| (id, false))
 }
 
 fn sample_key(
@@ -409,26 +418,63 @@ pub fn insert_batch(
         outcomes: Vec::with_capacity(batch.readings.len()),
         frames_stored: 0,
     };
-    let mut frame_ids = Vec::with_capacity(batch.frames.len());
-    for f in &batch.frames {
-        let (id, new) = store_frame(tx, f)?;
-        committed.frames_stored += usize::from(new);
-        frame_ids.push(id);
+    // A frame some reading points at is stored with the first of its readings that is new:
+    // sending a capture again (chunked otherwise, so framed otherwise) adds no raw bytes.
+    // Frames no reading points at (rejected bytes) are always kept.
+    let mut referenced = vec![false; batch.frames.len()];
+    for i in batch.readings.iter().filter_map(|r| r.frame) {
+        if let Some(slot) = referenced.get_mut(i) {
+            *slot = true;
+        }
     }
+    let mut frames = FrameSlots {
+        frames: &batch.frames,
+        ids: vec![None; batch.frames.len()],
+        stored: 0,
+    };
+    for (i, used) in referenced.iter().enumerate() {
+        if !used {
+            frames.id(tx, i)?;
+        }
+    }
+    // Markets seen in this batch (a batch names one or a few).
+    let mut markets: Vec<String> = Vec::new();
     for item in batch.readings {
-        let frame = item.frame.and_then(|i| frame_ids.get(i).copied());
-        let outcome = insert_reading(tx, settings, item, frame, now_ms)?;
+        let outcome = insert_reading(tx, settings, item, &mut frames, now_ms, &mut markets)?;
         committed.outcomes.push(outcome);
     }
+    committed.frames_stored = frames.stored;
     Ok(committed)
+}
+
+/// The raw frames of a batch, stored when first needed.
+struct FrameSlots<'a> {
+    frames: &'a [RawFrame],
+    ids: Vec<Option<i64>>,
+    stored: usize,
+}
+
+impl FrameSlots<'_> {
+    fn id(&mut self, tx: &Tx<'_>, i: usize) -> rusqlite::Result<Option<i64>> {
+        let (Some(slot), Some(frame)) = (self.ids.get_mut(i), self.frames.get(i)) else {
+            return Ok(None);
+        };
+        if slot.is_none() {
+            let (id, new) = store_frame(tx, frame)?;
+            self.stored += usize::from(new);
+            *slot = Some(id);
+        }
+        Ok(*slot)
+    }
 }
 
 fn insert_reading(
     tx: &mut Tx<'_>,
     settings: &StoreSettings,
     item: NewReading,
-    frame: Option<i64>,
+    frames: &mut FrameSlots<'_>,
     now_ms: i64,
+    markets: &mut Vec<String>,
 ) -> rusqlite::Result<Outcome> {
     let r = &item.reading;
     let identity = reading_identity(&item.origin, r);
@@ -443,9 +489,17 @@ fn insert_reading(
             verdict: parse_verdict(&verdict),
         });
     }
-    let market_known = tx
-        .prepare_cached("SELECT 1 FROM markets WHERE code = ?1")?
-        .exists([&item.market])?;
+    let market_known = if markets.contains(&item.market) {
+        true
+    } else {
+        let known = tx
+            .prepare_cached("SELECT 1 FROM markets WHERE code = ?1")?
+            .exists([&item.market])?;
+        if known {
+            markets.push(item.market.clone());
+        }
+        known
+    };
     if !market_known {
         return Ok(Outcome::Rejected {
             reason: format!("unknown market {:?}", item.market),
@@ -454,29 +508,11 @@ fn insert_reading(
     let stall: Option<&str> = item.stall.as_deref().or(r.source.as_deref());
     let received = rfc3339(item.received_at);
     let key = sample_key(&item.market, stall, r, item.received_at);
-    let sample_ref: i64 = tx
-        .prepare_cached(
-            "INSERT INTO samples (key, market, stall, sample_id, name, category, vendor, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (key) DO UPDATE SET
-                stall = coalesce(samples.stall, excluded.stall),
-                name = coalesce(samples.name, excluded.name),
-                category = coalesce(samples.category, excluded.category)
-             RETURNING id",
-        )?
-        .query_row(
-            params![
-                key,
-                item.market,
-                stall,
-                r.sample_id.as_deref(),
-                r.sample_name.as_deref(),
-                r.category.as_deref(),
-                r.vendor.as_deref(),
-                received
-            ],
-            |row| row.get(0),
-        )?;
+    let sample_ref = upsert_sample(tx, &key, &item, stall, &received)?;
+    let frame = match item.frame {
+        Some(i) => frames.id(tx, i)?,
+        None => None,
+    };
     let json = serde_json::to_string(r).unwrap_or_default();
     let measured = r
         .measured_at
@@ -497,9 +533,8 @@ fn insert_reading(
         .instrument()
         .map(str::to_string)
         .or_else(|| r.instrument.as_deref().map(str::to_string));
-    let id: i64 = tx
-        .prepare_cached(
-            "INSERT INTO readings (identity, market, stall, sample_ref, instrument, uploader,
+    tx.prepare_cached(
+        "INSERT INTO readings (identity, market, stall, sample_ref, instrument, uploader,
                 protocol, sample_id, sample_name, analyte, analyte_code, method, value, value_text,
                 unit, qualifier, device_verdict, measured_at, received_at, local_day, category,
                 verdict, reason, limit_value, limit_unit, limit_source, result_status,
@@ -507,50 +542,47 @@ fn insert_reading(
                 raw_frame, reading_json)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
                 ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33,
-                ?34, ?35, ?36)
-             RETURNING id",
-        )?
-        .query_row(
-            params![
-                identity,
-                item.market,
-                stall,
-                sample_ref,
-                instrument,
-                item.origin.uploader(),
-                r.protocol.as_str(),
-                r.sample_id.as_deref(),
-                r.sample_name.as_deref(),
-                r.analyte.as_str(),
-                r.analyte_code.as_deref(),
-                r.method.as_deref(),
-                r.value,
-                r.value_text.as_deref(),
-                r.unit.as_deref(),
-                qualifier,
-                device_verdict,
-                measured,
-                received,
-                day,
-                r.category.as_deref(),
-                verdict_str(r.verdict),
-                r.reason.as_str(),
-                r.limit.as_ref().map(|l| l.value),
-                r.limit.as_ref().map(|l| l.unit.as_str()),
-                r.limit.as_ref().map(|l| l.source.as_str()),
-                r.result_status.as_deref(),
-                r.t_line,
-                r.c_line,
-                r.cutoff,
-                r.assay_format.as_deref(),
-                r.delta_a0,
-                r.delta_at,
-                r.recomputed_rate,
-                frame,
-                json
-            ],
-            |row| row.get(0),
-        )?;
+                ?34, ?35, ?36)",
+    )?
+    .execute(params![
+        identity,
+        item.market,
+        stall,
+        sample_ref,
+        instrument,
+        item.origin.uploader(),
+        r.protocol.as_str(),
+        r.sample_id.as_deref(),
+        r.sample_name.as_deref(),
+        r.analyte.as_str(),
+        r.analyte_code.as_deref(),
+        r.method.as_deref(),
+        r.value,
+        r.value_text.as_deref(),
+        r.unit.as_deref(),
+        qualifier,
+        device_verdict,
+        measured,
+        received,
+        day,
+        r.category.as_deref(),
+        verdict_str(r.verdict),
+        r.reason.as_str(),
+        r.limit.as_ref().map(|l| l.value),
+        r.limit.as_ref().map(|l| l.unit.as_str()),
+        r.limit.as_ref().map(|l| l.source.as_str()),
+        r.result_status.as_deref(),
+        r.t_line,
+        r.c_line,
+        r.cutoff,
+        r.assay_format.as_deref(),
+        r.delta_a0,
+        r.delta_at,
+        r.recomputed_rate,
+        frame,
+        json
+    ])?;
+    let id = tx.last_insert_rowid();
 
     let status = r.result_status.as_deref().unwrap_or("F");
     let preliminary = status.eq_ignore_ascii_case("P");
@@ -560,6 +592,7 @@ fn insert_reading(
         market: &item.market,
         stall,
         reading: r,
+        reading_json: &json,
     };
     let mut events = 0;
     let mut hold = None;
@@ -571,10 +604,13 @@ fn insert_reading(
         if let (Some(inst), Some(sid)) = (instrument.as_deref(), r.sample_id.as_deref()) {
             let earlier: Vec<i64> = tx
                 .prepare_cached(
-                    "SELECT id FROM readings WHERE instrument = ?1 AND sample_id = ?2
-                     AND analyte = ?3 AND id <> ?4 AND superseded = 0",
+                    "SELECT id FROM readings WHERE sample_ref = ?5 AND instrument = ?1
+                     AND sample_id = ?2 AND analyte = ?3 AND id <> ?4 AND superseded = 0",
                 )?
-                .query_map(params![inst, sid, r.analyte.as_str(), id], |row| row.get(0))?
+                .query_map(
+                    params![inst, sid, r.analyte.as_str(), id, sample_ref],
+                    |row| row.get(0),
+                )?
                 .collect::<rusqlite::Result<_>>()?;
             for old in earlier {
                 tx.prepare_cached(
@@ -646,6 +682,65 @@ fn insert_reading(
     })
 }
 
+/// The sample `key` names, created or completed (a later reading may name what an earlier
+/// one left out). Read first, then write only what changes: an UPSERT with RETURNING would
+/// cost a statement journal per reading.
+fn upsert_sample(
+    tx: &Tx<'_>,
+    key: &str,
+    item: &NewReading,
+    stall: Option<&str>,
+    received: &str,
+) -> rusqlite::Result<i64> {
+    let r = &item.reading;
+    type Known = (i64, bool, bool, bool);
+    let known: Option<Known> = tx
+        .prepare_cached(
+            "SELECT id, stall IS NULL, name IS NULL, category IS NULL FROM samples WHERE key = ?1",
+        )?
+        .query_row([key], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .optional()?;
+    match known {
+        Some((id, no_stall, no_name, no_category)) => {
+            let fills = (no_stall && stall.is_some())
+                || (no_name && r.sample_name.is_some())
+                || (no_category && r.category.is_some());
+            if fills {
+                tx.prepare_cached(
+                    "UPDATE samples SET stall = coalesce(stall, ?1), name = coalesce(name, ?2),
+                        category = coalesce(category, ?3) WHERE id = ?4",
+                )?
+                .execute(params![
+                    stall,
+                    r.sample_name.as_deref(),
+                    r.category.as_deref(),
+                    id
+                ])?;
+            }
+            Ok(id)
+        }
+        None => {
+            tx.prepare_cached(
+                "INSERT INTO samples (key, market, stall, sample_id, name, category, vendor, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                key,
+                item.market,
+                stall,
+                r.sample_id.as_deref(),
+                r.sample_name.as_deref(),
+                r.category.as_deref(),
+                r.vendor.as_deref(),
+                received
+            ])?;
+            Ok(tx.last_insert_rowid())
+        }
+    }
+}
+
 fn add_history(tx: &Tx<'_>, hold: &str, e: &HistoryEntry) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT INTO hold_history (hold, at, status, by, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -694,4 +789,71 @@ pub fn hold_history(
         })
     })?
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use foodgate_parsers::Protocol;
+
+    #[derive(Serialize)]
+    struct WholeBody<'a> {
+        event_id: &'a str,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        occurred_at: &'a str,
+        market: &'a str,
+        stall: Option<&'a str>,
+        sample: SampleBody<'a>,
+        reading: &'a Reading,
+        hold: Option<HoldBody<'a>>,
+    }
+
+    #[test]
+    fn a_spliced_event_body_is_the_bytes_of_the_whole_struct() {
+        let mut r = Reading::new(Protocol::Astm, "chlorpyrifos");
+        r.sample_id = Some("S\"1".into());
+        r.sample_name = Some("菠菜".into());
+        r.value = Some(0.25);
+        let json = serde_json::to_string(&r).unwrap();
+        let history = vec![HistoryEntry {
+            at: "2025-03-04T01:30:00.000Z".into(),
+            status: "held".into(),
+            by: "IN-1".into(),
+            reason: "over the limit".into(),
+        }];
+        let cx = EventCx {
+            identity: "abc",
+            occurred_at: "2025-03-04T01:30:00.000Z",
+            market: "ZB-0003",
+            stall: None,
+            reading: &r,
+            reading_json: &json,
+        };
+        for hold in [None, Some(("h1", "held", history.as_slice()))] {
+            let (id, bytes) = event_body(&cx, "sample.failed", hold);
+            let whole = WholeBody {
+                event_id: &id,
+                kind: "sample.failed",
+                occurred_at: cx.occurred_at,
+                market: cx.market,
+                stall: None,
+                sample: SampleBody {
+                    id: r.sample_id.as_deref(),
+                    name: r.sample_name.as_deref(),
+                    category: None,
+                },
+                reading: &r,
+                hold: hold.map(|(id, status, history)| HoldBody {
+                    id,
+                    status,
+                    history,
+                }),
+            };
+            assert_eq!(
+                String::from_utf8(bytes).unwrap(),
+                serde_json::to_string(&whole).unwrap()
+            );
+        }
+    }
 }

@@ -49,6 +49,39 @@ pub enum StoreError {
     NotCommitted(String),
 }
 
+/// How long opening waits for another process that holds the database (`serve` creating it
+/// while `ingest` starts, a backup): switching a new file to WAL does not wait by itself.
+const OPEN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn is_busy(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Run `f` again while the database is busy, up to [`OPEN_PATIENCE`].
+fn retry_busy<T>(mut f: impl FnMut() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    let start = std::time::Instant::now();
+    loop {
+        match f() {
+            Err(e) if is_busy(&e) && start.elapsed() < OPEN_PATIENCE => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn open_configured(path: &Path) -> Result<Connection, StoreError> {
+    retry_busy(|| {
+        let conn = Connection::open(path)?;
+        schema::configure(&conn)?;
+        Ok(conn)
+    })
+}
+
 /// Where the store sends what, from the config.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -169,6 +202,10 @@ impl std::fmt::Debug for Store {
 const QUEUE: usize = 1024;
 /// Jobs committed together at most; bounds the latency of the first one.
 const GROUP: usize = 256;
+/// WAL pages after which the writer checkpoints itself: only when the checkpointer lags.
+const WRITER_CHECKPOINT_PAGES: i64 = 16_384;
+/// The checkpointer runs at most this often.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl Store {
     /// Open (creating and migrating as needed) the database at `path` and start its writer.
@@ -179,14 +216,17 @@ impl Store {
                 source,
             })?;
         }
-        let mut conn = Connection::open(path)?;
-        schema::configure(&conn)?;
-        schema::migrate(&mut conn)?;
+        let mut conn = open_configured(path)?;
+        retry_busy(|| schema::migrate(&mut conn))?;
+        // The writer checkpoints only when the WAL has grown far; the checkpointer thread
+        // (below) copies committed pages into the database beside it, off the commit path.
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
+        let checkpointer = open_configured(path)?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let (wake_tx, wake) = watch::channel(0u64);
         let handle = std::thread::Builder::new()
             .name("foodgate-store".into())
-            .spawn(move || writer_loop(conn, rx, wake_tx))
+            .spawn(move || writer_loop(conn, checkpointer, rx, wake_tx))
             .map_err(|source| StoreError::Io {
                 path: path.to_path_buf(),
                 source,
@@ -297,7 +337,18 @@ impl Store {
     }
 }
 
-fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Command>, wake: watch::Sender<u64>) {
+fn writer_loop(
+    mut conn: Connection,
+    checkpointer: Connection,
+    mut rx: mpsc::Receiver<Command>,
+    wake: watch::Sender<u64>,
+) {
+    // One pending signal at most: commits while a checkpoint runs make one more, not many.
+    let (commits, committed) = std::sync::mpsc::sync_channel::<()>(1);
+    let background = std::thread::Builder::new()
+        .name("foodgate-checkpoint".into())
+        .spawn(move || checkpoint_loop(checkpointer, committed))
+        .ok();
     let mut jobs: Vec<Box<dyn Job>> = Vec::with_capacity(GROUP);
     let mut stop = false;
     while !stop {
@@ -316,6 +367,7 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Command>, wake: watc
             }
         }
         let events = run_group(&mut conn, &mut jobs);
+        let _ = commits.try_send(());
         if events > 0 {
             wake.send_modify(|n| *n = n.wrapping_add(1));
         }
@@ -327,6 +379,43 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Command>, wake: watc
             j.reply(Err(StoreError::Closed));
         }
     }
+    drop(commits);
+    if let Some(h) = background {
+        let _ = h.join();
+    }
+}
+
+/// Copy committed WAL pages into the database file while the writer goes on writing.
+///
+/// PASSIVE never blocks the writer or readers. Durability does not depend on it: a commit
+/// is durable once its WAL frames are synced (before the writer replies); a checkpoint only
+/// moves them, and one cut short by a crash is redone from the WAL on the next open.
+fn checkpoint_loop(conn: Connection, committed: std::sync::mpsc::Receiver<()>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let checkpoint = || {
+        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+    };
+    let mut pending = false;
+    loop {
+        if !pending && committed.recv().is_err() {
+            break;
+        }
+        pending = false;
+        let until = std::time::Instant::now() + CHECKPOINT_EVERY;
+        checkpoint();
+        // Rate limit, but notice a shutdown at once.
+        while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+            match committed.recv_timeout(left) {
+                Ok(()) => pending = true,
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    checkpoint();
+                    return;
+                }
+            }
+        }
+    }
+    checkpoint();
 }
 
 /// Run `jobs` in one transaction, reply to each after COMMIT; returns events queued.

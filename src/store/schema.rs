@@ -11,6 +11,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_demo_markets.sql"),
     include_str!("migrations/0003_api.sql"),
     include_str!("migrations/0004_instrument_status.sql"),
+    include_str!("migrations/0005_store_indexes.sql"),
 ];
 
 /// Settings every connection needs, writer and readers alike.
