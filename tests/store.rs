@@ -429,3 +429,93 @@ fn ingest_command_is_safe_to_run_twice_and_refuses_bad_input() {
         "{msg}"
     );
 }
+
+#[test]
+fn outbox_commands_list_and_requeue_dead_events() {
+    let dir = temp_dir("outbox-cli");
+    let cfg_path = dir.join("foodgate.toml");
+    // An upstream nobody listens on: the events stay in the outbox for the commands to see.
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n[[upstream]]\nname = \"block-api\"\n\
+             url = \"http://127.0.0.1:9/events\"\nsecret = \"s\"\n",
+            dir.join("data")
+        ),
+    )
+    .unwrap();
+    let out = foodgate()
+        .args(["ingest", "--config"])
+        .arg(&cfg_path)
+        .args([
+            "--protocol",
+            "astm",
+            "--encoding",
+            "gbk",
+            "--market",
+            "ZB-0003",
+        ])
+        .arg(fixture("astm/food_screening.bin"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let outbox = |args: &[&str]| {
+        foodgate()
+            .arg("outbox")
+            .args(args)
+            .arg("--config")
+            .arg(&cfg_path)
+            .output()
+            .unwrap()
+    };
+    let rows = |out: &std::process::Output| -> Vec<Vec<String>> {
+        String::from_utf8(out.stdout.clone())
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split('\t').map(String::from).collect())
+            .collect()
+    };
+    // The two failures of the fixture (74.5% OPI, clenbuterol 阳性) wait as sample.failed.
+    let listed = outbox(&["list"]);
+    assert!(listed.status.success(), "{listed:?}");
+    let pending = rows(&listed);
+    assert_eq!(pending.len(), 2, "{pending:?}");
+    for r in &pending {
+        assert_eq!(
+            (r[1].as_str(), r[2].as_str(), r[3].as_str()),
+            ("block-api", "sample.failed", "pending")
+        );
+    }
+    // An upstream answered 422 for the first: dead, with its answer kept.
+    let conn = Connection::open(dir.join("data/foodgate.db")).unwrap();
+    let first: i64 = pending[0][0].parse().unwrap();
+    conn.execute(
+        "UPDATE outbox SET status = 'dead', last_answer = '422 unknown stall' WHERE id = ?1",
+        [first],
+    )
+    .unwrap();
+    let dead = rows(&outbox(&["list", "--status", "dead"]));
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0][0].parse::<i64>().unwrap(), dead[0][7].as_str()),
+        (first, "422 unknown stall")
+    );
+    // Only dead events are retried; unknown ids are refused.
+    let second = pending[1][0].clone();
+    let not_dead = outbox(&["retry", &second]);
+    assert_eq!(not_dead.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&not_dead.stderr).contains("not dead"));
+    let unknown = outbox(&["retry", "999999"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no outbox event"));
+    let again = outbox(&["retry", &first.to_string()]);
+    assert!(again.status.success(), "{again:?}");
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM outbox WHERE status = 'dead'"),
+        0
+    );
+    assert_eq!(rows(&outbox(&["list", "--status", "pending"])).len(), 2);
+    let none = outbox(&["retry", "--dead"]);
+    assert!(String::from_utf8_lossy(&none.stdout).contains("0 event(s)"));
+}
