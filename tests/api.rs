@@ -1065,3 +1065,63 @@ fn token_and_markets_commands() {
         .unwrap();
     assert_eq!(n, 485);
 }
+
+/// `serve` writes each link's status into `instruments`; the API shows it, scoped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instruments_show_the_status_serve_records() {
+    let app = start("api-instruments").await;
+    app.store
+        .write_async(|tx| {
+            tx.execute_batch(
+                "INSERT INTO instruments (id, market, protocol, serial_number, firmware, last_seen,
+                                          online, readings, duplicates, decode_errors, reconnects,
+                                          last_error)
+                 VALUES ('ZB-0002-GC1', 'ZB-0002', 'gold-card', 'GC2024-0007', '2.1.0',
+                         '2026-11-28T09:30:00+08:00', 1, 42, 3, 2, 1, 'bad_crc at offset 10'),
+                        ('ZB-0001-OP1', 'ZB-0001', 'enzyme-print', NULL, NULL, NULL,
+                         0, 0, 0, 0, 0, NULL);",
+            )?;
+            Ok(())
+        })
+        .await
+        .expect("write");
+    let all = app
+        .get("/api/v1/instruments", Some("regulator"))
+        .await
+        .json();
+    let list = all["instruments"].as_array().expect("list");
+    assert_eq!(list.len(), 2);
+    let gc = list
+        .iter()
+        .find(|i| i["id"] == "ZB-0002-GC1")
+        .expect("gold-card reader");
+    assert_eq!(gc["online"], true);
+    assert_eq!(
+        (
+            &gc["readings"],
+            &gc["duplicates"],
+            &gc["decode_errors"],
+            &gc["reconnects"]
+        ),
+        (
+            &Value::from(42),
+            &Value::from(3),
+            &Value::from(2),
+            &Value::from(1)
+        )
+    );
+    assert_eq!(gc["serial_number"], "GC2024-0007");
+    assert_eq!(gc["last_error"], "bad_crc at offset 10");
+    // A contractor of ZB-0002/ZB-0003 sees only its market's instrument.
+    let scoped = app
+        .get("/api/v1/instruments", Some("contractor"))
+        .await
+        .json();
+    let ids: Vec<&Value> = scoped["instruments"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|i| &i["id"])
+        .collect();
+    assert_eq!(ids, [&Value::from("ZB-0002-GC1")]);
+}

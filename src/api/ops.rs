@@ -36,10 +36,16 @@ pub async fn instruments(
     let recorded = state
         .read(|conn| {
             let v = conn
+                // `serve` writes each link's status here every few seconds (and at shutdown).
                 .prepare_cached(
-                    "SELECT id, market, protocol, serial_number, firmware, last_seen FROM instruments",
+                    "SELECT id, market, protocol, serial_number, firmware, last_seen, online,
+                            readings, duplicates, decode_errors, reconnects, last_error
+                     FROM instruments",
                 )?
                 .query_map([], |r| {
+                    let count = |i: usize| -> rusqlite::Result<u64> {
+                        Ok(u64::try_from(r.get::<_, i64>(i)?).unwrap_or(0))
+                    };
                     Ok(InstrumentView {
                         id: r.get(0)?,
                         market: r.get(1)?,
@@ -47,7 +53,12 @@ pub async fn instruments(
                         serial_number: r.get(3)?,
                         firmware: r.get(4)?,
                         last_seen: r.get(5)?,
-                        ..InstrumentView::default()
+                        online: r.get(6)?,
+                        readings: count(7)?,
+                        duplicates: count(8)?,
+                        decode_errors: count(9)?,
+                        reconnects: count(10)?,
+                        last_error: r.get(11)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;

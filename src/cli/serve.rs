@@ -100,7 +100,8 @@ async fn serve(config: Config, reference: Arc<Reference>) -> anyhow::Result<Exit
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    eprintln!("foodgate: API on http://{}", config.listen);
+    let bound = listener.local_addr().unwrap_or(config.listen);
+    eprintln!("foodgate: API on http://{bound}");
     let mut api_stop = stop_tx.subscribe();
     let mut api_task = tokio::spawn(crate::api::serve(listener, api_state, async move {
         let _ = api_stop.wait_for(|s| *s).await;
