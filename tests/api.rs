@@ -660,6 +660,8 @@ async fn errors_are_json() {
         "/api/v1/holds/{id}",
         "/api/v1/holds/{id}/retest",
         "/api/v1/instruments",
+        "/api/v1/outbox",
+        "/api/v1/outbox/{id}/retry",
         "/healthz",
         "/metrics",
         "/api/v1/openapi.json",
@@ -1124,4 +1126,111 @@ async fn instruments_show_the_status_serve_records() {
         .map(|i| &i["id"])
         .collect();
     assert_eq!(ids, [&Value::from("ZB-0002-GC1")]);
+}
+
+/// The outbox for admins: events with their attempts and answers; a dead one put back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_is_listed_and_a_dead_event_retried_by_an_admin() {
+    let app = start("api-outbox").await;
+    // A failing upload row makes a hold and its `sample.failed` for the configured upstream.
+    let rows = serde_json::json!([{
+        "id": "ob-1", "market": "ZB-0001", "stall": "A1", "sample_name": "菠菜",
+        "analyte": "OPI", "value": 74.5, "unit": "%",
+        "measured_at": "2026-11-28T09:00:00+08:00"
+    }]);
+    let r = app
+        .post_json("/api/v1/results", Some("station"), &rows)
+        .await;
+    assert_eq!(r.json()["results"][0]["verdict"], "fail", "{}", r.json());
+    let listed = app.get("/api/v1/outbox", Some("admin")).await;
+    assert_eq!(listed.status, 200);
+    let events = listed.json()["events"].as_array().expect("events").clone();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        (
+            &events[0]["type"],
+            &events[0]["status"],
+            &events[0]["upstream"]
+        ),
+        (
+            &Value::from("sample.failed"),
+            &Value::from("pending"),
+            &Value::from("block")
+        )
+    );
+    assert!(events[0]["next_attempt_at"].is_string());
+    let id = events[0]["id"].as_i64().expect("id");
+    // Only admins; a bad status is a 400 that says what is allowed.
+    for who in ["station", "contractor", "regulator"] {
+        assert_eq!(
+            app.get("/api/v1/outbox", Some(who)).await.status,
+            403,
+            "{who}"
+        );
+        let path = format!("/api/v1/outbox/{id}/retry");
+        assert_eq!(
+            app.req("POST", &path, Some(who), "", b"").await.status,
+            403,
+            "{who}"
+        );
+    }
+    assert_eq!(app.get("/api/v1/outbox", None).await.status, 401);
+    let bad = app.get("/api/v1/outbox?status=lost", Some("admin")).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.json()["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("pending")));
+    // A pending event is not retried (409); an unknown one is 404.
+    let path = format!("/api/v1/outbox/{id}/retry");
+    let r = app.req("POST", &path, Some("admin"), "", b"").await;
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (409, Some("not_dead"))
+    );
+    let r = app
+        .req(
+            "POST",
+            "/api/v1/outbox/999999/retry",
+            Some("admin"),
+            "",
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    // The upstream refused it for good (a 4xx): dead, with its answer; then retried.
+    app.store
+        .write_async(move |tx| {
+            tx.execute(
+                "UPDATE outbox SET status = 'dead', last_answer = 'HTTP 422: unknown stall' WHERE id = ?1",
+                [id],
+            )?;
+            Ok(())
+        })
+        .await
+        .expect("write");
+    let dead = app
+        .get("/api/v1/outbox?status=dead", Some("admin"))
+        .await
+        .json();
+    assert_eq!(dead["events"][0]["last_answer"], "HTTP 422: unknown stall");
+    assert_eq!(dead["events"][0]["next_attempt_at"], Value::Null);
+    let r = app.req("POST", &path, Some("admin"), "", b"").await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(r.json()["status"], "pending");
+    assert_eq!(
+        app.get("/api/v1/outbox?status=dead", Some("admin"))
+            .await
+            .json()["events"],
+        Value::Array(vec![])
+    );
+    // Audited with the admin token's name.
+    let conn = app.store.reader().expect("reader");
+    let actor: String = conn
+        .query_row(
+            "SELECT actor FROM audit_log WHERE action = 'outbox.retry'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("audit row");
+    assert_eq!(actor, "adm");
 }

@@ -9,10 +9,12 @@
 //! - [`coverage`]: `GET /api/v1/coverage`.
 //! - [`holds`]: holds, retests, stall corrections.
 //! - [`ops`]: instruments, health, metrics, OpenAPI document.
+//! - [`outbox`]: events waiting or dead, and retrying a dead one (admin).
 
 pub mod coverage;
 pub mod holds;
 pub mod ops;
+pub mod outbox;
 pub mod results;
 pub mod rows;
 
@@ -314,6 +316,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/holds/{id}", patch(holds::patch_hold))
         .route("/api/v1/holds/{id}/retest", post(holds::retest))
         .route("/api/v1/instruments", get(ops::instruments))
+        .route("/api/v1/outbox", get(outbox::list))
+        .route("/api/v1/outbox/{id}/retry", post(outbox::retry))
         .route("/api/v1/openapi.json", get(ops::openapi))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))

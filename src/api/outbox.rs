@@ -1,0 +1,131 @@
+//! `GET /api/v1/outbox`, `POST /api/v1/outbox/{id}/retry` (admin): why events wait, and
+//! putting a dead one back in the queue (after fixing a secret, say).
+
+use super::{ApiError, AppState};
+use crate::auth::{audit, Role};
+use crate::store::insert::rfc3339;
+use crate::store::outbox::{self, OutboxRow};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use chrono::{TimeZone, Utc};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+pub struct OutboxQuery {
+    status: Option<String>,
+    limit: Option<u32>,
+}
+
+const STATUSES: [&str; 3] = ["pending", "dead", "delivered"];
+
+fn time(ms: i64) -> Option<String> {
+    Utc.timestamp_millis_opt(ms).single().map(rfc3339)
+}
+
+fn view(r: &OutboxRow) -> serde_json::Value {
+    serde_json::json!({
+        "id": r.id,
+        "event_id": r.event_id,
+        "upstream": r.upstream,
+        "type": r.kind,
+        "status": r.status,
+        "attempts": r.attempts,
+        "created_at": time(r.created_ms),
+        "next_attempt_at": if r.status == "pending" { time(r.next_attempt_ms) } else { None },
+        "last_answer": r.last_answer,
+    })
+}
+
+/// `GET /api/v1/outbox?status=pending|dead|delivered&limit=`: oldest first.
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<OutboxQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    state.authorize(&headers, &[Role::Admin]).await?;
+    let status = match q.status {
+        None => None,
+        Some(s) if STATUSES.contains(&s.as_str()) => Some(s),
+        Some(s) => {
+            return Err(ApiError::bad_request(format!(
+                "status: {s:?} is not one of pending, dead, delivered"
+            )))
+        }
+    };
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000) as usize;
+    let rows = state
+        .read(move |conn| Ok(outbox::list(conn, status.as_deref(), limit)?))
+        .await?;
+    let events: Vec<_> = rows.iter().map(view).collect();
+    Ok(Json(serde_json::json!({ "events": events })))
+}
+
+/// `POST /api/v1/outbox/{id}/retry`: a dead event goes back in the queue (audited).
+pub async fn retry(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let who = state.authorize(&headers, &[Role::Admin]).await?;
+    let now = crate::uplink::now_ms();
+    let name = who.name.clone();
+    // The status check and the requeue are one transaction: nothing changes between them.
+    let found = state
+        .store()
+        .write_async(move |tx| {
+            let status: Option<String> = {
+                use rusqlite::OptionalExtension;
+                tx.query_row("SELECT status FROM outbox WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .optional()?
+            };
+            if status.as_deref() == Some("dead") {
+                outbox::retry_dead(tx, Some(id), now)?;
+                audit(
+                    tx,
+                    &name,
+                    "outbox.retry",
+                    Some(&id.to_string()),
+                    &serde_json::Value::Null,
+                )?;
+            }
+            Ok(status)
+        })
+        .await?;
+    match found.as_deref() {
+        None => Err(ApiError::not_found(format!("no outbox event with id {id}"))),
+        Some("dead") => {
+            let row = state
+                .read(move |conn| {
+                    Ok(conn.query_row(
+                        "SELECT id, event_id, upstream, type, status, attempts, created_ms,
+                                next_attempt_ms, last_answer
+                         FROM outbox WHERE id = ?1",
+                        [id],
+                        |r| {
+                            Ok(OutboxRow {
+                                id: r.get(0)?,
+                                event_id: r.get(1)?,
+                                upstream: r.get(2)?,
+                                kind: r.get(3)?,
+                                status: r.get(4)?,
+                                attempts: r.get(5)?,
+                                created_ms: r.get(6)?,
+                                next_attempt_ms: r.get(7)?,
+                                last_answer: r.get(8)?,
+                            })
+                        },
+                    )?)
+                })
+                .await?;
+            Ok(Json(view(&row)))
+        }
+        Some(other) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_dead",
+            format!("event {id} is {other}: only dead events are retried"),
+        )),
+    }
+}
