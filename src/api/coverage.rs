@@ -2,8 +2,9 @@
 //!
 //! Every reading carries its `local_day` (of `measured_at`, or of `received_at` when the
 //! instrument clock is missing or more than 24 h off, in `server.utc_offset`), fixed when it
-//! is stored; the count is one indexed pass over that day's readings per market
-//! (`readings_market_day`), with every registered market listed, tested or not.
+//! is stored; the count is one pass over that day's entries per market in the covering index
+//! `readings_coverage` (the table itself is not read), with every registered market listed,
+//! tested or not.
 //! A superseded reading (replaced by a correction) is not counted: the correction is the test.
 
 use super::{csv_response, ApiError, AppState};
