@@ -74,15 +74,8 @@ pub async fn retry(
     let found = state
         .store()
         .write_async(move |tx| {
-            let status: Option<String> = {
-                use rusqlite::OptionalExtension;
-                tx.query_row("SELECT status FROM outbox WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })
-                .optional()?
-            };
+            let status = outbox::retry_if_dead(tx, id, now)?;
             if status.as_deref() == Some("dead") {
-                outbox::retry_dead(tx, Some(id), now)?;
                 audit(
                     tx,
                     &name,
@@ -97,30 +90,8 @@ pub async fn retry(
     match found.as_deref() {
         None => Err(ApiError::not_found(format!("no outbox event with id {id}"))),
         Some("dead") => {
-            let row = state
-                .read(move |conn| {
-                    Ok(conn.query_row(
-                        "SELECT id, event_id, upstream, type, status, attempts, created_ms,
-                                next_attempt_ms, last_answer
-                         FROM outbox WHERE id = ?1",
-                        [id],
-                        |r| {
-                            Ok(OutboxRow {
-                                id: r.get(0)?,
-                                event_id: r.get(1)?,
-                                upstream: r.get(2)?,
-                                kind: r.get(3)?,
-                                status: r.get(4)?,
-                                attempts: r.get(5)?,
-                                created_ms: r.get(6)?,
-                                next_attempt_ms: r.get(7)?,
-                                last_answer: r.get(8)?,
-                            })
-                        },
-                    )?)
-                })
-                .await?;
-            Ok(Json(view(&row)))
+            let row = state.read(move |conn| Ok(outbox::get(conn, id)?)).await?;
+            Ok(Json(row.as_ref().map_or(serde_json::Value::Null, view)))
         }
         Some(other) => Err(ApiError::new(
             StatusCode::CONFLICT,

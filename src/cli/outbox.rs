@@ -149,22 +149,12 @@ fn retry(args: RetryArgs) -> anyhow::Result<ExitCode> {
     };
     let id = if args.dead { None } else { args.id };
     let now = crate::uplink::now_ms();
-    // The status check and the requeue are one transaction: nothing can change between them.
-    let result = store.write(move |tx| {
-        let status: Option<String> = match id {
-            None => Some("dead".into()),
-            Some(id) => {
-                use rusqlite::OptionalExtension;
-                tx.query_row("SELECT status FROM outbox WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })
-                .optional()?
-            }
-        };
-        if status.as_deref() != Some("dead") {
-            return Ok(Err(status));
-        }
-        outbox::retry_dead(tx, id, now).map(Ok)
+    let result = store.write(move |tx| match id {
+        None => outbox::retry_dead(tx, None, now).map(Ok),
+        Some(id) => match outbox::retry_if_dead(tx, id, now)? {
+            Some(s) if s == "dead" => Ok(Ok(1)),
+            other => Ok(Err(other)),
+        },
     });
     store.close();
     match (result?, id) {

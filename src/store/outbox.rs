@@ -107,6 +107,21 @@ pub fn retry_dead(tx: &mut Tx<'_>, id: Option<i64>, now_ms: i64) -> rusqlite::Re
     Ok(n)
 }
 
+/// Requeue one event if it is dead; returns the status it had (`None`: no such event).
+/// The check and the requeue share the caller's transaction, so nothing changes between them.
+pub fn retry_if_dead(tx: &mut Tx<'_>, id: i64, now_ms: i64) -> rusqlite::Result<Option<String>> {
+    use rusqlite::OptionalExtension;
+    let status: Option<String> = tx
+        .query_row("SELECT status FROM outbox WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if status.as_deref() == Some("dead") {
+        retry_dead(tx, Some(id), now_ms)?;
+    }
+    Ok(status)
+}
+
 /// Counts per upstream, for `/metrics` and the API.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutboxCounts {
@@ -167,31 +182,43 @@ pub struct OutboxRow {
     pub last_answer: Option<String>,
 }
 
+const ROW_COLUMNS: &str =
+    "id, event_id, upstream, type, status, attempts, created_ms, next_attempt_ms, last_answer";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
+    Ok(OutboxRow {
+        id: r.get(0)?,
+        event_id: r.get(1)?,
+        upstream: r.get(2)?,
+        kind: r.get(3)?,
+        status: r.get(4)?,
+        attempts: r.get(5)?,
+        created_ms: r.get(6)?,
+        next_attempt_ms: r.get(7)?,
+        last_answer: r.get(8)?,
+    })
+}
+
 /// Outbox rows, oldest first, optionally of one status.
 pub fn list(
     conn: &Connection,
     status: Option<&str>,
     limit: usize,
 ) -> rusqlite::Result<Vec<OutboxRow>> {
-    conn.prepare_cached(
-        "SELECT id, event_id, upstream, type, status, attempts, created_ms, next_attempt_ms, last_answer
-         FROM outbox WHERE (?1 IS NULL OR status = ?1) ORDER BY id LIMIT ?2",
-    )?
+    conn.prepare_cached(&format!(
+        "SELECT {ROW_COLUMNS} FROM outbox WHERE (?1 IS NULL OR status = ?1) ORDER BY id LIMIT ?2"
+    ))?
     .query_map(
         params![status, i64::try_from(limit).unwrap_or(i64::MAX)],
-        |r| {
-            Ok(OutboxRow {
-                id: r.get(0)?,
-                event_id: r.get(1)?,
-                upstream: r.get(2)?,
-                kind: r.get(3)?,
-                status: r.get(4)?,
-                attempts: r.get(5)?,
-                created_ms: r.get(6)?,
-                next_attempt_ms: r.get(7)?,
-                last_answer: r.get(8)?,
-            })
-        },
+        row,
     )?
     .collect()
+}
+
+/// One outbox row by id.
+pub fn get(conn: &Connection, id: i64) -> rusqlite::Result<Option<OutboxRow>> {
+    use rusqlite::OptionalExtension;
+    conn.prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM outbox WHERE id = ?1"))?
+        .query_row([id], row)
+        .optional()
 }
