@@ -4,6 +4,7 @@ mod api;
 mod crash;
 mod judge;
 mod links;
+mod ops;
 mod parse_cli;
 mod store;
 mod support;

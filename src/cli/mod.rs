@@ -1,5 +1,6 @@
 //! Command-line arguments and dispatch.
 
+mod backup;
 mod ingest;
 mod markets;
 mod outbox;
@@ -31,6 +32,8 @@ enum Command {
     Outbox(outbox::OutboxArgs),
     /// Run the service (instrument links, uplink, HTTP API) until SIGINT/SIGTERM.
     Serve(serve::ServeArgs),
+    /// A consistent copy of the live database (safe while serving).
+    Backup(backup::BackupArgs),
     /// API tokens: create (shown once), list, revoke.
     Token(token::TokenArgs),
     /// The market registry: import a CSV file.
@@ -44,6 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest(args) => ingest::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Outbox(args) => outbox::run(args),
+        Command::Backup(args) => backup::run(args),
         Command::Token(args) => token::run(args),
         Command::Markets(args) => markets::run(args),
     }

@@ -82,7 +82,15 @@ async fn serve(config: Config, reference: Arc<Reference>) -> anyhow::Result<Exit
     if let Err(e) = links.persist(&store).await {
         tracing::warn!("cannot write the instruments' status: {e}");
     }
-    let (_uplink, mut workers) = uplink::spawn(store.clone(), config.upstreams.clone(), stop_rx);
+    let (_uplink, mut workers) =
+        uplink::spawn(store.clone(), config.upstreams.clone(), stop_rx.clone());
+    let pruner = crate::store::retention::spawn(
+        store.clone(),
+        config
+            .raw_retention_days
+            .unwrap_or(crate::store::retention::DEFAULT_DAYS),
+        stop_rx,
+    );
 
     // --- HTTP API (src/api): beside the uplink, stopped by the same signal. ---
     let api_state = crate::api::AppState::new(store.clone(), crate::judge::Judge::new(reference))
@@ -142,6 +150,7 @@ async fn serve(config: Config, reference: Arc<Reference>) -> anyhow::Result<Exit
     // Stop taking new work, then let the writer commit what it already has.
     let _ = stop_tx.send(true);
     links.join().await;
+    let _ = pruner.await;
     while workers.join_next().await.is_some() {}
     if !api_task.is_finished() {
         let _ = api_task.await;

@@ -19,6 +19,7 @@
 pub mod identity;
 pub mod insert;
 pub mod outbox;
+pub mod retention;
 pub mod schema;
 
 pub use identity::Origin;
