@@ -303,3 +303,147 @@ async fn retention_empties_old_raw_bytes_and_keeps_every_reading_and_its_frame()
         .all(|o| matches!(o, Outcome::Duplicate { .. })));
     store.close_async().await;
 }
+
+/// A `serve` process killed when the test ends, also when an assertion fails.
+struct Serve(std::process::Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_refusing_our_secret_then_fixed_gets_every_event_once_with_two_alert_lines() {
+    use crate::support::{wait_until, Action, Receiver};
+    use std::io::{BufRead, BufReader};
+    use std::time::Duration;
+    let broken = Arc::new(AtomicBool::new(true));
+    let rx = {
+        let broken = broken.clone();
+        Receiver::start(move |_, _| {
+            if broken.load(Ordering::Relaxed) {
+                Action::Status(401)
+            } else {
+                Action::Status(200)
+            }
+        })
+        .await
+    };
+    let dir = temp_dir("secret-401");
+    let cfg = config(&dir, &[("block", &rx.url(), "failures")]);
+    let store = open(&cfg);
+    store.submit_async(batch(1, 100, Utc::now())).await.unwrap();
+    store.close_async().await;
+    let cfg_file = dir.join("foodgate.toml");
+    std::fs::write(
+        &cfg_file,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n\n[[upstream]]\nname = \"block\"\n\
+             url = {:?}\nsecret = {:?}\nretry_initial_ms = 50\nretry_max_ms = 200\n",
+            dir.join("data"),
+            rx.url(),
+            crate::support::SECRET
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_foodgate"))
+        .args(["serve", "--config"])
+        .arg(&cfg_file)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let _serve = Serve(child);
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut log: Vec<String> = Vec::new();
+    let addr = loop {
+        let line = lines_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("serve prints its address");
+        log.push(line.clone());
+        if let Some(a) = line.split("API on http://").nth(1) {
+            break a.trim().to_string();
+        }
+    };
+    let db = cfg.database_path();
+    let dead = || -> i64 {
+        let c = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        c.query_row(
+            "SELECT count(*) FROM outbox WHERE status = 'dead'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    wait_until("every event dead", Duration::from_secs(20), || dead() == 10).await;
+    let metrics = http_get(&addr, "/metrics");
+    assert!(
+        metrics.contains("foodgate_upstream_up{upstream=\"block\"} 0"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("foodgate_outbox_events{upstream=\"block\",status=\"dead\"} 10"));
+    assert!(metrics.contains("foodgate_upstream_last_error{upstream=\"block\",error=\"HTTP 401"));
+
+    // The secret is fixed upstream; one command puts every dead event back.
+    broken.store(false, Ordering::Relaxed);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_foodgate"))
+        .args(["outbox", "retry", "--dead", "--config"])
+        .arg(&cfg_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until("every event delivered", Duration::from_secs(20), || {
+        rx.accepted().len() >= 10
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let accepted = rx.accepted();
+    let ids: HashSet<_> = accepted.iter().map(|r| r.event_id.clone()).collect();
+    assert_eq!(accepted.len(), 10, "each event accepted once");
+    assert_eq!(ids.len(), 10);
+    assert!(accepted.iter().all(|r| r.signature_ok));
+    assert_eq!(dead(), 0);
+    let metrics = http_get(&addr, "/metrics");
+    assert!(
+        metrics.contains("foodgate_upstream_up{upstream=\"block\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("foodgate_upstream_failing_seconds{upstream=\"block\"} 0"));
+    // 10 events × at least one 401 each, but one alert line and one recovery line.
+    let refused = rx.log().len() - accepted.len();
+    assert!(refused >= 10);
+    while let Ok(line) = lines_rx.try_recv() {
+        log.push(line);
+    }
+    let alerts = log.iter().filter(|l| l.contains("ALERT upstream")).count();
+    let recovered = log
+        .iter()
+        .filter(|l| l.contains("RECOVERED upstream"))
+        .count();
+    assert_eq!((alerts, recovered), (1, 1), "{log:#?}");
+}

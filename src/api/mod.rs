@@ -66,6 +66,7 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     instruments: Vec<ConfiguredInstrument>,
     status: RwLock<Vec<StatusHandle>>,
+    uplink: RwLock<Option<crate::uplink::UplinkHandle>>,
     last_used: Mutex<HashMap<String, Instant>>,
     requests: Mutex<HashMap<(String, u16), u64>>,
 }
@@ -83,6 +84,7 @@ impl AppState {
                 readers: Mutex::new(Vec::new()),
                 instruments: Vec::new(),
                 status: RwLock::new(Vec::new()),
+                uplink: RwLock::new(None),
                 last_used: Mutex::new(HashMap::new()),
                 requests: Mutex::new(HashMap::new()),
             }),
@@ -107,6 +109,17 @@ impl AppState {
         if let Ok(mut s) = self.inner.status.write() {
             *s = handles;
         }
+    }
+
+    /// The running uplink (`serve` sets it), for its live figures in `/metrics`.
+    pub fn set_uplink(&self, handle: crate::uplink::UplinkHandle) {
+        if let Ok(mut u) = self.inner.uplink.write() {
+            *u = Some(handle);
+        }
+    }
+
+    pub(crate) fn uplink(&self) -> Option<crate::uplink::UplinkHandle> {
+        self.inner.uplink.read().ok().and_then(|u| u.clone())
     }
 
     pub fn store(&self) -> &Store {

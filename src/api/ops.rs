@@ -128,13 +128,18 @@ fn label(s: &str) -> String {
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let (verdicts, out) = state
-        .read(|conn| {
+    let uplink = state.uplink();
+    let (verdicts, out, live) = state
+        .read(move |conn| {
             let v = conn
                 .prepare_cached("SELECT verdict, count(*) FROM readings GROUP BY verdict")?
                 .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok((v, outbox::counts(conn)?))
+            let live = match uplink {
+                Some(u) => u.stats(conn)?,
+                None => Vec::new(),
+            };
+            Ok((v, outbox::counts(conn)?, live))
         })
         .await?;
     let mut s = String::new();
@@ -163,6 +168,50 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
             "foodgate_outbox_events{{upstream=\"{u}\",status=\"delivered\"}} {}",
             c.delivered
         );
+    }
+    if !live.is_empty() {
+        s.push_str("# HELP foodgate_upstream_up 1 while an upstream delivers, 0 from its first failed attempt until it delivers again.\n# TYPE foodgate_upstream_up gauge\n");
+        for u in &live {
+            let up = u.health.is_none_or(|h| !h.failing);
+            let _ = writeln!(
+                s,
+                "foodgate_upstream_up{{upstream=\"{}\"}} {}",
+                label(&u.upstream),
+                u8::from(up)
+            );
+        }
+        s.push_str("# HELP foodgate_upstream_failing_seconds How long an upstream has been failing (0 when up).\n# TYPE foodgate_upstream_failing_seconds gauge\n");
+        let now = crate::uplink::now_ms();
+        for u in &live {
+            let since = u.health.and_then(|h| h.failing_since_ms);
+            let _ = writeln!(
+                s,
+                "foodgate_upstream_failing_seconds{{upstream=\"{}\"}} {}",
+                label(&u.upstream),
+                since.map_or(0, |t| (now - t).max(0) / 1000)
+            );
+        }
+        s.push_str("# HELP foodgate_outbox_oldest_pending_seconds Age of the oldest event waiting, per upstream.\n# TYPE foodgate_outbox_oldest_pending_seconds gauge\n");
+        for u in &live {
+            let _ = writeln!(
+                s,
+                "foodgate_outbox_oldest_pending_seconds{{upstream=\"{}\"}} {}",
+                label(&u.upstream),
+                u.oldest_pending_age_s.unwrap_or(0)
+            );
+        }
+        s.push_str("# HELP foodgate_upstream_last_error The last answer of a failed attempt, per upstream.\n# TYPE foodgate_upstream_last_error gauge\n");
+        for u in &live {
+            if let Some(e) = &u.last_error {
+                let e: String = e.chars().take(200).collect();
+                let _ = writeln!(
+                    s,
+                    "foodgate_upstream_last_error{{upstream=\"{}\",error=\"{}\"}} 1",
+                    label(&u.upstream),
+                    label(&e)
+                );
+            }
+        }
     }
     let status = state.instrument_status();
     let online = status.iter().filter(|i| i.online).count();

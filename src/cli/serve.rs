@@ -82,7 +82,7 @@ async fn serve(config: Config, reference: Arc<Reference>) -> anyhow::Result<Exit
     if let Err(e) = links.persist(&store).await {
         tracing::warn!("cannot write the instruments' status: {e}");
     }
-    let (_uplink, mut workers) =
+    let (uplink_handle, mut workers) =
         uplink::spawn(store.clone(), config.upstreams.clone(), stop_rx.clone());
     let pruner = crate::store::retention::spawn(
         store.clone(),
@@ -105,6 +105,7 @@ async fn serve(config: Config, reference: Arc<Reference>) -> anyhow::Result<Exit
                 })
                 .collect(),
         );
+    api_state.set_uplink(uplink_handle);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -7,7 +7,10 @@
 //! again, so delivery state (attempts, next attempt, last answer) survives restarts.
 //! The worker sleeps until the next retry is due or the store commits new events.
 
+mod health;
 mod http;
+
+pub use health::{Health, HealthSnapshot};
 
 pub use http::{sign, Answer};
 
@@ -23,6 +26,9 @@ use tokio::task::JoinSet;
 /// Events on the wire at once, per upstream.
 pub const IN_FLIGHT: usize = 32;
 
+/// The longest a worker sleeps before looking at the outbox again.
+const IDLE_POLL_MS: i64 = 2_000;
+
 /// Live figures of one upstream's worker (the database holds the rest, see
 /// [`crate::store::outbox::counts`]).
 #[derive(Debug, Default)]
@@ -31,6 +37,7 @@ pub struct UpstreamState {
     pub delivered: std::sync::atomic::AtomicU64,
     pub failures: std::sync::atomic::AtomicU64,
     pub last_error: Mutex<Option<String>>,
+    pub health: Health,
 }
 
 /// What `/metrics` and the API render about the uplink.
@@ -43,6 +50,7 @@ pub struct UplinkStats {
     /// Age of the oldest pending event, in seconds.
     pub oldest_pending_age_s: Option<u64>,
     pub last_error: Option<String>,
+    pub health: Option<HealthSnapshot>,
 }
 
 /// A handle on the running uplink: its figures, per upstream.
@@ -69,6 +77,7 @@ impl UplinkHandle {
                     .and_then(|c| c.oldest_pending_ms)
                     .map(|t| ((now - t).max(0) / 1000) as u64),
                 last_error: live.or_else(|| c.and_then(|c| c.last_error.clone())),
+                health: Some(state.health.snapshot()),
             });
         }
         Ok(out)
@@ -182,9 +191,11 @@ async fn run_upstream(
                 ev,
             ));
         }
+        // Never sleep long: another process (`foodgate ingest`, `outbox retry`) may have
+        // queued events this process's store did not signal.
         let sleep = next
-            .map(|t| Duration::from_millis((t - now_ms()).clamp(0, 60_000) as u64))
-            .unwrap_or(Duration::from_secs(60));
+            .map(|t| Duration::from_millis((t - now_ms()).clamp(0, IDLE_POLL_MS) as u64))
+            .unwrap_or(Duration::from_millis(IDLE_POLL_MS as u64));
         tokio::select! {
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 if let Ok(id) = done {
@@ -214,15 +225,18 @@ async fn deliver(
 ) -> i64 {
     use std::sync::atomic::Ordering::Relaxed;
     state.attempts.fetch_add(1, Relaxed);
+    let started = std::time::Instant::now();
     let answer = http::post(&client, &up, &ev.event_id, ev.body.clone()).await;
     let at = now_ms();
     let attempt = classify(&up, &ev, &answer, at);
     match &attempt {
         Attempt::Delivered { .. } => {
             state.delivered.fetch_add(1, Relaxed);
+            state.health.delivered(&up.name, started, at);
         }
         Attempt::Retry { answer, .. } | Attempt::Dead { answer } => {
             state.failures.fetch_add(1, Relaxed);
+            state.health.failed(&up.name, started, at, answer);
             if let Ok(mut e) = state.last_error.lock() {
                 *e = Some(answer.clone());
             }
