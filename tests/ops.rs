@@ -447,3 +447,31 @@ async fn an_upstream_refusing_our_secret_then_fixed_gets_every_event_once_with_t
         .count();
     assert_eq!((alerts, recovered), (1, 1), "{log:#?}");
 }
+
+#[test]
+fn retention_deletes_only_old_archive_day_files() {
+    let dir = temp_dir("archive-retention");
+    let inst = dir.join("raw").join("ZB-0001-OP1");
+    std::fs::create_dir_all(&inst).unwrap();
+    for name in [
+        "2025-01-01.bin",
+        "2025-01-01.1.bin",
+        "2025-06-30.bin",
+        "2025-07-01.bin",
+        "notes.txt",
+        "2025-01-01.txt",
+    ] {
+        std::fs::write(inst.join(name), b"12345").unwrap();
+    }
+    let before = chrono::NaiveDate::from_ymd_opt(2025, 7, 1).unwrap();
+    let (files, bytes) = retention::prune_archive(&dir.join("raw"), before);
+    assert_eq!((files, bytes), (3, 15));
+    let mut left: Vec<_> = std::fs::read_dir(&inst)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["2025-01-01.txt", "2025-07-01.bin", "notes.txt"]);
+    // A missing archive is nothing to do, not an error.
+    assert_eq!(retention::prune_archive(&dir.join("nope"), before), (0, 0));
+}

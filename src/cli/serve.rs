@@ -89,6 +89,7 @@ async fn serve(config: Config, reference: Arc<Reference>) -> anyhow::Result<Exit
         config
             .raw_retention_days
             .unwrap_or(crate::store::retention::DEFAULT_DAYS),
+        Some(config.data_dir.join("raw")),
         stop_rx,
     );
 

@@ -75,6 +75,42 @@ pub async fn prune_due(store: &Store, days: u32) -> Result<Pruned, StoreError> {
     }
 }
 
+/// Delete the raw archive's day files (`<root>/<instrument>/YYYY-MM-DD[.N].bin`) of days
+/// before `before`; other files are left alone. Returns (files, bytes) deleted.
+pub fn prune_archive(root: &std::path::Path, before: chrono::NaiveDate) -> (u64, u64) {
+    let mut done = (0, 0);
+    let Ok(instruments) = std::fs::read_dir(root) else {
+        return done;
+    };
+    for dir in instruments.flatten() {
+        let Ok(files) = std::fs::read_dir(dir.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            let name = f.file_name();
+            let Some(day) = name
+                .to_str()
+                .filter(|n| n.ends_with(".bin"))
+                .and_then(|n| n.get(..10))
+                .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            else {
+                continue;
+            };
+            if day < before {
+                let len = f.metadata().map_or(0, |m| m.len());
+                match std::fs::remove_file(f.path()) {
+                    Ok(()) => {
+                        done.0 += 1;
+                        done.1 += len;
+                    }
+                    Err(e) => tracing::warn!("raw retention: {}: {e}", f.path().display()),
+                }
+            }
+        }
+    }
+    done
+}
+
 /// How often the pruner looks for raw bytes that came due.
 pub const EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
@@ -83,10 +119,25 @@ pub const EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 pub fn spawn(
     store: Store,
     days: u32,
+    archive: Option<std::path::PathBuf>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
+            if let Some(root) = archive.clone() {
+                // A day file is due once its whole day is (a day early in the worst offset).
+                let before = cutoff(Utc::now(), days).date_naive() - Duration::days(1);
+                let swept = tokio::task::spawn_blocking(move || prune_archive(&root, before)).await;
+                if let Ok((files, bytes)) = swept {
+                    if files > 0 {
+                        tracing::info!(
+                            files,
+                            bytes,
+                            "raw archive files older than {days} days deleted"
+                        );
+                    }
+                }
+            }
             tokio::select! {
                 done = prune_due(&store, days) => match done {
                     Ok(p) if p.frames > 0 => tracing::info!(
