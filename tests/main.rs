@@ -8,3 +8,4 @@ mod parse_cli;
 mod store;
 mod support;
 mod uplink;
+mod web;

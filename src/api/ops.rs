@@ -258,6 +258,17 @@ pub fn openapi_document() -> serde_json::Value {
             "/api/v1/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3"}}}},
             "/healthz": {"get": {"summary": "200 when the database is writable", "security": [], "responses": {"200": {"description": "ok"}, "503": err}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": {"200": {"description": "text/plain; version=0.0.4"}}}},
+            "/dashboard": {"get": {"summary": "HTML: the regulators' dashboard (regulator, admin; signed-in session cookie, not a bearer token)", "security": [], "parameters": [q("date", "YYYY-MM-DD, default today"), q("sort", "market|name|district|type|samples|tests|failures|met|last"), q("dir", "asc|desc")],
+                "responses": {"200": {"description": "text/html"}, "303": {"description": "not signed in: to /login?next=…"}, "403": {"description": "text/html: not a regulator or admin"}}}},
+            "/markets/{code}/board": {"get": {"summary": "HTML: a market's public board of today's results (no personal data)", "security": [], "parameters": [{"name": "code", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "text/html"}, "404": {"description": "text/html: no such market"}}}},
+            "/login": {
+                "get": {"summary": "HTML sign-in form; with `code` a one-time sign-in (10 minutes, single use)", "security": [], "parameters": [q("next", "a local path, default /dashboard"), q("code", "one-time sign-in code")],
+                    "responses": {"200": {"description": "text/html form"}, "303": {"description": "signed in: session cookie, to `next`"}, "401": {"description": "text/html: the code is used, expired or unknown"}}},
+                "post": {"summary": "Sign in with a token (form fields token, next, csrf)", "security": [], "requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": {"token": {"type": "string"}, "next": {"type": "string"}, "csrf": {"type": "string"}}}}}},
+                    "responses": {"303": {"description": "signed in: session cookie, to `next`"}, "401": {"description": "text/html: the form again"}, "403": {"description": "text/html: CSRF check failed"}}},
+            },
+            "/logout": {"post": {"summary": "End the session (form field csrf)", "security": [], "responses": {"303": {"description": "to /login"}, "403": {"description": "text/html: CSRF check failed"}}}},
         }
     })
 }
