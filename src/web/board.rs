@@ -130,6 +130,14 @@ tr.fail{background:#3b1616}
 tr.fail .v{color:#ff4b3a}
 .muted{color:#9fb0c3}
 .big{font-size:1.4rem}
+@media (max-width:700px){
+thead{display:none}
+table,tbody,tr,td{display:block}
+tr{padding:.5rem .2rem;border-bottom:1px solid #2b3d55}
+td{border:0;padding:.1rem .3rem}
+td.t,td.c,td.s,td.i{display:inline-block;font-size:1.05rem}
+td.c{font-weight:700}
+}
 </style>";
 
 /// `GET /markets/{code}/board`.
@@ -210,7 +218,7 @@ pub async fn board(State(state): State<AppState>, Path(code): Path<String>) -> R
             };
             let _ = write!(
                 s,
-                "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+                "<tr class=\"{class}\"><td class=\"t\">{}</td><td class=\"c\">{}</td><td class=\"s\">{}</td><td class=\"i\">{}</td>\
                  <td class=\"v\">{zh}<br><span style=\"font-size:1rem\">{en}</span></td><td>{handled}</td></tr>",
                 r.at.with_timezone(&offset).format("%H:%M"),
                 esc(r.commodity.as_deref().unwrap_or("—")),

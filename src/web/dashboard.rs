@@ -25,7 +25,7 @@ use std::fmt::Write as _;
 /// Days in the trend chart.
 pub const TREND_DAYS: u32 = 30;
 /// Open holds listed at most.
-const HOLDS_SHOWN: usize = 200;
+const HOLDS_SHOWN: usize = 100;
 
 /// One day of the trend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -394,8 +394,10 @@ impl View<'_> {
             svg::FAIL_COLOR,
             svg::COVERAGE_COLOR
         );
+        s.push_str("<div class=\"two\">");
         self.holds(&mut s, holds, hold_counts);
         self.instruments(&mut s, instruments);
+        s.push_str("</div>");
         self.coverage_table(&mut s, cov);
         s.push_str("</main>");
         s
@@ -471,32 +473,36 @@ impl View<'_> {
             return;
         }
         s.push_str(
-            "<div class=\"scroll\"><table><thead><tr><th>Since</th><th>Market</th><th>Stall</th>\
-             <th>Sample</th><th>Item</th><th class=\"num\">Value</th><th>Status</th></tr></thead><tbody>",
+            "<div class=\"scroll box\"><table><thead><tr><th>Since</th><th>Market</th><th>Stall</th>\
+             <th>Sample</th><th>Item</th><th>Status</th></tr></thead><tbody>",
         );
         for h in holds {
-            let value = match (&h.value, &h.unit) {
-                (Some(v), Some(u)) => format!("{v} {u}"),
-                (Some(v), None) => v.clone(),
-                _ => String::new(),
+            let item = match (&h.value, &h.unit) {
+                (Some(v), Some(u)) => format!("{} {v} {u}", h.analyte),
+                (Some(v), None) => format!("{} {v}", h.analyte),
+                _ => h.analyte.clone(),
             };
             let _ = write!(
                 s,
-                "<tr><td>{}</td><td>{} <span class=\"muted\">{}</span></td><td>{}</td><td>{}</td>\
-                 <td>{}</td><td class=\"num\">{}</td><td><span class=\"tag {}\">{}</span> {}</td></tr>",
-                esc(&local_time(&h.created_at, self.offset, None)),
-                esc(&h.market),
+                "<tr><td>{}</td><td title=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td>\
+                 <td><span class=\"tag {}\" title=\"{}\">{}</span></td></tr>",
+                esc(&local_time(&h.created_at, self.offset, Some(self.date))),
                 esc(&h.market_name),
+                esc(&h.market),
                 esc(h.stall.as_deref().unwrap_or("—")),
                 esc(h.sample.as_deref().unwrap_or("—")),
-                esc(&h.analyte),
-                esc(&value),
-                esc(&h.status),
+                esc(&item),
                 esc(&h.status),
                 esc(hold_words(&h.status)),
+                esc(&h.status),
             );
         }
-        s.push_str("</tbody></table></div></section>");
+        let _ = write!(
+            s,
+            "</tbody></table></div><p class=\"muted\">held: {}; review: {}.</p></section>",
+            esc(hold_words("held")),
+            esc(hold_words("review"))
+        );
     }
 
     fn instruments(&self, s: &mut String, instruments: &[InstrumentView]) {
@@ -511,28 +517,36 @@ impl View<'_> {
             return;
         }
         s.push_str(
-            "<div class=\"scroll\"><table><thead><tr><th>Instrument</th><th>Market</th>\
+            "<div class=\"scroll box\"><table><thead><tr><th>Instrument</th><th>Market</th>\
              <th>Protocol</th><th>Link</th><th>Last seen</th><th class=\"num\">Readings</th>\
-             <th class=\"num\">Decode errors</th><th>Last error</th></tr></thead><tbody>",
+             </tr></thead><tbody>",
         );
         for i in instruments {
+            let detail = format!(
+                "decode errors: {}, reconnects: {}{}",
+                i.decode_errors,
+                i.reconnects,
+                i.last_error
+                    .as_deref()
+                    .map(|e| format!(", last error: {e}"))
+                    .unwrap_or_default()
+            );
             let _ = write!(
                 s,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td><span class=\"tag {}\">{}</span></td>\
-                 <td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td><span class=\"tag {}\" title=\"{}\">{}</span></td>\
+                 <td>{}</td><td class=\"num\">{}</td></tr>",
                 esc(&i.id),
                 esc(&i.market),
                 esc(&i.protocol),
                 if i.online { "on" } else { "off" },
+                esc(&detail),
                 if i.online { "online" } else { "offline" },
                 esc(&i
                     .last_seen
                     .as_deref()
-                    .map(|t| local_time(t, self.offset, None))
+                    .map(|t| local_time(t, self.offset, Some(self.date)))
                     .unwrap_or_else(|| "never".into())),
                 i.readings,
-                i.decode_errors,
-                esc(i.last_error.as_deref().unwrap_or("")),
             );
         }
         s.push_str("</tbody></table></div></section>");

@@ -69,6 +69,7 @@ table{border-collapse:collapse;width:100%;font-size:.92rem}
 th,td{padding:.35rem .5rem;border-bottom:1px solid #e3e7eb;text-align:left;white-space:nowrap}
 th a{color:inherit}
 td.num,th.num{text-align:right}
+td.wrap{white-space:normal;min-width:12rem}
 tr.fail td{color:#c0392b}
 .met{color:#1e8449;font-weight:700}
 .unmet{color:#c0392b;font-weight:700}
@@ -83,6 +84,11 @@ input,button{font:inherit;padding:.35rem .6rem}
 button.link{background:none;border:1px solid currentColor;border-radius:4px;cursor:pointer}
 .error{background:#f8d7d3;color:#922b21;padding:.6rem .8rem;border-radius:6px}
 svg{max-width:100%;height:auto;display:block}
+svg.chart{width:100%;max-height:360px}
+.two{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:1rem;margin:0 0 1rem}
+.two section{margin:0}
+.box{max-height:22rem;overflow:auto}
+@media (max-width:1000px){.two{grid-template-columns:minmax(0,1fr)}}
 .legend span{margin-right:1rem;white-space:nowrap}
 .sw{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;margin-right:.3rem;vertical-align:-1px}
 @media (max-width:700px){main{padding:.6rem}section{padding:.7rem}.card .n{font-size:1.5rem}th,td{padding:.3rem}}

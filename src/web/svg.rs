@@ -42,8 +42,8 @@ pub fn trend_chart(days: &[DayTrend]) -> String {
     let mut s = String::with_capacity(16 * 1024);
     let _ = write!(
         s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" \
-         height=\"{H}\" role=\"img\" aria-labelledby=\"trend-title\" font-family=\"sans-serif\" \
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\" class=\"chart\" \
+         role=\"img\" aria-labelledby=\"trend-title\" font-family=\"sans-serif\" \
          font-size=\"11\"><title id=\"trend-title\">Tests, failures and coverage over {} days</title>",
         days.len()
     );
