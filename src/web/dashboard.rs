@@ -477,21 +477,22 @@ impl View<'_> {
              <th>Sample</th><th>Item</th><th>Status</th></tr></thead><tbody>",
         );
         for h in holds {
-            let item = match (&h.value, &h.unit) {
-                (Some(v), Some(u)) => format!("{} {v} {u}", h.analyte),
-                (Some(v), None) => format!("{} {v}", h.analyte),
-                _ => h.analyte.clone(),
+            let value = match (&h.value, &h.unit) {
+                (Some(v), Some(u)) => format!("{v} {u}"),
+                (Some(v), None) => v.clone(),
+                _ => String::new(),
             };
             let _ = write!(
                 s,
-                "<tr><td>{}</td><td title=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td>\
-                 <td><span class=\"tag {}\" title=\"{}\">{}</span></td></tr>",
+                "<tr><td>{}</td><td title=\"{}\">{}</td><td>{}</td><td>{}</td>\
+                 <td title=\"{}\">{}</td><td><span class=\"tag {}\" title=\"{}\">{}</span></td></tr>",
                 esc(&local_time(&h.created_at, self.offset, Some(self.date))),
                 esc(&h.market_name),
                 esc(&h.market),
                 esc(h.stall.as_deref().unwrap_or("—")),
                 esc(h.sample.as_deref().unwrap_or("—")),
-                esc(&item),
+                esc(&value),
+                esc(&h.analyte),
                 esc(&h.status),
                 esc(hold_words(&h.status)),
                 esc(&h.status),
