@@ -241,14 +241,17 @@ pub async fn dashboard(
         return redirect(&format!("/login?next={}", url_encode(here)), &[]);
     };
     if !matches!(who.role, Role::Regulator | Role::Admin) {
-        return message_page(
-            StatusCode::FORBIDDEN,
-            "Not allowed",
-            &format!(
-                "You are signed in as {} with a {} token: the dashboard is for regulator and admin tokens only.",
-                who.name, who.role
-            ),
+        // With a way out: another token needs this session ended first.
+        let body = format!(
+            "<header><h1>Not allowed</h1></header><main><section><p>You are signed in as {} \
+             with a {} token: the dashboard is for regulator and admin tokens only.</p>\
+             <form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" \
+             value=\"{}\"><button type=\"submit\">Sign out</button></form></section></main>",
+            esc(&who.name),
+            esc(who.role.as_str()),
+            esc(&csrf_for(&sid))
         );
+        return respond(StatusCode::FORBIDDEN, page("en", "Not allowed", "", &body));
     }
     let Ok(Query(q)) = query else {
         return message_page(

@@ -12,7 +12,7 @@ use super::session::{
 use crate::api::{ApiError, AppState};
 use crate::auth::{self, hash_token};
 use crate::store::{insert::rfc3339, Tx};
-use axum::extract::rejection::FormRejection;
+use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -81,8 +81,13 @@ pub struct LoginQuery {
 pub async fn login_page(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<LoginQuery>,
+    query: Result<Query<LoginQuery>, QueryRejection>,
 ) -> Response {
+    // A query string that cannot be read is treated as none: the plain form.
+    let q = query.map(|Query(q)| q).unwrap_or(LoginQuery {
+        next: None,
+        code: None,
+    });
     let next = safe_next(q.next.as_deref());
     let Some(code) = q.code.filter(|c| !c.is_empty()) else {
         return form(&headers, StatusCode::OK, &next, None);
