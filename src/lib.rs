@@ -9,6 +9,7 @@
 //! - [`store`]: SQLite: one writer thread, readings, raw frames, holds, outbox.
 //! - [`uplink`]: delivers the outbox to each `[[upstream]]`.
 //! - [`api`]: the HTTP API (axum) on the store; [`auth`]: tokens, roles, market scope.
+//! - [`web`]: the dashboard, the market boards and sign-in (HTML pages on the same router).
 //! - [`ingest`]: decode → judge → store, for captures (and the shape live links follow).
 //! - [`links`]: the live instrument links inside `serve`: the store as their sink, status.
 #![forbid(unsafe_code)]
@@ -23,3 +24,4 @@ pub mod links;
 pub mod markets;
 pub mod store;
 pub mod uplink;
+pub mod web;

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `foodgate` binary and service (one test binary: one link step).
 
 mod api;
+mod browser;
 mod crash;
 mod judge;
 mod links;
@@ -9,3 +10,4 @@ mod parse_cli;
 mod store;
 mod support;
 mod uplink;
+mod web;

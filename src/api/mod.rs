@@ -334,6 +334,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(ops::openapi))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
+        .merge(crate::web::routes())
         // After routing, so the matched route names the metric (not the raw path).
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -350,15 +351,16 @@ async fn not_found() -> ApiError {
 }
 
 /// axum's own rejections (405, 413, 415, bad query strings) are plain text: make them JSON.
+/// The pages' own error pages (`text/html`, see [`crate::web`]) stay as they are.
 async fn json_errors(req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let status = resp.status();
-    let is_json = resp
+    let keep = resp
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if status.as_u16() < 400 || is_json {
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    if status.as_u16() < 400 || keep {
         return resp;
     }
     let (parts, body) = resp.into_parts();

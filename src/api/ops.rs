@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use rusqlite::Connection;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -33,38 +34,18 @@ pub async fn instruments(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let who = state.authorize(&headers, &Role::ALL).await?;
-    let recorded = state
-        .read(|conn| {
-            let v = conn
-                // `serve` writes each link's status here every few seconds (and at shutdown).
-                .prepare_cached(
-                    "SELECT id, market, protocol, serial_number, firmware, last_seen, online,
-                            readings, duplicates, decode_errors, reconnects, last_error
-                     FROM instruments",
-                )?
-                .query_map([], |r| {
-                    let count = |i: usize| -> rusqlite::Result<u64> {
-                        Ok(u64::try_from(r.get::<_, i64>(i)?).unwrap_or(0))
-                    };
-                    Ok(InstrumentView {
-                        id: r.get(0)?,
-                        market: r.get(1)?,
-                        protocol: r.get(2)?,
-                        serial_number: r.get(3)?,
-                        firmware: r.get(4)?,
-                        last_seen: r.get(5)?,
-                        online: r.get(6)?,
-                        readings: count(7)?,
-                        duplicates: count(8)?,
-                        decode_errors: count(9)?,
-                        reconnects: count(10)?,
-                        last_error: r.get(11)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(v)
-        })
-        .await?;
+    let list: Vec<_> = instrument_views(&state)
+        .await?
+        .into_iter()
+        .filter(|i| who.covers(&i.market))
+        .collect();
+    Ok(Json(serde_json::json!({ "instruments": list })))
+}
+
+/// Every instrument the store recorded or the config names, with its live link status,
+/// ordered by id (the API and the dashboard show the same list).
+pub async fn instrument_views(state: &AppState) -> Result<Vec<InstrumentView>, ApiError> {
+    let recorded = state.read(|conn| Ok(recorded_instruments(conn)?)).await?;
     let mut all: BTreeMap<String, InstrumentView> = BTreeMap::new();
     for i in recorded {
         all.insert(i.id.clone(), i);
@@ -93,11 +74,37 @@ pub async fn instruments(
         e.reconnects = s.reconnects;
         e.last_error = s.last_error.clone();
     }
-    let list: Vec<_> = all
-        .into_values()
-        .filter(|i| who.covers(&i.market))
-        .collect();
-    Ok(Json(serde_json::json!({ "instruments": list })))
+    Ok(all.into_values().collect())
+}
+
+/// The instruments as `serve` last recorded them.
+pub fn recorded_instruments(conn: &Connection) -> rusqlite::Result<Vec<InstrumentView>> {
+    // `serve` writes each link's status here every few seconds (and at shutdown).
+    conn.prepare_cached(
+        "SELECT id, market, protocol, serial_number, firmware, last_seen, online,
+                readings, duplicates, decode_errors, reconnects, last_error
+         FROM instruments",
+    )?
+    .query_map([], |r| {
+        let count = |i: usize| -> rusqlite::Result<u64> {
+            Ok(u64::try_from(r.get::<_, i64>(i)?).unwrap_or(0))
+        };
+        Ok(InstrumentView {
+            id: r.get(0)?,
+            market: r.get(1)?,
+            protocol: r.get(2)?,
+            serial_number: r.get(3)?,
+            firmware: r.get(4)?,
+            last_seen: r.get(5)?,
+            online: r.get(6)?,
+            readings: count(7)?,
+            duplicates: count(8)?,
+            decode_errors: count(9)?,
+            reconnects: count(10)?,
+            last_error: r.get(11)?,
+        })
+    })?
+    .collect()
 }
 
 /// `GET /healthz`: 200 when a write transaction commits within 5 s, else 503.
@@ -300,6 +307,17 @@ pub fn openapi_document() -> serde_json::Value {
             "/api/v1/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3"}}}},
             "/healthz": {"get": {"summary": "200 when the database is writable", "security": [], "responses": {"200": {"description": "ok"}, "503": err}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": {"200": {"description": "text/plain; version=0.0.4"}}}},
+            "/dashboard": {"get": {"summary": "HTML: the regulators' dashboard (regulator, admin; signed-in session cookie, not a bearer token)", "security": [], "parameters": [q("date", "YYYY-MM-DD, default today"), q("sort", "market|name|district|type|samples|tests|failures|met|last"), q("dir", "asc|desc")],
+                "responses": {"200": {"description": "text/html"}, "303": {"description": "not signed in: to /login?next=…"}, "403": {"description": "text/html: not a regulator or admin"}}}},
+            "/markets/{code}/board": {"get": {"summary": "HTML: a market's public board of today's results (no personal data)", "security": [], "parameters": [{"name": "code", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "text/html"}, "404": {"description": "text/html: no such market"}}}},
+            "/login": {
+                "get": {"summary": "HTML sign-in form; with `code` a one-time sign-in (10 minutes, single use)", "security": [], "parameters": [q("next", "a local path, default /dashboard"), q("code", "one-time sign-in code")],
+                    "responses": {"200": {"description": "text/html form"}, "303": {"description": "signed in: session cookie, to `next`"}, "401": {"description": "text/html: the code is used, expired or unknown"}}},
+                "post": {"summary": "Sign in with a token (form fields token, next, csrf)", "security": [], "requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": {"token": {"type": "string"}, "next": {"type": "string"}, "csrf": {"type": "string"}}}}}},
+                    "responses": {"303": {"description": "signed in: session cookie, to `next`"}, "401": {"description": "text/html: the form again"}, "403": {"description": "text/html: CSRF check failed"}}},
+            },
+            "/logout": {"post": {"summary": "End the session (form field csrf)", "security": [], "responses": {"303": {"description": "to /login"}, "403": {"description": "text/html: CSRF check failed"}}}},
         }
     })
 }

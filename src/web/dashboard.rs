@@ -1,0 +1,624 @@
+//! `GET /dashboard[?date=&sort=&dir=]`: the regulators' page (regulator and admin, signed in).
+//!
+//! The coverage is [`coverage_of`], the very function behind `GET /api/v1/coverage`, so the
+//! page and the API cannot disagree. Sorting is by query-string links: it works without
+//! JavaScript (the page has none).
+
+use super::html::{esc, message_page, page, respond, url_encode};
+use super::session::csrf_for;
+use super::signin::redirect;
+use super::svg;
+use crate::api::coverage::{coverage_of, Coverage, MarketCoverage};
+use crate::api::ops::{instrument_views, InstrumentView};
+use crate::api::AppState;
+use crate::auth::Role;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};
+use rusqlite::{params, Connection};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Days in the trend chart.
+pub const TREND_DAYS: u32 = 30;
+/// Open holds listed at most.
+const HOLDS_SHOWN: usize = 100;
+
+/// One day of the trend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayTrend {
+    pub day: NaiveDate,
+    pub tests: u64,
+    pub failures: u64,
+    pub markets_tested: u64,
+    pub markets_met_quota: u64,
+    /// Registered markets (today's registry).
+    pub markets: u64,
+}
+
+impl DayTrend {
+    /// Coverage: the share of registered markets that tested that day, in percent.
+    pub fn coverage_pct(&self) -> f64 {
+        if self.markets == 0 {
+            0.0
+        } else {
+            100.0 * self.markets_tested as f64 / self.markets as f64
+        }
+    }
+}
+
+/// `days` days of tests, failures and markets tested, ending at `last_day` (local days of
+/// `utc_offset`, counted as coverage counts them). Days after today hold no readings, so
+/// the trend ends at today at the latest.
+pub fn trend(
+    conn: &Connection,
+    last_day: NaiveDate,
+    days: u32,
+    utc_offset: FixedOffset,
+) -> rusqlite::Result<Vec<DayTrend>> {
+    let today = Utc::now().with_timezone(&utc_offset).date_naive();
+    let last = last_day.min(today);
+    let first = last - Duration::days(i64::from(days.max(1)) - 1);
+    let markets: i64 = conn.query_row("SELECT count(*) FROM markets", [], |r| r.get(0))?;
+    let markets = markets.max(0) as u64;
+    let mut out: BTreeMap<NaiveDate, DayTrend> = BTreeMap::new();
+    let mut d = first;
+    while d <= last {
+        out.insert(
+            d,
+            DayTrend {
+                day: d,
+                tests: 0,
+                failures: 0,
+                markets_tested: 0,
+                markets_met_quota: 0,
+                markets,
+            },
+        );
+        d += Duration::days(1);
+    }
+    // Per market and day, like `coverage_of`, so that each day's point equals what the
+    // coverage of that day reports; read from the covering index `readings_coverage`.
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.local_day, m.quota, count(*), coalesce(sum(r.verdict = 'fail'), 0),
+                count(DISTINCT CASE WHEN r.verdict IN ('pass', 'fail') THEN r.sample_ref END)
+         FROM markets m
+         JOIN readings r ON r.market = m.code AND r.local_day BETWEEN ?1 AND ?2
+              AND r.superseded = 0
+         GROUP BY m.code, r.local_day",
+    )?;
+    let rows = stmt.query_map(
+        params![
+            first.format("%Y-%m-%d").to_string(),
+            last.format("%Y-%m-%d").to_string()
+        ],
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        },
+    )?;
+    for row in rows {
+        let (day, quota, tests, failures, samples) = row?;
+        let Ok(day) = NaiveDate::parse_from_str(&day, "%Y-%m-%d") else {
+            continue;
+        };
+        if let Some(t) = out.get_mut(&day) {
+            t.tests += tests.max(0) as u64;
+            t.failures += failures.max(0) as u64;
+            t.markets_tested += u64::from(tests > 0);
+            t.markets_met_quota += u64::from(samples >= quota);
+        }
+    }
+    Ok(out.into_values().collect())
+}
+
+/// An open hold as the dashboard lists it.
+#[derive(Debug, Clone)]
+pub struct OpenHold {
+    pub created_at: String,
+    pub market: String,
+    pub market_name: String,
+    pub stall: Option<String>,
+    pub sample: Option<String>,
+    pub analyte: String,
+    pub value: Option<String>,
+    pub unit: Option<String>,
+    pub status: String,
+}
+
+/// Holds still open (`held`, `review`), newest first, at most `limit`; and the number of
+/// holds in each status.
+pub fn open_holds(
+    conn: &Connection,
+    limit: usize,
+) -> rusqlite::Result<(Vec<OpenHold>, BTreeMap<String, u64>)> {
+    let holds = conn
+        .prepare_cached(
+            "SELECT h.created_at, h.market, coalesce(m.name, ''), h.stall,
+                    coalesce(s.name, r.sample_name), r.analyte, r.value_text, r.unit, h.status
+             FROM holds h JOIN readings r ON r.id = h.reading
+             LEFT JOIN samples s ON s.id = h.sample_ref
+             LEFT JOIN markets m ON m.code = h.market
+             WHERE h.status IN ('held', 'review')
+             ORDER BY h.created_at DESC, h.id LIMIT ?1",
+        )?
+        .query_map([limit as i64], |r| {
+            Ok(OpenHold {
+                created_at: r.get(0)?,
+                market: r.get(1)?,
+                market_name: r.get(2)?,
+                stall: r.get(3)?,
+                sample: r.get(4)?,
+                analyte: r.get(5)?,
+                value: r.get(6)?,
+                unit: r.get(7)?,
+                status: r.get(8)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let counts = conn
+        .prepare_cached("SELECT status, count(*) FROM holds GROUP BY status")?
+        .query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+        })?
+        .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
+    Ok((holds, counts))
+}
+
+/// A hold status in plain words (the dashboard and the board say the same).
+pub fn hold_words(status: &str) -> &'static str {
+    match status {
+        "held" => "Goods held from sale, awaiting retest",
+        "confirmed" => "Retest failed too: goods destroyed",
+        "released" => "Retest passed: goods released",
+        "review" => "Conflicting results: an inspector decides",
+        _ => "Unknown status",
+    }
+}
+
+/// Sort keys of the coverage table: (key, column title, numeric).
+const COLUMNS: [(&str, &str, bool); 9] = [
+    ("market", "Market", false),
+    ("name", "Name", false),
+    ("district", "District", false),
+    ("type", "Type", false),
+    ("samples", "Samples / quota", true),
+    ("tests", "Tests", true),
+    ("failures", "Failures", true),
+    ("met", "Quota", true),
+    ("last", "Last result", true),
+];
+
+/// Sort the markets by `key` (an unknown key sorts by market code); ties by market code.
+pub fn sort_markets(markets: &mut [MarketCoverage], key: &str, descending: bool) {
+    markets.sort_by(|a, b| {
+        let o = match key {
+            "name" => a.name.cmp(&b.name),
+            "district" => a.district.cmp(&b.district),
+            "type" => a.kind.cmp(&b.kind),
+            "samples" => a.samples.cmp(&b.samples),
+            "tests" => a.tests.cmp(&b.tests),
+            "failures" => a.failures.cmp(&b.failures),
+            "met" => a.met.cmp(&b.met),
+            "last" => a.last_result_at.cmp(&b.last_result_at),
+            _ => a.market.cmp(&b.market),
+        };
+        let o = if descending { o.reverse() } else { o };
+        o.then_with(|| a.market.cmp(&b.market))
+    });
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DashboardQuery {
+    date: Option<String>,
+    sort: Option<String>,
+    dir: Option<String>,
+}
+
+/// `GET /dashboard`.
+pub async fn dashboard(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    query: Result<Query<DashboardQuery>, QueryRejection>,
+) -> Response {
+    let Some((who, sid)) = (match super::signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    }) else {
+        let here = uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/dashboard");
+        return redirect(&format!("/login?next={}", url_encode(here)), &[]);
+    };
+    if !matches!(who.role, Role::Regulator | Role::Admin) {
+        // With a way out: another token needs this session ended first.
+        let body = format!(
+            "<header><h1>Not allowed</h1></header><main><section><p>You are signed in as {} \
+             with a {} token: the dashboard is for regulator and admin tokens only.</p>\
+             <form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" \
+             value=\"{}\"><button type=\"submit\">Sign out</button></form></section></main>",
+            esc(&who.name),
+            esc(who.role.as_str()),
+            esc(&csrf_for(&sid))
+        );
+        return respond(StatusCode::FORBIDDEN, page("en", "Not allowed", "", &body));
+    }
+    let Ok(Query(q)) = query else {
+        return message_page(
+            StatusCode::BAD_REQUEST,
+            "Bad address",
+            "The query string could not be read: expected date=YYYY-MM-DD, sort and dir.",
+        );
+    };
+    let offset = state.utc_offset();
+    let date = match q.date.as_deref().filter(|d| !d.is_empty()) {
+        None => Utc::now().with_timezone(&offset).date_naive(),
+        Some(d) => match NaiveDate::parse_from_str(d, "%Y-%m-%d") {
+            Ok(d) => d,
+            Err(_) => {
+                return message_page(
+                    StatusCode::BAD_REQUEST,
+                    "Bad date",
+                    &format!("date {d:?}: expected YYYY-MM-DD"),
+                )
+            }
+        },
+    };
+    let sort = q
+        .sort
+        .filter(|s| COLUMNS.iter().any(|(k, _, _)| k == s))
+        .unwrap_or_else(|| "market".to_string());
+    let numeric = COLUMNS.iter().any(|(k, _, n)| *k == sort && *n);
+    let descending = match q.dir.as_deref() {
+        Some("desc") => true,
+        Some("asc") => false,
+        _ => numeric,
+    };
+    let day = date.format("%Y-%m-%d").to_string();
+    let data = state
+        .read(move |conn| {
+            let cov = coverage_of(conn, &day)?;
+            let trend = trend(conn, date, TREND_DAYS, offset)?;
+            let holds = open_holds(conn, HOLDS_SHOWN)?;
+            Ok((cov, trend, holds))
+        })
+        .await;
+    let (mut cov, trend, (holds, hold_counts)) = match data {
+        Ok(d) => d,
+        Err(e) => return failed(&e.message),
+    };
+    let instruments = match instrument_views(&state).await {
+        Ok(i) => i,
+        Err(e) => return failed(&e.message),
+    };
+    sort_markets(&mut cov.markets, &sort, descending);
+    let view = View {
+        who: &who,
+        csrf: csrf_for(&sid),
+        date,
+        offset,
+        sort: &sort,
+        descending,
+    };
+    let body = view.render(&cov, &trend, &holds, &hold_counts, &instruments);
+    respond(
+        StatusCode::OK,
+        page(
+            "en",
+            &format!("Dashboard {} · foodgate", cov.date),
+            "",
+            &body,
+        ),
+    )
+}
+
+fn failed(message: &str) -> Response {
+    tracing::error!(error = %message, "dashboard failed");
+    message_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Dashboard unavailable",
+        &format!("The data could not be read: {message}"),
+    )
+}
+
+/// `at` (RFC 3339) as local `HH:MM`, with the date when it is not `day`.
+pub fn local_time(at: &str, offset: FixedOffset, day: Option<NaiveDate>) -> String {
+    match DateTime::parse_from_rfc3339(at) {
+        Ok(t) => {
+            let t = t.with_timezone(&offset);
+            if day == Some(t.date_naive()) {
+                t.format("%H:%M").to_string()
+            } else {
+                t.format("%Y-%m-%d %H:%M").to_string()
+            }
+        }
+        Err(_) => at.to_string(),
+    }
+}
+
+struct View<'a> {
+    who: &'a crate::auth::Principal,
+    csrf: String,
+    date: NaiveDate,
+    offset: FixedOffset,
+    sort: &'a str,
+    descending: bool,
+}
+
+impl View<'_> {
+    fn render(
+        &self,
+        cov: &Coverage,
+        trend: &[DayTrend],
+        holds: &[OpenHold],
+        hold_counts: &BTreeMap<String, u64>,
+        instruments: &[InstrumentView],
+    ) -> String {
+        let mut s = String::with_capacity(256 * 1024);
+        let date = self.date.format("%Y-%m-%d").to_string();
+        let _ = write!(
+            s,
+            "<header><h1>foodgate · market testing dashboard</h1>\
+             <form method=\"get\" action=\"/dashboard\" class=\"inline\">\
+             <label>Date <input type=\"date\" name=\"date\" value=\"{}\"></label>\
+             <input type=\"hidden\" name=\"sort\" value=\"{}\">\
+             <input type=\"hidden\" name=\"dir\" value=\"{}\"> <button type=\"submit\">Show</button></form>\
+             <div>Signed in as <strong>{}</strong> ({}) \
+             <form method=\"post\" action=\"/logout\" class=\"inline\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <button type=\"submit\" class=\"link\">Sign out</button></form></div></header><main>",
+            esc(&date),
+            esc(self.sort),
+            if self.descending { "desc" } else { "asc" },
+            esc(&self.who.name),
+            esc(self.who.role.as_str()),
+            esc(&self.csrf),
+        );
+        self.summary(&mut s, cov, hold_counts);
+        let _ = write!(
+            s,
+            "<section id=\"trend\"><h2>Last {} days</h2><div class=\"scroll\">{}</div>\
+             <p class=\"legend\"><span><i class=\"sw\" style=\"background:{}\"></i>tests</span>\
+             <span><i class=\"sw\" style=\"background:{}\"></i>failures</span>\
+             <span><i class=\"sw\" style=\"background:{}\"></i>coverage (markets tested, % of all, right axis)</span></p></section>",
+            trend.len(),
+            svg::trend_chart(trend),
+            svg::TESTS_COLOR,
+            svg::FAIL_COLOR,
+            svg::COVERAGE_COLOR
+        );
+        s.push_str("<div class=\"two\">");
+        self.holds(&mut s, holds, hold_counts);
+        self.instruments(&mut s, instruments);
+        s.push_str("</div>");
+        self.coverage_table(&mut s, cov);
+        s.push_str("</main>");
+        s
+    }
+
+    fn summary(&self, s: &mut String, cov: &Coverage, hold_counts: &BTreeMap<String, u64>) {
+        let m = &cov.summary;
+        let open = hold_counts.get("held").copied().unwrap_or(0)
+            + hold_counts.get("review").copied().unwrap_or(0);
+        let card = |s: &mut String, id: &str, class: &str, n: u64, label: String| {
+            let _ = write!(
+                s,
+                "<div class=\"card {class}\" id=\"{id}\"><span class=\"n\">{n}</span>{}</div>",
+                esc(&label)
+            );
+        };
+        s.push_str("<section id=\"summary\"><h2>");
+        let _ = write!(
+            s,
+            "Summary for {}</h2><div class=\"cards\">",
+            esc(&cov.date)
+        );
+        card(
+            s,
+            "markets-tested",
+            "",
+            m.markets_tested,
+            format!("markets tested of {}", m.markets),
+        );
+        card(
+            s,
+            "markets-met-quota",
+            if m.markets_met_quota == m.markets {
+                "good"
+            } else {
+                ""
+            },
+            m.markets_met_quota,
+            format!("met their quota of {}", m.markets),
+        );
+        card(s, "samples", "", m.samples, "samples".into());
+        card(s, "tests", "", m.tests, "tests".into());
+        card(
+            s,
+            "failures",
+            if m.failures > 0 { "bad" } else { "good" },
+            m.failures,
+            "failures".into(),
+        );
+        card(
+            s,
+            "open-holds",
+            if open > 0 { "bad" } else { "" },
+            open,
+            "holds open (all days)".into(),
+        );
+        s.push_str("</div></section>");
+    }
+
+    fn holds(&self, s: &mut String, holds: &[OpenHold], counts: &BTreeMap<String, u64>) {
+        s.push_str("<section id=\"holds\"><h2>Open holds</h2><p class=\"muted\">");
+        let all: Vec<String> = ["held", "review", "confirmed", "released"]
+            .iter()
+            .map(|k| format!("{k}: {}", counts.get(*k).copied().unwrap_or(0)))
+            .collect();
+        let _ = write!(s, "All holds by status — {}", esc(&all.join(", ")));
+        if holds.len() >= HOLDS_SHOWN {
+            let _ = write!(s, " (the newest {HOLDS_SHOWN} open ones shown)");
+        }
+        s.push_str("</p>");
+        if holds.is_empty() {
+            s.push_str("<p>No open holds.</p></section>");
+            return;
+        }
+        s.push_str(
+            "<div class=\"scroll box\"><table><thead><tr><th>Since</th><th>Market</th><th>Stall</th>\
+             <th>Sample</th><th>Item</th><th>Status</th></tr></thead><tbody>",
+        );
+        for h in holds {
+            let value = match (&h.value, &h.unit) {
+                (Some(v), Some(u)) => format!("{v} {u}"),
+                (Some(v), None) => v.clone(),
+                _ => String::new(),
+            };
+            let _ = write!(
+                s,
+                "<tr><td>{}</td><td title=\"{}\">{}</td><td>{}</td><td>{}</td>\
+                 <td title=\"{}\">{}</td><td><span class=\"tag {}\" title=\"{}\">{}</span></td></tr>",
+                esc(&local_time(&h.created_at, self.offset, Some(self.date))),
+                esc(&h.market_name),
+                esc(&h.market),
+                esc(h.stall.as_deref().unwrap_or("—")),
+                esc(h.sample.as_deref().unwrap_or("—")),
+                esc(&value),
+                esc(&h.analyte),
+                esc(&h.status),
+                esc(hold_words(&h.status)),
+                esc(&h.status),
+            );
+        }
+        let _ = write!(
+            s,
+            "</tbody></table></div><p class=\"muted\">held: {}; review: {}.</p></section>",
+            esc(hold_words("held")),
+            esc(hold_words("review"))
+        );
+    }
+
+    fn instruments(&self, s: &mut String, instruments: &[InstrumentView]) {
+        let online = instruments.iter().filter(|i| i.online).count();
+        let _ = write!(
+            s,
+            "<section id=\"instruments\"><h2>Instruments: {online} online, {} offline</h2>",
+            instruments.len() - online
+        );
+        if instruments.is_empty() {
+            s.push_str("<p>No instruments are configured or recorded.</p></section>");
+            return;
+        }
+        s.push_str(
+            "<div class=\"scroll box\"><table><thead><tr><th>Instrument</th><th>Market</th>\
+             <th>Protocol</th><th>Link</th><th>Last seen</th><th class=\"num\">Readings</th>\
+             </tr></thead><tbody>",
+        );
+        for i in instruments {
+            let detail = format!(
+                "decode errors: {}, reconnects: {}{}",
+                i.decode_errors,
+                i.reconnects,
+                i.last_error
+                    .as_deref()
+                    .map(|e| format!(", last error: {e}"))
+                    .unwrap_or_default()
+            );
+            let _ = write!(
+                s,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td><span class=\"tag {}\" title=\"{}\">{}</span></td>\
+                 <td>{}</td><td class=\"num\">{}</td></tr>",
+                esc(&i.id),
+                esc(&i.market),
+                esc(&i.protocol),
+                if i.online { "on" } else { "off" },
+                esc(&detail),
+                if i.online { "online" } else { "offline" },
+                esc(&i
+                    .last_seen
+                    .as_deref()
+                    .map(|t| local_time(t, self.offset, Some(self.date)))
+                    .unwrap_or_else(|| "never".into())),
+                i.readings,
+            );
+        }
+        s.push_str("</tbody></table></div></section>");
+    }
+
+    fn sort_link(&self, key: &str, title: &str, numeric: bool) -> String {
+        let current = self.sort == key;
+        // A click on the current column flips it; another column starts in its natural
+        // direction (largest numbers first, text A→Z).
+        let desc = if current { !self.descending } else { numeric };
+        let arrow = match (current, self.descending) {
+            (false, _) => "",
+            (true, true) => " ▼",
+            (true, false) => " ▲",
+        };
+        format!(
+            "<a href=\"/dashboard?date={}&amp;sort={}&amp;dir={}\">{}</a>{arrow}",
+            esc(&url_encode(&self.date.format("%Y-%m-%d").to_string())),
+            esc(&url_encode(key)),
+            if desc { "desc" } else { "asc" },
+            esc(title)
+        )
+    }
+
+    fn coverage_table(&self, s: &mut String, cov: &Coverage) {
+        let _ = write!(
+            s,
+            "<section id=\"coverage\"><h2>Coverage of all {} markets on {}</h2>\
+             <div class=\"scroll\"><table><thead><tr>",
+            cov.markets.len(),
+            esc(&cov.date)
+        );
+        for (key, title, numeric) in COLUMNS {
+            let _ = write!(
+                s,
+                "<th{}>{}</th>",
+                if numeric && key != "met" && key != "last" {
+                    " class=\"num\""
+                } else {
+                    ""
+                },
+                self.sort_link(key, title, numeric)
+            );
+        }
+        s.push_str("</tr></thead><tbody>");
+        for m in &cov.markets {
+            let _ = write!(
+                s,
+                "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{} / {}</td>\
+                 <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
+                if m.failures > 0 { " class=\"fail\"" } else { "" },
+                esc(&m.market),
+                esc(&m.name),
+                esc(&m.district),
+                esc(&m.kind),
+                m.samples,
+                m.quota,
+                m.tests,
+                m.failures,
+                if m.met { "met" } else { "unmet" },
+                if m.met { "✓ met" } else { "✗ not met" },
+                esc(&m
+                    .last_result_at
+                    .as_deref()
+                    .map(|t| local_time(t, self.offset, Some(self.date)))
+                    .unwrap_or_default()),
+            );
+        }
+        s.push_str("</tbody></table></div></section>");
+    }
+}

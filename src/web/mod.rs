@@ -1,0 +1,63 @@
+//! The two web pages and sign-in (SPEC "HTTP API": `/dashboard`, `/markets/{code}/board`,
+//! `/login`, `/logout`). Server-rendered HTML with inline CSS and SVG: no script, no CDN,
+//! nothing loaded from anywhere, so the pages work offline.
+//!
+//! - [`html`]: escaping (every interpolated value), the page frame, HTML responses.
+//! - [`session`]: session cookies, the session table, CSRF tokens, the `next` rule.
+//! - [`signin`]: the sign-in form, one-time codes ([`signin::issue_signin_code`]), logout.
+//! - [`dashboard`]: the regulators' page; its queries (`trend`, `open_holds`) take a
+//!   `&Connection`.
+//! - [`board`]: a market's public display screen.
+//! - [`svg`]: the trend chart.
+//!
+//! Page errors (401, 403, 404) are HTML too: `api::json_errors` leaves `text/html` alone.
+
+pub mod board;
+pub mod dashboard;
+pub mod html;
+pub mod session;
+pub mod signin;
+pub mod svg;
+
+use crate::api::AppState;
+use crate::auth::Principal;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::Utc;
+
+pub use signin::issue_signin_code;
+
+/// The pages' routes, merged into [`crate::api::router`].
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/dashboard", get(dashboard::dashboard))
+        .route("/markets/{code}/board", get(board::board))
+        .route("/login", get(signin::login_page).post(signin::login))
+        .route("/logout", post(signin::logout))
+}
+
+/// The signed-in principal and session id of this request, if its session cookie names a
+/// live session of a valid token; checked on every request, so a revoked token is out at once.
+pub(crate) async fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(Principal, String)>, Response> {
+    let Some(sid) = session::cookie(headers, session::SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let id = sid.clone();
+    let who = state
+        .read(move |conn| Ok(session::session_principal(conn, &id, Utc::now())?))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e.message, "session lookup failed");
+            html::message_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Unavailable",
+                &format!("The session could not be checked: {}", e.message),
+            )
+        })?;
+    Ok(who.map(|p| (p, sid)))
+}

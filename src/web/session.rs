@@ -1,0 +1,238 @@
+//! Page sessions: cookies, the session table, CSRF tokens and the `next` rule.
+//!
+//! A session id is 32 random bytes; the browser keeps it in an `HttpOnly`, `SameSite=Strict`
+//! cookie and the store keeps only its SHA-256 hash (migration 0007). A session belongs to a
+//! token by name and is checked against that token on every page request, so revoking or
+//! expiring the token ends its sessions at once.
+//!
+//! CSRF: a signed-in form carries `csrf` = SHA-256 of `"csrf:" + session id`, which only the
+//! holder of the cookie can compute (nothing more to store). The sign-in form, before there is
+//! a session, uses a double-submit cookie: a random value both in a cookie and in the form.
+
+use crate::auth::{hash_token, Principal, Role};
+use crate::store::insert::rfc3339;
+use axum::http::{header, HeaderMap, HeaderValue};
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::fmt::Write as _;
+use std::str::FromStr;
+use subtle::ConstantTimeEq;
+
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "fg_session";
+/// The double-submit cookie of the sign-in form.
+pub const LOGIN_CSRF_COOKIE: &str = "fg_login_csrf";
+/// How long a session lasts at most (its token's expiry or revocation may end it sooner).
+pub const SESSION_HOURS: i64 = 12;
+/// Where `next` goes when it is missing or not a local path.
+pub const DEFAULT_NEXT: &str = "/dashboard";
+
+/// 32 random bytes as 64 hex digits.
+pub fn random_secret() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    let mut s = String::with_capacity(64);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    Ok(s)
+}
+
+/// A random secret, or an SQLite error for the writer job that needed one (so the job,
+/// and what it wrote so far, is rolled back).
+pub(crate) fn random_for_sql() -> rusqlite::Result<String> {
+    random_secret().map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+/// Start a session for the token `token_name`; returns the session id (for the cookie).
+pub fn create_session(
+    tx: &Connection,
+    token_name: &str,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<String> {
+    let id = random_for_sql()?;
+    // Finished sessions are of no use to anyone: clear them while here.
+    tx.prepare_cached("DELETE FROM web_sessions WHERE expires_at <= ?1")?
+        .execute([rfc3339(now)])?;
+    tx.prepare_cached(
+        "INSERT INTO web_sessions (hash, token_name, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        hash_token(&id),
+        token_name,
+        rfc3339(now),
+        rfc3339(now + Duration::hours(SESSION_HOURS))
+    ])?;
+    Ok(id)
+}
+
+/// End a session (logout); ending one that is gone already is not an error.
+pub fn end_session(tx: &Connection, session_id: &str) -> rusqlite::Result<Option<String>> {
+    tx.prepare_cached("DELETE FROM web_sessions WHERE hash = ?1 RETURNING token_name")?
+        .query_row([hash_token(session_id)], |r| r.get(0))
+        .optional()
+}
+
+/// Who a session cookie signs in: `None` when the session is unknown or expired, or its
+/// token was revoked or has expired since.
+pub fn session_principal(
+    conn: &Connection,
+    session_id: &str,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Option<Principal>> {
+    type Row = (
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+    );
+    let row: Option<Row> = conn
+        .prepare_cached(
+            "SELECT t.name, t.role, t.markets, t.expires_at, t.revoked_at, s.expires_at
+             FROM web_sessions s JOIN tokens t ON t.name = s.token_name
+             WHERE s.hash = ?1",
+        )?
+        .query_row([hash_token(session_id)], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .optional()?;
+    let Some((name, role, markets, token_expires, revoked, session_expires)) = row else {
+        return Ok(None);
+    };
+    let past = |at: &str| {
+        DateTime::parse_from_rfc3339(at)
+            .map(|t| t.with_timezone(&Utc) <= now)
+            .unwrap_or(true)
+    };
+    if revoked.is_some() || token_expires.as_deref().is_some_and(past) || past(&session_expires) {
+        return Ok(None);
+    }
+    let Ok(role) = Role::from_str(&role) else {
+        return Ok(None);
+    };
+    Ok(Some(Principal {
+        name,
+        role,
+        markets: serde_json::from_str(&markets).unwrap_or_default(),
+    }))
+}
+
+/// The CSRF token of the forms of a signed-in page.
+pub fn csrf_for(session_id: &str) -> String {
+    hash_token(&format!("csrf:{session_id}"))
+}
+
+/// Constant-time equality of two secrets (a non-empty `expected` only).
+pub fn same_secret(expected: &str, given: &str) -> bool {
+    !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(given.as_bytes()))
+}
+
+/// `next` if it is a local path (one leading `/`, not `//`, no backslash, no control
+/// characters), else [`DEFAULT_NEXT`]: a sign-in never sends anyone to another site.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control) =>
+        {
+            n.to_string()
+        }
+        _ => DEFAULT_NEXT.to_string(),
+    }
+}
+
+/// The value of cookie `name` in the request, if sent.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// A `Set-Cookie` value; `max_age` 0 deletes the cookie. `Secure` when the request came
+/// through a TLS proxy (plain-HTTP loopback must keep working).
+pub fn set_cookie(
+    request: &HeaderMap,
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: i64,
+) -> Option<HeaderValue> {
+    let secure = request
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    let s = format!(
+        "{name}={value}; HttpOnly; SameSite=Strict; Path={path}; Max-Age={max_age}{}",
+        if secure { "; Secure" } else { "" }
+    );
+    HeaderValue::from_str(&s).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_must_be_a_local_path() {
+        assert_eq!(
+            safe_next(Some("/dashboard?date=2025-03-04")),
+            "/dashboard?date=2025-03-04"
+        );
+        assert_eq!(
+            safe_next(Some("/markets/ZB-0001/board")),
+            "/markets/ZB-0001/board"
+        );
+        for bad in [
+            "//evil.com",
+            "http://evil.com/",
+            "https:/x",
+            "/\\evil.com",
+            "\\\\evil.com",
+            "evil.com",
+            "",
+            "javascript:alert(1)",
+            "/a\r\nSet-Cookie: x=1",
+        ] {
+            assert_eq!(safe_next(Some(bad)), DEFAULT_NEXT, "{bad:?}");
+        }
+        assert_eq!(safe_next(None), DEFAULT_NEXT);
+    }
+
+    #[test]
+    fn cookies_are_found_by_name() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; fg_session=abc ; fg_session_x=2"),
+        );
+        assert_eq!(cookie(&h, "fg_session").as_deref(), Some("abc"));
+        assert_eq!(cookie(&h, "a").as_deref(), Some("1"));
+        assert_eq!(cookie(&h, "b"), None);
+    }
+
+    #[test]
+    fn csrf_tokens_differ_per_session() {
+        assert_ne!(csrf_for("a"), csrf_for("b"));
+        assert!(same_secret(&csrf_for("a"), &csrf_for("a")));
+        assert!(!same_secret("", ""));
+        assert!(!same_secret("abc", "abd"));
+    }
+}

@@ -1,0 +1,308 @@
+//! `GET /login`, `POST /login`, `POST /logout`, and one-time sign-in codes.
+//!
+//! A token is typed into the form (never put in a URL); the link `foodgate demo` prints
+//! carries a one-time code instead, valid [`CODE_MINUTES`] minutes and good for one sign-in.
+//! Codes, like sessions and tokens, are stored only as hashes.
+
+use super::html::{esc, page, respond};
+use super::session::{
+    self, cookie, create_session, csrf_for, safe_next, same_secret, set_cookie, LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE, SESSION_HOURS,
+};
+use crate::api::{ApiError, AppState};
+use crate::auth::{self, hash_token};
+use crate::store::{insert::rfc3339, Tx};
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Form, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::{params, OptionalExtension};
+use serde::Deserialize;
+
+/// How long a sign-in code is valid.
+pub const CODE_MINUTES: i64 = 10;
+
+/// A one-time sign-in code for the token named `token_name`, valid [`CODE_MINUTES`] minutes
+/// from `now`: for `GET /login?code=C&next=/dashboard`. Fails (a foreign-key error) when
+/// no token has that name.
+pub fn issue_signin_code(
+    tx: &Tx<'_>,
+    token_name: &str,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<String> {
+    let code = session::random_for_sql()?;
+    tx.prepare_cached("DELETE FROM signin_codes WHERE expires_at <= ?1")?
+        .execute([rfc3339(now)])?;
+    tx.prepare_cached(
+        "INSERT INTO signin_codes (hash, token_name, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        hash_token(&code),
+        token_name,
+        rfc3339(now),
+        rfc3339(now + Duration::minutes(CODE_MINUTES))
+    ])?;
+    Ok(code)
+}
+
+/// Use a sign-in code: the token it signs in, if the code exists, is unused and unexpired
+/// (it is marked used either way the token turns out), and the token is still valid.
+fn use_code(tx: &Tx<'_>, code: &str, now: DateTime<Utc>) -> rusqlite::Result<Option<String>> {
+    let at = rfc3339(now);
+    let name: Option<String> = tx
+        .prepare_cached(
+            "UPDATE signin_codes SET used_at = ?2
+             WHERE hash = ?1 AND used_at IS NULL AND expires_at > ?2
+             RETURNING token_name",
+        )?
+        .query_row(params![hash_token(code), at], |r| r.get(0))
+        .optional()?;
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    let valid = tx
+        .prepare_cached(
+            "SELECT 1 FROM tokens WHERE name = ?1 AND revoked_at IS NULL
+             AND (expires_at IS NULL OR expires_at > ?2)",
+        )?
+        .exists(params![name, at])?;
+    Ok(valid.then_some(name))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+    code: Option<String>,
+}
+
+/// `GET /login[?next=][&code=]`: the form, or a sign-in by one-time code.
+pub async fn login_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<LoginQuery>, QueryRejection>,
+) -> Response {
+    // A query string that cannot be read is treated as none: the plain form.
+    let q = query.map(|Query(q)| q).unwrap_or(LoginQuery {
+        next: None,
+        code: None,
+    });
+    let next = safe_next(q.next.as_deref());
+    let Some(code) = q.code.filter(|c| !c.is_empty()) else {
+        return form(&headers, StatusCode::OK, &next, None);
+    };
+    let now = Utc::now();
+    let signed = state
+        .store()
+        .write_async(move |tx| {
+            let Some(name) = use_code(tx, &code, now)? else {
+                return Ok(None);
+            };
+            let sid = create_session(tx, &name, now)?;
+            auth::audit(
+                tx,
+                &name,
+                "session.create",
+                Some(&name),
+                &serde_json::json!({"by": "code"}),
+            )?;
+            Ok(Some(sid))
+        })
+        .await;
+    match signed {
+        Ok(Some(sid)) => signed_in(&headers, &sid, &next),
+        Ok(None) => form(
+            &headers,
+            StatusCode::UNAUTHORIZED,
+            &next,
+            Some("This sign-in link is not valid: it was used already or has expired. Sign in with your token, or ask for a new link."),
+        ),
+        Err(e) => server_error(ApiError::from(e)),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    token: String,
+    next: Option<String>,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /login` (form fields `token`, `next`, `csrf`).
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form_data: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(f)) = form_data else {
+        return super::html::message_page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in failed",
+            "The sign-in request was not a form (application/x-www-form-urlencoded with token and next).",
+        );
+    };
+    let next = safe_next(f.next.as_deref());
+    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if !same_secret(&expected, &f.csrf) {
+        return csrf_refused();
+    }
+    let bearer = format!("Bearer {}", f.token.trim());
+    let now = Utc::now();
+    let who = state
+        .read(move |conn| Ok(auth::authenticate(conn, Some(&bearer), now).ok()))
+        .await;
+    let who = match who {
+        Ok(Some(p)) => p,
+        // One message for unknown, revoked and expired tokens: the form must not tell
+        // anyone which tokens exist.
+        Ok(None) => {
+            return form(
+                &headers,
+                StatusCode::UNAUTHORIZED,
+                &next,
+                Some("That token was not accepted. Check that you copied all of it, or ask an administrator for a new one."),
+            )
+        }
+        Err(e) => return server_error(e),
+    };
+    let name = who.name.clone();
+    let created = state
+        .store()
+        .write_async(move |tx| {
+            let sid = create_session(tx, &name, now)?;
+            auth::audit(
+                tx,
+                &name,
+                "session.create",
+                Some(&name),
+                &serde_json::json!({"by": "token"}),
+            )?;
+            Ok(sid)
+        })
+        .await;
+    match created {
+        Ok(sid) => signed_in(&headers, &sid, &next),
+        Err(e) => server_error(ApiError::from(e)),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LogoutForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /logout` (form field `csrf`): ends the session, back to the sign-in form.
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form_data: Result<Form<LogoutForm>, FormRejection>,
+) -> Response {
+    let csrf = form_data.map(|Form(f)| f.csrf).unwrap_or_default();
+    let Some(sid) = cookie(&headers, SESSION_COOKIE) else {
+        return redirect("/login", &[]);
+    };
+    if !same_secret(&csrf_for(&sid), &csrf) {
+        return csrf_refused();
+    }
+    let ended = state
+        .store()
+        .write_async(move |tx| {
+            if let Some(name) = session::end_session(tx, &sid)? {
+                auth::audit(
+                    tx,
+                    &name,
+                    "session.end",
+                    Some(&name),
+                    &serde_json::Value::Null,
+                )?;
+            }
+            Ok(())
+        })
+        .await;
+    match ended {
+        Ok(()) => {
+            let gone = set_cookie(&headers, SESSION_COOKIE, "", "/", 0);
+            redirect("/login", &gone.into_iter().collect::<Vec<_>>())
+        }
+        Err(e) => server_error(ApiError::from(e)),
+    }
+}
+
+/// Set the session cookie and go to `next`.
+fn signed_in(headers: &HeaderMap, sid: &str, next: &str) -> Response {
+    let cookies: Vec<HeaderValue> = [
+        set_cookie(headers, SESSION_COOKIE, sid, "/", SESSION_HOURS * 3600),
+        set_cookie(headers, LOGIN_CSRF_COOKIE, "", "/login", 0),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    redirect(next, &cookies)
+}
+
+/// A 303 to `location` (a local path) with these `Set-Cookie` values.
+pub(crate) fn redirect(location: &str, cookies: &[HeaderValue]) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    for c in cookies {
+        r.headers_mut().append(header::SET_COOKIE, c.clone());
+    }
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn csrf_refused() -> Response {
+    super::html::message_page(
+        StatusCode::FORBIDDEN,
+        "Form refused",
+        "This form was not sent from this site's own page, or it has expired (CSRF check failed). Reload the page and try again.",
+    )
+}
+
+fn server_error(e: ApiError) -> Response {
+    tracing::error!(error = %e.message, "sign-in failed");
+    super::html::message_page(
+        e.status,
+        "Sign-in failed",
+        &format!("The service could not sign you in: {}", e.message),
+    )
+}
+
+/// The sign-in form, with a fresh double-submit CSRF value (cookie and hidden field).
+fn form(headers: &HeaderMap, status: StatusCode, next: &str, error: Option<&str>) -> Response {
+    let csrf = match session::random_secret() {
+        Ok(c) => c,
+        Err(e) => return server_error(ApiError::internal(e)),
+    };
+    let error = error
+        .map(|m| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(m)))
+        .unwrap_or_default();
+    let body = format!(
+        "<header><h1>foodgate · sign in</h1></header><main><section style=\"max-width:34rem\">\
+         <h2>Sign in</h2>{error}\
+         <form method=\"post\" action=\"/login\">\
+         <p><label for=\"token\">API token (regulator or admin)</label><br>\
+         <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"off\" required \
+          style=\"width:100%\" autofocus></p>\
+         <input type=\"hidden\" name=\"next\" value=\"{}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <p><button type=\"submit\">Sign in</button></p></form>\
+         <p class=\"muted\">The token is sent once and never kept in the browser: you get a \
+         session cookie instead. A token is made with <code>foodgate token create</code>.</p>\
+         </section></main>",
+        esc(next),
+        esc(&csrf)
+    );
+    let mut r = respond(status, page("en", "Sign in · foodgate", "", &body));
+    if let Some(c) = set_cookie(headers, LOGIN_CSRF_COOKIE, &csrf, "/login", 3600) {
+        r.headers_mut().append(header::SET_COOKIE, c);
+    }
+    r
+}
