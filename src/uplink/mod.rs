@@ -217,7 +217,7 @@ async fn run_upstream(
         let fresh = due.into_iter().filter(|e| !in_flight.contains(&e.id));
         let jobs: Vec<Job> = match up.format {
             Format::Events => fresh.take(room).map(|e| vec![e]).collect(),
-            Format::Results => batches(fresh, room),
+            Format::Results => batches(fresh, room, in_flight.is_empty()),
         };
         for job in jobs {
             in_flight.extend(job.iter().map(|e| e.id));
@@ -269,22 +269,28 @@ pub const BATCHES_IN_FLIGHT: usize = 2;
 /// The outbox type of a sample record (posted to the hub's `/api/v1/samples`).
 pub const SAMPLE_RECORD: &str = "sample.record";
 
-/// Cut due rows (oldest first) into at most `room` batches of one kind. Sample records go
-/// before the rows queued after them: a batch of sample records is the last one cut, and
-/// nothing new goes out while it is on the wire (see [`run_upstream`]).
-fn batches(fresh: impl Iterator<Item = DueEvent>, room: usize) -> Vec<Job> {
+/// Cut due rows (oldest first) into at most `room` batches of one kind. Where rows and
+/// sample records meet, the later kind waits for the earlier one to be answered: a sample
+/// record goes out when nothing queued before it is still on the wire (`idle`), and the
+/// rows queued after it wait for it (see [`run_upstream`]). So the hub sees both in the order
+/// the station stored them, and a reading finds the registration that came before it.
+fn batches(fresh: impl Iterator<Item = DueEvent>, room: usize, idle: bool) -> Vec<Job> {
     let mut out: Vec<Job> = Vec::new();
     let mut current: Job = Vec::new();
     for ev in fresh {
-        let same = current
-            .first()
-            .is_none_or(|f| (f.kind == SAMPLE_RECORD) == (ev.kind == SAMPLE_RECORD));
-        if !same || current.len() >= BATCH_ROWS {
-            let samples = current.first().is_some_and(|f| f.kind == SAMPLE_RECORD);
-            out.push(std::mem::take(&mut current));
-            if samples || out.len() >= room {
-                return out;
+        let record = ev.kind == SAMPLE_RECORD;
+        match current.first() {
+            None if record && !(idle && out.is_empty()) => break,
+            Some(f) if (f.kind == SAMPLE_RECORD) != record => break,
+            Some(f) if current.len() >= BATCH_ROWS => {
+                // One batch of records at a time: two revisions of a sample stay in order.
+                let records = f.kind == SAMPLE_RECORD;
+                out.push(std::mem::take(&mut current));
+                if records || out.len() >= room {
+                    return out;
+                }
             }
+            _ => {}
         }
         current.push(ev);
     }
