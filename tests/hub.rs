@@ -478,3 +478,394 @@ async fn a_station_feeds_the_hub_through_an_outage_with_stalls_from_samples() {
     hub.stop().await;
     station.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------
+// In-process nodes (the real store, API and uplink in this test's runtime): a hub's per-row
+// answers, refused tokens, and what registered samples do to readings, holds and events.
+
+/// A store with its API on 127.0.0.1:0 and its uplink running.
+struct Node {
+    store: foodgate::store::Store,
+    addr: SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+    _uplink: tokio::task::JoinSet<Result<(), foodgate::store::StoreError>>,
+}
+
+impl Node {
+    async fn start(name: &str, upstreams: &str) -> Node {
+        let dir = temp_dir(name);
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\nutc_offset = \"+08:00\"\n{upstreams}",
+            dir.join("data")
+        );
+        let cfg = foodgate::config::Config::parse(&text, "node.toml").expect("config");
+        let store = crate::support::open(&cfg);
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let (_h, uplink) =
+            foodgate::uplink::spawn(store.clone(), cfg.upstreams.clone(), rx.clone());
+        let state = foodgate::api::AppState::new(store.clone(), foodgate::judge::Judge::builtin());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut api_stop = rx;
+        tokio::spawn(foodgate::api::serve(listener, state, async move {
+            let _ = api_stop.wait_for(|s| *s).await;
+        }));
+        Node {
+            store,
+            addr,
+            stop,
+            _uplink: uplink,
+        }
+    }
+
+    async fn token(&self, name: &str, role: foodgate::auth::Role, markets: &[&str]) -> String {
+        let new = foodgate::auth::NewToken {
+            name: name.into(),
+            role,
+            markets: markets.iter().map(|m| m.to_string()).collect(),
+            expires_days: None,
+        };
+        self.store
+            .write_async(move |tx| Ok(foodgate::auth::create(tx, &new, "test")))
+            .await
+            .expect("write")
+            .expect("token")
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        self.store
+            .reader()
+            .unwrap()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    fn outbox(&self) -> Vec<foodgate::store::outbox::OutboxRow> {
+        foodgate::store::outbox::list(&self.store.reader().unwrap(), None, 100_000).unwrap()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+fn results_upstream(hub: SocketAddr, token: &str) -> String {
+    format!(
+        "[[upstream]]\nname = \"hub\"\nurl = \"http://{hub}/api/v1/results\"\nformat = \"results\"\n\
+         send = \"all\"\nsecret = {SECRET:?}\ntoken = {token:?}\ntimeout_s = 2\n\
+         retry_initial_ms = 50\nretry_max_ms = 200\n"
+    )
+}
+
+/// A judged chlorpyrifos reading of sample `sample` from instrument IN-1.
+fn new_reading(sample: &str, value: &str, market: &str) -> foodgate::store::NewReading {
+    let mut r = crate::support::reading(sample, value, foodgate_parsers::Verdict::Unknown);
+    foodgate::judge::Judge::builtin().judge(&mut r);
+    foodgate::store::NewReading {
+        reading: r,
+        market: market.into(),
+        stall: None,
+        origin: foodgate::store::Origin::Instrument("IN-1".into()),
+        received_at: chrono::Utc::now(),
+        frame: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_answers_per_row_rejected_rows_die_with_their_errors_the_rest_deliver() {
+    use foodgate::auth::Role;
+    let hub = Node::start("hub-rows", "").await;
+    let station_token = hub.token("station-3", Role::Station, &[MARKET]).await;
+    let station = Node::start("station-rows", &results_upstream(hub.addr, &station_token)).await;
+    let batch = foodgate::store::Batch {
+        frames: Vec::new(),
+        readings: vec![
+            new_reading("S1", "0.01", MARKET),
+            new_reading("S2", "0.05", MARKET),
+            // Outside the hub token's markets: the hub rejects this row alone.
+            new_reading("S3", "0.01", "ZB-0004"),
+            new_reading("S4", "0.01", MARKET),
+        ],
+    };
+    station.store.submit_async(batch).await.expect("submit");
+    wait_until("every row answered", LONG, || {
+        station.outbox().iter().all(|e| e.status != "pending")
+    })
+    .await;
+    let rows = station.outbox();
+    let statuses: Vec<&str> = rows.iter().map(|e| e.status.as_str()).collect();
+    assert_eq!(statuses, ["delivered", "delivered", "dead", "delivered"]);
+    assert!(rows
+        .iter()
+        .all(|e| e.kind == "result.row" && e.attempts == 1));
+    let dead = rows[2].last_answer.as_deref().unwrap_or_default();
+    assert!(dead.contains("rejected"), "{dead}");
+    assert!(
+        dead.contains("\"field\":\"market\"") && dead.contains("outside this token's markets"),
+        "the row's own errors are kept: {dead}"
+    );
+    assert_eq!(hub.count("SELECT count(*) FROM readings"), 3);
+    // One request carried the batch.
+    assert_eq!(
+        hub.count("SELECT count(*) FROM audit_log WHERE action = 'results.upload'"),
+        1
+    );
+    // The hub judged the forwarded rows as the station did.
+    assert_eq!(
+        hub.count("SELECT count(*) FROM readings WHERE verdict = 'fail'"),
+        station
+            .count("SELECT count(*) FROM readings WHERE verdict = 'fail' AND market = 'ZB-0003'")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_the_hub_refuses_makes_the_whole_batch_dead_with_the_answer() {
+    let hub = Node::start("hub-401", "").await;
+    let station = Node::start("station-401", &results_upstream(hub.addr, "fg_not-a-token")).await;
+    let batch = foodgate::store::Batch {
+        frames: Vec::new(),
+        readings: vec![
+            new_reading("S1", "0.01", MARKET),
+            new_reading("S2", "0.05", MARKET),
+        ],
+    };
+    station.store.submit_async(batch).await.expect("submit");
+    wait_until("the batch answered", LONG, || {
+        station.outbox().iter().all(|e| e.status != "pending")
+    })
+    .await;
+    for e in station.outbox() {
+        assert_eq!((e.status.as_str(), e.attempts), ("dead", 1));
+        let a = e.last_answer.unwrap_or_default();
+        assert!(a.starts_with("HTTP 401"), "{a}");
+    }
+    assert_eq!(hub.count("SELECT count(*) FROM readings"), 0);
+}
+
+/// POST a JSON body to a node's API.
+async fn post(node: &Node, path: &str, token: &str, body: Value) -> Value {
+    let (status, v) = http(node.addr, "POST", path, token, &body.to_string()).await;
+    assert_eq!(status, 200, "{path}: {v}");
+    v
+}
+
+fn row(id: &str, sample: &str, category: &str) -> Value {
+    json!({"id": id, "market": MARKET, "sample_id": sample, "sample_name": "样品",
+           "category": category, "analyte": "chlorpyrifos", "value": "0.05", "unit": "mg/kg",
+           "measured_at": "2025-03-04T09:30:00+08:00"})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_samples_give_stall_and_category_before_and_after_readings() {
+    use foodgate::auth::Role;
+    let rx = Receiver::start(|_, _| Action::Status(200)).await;
+    let node = Node::start(
+        "samples",
+        &format!(
+            "[[upstream]]\nname = \"block\"\nurl = {:?}\nsecret = {SECRET:?}\n\
+             retry_initial_ms = 50\nretry_max_ms = 200\n",
+            rx.url()
+        ),
+    )
+    .await;
+    let st = node.token("tester", Role::Station, &[MARKET]).await;
+    let hold_of = |sample: &str| -> (String, String, Option<String>) {
+        node.store
+            .reader()
+            .unwrap()
+            .query_row(
+                "SELECT h.id, h.status, h.stall FROM holds h JOIN readings r ON r.id = h.reading
+                 WHERE r.sample_id = ?1",
+                [sample],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap()
+    };
+
+    // Registered first: the reading is judged with the registered category. Chlorpyrifos
+    // 0.05 mg/kg has no limit for fruit, but fails leafy vegetables (0.02).
+    let a = post(
+        &node,
+        "/api/v1/samples",
+        &st,
+        json!([{"sample_id": "S1", "market": MARKET,
+        "stall": "A01", "category": "leafy_vegetable"}]),
+    )
+    .await;
+    assert_eq!(a["results"][0]["status"], "stored", "{a}");
+    let a = post(
+        &node,
+        "/api/v1/results",
+        &st,
+        json!([row("r1", "S1", "fruit")]),
+    )
+    .await;
+    assert_eq!(a["results"][0]["verdict"], "fail", "{a}");
+    assert_eq!(hold_of("S1").2.as_deref(), Some("A01"));
+
+    // Registered after a failure, with a category under which it would not fail: the
+    // verdict stays, the hold goes to review (a person decides), the stall is filled in.
+    let a = post(
+        &node,
+        "/api/v1/results",
+        &st,
+        json!([row("r2", "S2", "leafy_vegetable")]),
+    )
+    .await;
+    assert_eq!(a["results"][0]["verdict"], "fail", "{a}");
+    let a = post(
+        &node,
+        "/api/v1/samples",
+        &st,
+        json!([{"sample_id": "S2", "market": MARKET,
+        "stall": "B02", "category": "fruit"}]),
+    )
+    .await;
+    assert_eq!(
+        (
+            a["results"][0]["status"].clone(),
+            a["results"][0]["readings"].clone()
+        ),
+        (json!("stored"), json!(1)),
+        "{a}"
+    );
+    let (s2_hold, status, stall) = hold_of("S2");
+    assert_eq!((status.as_str(), stall.as_deref()), ("review", Some("B02")));
+    assert_eq!(
+        node.count("SELECT count(*) FROM readings WHERE sample_id = 'S2' AND verdict = 'fail'"),
+        1
+    );
+
+    // Registered after a reading that did not fail, with a category under which it fails:
+    // a failure now, with its hold and its event.
+    let a = post(
+        &node,
+        "/api/v1/results",
+        &st,
+        json!([row("r3", "S3", "fruit")]),
+    )
+    .await;
+    assert_ne!(a["results"][0]["verdict"], "fail", "{a}");
+    let reg = json!([{"sample_id": "S3", "market": MARKET, "stall": "C03", "category": "leafy_vegetable"}]);
+    post(&node, "/api/v1/samples", &st, reg.clone()).await;
+    let (s3_hold, status, stall) = hold_of("S3");
+    assert_eq!((status.as_str(), stall.as_deref()), ("held", Some("C03")));
+    // The same registration again changes nothing; a correction of the stall does.
+    let a = post(&node, "/api/v1/samples", &st, reg).await;
+    assert_eq!(a["results"][0]["status"], "duplicate", "{a}");
+    let a = post(
+        &node,
+        "/api/v1/samples",
+        &st,
+        json!([{"sample_id": "S3", "market": MARKET,
+        "stall": "C04", "category": "leafy_vegetable"}]),
+    )
+    .await;
+    assert_eq!(
+        (
+            a["results"][0]["status"].clone(),
+            a["results"][0]["readings"].clone()
+        ),
+        (json!("updated"), json!(1)),
+        "{a}"
+    );
+    assert_eq!(hold_of("S3").2.as_deref(), Some("C04"));
+
+    // A stall set by hand on a hold: audited, in the history, and sent upstream again.
+    let (status, h) = http(
+        node.addr,
+        "PATCH",
+        &format!("/api/v1/holds/{s2_hold}"),
+        &st,
+        &json!({"stall": "B09"}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{h}");
+    assert_eq!(h["stall"], "B09");
+    assert!(
+        h["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["reason"].as_str().unwrap().contains("B09")),
+        "{h}"
+    );
+    assert_eq!(
+        node.count("SELECT count(*) FROM audit_log WHERE action = 'hold.stall'"),
+        1
+    );
+
+    // Rows that cannot be registered say why; the good ones are unaffected.
+    let a = post(
+        &node,
+        "/api/v1/samples",
+        &st,
+        json!([
+            {"market": MARKET, "stall": "X"},
+            {"sample_id": "S9", "market": MARKET, "category": "moon_rock"},
+            {"sample_id": "S9", "market": "ZB-0001"},
+            {"sample_id": "S9", "market": MARKET, "sampled_at": "yesterday"},
+            {"sample_id": "S9", "market": MARKET, "stall": "D09"},
+        ]),
+    )
+    .await;
+    let fields: Vec<(Value, Value)> = a["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["status"].clone(), r["errors"][0]["field"].clone()))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            (json!("rejected"), json!("sample_id")),
+            (json!("rejected"), json!("category")),
+            (json!("rejected"), json!("market")),
+            (json!("rejected"), json!("sampled_at")),
+            (json!("stored"), Value::Null),
+        ]
+    );
+
+    // What the receiver saw, per hold, in order: every correction with its own event id.
+    wait_until("events delivered", LONG, || {
+        node.outbox().iter().all(|e| e.status == "delivered")
+    })
+    .await;
+    let seen = |hold: &str| -> Vec<(String, Value, Value)> {
+        rx.accepted()
+            .iter()
+            .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap())
+            .filter(|e| e["hold"]["id"] == hold)
+            .map(|e| {
+                (
+                    e["type"].as_str().unwrap().to_string(),
+                    e["stall"].clone(),
+                    e["revision"].clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        seen(&s2_hold),
+        [
+            ("sample.failed".to_string(), Value::Null, Value::Null),
+            ("sample.failed".to_string(), json!("B02"), json!(1)),
+            ("hold.review".to_string(), json!("B02"), json!(1)),
+            ("sample.failed".to_string(), json!("B09"), json!(2)),
+        ]
+    );
+    assert_eq!(
+        seen(&s3_hold),
+        [
+            ("sample.failed".to_string(), json!("C03"), Value::Null),
+            ("sample.failed".to_string(), json!("C04"), json!(2)),
+        ]
+    );
+    let ids: std::collections::HashSet<String> =
+        rx.accepted().iter().map(|r| r.event_id.clone()).collect();
+    assert_eq!(ids.len(), rx.accepted().len(), "no event id twice");
+}

@@ -860,6 +860,29 @@ mod tests {
     }
 
     #[test]
+    fn the_local_day_takes_received_at_when_measured_at_is_more_than_24_h_away() {
+        let offset = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+        let received = DateTime::parse_from_rfc3339("2025-03-05T01:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut r = Reading::new(Protocol::Astm, "chlorpyrifos");
+        let at = |s: &str| Some(DateTime::parse_from_rfc3339(s).unwrap());
+        // Exactly 24 h before: still the instrument's clock (local 2025-03-04).
+        r.measured_at = at("2025-03-04T01:00:00Z");
+        assert_eq!(local_day(&r, received, offset), "2025-03-04");
+        // Half a second more is "more than 24 h away": the day it was received (local 03-05).
+        r.measured_at = at("2025-03-04T00:59:59.500Z");
+        assert_eq!(local_day(&r, received, offset), "2025-03-05");
+        r.measured_at = at("2025-03-06T01:00:00.001Z");
+        assert_eq!(local_day(&r, received, offset), "2025-03-05");
+        r.measured_at = None;
+        assert_eq!(local_day(&r, received, offset), "2025-03-05");
+        // The local day, not the UTC one: 16:30 UTC is 00:30 the next day at +08:00.
+        r.measured_at = at("2025-03-04T16:30:00Z");
+        assert_eq!(local_day(&r, received, offset), "2025-03-05");
+    }
+
+    #[test]
     fn a_spliced_event_body_is_the_bytes_of_the_whole_struct() {
         let mut r = Reading::new(Protocol::Astm, "chlorpyrifos");
         r.sample_id = Some("S\"1".into());

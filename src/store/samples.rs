@@ -464,8 +464,12 @@ fn correct_reading(
             tx.prepare_cached("UPDATE holds SET stall = ?1, updated_at = ?2 WHERE id = ?3")?
                 .execute(params![stall, at, hold])?;
             let mut status = status.clone();
+            // Already waiting for a person: the note is enough.
+            let to_review = kept_note.is_some() && status != "review";
             if let Some(kept) = &kept_note {
                 let _ = write!(note, "; {kept}: a person decides");
+            }
+            if to_review {
                 set_hold_status(tx, hold, "review", by, &note, &at)?;
                 status = "review".into();
             } else {
@@ -483,7 +487,7 @@ fn correct_reading(
             let history = hold_history(tx, hold)?;
             let h = Some((hold.as_str(), status.as_str(), history.as_slice()));
             events += queue_revision(tx, settings, &cx, "sample.failed", revision, h, now_ms)?;
-            if kept_note.is_some() {
+            if to_review {
                 events += queue_revision(tx, settings, &cx, "hold.review", revision, h, now_ms)?;
             }
         }

@@ -508,6 +508,56 @@ mod tests {
     use super::*;
     use crate::config::Config;
 
+    fn ev(id: i64, kind: &str) -> DueEvent {
+        DueEvent {
+            id,
+            event_id: id.to_string(),
+            kind: kind.into(),
+            body: b"{}".to_vec(),
+            attempts: 0,
+        }
+    }
+
+    fn cut(kinds: &[(i64, &str)], room: usize, idle: bool) -> Vec<Vec<i64>> {
+        let due = kinds.iter().map(|(i, k)| ev(*i, k));
+        batches(due, room, idle)
+            .into_iter()
+            .map(|b| b.into_iter().map(|e| e.id).collect())
+            .collect()
+    }
+
+    #[test]
+    fn batches_keep_rows_and_sample_records_in_the_order_they_were_stored() {
+        let row = "result.row";
+        let rec = SAMPLE_RECORD;
+        // Rows up to the first record; the record waits for them.
+        assert_eq!(
+            cut(&[(1, row), (2, row), (3, rec), (4, row)], 2, true),
+            [vec![1, 2]]
+        );
+        // A record first goes alone when nothing is on the wire, and the rows after it wait.
+        assert_eq!(cut(&[(3, rec), (5, rec), (6, row)], 2, true), [vec![3, 5]]);
+        assert!(cut(&[(3, rec), (6, row)], 2, false).is_empty());
+        // Rows in batches of BATCH_ROWS, at most `room` of them.
+        let many: Vec<(i64, &str)> = (0..2500).map(|i| (i, row)).collect();
+        let b = cut(&many, 2, true);
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), [1000, 1000]);
+        assert_eq!((b[1][0], b[1][999]), (1000, 1999));
+    }
+
+    #[test]
+    fn a_batch_body_is_one_array_of_the_rows() {
+        let mut a = ev(1, "result.row");
+        a.body = br#"{"id":"a"}"#.to_vec();
+        let mut b = ev(2, "result.row");
+        b.body = br#"[{"id":"b"}]"#.to_vec(); // stored by an older version
+        assert_eq!(batch_body(&[a, b]), br#"[{"id":"a"},{"id":"b"}]"#);
+        assert_eq!(
+            samples_url("http://hub:8080/api/v1/results"),
+            "http://hub:8080/api/v1/samples"
+        );
+    }
+
     #[test]
     fn backoff_doubles_to_the_cap_with_bounded_jitter() {
         let c = Config::parse(
