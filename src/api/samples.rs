@@ -123,12 +123,15 @@ fn parse_record(state: &AppState, raw: &str) -> Result<SampleRecord, Vec<FieldEr
     }
 }
 
+/// A valid record and its index in the body.
+type Indexed = (usize, SampleRecord);
+
 /// Valid, in-scope records (with their index) and the rows answered already.
 fn prepare(
     state: &AppState,
     who: &Principal,
     body: &[u8],
-) -> Result<(Vec<(usize, SampleRecord)>, Vec<SampleResult>), ApiError> {
+) -> Result<(Vec<Indexed>, Vec<SampleResult>), ApiError> {
     let items: Vec<&serde_json::value::RawValue> = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("the body is not a JSON array: {e}")))?;
     if items.len() > MAX_ROWS {
