@@ -216,6 +216,7 @@ pub fn openapi_document() -> serde_json::Value {
     let q = |name: &str, desc: &str| json!({"name": name, "in": "query", "required": false, "schema": {"type": "string"}, "description": desc});
     let row_props: serde_json::Map<String, serde_json::Value> = super::rows::FIELDS
         .iter()
+        .chain(super::rows::LATER_FIELDS)
         .map(|f| (f.to_string(), json!({"type": ["string", "number", "null"]})))
         .collect();
     json!({
