@@ -16,7 +16,8 @@
 //!   events go upstream (a new revision: see [`super::insert::revised_event_id`]).
 //! - Those readings are judged again with the registered category. A machine never lifts a
 //!   hold: a reading that failed and would not fail under the registered category keeps its
-//!   verdict and its hold goes to `review` (`hold.review`): a person decides. A reading that
+//!   verdict and its open hold (`held`, `confirmed`) goes to `review` (`hold.review`): a
+//!   person decides. A reading that
 //!   did not fail and fails under the registered category is a failure now: its verdict
 //!   changes and a hold opens (`sample.failed`), as it would have had the registration come
 //!   first. Any other change of verdict (pass ↔ invalid/unknown) is taken as it is.
@@ -464,8 +465,9 @@ fn correct_reading(
             tx.prepare_cached("UPDATE holds SET stall = ?1, updated_at = ?2 WHERE id = ?3")?
                 .execute(params![stall, at, hold])?;
             let mut status = status.clone();
-            // Already waiting for a person: the note is enough.
-            let to_review = kept_note.is_some() && status != "review";
+            // Only an open hold goes to a person; one already in review, or released by a
+            // retest, gets the note.
+            let to_review = kept_note.is_some() && matches!(status.as_str(), "held" | "confirmed");
             if let Some(kept) = &kept_note {
                 let _ = write!(note, "; {kept}: a person decides");
             }
