@@ -542,7 +542,7 @@ fn correct_reading(
             .map(|(id, st, hist)| (id.as_str(), st.as_str(), hist.as_slice()));
         events += queue_revision(tx, settings, &cx, "result.recorded", revision, h, now_ms)?;
     }
-    let _ = events;
+    tracing::debug!(reading = s.id, revision, events, "stored reading corrected");
     Ok(true)
 }
 
