@@ -24,6 +24,7 @@ use crate::auth::{audit, Role};
 use crate::config::Format;
 use crate::store::identity::event_id;
 use crate::store::insert::{hold_history, rfc3339, set_hold_status, HistoryEntry};
+use crate::store::samples::correct_hold_stall;
 use crate::store::{StoreSettings, Tx};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -152,7 +153,9 @@ pub struct PatchHold {
     stall: Option<String>,
 }
 
-/// `PATCH /api/v1/holds/{id}` with `{"stall": "A12"}`: set or correct the stall (audited).
+/// `PATCH /api/v1/holds/{id}` with `{"stall": "A12"}`: set or correct the stall (audited;
+/// the hold's sample and its other readings follow, upstreams get the corrected events: see
+/// [`crate::store::samples`]).
 pub async fn patch_hold(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -183,34 +186,17 @@ pub async fn patch_hold(
     let hold = scoped_hold(&state, &who, &id).await?;
     let name = who.name.clone();
     let hid = hold.id.clone();
+    let settings = Arc::new(state.store().settings().clone());
     state
         .store()
         .write_async(move |tx| {
-            let old: Option<String> = tx
-                .query_row("SELECT stall FROM holds WHERE id = ?1", [&hid], |r| r.get(0))?;
-            let now = rfc3339(Utc::now());
-            tx.execute(
-                "UPDATE holds SET stall = ?1, updated_at = ?2 WHERE id = ?3",
-                params![stall, now, hid],
-            )?;
-            let status: String =
-                tx.query_row("SELECT status FROM holds WHERE id = ?1", [&hid], |r| r.get(0))?;
-            tx.execute(
-                "INSERT INTO hold_history (hold, at, status, by, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    hid,
-                    now,
-                    status,
-                    name,
-                    format!("stall set to {stall:?} (was {})", old.as_deref().unwrap_or("unset"))
-                ],
-            )?;
+            let done = correct_hold_stall(tx, &settings, &hid, &stall, &name)?;
             audit(
                 tx,
                 &name,
                 "hold.stall",
                 Some(&hid),
-                &serde_json::json!({"from": old, "to": stall}),
+                &serde_json::json!({"from": done.from, "to": stall, "readings": done.readings}),
             )
         })
         .await?;

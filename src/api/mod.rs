@@ -6,6 +6,7 @@
 //!
 //! - [`rows`]: upload rows (JSON or CSV, UTF-8 or GBK) → judged readings.
 //! - [`results`]: `POST /api/v1/results`, `GET /api/v1/results`.
+//! - [`samples`]: `POST /api/v1/samples` (sample registration).
 //! - [`coverage`]: `GET /api/v1/coverage`.
 //! - [`holds`]: holds, retests, stall corrections.
 //! - [`ops`]: instruments, health, metrics, OpenAPI document.
@@ -17,6 +18,7 @@ pub mod ops;
 pub mod outbox;
 pub mod results;
 pub mod rows;
+pub mod samples;
 
 use crate::auth::{self, AuthError, Principal, Role};
 use crate::judge::Judge;
@@ -324,6 +326,7 @@ impl IntoResponse for ApiError {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/results", post(results::upload).get(results::list))
+        .route("/api/v1/samples", post(samples::upload))
         .route("/api/v1/coverage", get(coverage::coverage))
         .route("/api/v1/holds", get(holds::list))
         .route("/api/v1/holds/{id}", patch(holds::patch_hold))

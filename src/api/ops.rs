@@ -272,6 +272,7 @@ pub fn openapi_document() -> serde_json::Value {
     let q = |name: &str, desc: &str| json!({"name": name, "in": "query", "required": false, "schema": {"type": "string"}, "description": desc});
     let row_props: serde_json::Map<String, serde_json::Value> = super::rows::FIELDS
         .iter()
+        .chain(super::rows::LATER_FIELDS)
         .map(|f| (f.to_string(), json!({"type": ["string", "number", "null"]})))
         .collect();
     json!({
@@ -294,6 +295,9 @@ pub fn openapi_document() -> serde_json::Value {
                 "get": with(json!({"summary": "Readings, newest first (scoped)", "parameters": [q("market", "market code"), q("date", "local day YYYY-MM-DD"), q("verdict", "pass|fail|invalid|unknown"), q("analyte", "canonical id or alias"), q("limit", "1..1000, default 100"), q("after", "the `next` cursor of the previous page")],
                     "responses": {"200": {"description": "{results, next}"}, "400": err}}), &auth_errors),
             },
+            "/api/v1/samples": {"post": with(json!({"summary": "Register samples (JSON array of at most 10,000 sample records); a correction of a registered sample updates it and the readings already stored; station, contractor (scoped), admin",
+                "requestBody": {"content": {"application/json": {"schema": {"type": "array", "maxItems": 10000, "items": {"type": "object", "required": ["sample_id", "market"], "properties": {"sample_id": {"type": "string"}, "market": {"type": "string"}, "stall": {"type": ["string", "null"]}, "sample_name": {"type": ["string", "null"]}, "category": {"type": ["string", "null"]}, "vendor": {"type": ["string", "null"]}, "supplier": {"type": ["string", "null"]}, "certificate_no": {"type": ["string", "null"]}, "sampled_at": {"type": ["string", "null"], "format": "date-time"}}}}}}},
+                "responses": {"200": {"description": "one result per record, in order: {results: [{index, id, status: stored|duplicate|updated|rejected, readings, errors}]}"}, "400": err, "413": err}}), &auth_errors)},
             "/api/v1/coverage": {"get": with(json!({"summary": "Daily coverage of every registered market; regulator, admin", "parameters": [q("date", "YYYY-MM-DD, default today"), q("format", "json|csv")],
                 "responses": {"200": {"description": "{date, summary, markets}", "content": {"application/json": {}, "text/csv": {}}}, "400": err}}), &auth_errors)},
             "/api/v1/holds": {"get": with(json!({"summary": "Holds (scoped)", "parameters": [q("status", "held|confirmed|released|review")], "responses": {"200": {"description": "{holds}"}, "400": err}}), &auth_errors)},

@@ -135,7 +135,7 @@ pub fn store_rows(
                     uploader: uploader.to_string(),
                     row: p.row.id.clone(),
                 },
-                received_at: now,
+                received_at: p.row.received_at.unwrap_or(now),
                 frame: Some(0),
             }],
         };

@@ -11,7 +11,7 @@
 //! has neither special rule. The API shows `protocol: null` for uploaded readings.
 
 use crate::judge::Judge;
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use foodgate_parsers::value::{interpret, parse_decimal};
 use foodgate_parsers::{AliasTable, DeviceVerdict, Protocol, Qualifier, Reading};
 use serde::Serialize;
@@ -47,6 +47,15 @@ pub const FIELDS: &[&str] = &[
     "protocol",
 ];
 
+/// Columns added after rows were first stored: hashed only when present, so a row sent again
+/// as before keeps its content hash. `received_at` (RFC 3339): when the reading first reached
+/// a foodgate — a station forwarding to its hub sends it, so that the reading counts on the
+/// day the station received it (SPEC "Coverage"), however late it reaches the hub.
+pub const LATER_FIELDS: &[&str] = &["received_at"];
+
+/// A `received_at` may be this far ahead of the receiving clock (clocks differ a little).
+const CLOCK_SLACK: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
 /// Longest accepted text in one cell.
 const MAX_CELL: usize = 1024;
 
@@ -76,6 +85,8 @@ pub struct Row {
     pub market: String,
     pub stall: Option<String>,
     pub reading: Reading,
+    /// When the reading first reached a foodgate (see [`LATER_FIELDS`]).
+    pub received_at: Option<DateTime<Utc>>,
     /// What makes "the same row again": hex SHA-256 of the known cells.
     pub content_hash: String,
 }
@@ -124,6 +135,13 @@ fn hash_cells(cells: &Cells) -> String {
             }
         }
     }
+    for f in LATER_FIELDS {
+        if let Some(v) = cells.get(*f).and_then(|v| v.as_deref()) {
+            h.update(f.as_bytes());
+            h.update((v.len() as u64).to_le_bytes());
+            h.update(v.as_bytes());
+        }
+    }
     let mut s = String::with_capacity(64);
     for b in h.finalize().iter() {
         let _ = write!(s, "{b:02x}");
@@ -150,7 +168,7 @@ pub fn parse_row(
     }
     let mut errors = Vec::new();
     let get = |f: &str| cells.get(f).and_then(|v| v.as_deref());
-    for f in FIELDS {
+    for f in FIELDS.iter().chain(LATER_FIELDS) {
         if get(f).is_some_and(|v| v.len() > MAX_CELL) {
             errors.push(FieldError::new(f, format!("longer than {MAX_CELL} bytes")));
         }
@@ -266,6 +284,19 @@ pub fn parse_row(
             )),
         }
     }
+    let mut received_at = None;
+    if let Some(t) = get("received_at") {
+        match DateTime::parse_from_rfc3339(t) {
+            Ok(t) if t.with_timezone(&Utc) <= Utc::now() + CLOCK_SLACK => {
+                received_at = Some(t.with_timezone(&Utc));
+            }
+            Ok(_) => errors.push(FieldError::new("received_at", "in the future")),
+            Err(_) => errors.push(FieldError::new(
+                "received_at",
+                "expected RFC 3339 with an offset, e.g. 2025-03-04T09:30:00+08:00",
+            )),
+        }
+    }
     let mut uint = |f: &str| -> Option<u32> {
         let v = get(f)?;
         match v.parse::<u32>() {
@@ -311,6 +342,7 @@ pub fn parse_row(
         market,
         stall: get("stall").map(str::to_string),
         reading: r,
+        received_at,
         content_hash,
     })
 }

@@ -77,7 +77,8 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     }
     decoder_config.aliases = Arc::new(table);
     let judge = Judge::new(reference);
-    let store = Store::open(&config.database_path(), StoreSettings::from_config(&config))
+    let settings = StoreSettings::from_config(&config).with_judge(judge.clone());
+    let store = Store::open(&config.database_path(), settings)
         .with_context(|| format!("cannot open the store {}", config.database_path().display()))?;
     let conn = store.reader()?;
     let known = conn

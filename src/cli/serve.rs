@@ -66,7 +66,9 @@ fn init_logging() {
 
 async fn serve(config: Config, reference: Arc<Reference>) -> anyhow::Result<ExitCode> {
     let path = config.database_path();
-    let store = Store::open(&path, StoreSettings::from_config(&config))
+    let settings =
+        StoreSettings::from_config(&config).with_judge(crate::judge::Judge::new(reference.clone()));
+    let store = Store::open(&path, settings)
         .with_context(|| format!("cannot open the store {}", path.display()))?;
     warn_unknown_markets(&config, &store);
     let (stop_tx, stop_rx) = watch::channel(false);

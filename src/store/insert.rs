@@ -122,8 +122,9 @@ fn hex(bytes: &[u8]) -> String {
 /// The local day a reading counts in (SPEC "Coverage"): of `measured_at`, or of
 /// `received_at` when the instrument clock is missing or more than 24 h off.
 pub fn local_day(r: &Reading, received_at: DateTime<Utc>, offset: chrono::FixedOffset) -> String {
+    // The whole difference, not whole seconds of it: 24 h and 0.5 s is "more than 24 h".
     let at = match r.measured_at {
-        Some(m) if (m.with_timezone(&Utc) - received_at).num_seconds().abs() <= 86_400 => {
+        Some(m) if (m.with_timezone(&Utc) - received_at).abs() <= chrono::TimeDelta::hours(24) => {
             m.with_timezone(&Utc)
         }
         _ => received_at,
@@ -164,6 +165,9 @@ struct EventHead<'a> {
     market: &'a str,
     stall: Option<&'a str>,
     sample: SampleBody<'a>,
+    /// Only on a corrected event (stall, name or category corrected after it was first sent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revision: Option<u32>,
 }
 
 /// An upload row (the `POST /api/v1/results` format) for `format = "results"` upstreams.
@@ -198,26 +202,43 @@ struct ResultRow<'a> {
     delta_at: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     recomputed_rate: Option<f64>,
+    /// Extensions of the upload format (see `api::rows`): judged on the hub as at the
+    /// station, and counted on the day the station received it.
+    protocol: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result_status: Option<&'a str>,
+    received_at: &'a str,
 }
 
 /// Everything an event body is made of.
-struct EventCx<'a> {
-    identity: &'a str,
-    occurred_at: &'a str,
-    market: &'a str,
-    stall: Option<&'a str>,
-    reading: &'a Reading,
+pub(crate) struct EventCx<'a> {
+    pub identity: &'a str,
+    pub occurred_at: &'a str,
+    pub market: &'a str,
+    pub stall: Option<&'a str>,
+    pub reading: &'a Reading,
     /// `reading` as JSON, serialized once for `reading_json` and reused in every body.
-    reading_json: &'a str,
+    pub reading_json: &'a str,
+}
+
+/// The id of event `kind` of a reading; a corrected event (`revision` > 0) gets a new one, so
+/// a receiver that drops event ids it has seen still takes the correction.
+pub fn revised_event_id(identity: &str, kind: &str, revision: u32) -> String {
+    if revision == 0 {
+        event_id(identity, kind).to_string()
+    } else {
+        event_id(identity, &format!("{kind}#{revision}")).to_string()
+    }
 }
 
 /// Serialize one event body, once: every retry sends these exact bytes.
 fn event_body(
     cx: &EventCx<'_>,
     kind: &str,
+    revision: u32,
     hold: Option<(&str, &str, &[HistoryEntry])>,
 ) -> (String, Vec<u8>) {
-    let id = event_id(cx.identity, kind).to_string();
+    let id = revised_event_id(cx.identity, kind, revision);
     let head = EventHead {
         event_id: &id,
         kind,
@@ -229,6 +250,7 @@ fn event_body(
             name: cx.reading.sample_name.as_deref(),
             category: cx.reading.category.as_deref(),
         },
+        revision: (revision > 0).then_some(revision),
     };
     let hold = hold.map(|(id, status, history)| HoldBody {
         id,
@@ -250,8 +272,9 @@ fn event_body(
     (id, Vec::new())
 }
 
-/// The row a `format = "results"` upstream receives (a one-row upload batch).
-fn result_row_body(cx: &EventCx<'_>) -> (String, Vec<u8>) {
+/// The row a `format = "results"` upstream receives: one JSON object; the uplink sends up
+/// to a batch of them as one JSON array (see [`crate::uplink`]).
+pub(crate) fn result_row_body(cx: &EventCx<'_>) -> (String, Vec<u8>) {
     let id = event_id(cx.identity, "result.row").to_string();
     let r = cx.reading;
     let row = ResultRow {
@@ -279,12 +302,15 @@ fn result_row_body(cx: &EventCx<'_>) -> (String, Vec<u8>) {
         delta_a0: r.delta_a0,
         delta_at: r.delta_at,
         recomputed_rate: r.recomputed_rate,
+        protocol: r.protocol.as_str(),
+        result_status: r.result_status.as_deref(),
+        received_at: cx.occurred_at,
     };
-    let bytes = serde_json::to_vec(&[row]).unwrap_or_default();
+    let bytes = serde_json::to_vec(&row).unwrap_or_default();
     (id, bytes)
 }
 
-fn queue_event(
+pub(crate) fn queue_event(
     tx: &Tx<'_>,
     route: &Route,
     kind: &str,
@@ -311,13 +337,26 @@ fn queue_for_routes(
     hold: Option<(&str, &str, &[HistoryEntry])>,
     now_ms: i64,
 ) -> rusqlite::Result<usize> {
+    queue_revision(tx, settings, cx, kind, 0, hold, now_ms)
+}
+
+/// [`queue_for_routes`] for revision `revision` of the event (0: the first).
+pub(crate) fn queue_revision(
+    tx: &mut Tx<'_>,
+    settings: &StoreSettings,
+    cx: &EventCx<'_>,
+    kind: &str,
+    revision: u32,
+    hold: Option<(&str, &str, &[HistoryEntry])>,
+    now_ms: i64,
+) -> rusqlite::Result<usize> {
     let takes = |r: &Route| {
         r.format == Format::Events && (kind != "result.recorded" || r.send == SendMode::All)
     };
     if !settings.routes.iter().any(takes) {
         return Ok(0);
     }
-    let (id, body) = event_body(cx, kind, hold);
+    let (id, body) = event_body(cx, kind, revision, hold);
     let mut n = 0;
     for route in settings.routes.iter().filter(|r| takes(r)) {
         n += queue_event(tx, route, kind, hold.map(|h| h.0), &id, &body, now_ms)?;
@@ -327,7 +366,7 @@ fn queue_for_routes(
 }
 
 /// `sample.failed` / `result.recorded` to events upstreams, rows to results upstreams.
-fn queue_reading_events(
+pub(crate) fn queue_reading_events(
     tx: &mut Tx<'_>,
     settings: &StoreSettings,
     cx: &EventCx<'_>,
@@ -383,14 +422,14 @@ fn store_frame(tx: &Tx<'_>, f: &RawFrame) -> rusqlite::Result<(i64, bool)> {
     .map(|id| (id, false))
 }
 
-fn sample_key(
+pub(crate) fn sample_key(
     market: &str,
     stall: Option<&str>,
     r: &Reading,
     received_at: DateTime<Utc>,
 ) -> String {
     match r.sample_id.as_deref() {
-        Some(id) => format!("{market}\u{1f}id\u{1f}{id}"),
+        Some(id) => super::samples::id_key(market, id),
         None => {
             let at = r
                 .measured_at
@@ -476,8 +515,8 @@ fn insert_reading(
     now_ms: i64,
     markets: &mut Vec<String>,
 ) -> rusqlite::Result<Outcome> {
-    let r = &item.reading;
-    let identity = reading_identity(&item.origin, r);
+    let mut item = item;
+    let identity = reading_identity(&item.origin, &item.reading);
     let seen: Option<(i64, String)> = tx
         .prepare_cached("SELECT id, verdict FROM readings WHERE identity = ?1")?
         .query_row([&identity], |row| Ok((row.get(0)?, row.get(1)?)))
@@ -505,6 +544,17 @@ fn insert_reading(
             reason: format!("unknown market {:?}", item.market),
         });
     }
+    // A registered sample gives its stall, name and category; the category decides the
+    // limit, so the reading is judged again with it.
+    if let Some(sid) = item.reading.sample_id.as_deref() {
+        if let Some(reg) = super::samples::registered(tx, &item.market, sid)? {
+            super::samples::take_registered(&settings.judge, &mut item.reading, &reg);
+            if reg.stall.is_some() {
+                item.stall = reg.stall;
+            }
+        }
+    }
+    let r = &item.reading;
     let stall: Option<&str> = item.stall.as_deref().or(r.source.as_deref());
     let received = rfc3339(item.received_at);
     let key = sample_key(&item.market, stall, r, item.received_at);
@@ -741,7 +791,7 @@ fn upsert_sample(
     }
 }
 
-fn add_history(tx: &Tx<'_>, hold: &str, e: &HistoryEntry) -> rusqlite::Result<()> {
+pub(crate) fn add_history(tx: &Tx<'_>, hold: &str, e: &HistoryEntry) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT INTO hold_history (hold, at, status, by, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
@@ -810,6 +860,29 @@ mod tests {
     }
 
     #[test]
+    fn the_local_day_takes_received_at_when_measured_at_is_more_than_24_h_away() {
+        let offset = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+        let received = DateTime::parse_from_rfc3339("2025-03-05T01:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut r = Reading::new(Protocol::Astm, "chlorpyrifos");
+        let at = |s: &str| Some(DateTime::parse_from_rfc3339(s).unwrap());
+        // Exactly 24 h before: still the instrument's clock (local 2025-03-04).
+        r.measured_at = at("2025-03-04T01:00:00Z");
+        assert_eq!(local_day(&r, received, offset), "2025-03-04");
+        // Half a second more is "more than 24 h away": the day it was received (local 03-05).
+        r.measured_at = at("2025-03-04T00:59:59.500Z");
+        assert_eq!(local_day(&r, received, offset), "2025-03-05");
+        r.measured_at = at("2025-03-06T01:00:00.001Z");
+        assert_eq!(local_day(&r, received, offset), "2025-03-05");
+        r.measured_at = None;
+        assert_eq!(local_day(&r, received, offset), "2025-03-05");
+        // The local day, not the UTC one: 16:30 UTC is 00:30 the next day at +08:00.
+        r.measured_at = at("2025-03-04T16:30:00Z");
+        assert_eq!(local_day(&r, received, offset), "2025-03-05");
+    }
+
+    #[test]
     fn a_spliced_event_body_is_the_bytes_of_the_whole_struct() {
         let mut r = Reading::new(Protocol::Astm, "chlorpyrifos");
         r.sample_id = Some("S\"1".into());
@@ -831,7 +904,7 @@ mod tests {
             reading_json: &json,
         };
         for hold in [None, Some(("h1", "held", history.as_slice()))] {
-            let (id, bytes) = event_body(&cx, "sample.failed", hold);
+            let (id, bytes) = event_body(&cx, "sample.failed", 0, hold);
             let whole = WholeBody {
                 event_id: &id,
                 kind: "sample.failed",

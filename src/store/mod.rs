@@ -15,11 +15,14 @@
 //! - [`identity`]: reading identity, event and hold ids.
 //! - [`insert`]: storing a [`Batch`]: readings, raw frames, samples, holds, outbox rows.
 //! - [`outbox`]: what the uplink reads and writes: due events, delivery results, stats.
+//! - [`samples`]: registered samples (the sampling record) and stall corrections, applied to
+//!   the readings already stored, with their corrected events.
 
 pub mod identity;
 pub mod insert;
 pub mod outbox;
 pub mod retention;
+pub mod samples;
 pub mod schema;
 
 pub use identity::Origin;
@@ -98,6 +101,9 @@ pub struct StoreSettings {
     pub utc_offset: FixedOffset,
     /// One entry per `[[upstream]]`: each makes its own outbox rows.
     pub routes: Vec<Route>,
+    /// Judges again a reading that takes the category of a registered sample (the category
+    /// decides the limit): the one the readings were judged with before they came here.
+    pub judge: crate::judge::Judge,
 }
 
 impl StoreSettings {
@@ -113,7 +119,14 @@ impl StoreSettings {
                     format: u.format,
                 })
                 .collect(),
+            judge: crate::judge::Judge::builtin(),
         }
+    }
+
+    /// The same settings judging with `judge` (a `limits =` file of the config).
+    pub fn with_judge(mut self, judge: crate::judge::Judge) -> Self {
+        self.judge = judge;
+        self
     }
 }
 

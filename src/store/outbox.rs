@@ -24,7 +24,8 @@ pub fn due(
     limit: usize,
 ) -> rusqlite::Result<Vec<DueEvent>> {
     conn.prepare_cached(
-        "SELECT o.id, o.event_id, o.type, o.body, o.attempts FROM outbox o
+        // INDEXED BY: left to itself SQLite takes `outbox_due` and sorts every due row by id.
+        "SELECT o.id, o.event_id, o.type, o.body, o.attempts FROM outbox o INDEXED BY outbox_pending
          WHERE o.status = 'pending' AND o.upstream = ?1 AND o.next_attempt_ms <= ?2
            AND (o.hold IS NULL OR NOT EXISTS (
                 SELECT 1 FROM outbox p WHERE p.hold = o.hold AND p.upstream = o.upstream

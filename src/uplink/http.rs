@@ -18,8 +18,21 @@ pub(crate) type Client = hyper_util::client::legacy::Client<HttpConnector, Full<
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Of an answer, this much is kept as `last_answer`.
 const ANSWER_KEEP: usize = 2048;
-/// Of an answer, at most this much is read.
-const ANSWER_READ: usize = 64 * 1024;
+/// Of an answer, at most this much is read: a hub answers a batch of 1,000 rows with one
+/// entry each (about 300 bytes), an events endpoint with little.
+const ANSWER_READ: usize = 8 * 1024 * 1024;
+
+/// The first [`ANSWER_KEEP`] bytes of an answer (cut at a character boundary), to store.
+pub fn keep(text: &str) -> &str {
+    if text.len() <= ANSWER_KEEP {
+        return text;
+    }
+    let mut end = ANSWER_KEEP;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
 
 pub(crate) fn client() -> Client {
     let mut connector = HttpConnector::new();
@@ -49,16 +62,25 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
 pub enum Answer {
     Http {
         status: u16,
+        /// The whole answer (up to [`ANSWER_READ`]); [`keep`] what is stored.
         body: String,
     },
     /// Refused, reset, timed out, unreadable: no HTTP answer.
     Transport(String),
 }
 
-pub(crate) async fn post(client: &Client, up: &Upstream, event_id: &str, body: Vec<u8>) -> Answer {
+/// POST `body` to `url` (the upstream's own, or its hub's samples endpoint) with the
+/// upstream's signature, token and timeout.
+pub(crate) async fn post(
+    client: &Client,
+    up: &Upstream,
+    url: &str,
+    event_id: &str,
+    body: Vec<u8>,
+) -> Answer {
     let signature = sign(up.secret.expose().as_bytes(), &body);
     let len = body.len();
-    let mut req = Request::post(up.url.as_str())
+    let mut req = Request::post(url)
         .header(CONTENT_TYPE, "application/json")
         .header(CONTENT_LENGTH, len)
         .header("Idempotency-Key", event_id)
@@ -77,11 +99,7 @@ pub(crate) async fn post(client: &Client, up: &Upstream, event_id: &str, body: V
         let resp = client.request(req).await.map_err(describe)?;
         let status = resp.status().as_u16();
         let text = match Limited::new(resp.into_body(), ANSWER_READ).collect().await {
-            Ok(b) => {
-                let b = b.to_bytes();
-                let keep = &b[..b.len().min(ANSWER_KEEP)];
-                String::from_utf8_lossy(keep).into_owned()
-            }
+            Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
             Err(e) => format!("(answer unreadable: {e})"),
         };
         Ok::<_, String>(Answer::Http { status, body: text })

@@ -6,6 +6,13 @@
 //! Every result is committed through the store's writer before the event can be picked
 //! again, so delivery state (attempts, next attempt, last answer) survives restarts.
 //! The worker sleeps until the next retry is due or the store commits new events.
+//!
+//! A `format = "results"` upstream (a city hub) gets the same outbox as upload rows, up to
+//! [`BATCH_ROWS`] per POST and [`BATCHES_IN_FLIGHT`] POSTs at once, oldest first; sample
+//! records go to the hub's `/api/v1/samples` before the rows queued after them. Each row
+//! of a batch gets its own result from the hub's per-row answer ([`classify_batch`]). When a
+//! whole request fails (hub down), the upstream rests until that batch's retry is due, so
+//! a station that was offline for days catches up by itself, oldest first.
 
 mod health;
 mod http;
@@ -134,6 +141,13 @@ pub fn spawn(
     )
 }
 
+/// Work for one task: one event (events format) or one batch of rows (results format).
+type Job = Vec<DueEvent>;
+
+/// What a finished task reports: the outbox rows it had, and, when the whole request failed
+/// (hub down, overloaded), when to try this upstream again.
+type Done = (Vec<i64>, Option<i64>);
+
 async fn run_upstream(
     store: Store,
     up: Upstream,
@@ -145,24 +159,57 @@ async fn run_upstream(
     let reader = Arc::new(Mutex::new(store.reader()?));
     let mut wake = store.wake();
     let mut in_flight: HashSet<i64> = HashSet::new();
-    let mut tasks: JoinSet<i64> = JoinSet::new();
+    let mut tasks: JoinSet<Done> = JoinSet::new();
+    // A hub that failed a whole request is left alone until its retry is due: the rows of
+    // that batch go first then (oldest first), and the rest have not used up attempts.
+    let mut paused_until: Option<i64> = None;
+    // Sample records on the wire: rows queued after them wait until they are answered.
+    let mut records_out: HashSet<i64> = HashSet::new();
+    let settle = |done: Result<Done, tokio::task::JoinError>,
+                  in_flight: &mut HashSet<i64>,
+                  records_out: &mut HashSet<i64>,
+                  paused_until: &mut Option<i64>| {
+        if let Ok((ids, pause)) = done {
+            for id in ids {
+                in_flight.remove(&id);
+                records_out.remove(&id);
+            }
+            if let Some(p) = pause {
+                *paused_until = Some(paused_until.map_or(p, |q| q.max(p)));
+            }
+        }
+    };
     loop {
         if *shutdown.borrow() {
             break;
         }
         while let Some(done) = tasks.try_join_next() {
-            if let Ok(id) = done {
-                in_flight.remove(&id);
-            }
+            settle(done, &mut in_flight, &mut records_out, &mut paused_until);
         }
         // Mark the wake-up seen before reading, so a commit after the read wakes us again.
         wake.borrow_and_update();
-        let room = IN_FLIGHT.saturating_sub(in_flight.len());
         let now = now_ms();
+        if paused_until.is_some_and(|p| p <= now) {
+            paused_until = None;
+        }
+        let (room, limit) = match up.format {
+            Format::Events => {
+                let room = IN_FLIGHT.saturating_sub(in_flight.len());
+                (room, room + in_flight.len())
+            }
+            Format::Results => {
+                let room = BATCHES_IN_FLIGHT.saturating_sub(tasks.len());
+                (room, room * BATCH_ROWS + in_flight.len())
+            }
+        };
+        let room = if paused_until.is_some() || !records_out.is_empty() {
+            0
+        } else {
+            room
+        };
         let (due, next) = {
             let reader = reader.clone();
             let name = up.name.clone();
-            let limit = room + in_flight.len();
             tokio::task::spawn_blocking(move || -> rusqlite::Result<_> {
                 let conn = reader.lock().map_err(|_| rusqlite::Error::InvalidQuery)?;
                 let due = if room > 0 {
@@ -176,31 +223,41 @@ async fn run_upstream(
             .await
             .map_err(|_| StoreError::Closed)??
         };
-        let fresh: Vec<DueEvent> = due
-            .into_iter()
-            .filter(|e| !in_flight.contains(&e.id))
-            .take(room)
-            .collect();
-        for ev in fresh {
-            in_flight.insert(ev.id);
-            tasks.spawn(deliver(
-                store.clone(),
-                up.clone(),
-                client.clone(),
-                state.clone(),
-                ev,
-            ));
+        let fresh = due.into_iter().filter(|e| !in_flight.contains(&e.id));
+        let jobs: Vec<Job> = match up.format {
+            Format::Events => fresh.take(room).map(|e| vec![e]).collect(),
+            Format::Results => batches(fresh, room, in_flight.is_empty()),
+        };
+        for job in jobs {
+            in_flight.extend(job.iter().map(|e| e.id));
+            if job.first().is_some_and(|e| e.kind == SAMPLE_RECORD) {
+                records_out.extend(job.iter().map(|e| e.id));
+            }
+            let (store, up, client, state) =
+                (store.clone(), up.clone(), client.clone(), state.clone());
+            match up.format {
+                Format::Events => tasks.spawn(async move {
+                    let mut job = job;
+                    match job.pop() {
+                        Some(ev) => (vec![deliver(store, up, client, state, ev).await], None),
+                        None => (Vec::new(), None),
+                    }
+                }),
+                Format::Results => tasks.spawn(deliver_batch(store, up, client, state, job)),
+            };
         }
+        let wake_at = match (next, paused_until) {
+            (Some(n), Some(p)) => Some(n.max(p)),
+            (n, p) => p.or(n),
+        };
         // Never sleep long: another process (`foodgate ingest`, `outbox retry`) may have
         // queued events this process's store did not signal.
-        let sleep = next
+        let sleep = wake_at
             .map(|t| Duration::from_millis((t - now_ms()).clamp(0, IDLE_POLL_MS) as u64))
             .unwrap_or(Duration::from_millis(IDLE_POLL_MS as u64));
         tokio::select! {
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                if let Ok(id) = done {
-                    in_flight.remove(&id);
-                }
+                settle(done, &mut in_flight, &mut records_out, &mut paused_until);
             }
             r = wake.changed() => {
                 if r.is_err() {
@@ -215,6 +272,203 @@ async fn run_upstream(
     Ok(())
 }
 
+/// Rows in one POST to a hub, at most.
+pub const BATCH_ROWS: usize = 1000;
+/// Batches on the wire at once per results upstream: a station catching up after days
+/// offline keeps its hub busy without flooding it.
+pub const BATCHES_IN_FLIGHT: usize = 2;
+/// The outbox type of a sample record (posted to the hub's `/api/v1/samples`).
+pub const SAMPLE_RECORD: &str = "sample.record";
+
+/// Cut due rows (oldest first) into at most `room` batches of one kind. Where rows and
+/// sample records meet, the later kind waits for the earlier one to be answered: a sample
+/// record goes out when nothing queued before it is still on the wire (`idle`), and the
+/// rows queued after it wait for it (see [`run_upstream`]). So the hub sees both in the order
+/// the station stored them, and a reading finds the registration that came before it.
+fn batches(fresh: impl Iterator<Item = DueEvent>, room: usize, idle: bool) -> Vec<Job> {
+    let mut out: Vec<Job> = Vec::new();
+    let mut current: Job = Vec::new();
+    for ev in fresh {
+        let record = ev.kind == SAMPLE_RECORD;
+        match current.first() {
+            None if record && !(idle && out.is_empty()) => break,
+            Some(f) if (f.kind == SAMPLE_RECORD) != record => break,
+            Some(f) if current.len() >= BATCH_ROWS => {
+                // One batch of records at a time: two revisions of a sample stay in order.
+                let records = f.kind == SAMPLE_RECORD;
+                out.push(std::mem::take(&mut current));
+                if records || out.len() >= room {
+                    return out;
+                }
+            }
+            _ => {}
+        }
+        current.push(ev);
+    }
+    if !current.is_empty() && out.len() < room {
+        out.push(current);
+    }
+    out
+}
+
+/// The hub's samples endpoint, beside its results endpoint (`…/results` → `…/samples`).
+pub fn samples_url(results_url: &str) -> String {
+    match results_url.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/samples"),
+        None => format!("{results_url}/samples"),
+    }
+}
+
+/// One JSON array of the rows' bodies (a body stored as a one-row array by an older
+/// version is unwrapped).
+fn batch_body(job: &[DueEvent]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(job.iter().map(|e| e.body.len() + 1).sum::<usize>() + 2);
+    body.push(b'[');
+    for (i, ev) in job.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        let b = ev.body.as_slice();
+        let inner = match (b.first(), b.last()) {
+            (Some(b'['), Some(b']')) => &b[1..b.len() - 1],
+            _ => b,
+        };
+        body.extend_from_slice(inner);
+    }
+    body.push(b']');
+    body
+}
+
+/// One POST of a batch to the hub, each row's result committed; see [`classify_batch`].
+async fn deliver_batch(
+    store: Store,
+    up: Arc<Upstream>,
+    client: http::Client,
+    state: Arc<UpstreamState>,
+    job: Job,
+) -> Done {
+    use std::sync::atomic::Ordering::Relaxed;
+    let ids: Vec<i64> = job.iter().map(|e| e.id).collect();
+    let Some(first) = job.first() else {
+        return (ids, None);
+    };
+    let url = if first.kind == SAMPLE_RECORD {
+        samples_url(&up.url)
+    } else {
+        up.url.clone()
+    };
+    // One key per batch content: the same rows sent again carry the same key.
+    let key = format!("{}+{}", first.event_id, job.len());
+    state.attempts.fetch_add(1, Relaxed);
+    let started = std::time::Instant::now();
+    let answer = http::post(&client, &up, &url, &key, batch_body(&job)).await;
+    let at = now_ms();
+    let (attempts, pause) = classify_batch(&up, &job, &answer, at);
+    let delivered = attempts
+        .iter()
+        .filter(|(_, a)| matches!(a, Attempt::Delivered { .. }))
+        .count();
+    state.delivered.fetch_add(delivered as u64, Relaxed);
+    // A hub that answers is up, even when it rejects some rows (those are the rows' fault).
+    if delivered > 0 {
+        state.health.delivered(&up.name, started, at);
+    }
+    if delivered < attempts.len() {
+        state.failures.fetch_add(1, Relaxed);
+        let failed = attempts.iter().find_map(|(_, a)| match a {
+            Attempt::Retry { answer, .. } | Attempt::Dead { answer } => Some(answer.clone()),
+            Attempt::Delivered { .. } => None,
+        });
+        if delivered == 0 {
+            if let Some(text) = &failed {
+                state.health.failed(&up.name, started, at, text);
+            }
+        }
+        if let (Ok(mut e), Some(text)) = (state.last_error.lock(), failed) {
+            *e = Some(text);
+        }
+    }
+    // If the store is gone (shutdown), the rows stay pending and go again.
+    let _ = store
+        .write_async(move |tx| {
+            for (id, attempt) in &attempts {
+                outbox::record(tx, *id, at, attempt)?;
+            }
+            Ok(())
+        })
+        .await;
+    (ids, pause)
+}
+
+/// Each row's result from the hub's answer to its batch, and when to try the upstream again
+/// if the whole request failed.
+///
+/// A 2xx answer is read row by row (`results[i]` answers row `i`): `stored`, `duplicate` and
+/// `updated` deliver, `rejected` is dead with the row's own answer (its errors) kept, a row
+/// the answer does not account for is retried. 408, 429, 5xx and transport failures retry the
+/// whole batch with backoff; any other 4xx (401, 403: a wrong or revoked token) makes every
+/// row of the batch dead with the answer kept.
+fn classify_batch(
+    up: &Upstream,
+    job: &[DueEvent],
+    answer: &Answer,
+    at: i64,
+) -> (Vec<(i64, Attempt)>, Option<i64>) {
+    let attempts = job.iter().map(|e| e.attempts).max().unwrap_or(0);
+    let seed = job.first().map_or(0, |e| e.id as u64) ^ at as u64;
+    let next = at + backoff(up, attempts + 1, seed).as_millis() as i64;
+    let all = |a: Attempt| job.iter().map(|e| (e.id, a.clone())).collect::<Vec<_>>();
+    let retry_all = |text: String| {
+        (
+            all(Attempt::Retry {
+                answer: text,
+                next_attempt_ms: next,
+            }),
+            Some(next),
+        )
+    };
+    let (status, body) = match answer {
+        Answer::Transport(e) => return retry_all(e.clone()),
+        Answer::Http { status, body } => (*status, body),
+    };
+    let text = format!("HTTP {status}: {}", http::keep(body));
+    match status {
+        200..=299 => {}
+        408 | 429 | 500..=599 => return retry_all(text),
+        400..=499 => return (all(Attempt::Dead { answer: text }), None),
+        _ => return retry_all(text),
+    }
+    let parsed: Option<Vec<serde_json::Value>> = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("results")?.as_array().cloned());
+    let Some(results) = parsed else {
+        return retry_all(format!("{text} (not an upload answer)"));
+    };
+    let mut out = Vec::with_capacity(job.len());
+    for (i, ev) in job.iter().enumerate() {
+        let entry = results
+            .iter()
+            .find(|r| r.get("index").and_then(|x| x.as_u64()) == Some(i as u64))
+            .or_else(|| results.get(i));
+        let status = entry.and_then(|r| r.get("status")?.as_str());
+        let own = entry.map(|r| r.to_string()).unwrap_or_default();
+        let attempt = match status {
+            Some("stored" | "duplicate" | "updated") => Attempt::Delivered {
+                answer: format!("HTTP 200: {}", status.unwrap_or_default()),
+            },
+            Some("rejected") => Attempt::Dead {
+                answer: format!("HTTP 200: rejected: {}", http::keep(&own)),
+            },
+            _ => Attempt::Retry {
+                answer: format!("HTTP 200 without an answer for row {i}"),
+                next_attempt_ms: next,
+            },
+        };
+        out.push((ev.id, attempt));
+    }
+    (out, None)
+}
+
 /// One attempt at one event, its result committed; returns the event's row id.
 async fn deliver(
     store: Store,
@@ -226,7 +480,7 @@ async fn deliver(
     use std::sync::atomic::Ordering::Relaxed;
     state.attempts.fetch_add(1, Relaxed);
     let started = std::time::Instant::now();
-    let answer = http::post(&client, &up, &ev.event_id, ev.body.clone()).await;
+    let answer = http::post(&client, &up, &up.url, &ev.event_id, ev.body.clone()).await;
     let at = now_ms();
     let attempt = classify(&up, &ev, &answer, at);
     match &attempt {
@@ -260,14 +514,9 @@ fn classify(up: &Upstream, ev: &DueEvent, answer: &Answer, at: i64) -> Attempt {
     match answer {
         Answer::Transport(e) => retry(e.clone()),
         Answer::Http { status, body } => {
-            let text = format!("HTTP {status}: {body}");
+            let text = format!("HTTP {status}: {}", http::keep(body));
             match *status {
-                200..=299 => {
-                    if up.format == Format::Results {
-                        return results_row_outcome(body, text, retry);
-                    }
-                    Attempt::Delivered { answer: text }
-                }
+                200..=299 => Attempt::Delivered { answer: text },
                 408 | 429 | 500..=599 => retry(text),
                 400..=499 => Attempt::Dead { answer: text },
                 // Redirects and the like: not what an endpoint should say; keep trying
@@ -278,28 +527,60 @@ fn classify(up: &Upstream, ev: &DueEvent, answer: &Answer, at: i64) -> Attempt {
     }
 }
 
-/// A hub answers `{"results":[{"status":…}]}` for the one row sent.
-fn results_row_outcome(body: &str, text: String, retry: impl Fn(String) -> Attempt) -> Attempt {
-    let status = serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            v.get("results")?
-                .get(0)?
-                .get("status")?
-                .as_str()
-                .map(str::to_string)
-        });
-    match status.as_deref() {
-        Some("stored" | "duplicate") => Attempt::Delivered { answer: text },
-        Some("rejected") => Attempt::Dead { answer: text },
-        _ => retry(text),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
+
+    fn ev(id: i64, kind: &str) -> DueEvent {
+        DueEvent {
+            id,
+            event_id: id.to_string(),
+            kind: kind.into(),
+            body: b"{}".to_vec(),
+            attempts: 0,
+        }
+    }
+
+    fn cut(kinds: &[(i64, &str)], room: usize, idle: bool) -> Vec<Vec<i64>> {
+        let due = kinds.iter().map(|(i, k)| ev(*i, k));
+        batches(due, room, idle)
+            .into_iter()
+            .map(|b| b.into_iter().map(|e| e.id).collect())
+            .collect()
+    }
+
+    #[test]
+    fn batches_keep_rows_and_sample_records_in_the_order_they_were_stored() {
+        let row = "result.row";
+        let rec = SAMPLE_RECORD;
+        // Rows up to the first record; the record waits for them.
+        assert_eq!(
+            cut(&[(1, row), (2, row), (3, rec), (4, row)], 2, true),
+            [vec![1, 2]]
+        );
+        // A record first goes alone when nothing is on the wire, and the rows after it wait.
+        assert_eq!(cut(&[(3, rec), (5, rec), (6, row)], 2, true), [vec![3, 5]]);
+        assert!(cut(&[(3, rec), (6, row)], 2, false).is_empty());
+        // Rows in batches of BATCH_ROWS, at most `room` of them.
+        let many: Vec<(i64, &str)> = (0..2500).map(|i| (i, row)).collect();
+        let b = cut(&many, 2, true);
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), [1000, 1000]);
+        assert_eq!((b[1][0], b[1][999]), (1000, 1999));
+    }
+
+    #[test]
+    fn a_batch_body_is_one_array_of_the_rows() {
+        let mut a = ev(1, "result.row");
+        a.body = br#"{"id":"a"}"#.to_vec();
+        let mut b = ev(2, "result.row");
+        b.body = br#"[{"id":"b"}]"#.to_vec(); // stored by an older version
+        assert_eq!(batch_body(&[a, b]), br#"[{"id":"a"},{"id":"b"}]"#);
+        assert_eq!(
+            samples_url("http://hub:8080/api/v1/results"),
+            "http://hub:8080/api/v1/samples"
+        );
+    }
 
     #[test]
     fn backoff_doubles_to_the_cap_with_bounded_jitter() {
