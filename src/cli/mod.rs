@@ -1,5 +1,6 @@
 //! Command-line arguments and dispatch.
 
+mod demo;
 mod ingest;
 mod markets;
 mod outbox;
@@ -29,6 +30,8 @@ enum Command {
     Ingest(ingest::IngestArgs),
     /// The outbox: list events waiting or dead, put dead events back in the queue.
     Outbox(outbox::OutboxArgs),
+    /// The whole system on one machine: simulated analyzers, a contractor, an upstream, history.
+    Demo(demo::DemoArgs),
     /// Run the service (instrument links, uplink, HTTP API) until SIGINT/SIGTERM.
     Serve(serve::ServeArgs),
     /// API tokens: create (shown once), list, revoke.
@@ -43,6 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate(args) => simulate::run(args),
         Command::Ingest(args) => ingest::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Outbox(args) => outbox::run(args),
         Command::Token(args) => token::run(args),
         Command::Markets(args) => markets::run(args),
