@@ -2,6 +2,7 @@
 
 mod api;
 mod crash;
+mod demo;
 mod judge;
 mod links;
 mod parse_cli;

@@ -96,7 +96,9 @@ async fn demo(args: &DemoArgs, dir: &Path, started: Instant) -> anyhow::Result<E
             return Ok(ExitCode::from(1));
         }
     };
-    let api_addr = listener.local_addr().context("the API listener has no address")?;
+    let api_addr = listener
+        .local_addr()
+        .context("the API listener has no address")?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let until_stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;

@@ -60,7 +60,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let path = config.database_path();
         let store = Store::open(&path, StoreSettings::from_config(&config))
             .with_context(|| format!("cannot open the store {}", path.display()))?;
-        run_service(config, store, reference, listener, shutdown_signal(), |_| {}).await
+        run_service(
+            config,
+            store,
+            reference,
+            listener,
+            shutdown_signal(),
+            |_| {},
+        )
+        .await
     })
 }
 

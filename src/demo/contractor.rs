@@ -194,6 +194,9 @@ mod tests {
             }
         }
         // About one in twelve fails.
-        assert!(fail * 20 > pass && fail * 6 < pass, "{fail} fail, {pass} pass");
+        assert!(
+            fail * 20 > pass && fail * 6 < pass,
+            "{fail} fail, {pass} pass"
+        );
     }
 }

@@ -33,6 +33,8 @@ pub struct Plan {
     pub tcp: bool,
     /// Seconds between samples (the enzyme photometer prints four at a time).
     pub every_s: u64,
+    /// `encoding` of its `[[instrument]]` when the protocol's default is not what it sends.
+    pub encoding: Option<&'static str>,
 }
 
 /// The five analyzers, a different market each.
@@ -43,6 +45,7 @@ pub const PLAN: [Plan; 5] = [
         protocol: Protocol::EnzymePrint,
         tcp: false,
         every_s: 8,
+        encoding: None,
     },
     Plan {
         id: "ZB-0007-GC1",
@@ -50,6 +53,7 @@ pub const PLAN: [Plan; 5] = [
         protocol: Protocol::GoldCard,
         tcp: false,
         every_s: 3,
+        encoding: None,
     },
     Plan {
         id: "ZB-0012-SP1",
@@ -57,6 +61,7 @@ pub const PLAN: [Plan; 5] = [
         protocol: Protocol::Spectro,
         tcp: false,
         every_s: 4,
+        encoding: None,
     },
     Plan {
         id: "ZB-0021-LAB1",
@@ -64,6 +69,8 @@ pub const PLAN: [Plan; 5] = [
         protocol: Protocol::Astm,
         tcp: true,
         every_s: 4,
+        // ASTM's default is Latin-1; this analyzer sends GBK, as Chinese-market ones do.
+        encoding: Some("gbk"),
     },
     Plan {
         id: "ZB-0033-LIS1",
@@ -71,6 +78,7 @@ pub const PLAN: [Plan; 5] = [
         protocol: Protocol::Hl7,
         tcp: true,
         every_s: 5,
+        encoding: None,
     },
 ];
 
@@ -97,11 +105,18 @@ impl Analyzer {
     pub fn config_toml(&self) -> String {
         let p = &self.plan;
         let link = match &self.pty {
-            Some(pty) => format!("serial = {{ path = {:?} }}", pty.path().display().to_string()),
+            Some(pty) => format!(
+                "serial = {{ path = {:?} }}",
+                pty.path().display().to_string()
+            ),
             None => "tcp = { listen = \"127.0.0.1:0\" }".to_string(),
         };
+        let encoding = p
+            .encoding
+            .map(|e| format!("encoding = {e:?}\n"))
+            .unwrap_or_default();
         format!(
-            "[[instrument]]\nid = {:?}\nmarket = {:?}\nprotocol = {:?}\n{link}\n",
+            "[[instrument]]\nid = {:?}\nmarket = {:?}\nprotocol = {:?}\n{encoding}{link}\n",
             p.id,
             p.market,
             p.protocol.as_str()
@@ -147,9 +162,9 @@ fn sim_config(plan: &Plan, seed: u64) -> SimConfig {
 
 /// Seeds differ per analyzer so that the markets do not test the same samples.
 fn first_seed(plan: &Plan) -> u64 {
-    plan.id.bytes().fold(17u64, |h, b| {
-        h.wrapping_mul(31).wrapping_add(u64::from(b))
-    })
+    plan.id
+        .bytes()
+        .fold(17u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
 }
 
 async fn stopped(stop: &mut watch::Receiver<bool>) {
