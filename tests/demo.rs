@@ -272,3 +272,29 @@ fn demo_runs_the_whole_system_and_stops_cleanly() {
         "{data_dir} removed at exit"
     );
 }
+
+#[test]
+fn demo_on_a_taken_address_says_so_and_exits_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_foodgate"))
+        .args(["demo", "--listen", &addr.to_string()])
+        .output()
+        .expect("run foodgate demo");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("foodgate: cannot listen on {addr}: "))
+            && stderr.contains("(choose another with --listen)"),
+        "{stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "no URLs printed for a demo that did not start"
+    );
+    let dir = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("foodgate: demo data in "))
+        .expect("data directory named");
+    assert!(!std::path::Path::new(dir).exists(), "{dir} removed");
+}

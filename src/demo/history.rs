@@ -73,6 +73,9 @@ const FISH: [&str; 4] = ["草鱼", "鲫鱼", "鲈鱼", "对虾"];
 const FAIL_ONE_IN: u64 = 400;
 
 /// Store `days` days of history (today up to `now` included) for the built-in markets.
+///
+/// Drawing and judging run on their own thread while the writer commits the batch before:
+/// the two halves of the work overlap.
 pub fn generate(
     store: &Store,
     judge: &Judge,
@@ -81,11 +84,53 @@ pub fn generate(
     days: u32,
     seed: u64,
 ) -> Result<History, StoreError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<NewReading>>(2);
+    std::thread::scope(|scope| {
+        let drawing = scope.spawn(move || {
+            draw(judge, offset, now, days, seed, |batch| {
+                tx.send(batch).is_ok()
+            })
+        });
+        let mut holds = Vec::new();
+        let mut stored = 0;
+        let mut failed = None;
+        for mut batch in rx.iter() {
+            match flush(store, &mut batch, &mut holds) {
+                Ok(n) => stored += n,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        // Dropping the receiver (on failure) stops the drawing at its next batch.
+        drop(rx);
+        let mut out = drawing
+            .join()
+            .map_err(|_| StoreError::NotCommitted("drawing the history panicked".into()))?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        out.readings = stored;
+        settle(store, holds, now)?;
+        Ok(out)
+    })
+}
+
+/// Draw and judge the history in batches of [`BATCH`], handed to `emit` until it says stop.
+/// `readings` of the result is left to the caller (what was stored).
+fn draw(
+    judge: &Judge,
+    offset: FixedOffset,
+    now: DateTime<Utc>,
+    days: u32,
+    seed: u64,
+    mut emit: impl FnMut(Vec<NewReading>) -> bool,
+) -> History {
     let mut rng = Rng::new(seed);
     let mut out = History::default();
     let mut pending: Vec<NewReading> = Vec::with_capacity(BATCH);
     let today = now.with_timezone(&offset).date_naive();
-    let mut holds: Vec<(String, DateTime<Utc>)> = Vec::new();
     for market in 1..=MARKETS {
         let habit = habit(market);
         if habit == Habit::Never {
@@ -137,15 +182,18 @@ pub fn generate(
                     received_at: at.with_timezone(&Utc) + Duration::seconds(3),
                     frame: None,
                 });
-                if pending.len() == BATCH {
-                    out.readings += flush(store, &mut pending, &mut holds)?;
+                if pending.len() == BATCH
+                    && !emit(std::mem::replace(&mut pending, Vec::with_capacity(BATCH)))
+                {
+                    return out;
                 }
             }
         }
     }
-    out.readings += flush(store, &mut pending, &mut holds)?;
-    settle(store, holds, now)?;
-    Ok(out)
+    if !pending.is_empty() {
+        emit(pending);
+    }
+    out
 }
 
 /// Submit `pending`; remember the holds it opened. Returns the readings stored.
@@ -342,6 +390,70 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn history_is_stored_judged_with_holds_and_queues_no_event() {
+        let dir = std::env::temp_dir().join(format!("foodgate-history-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let offset = FixedOffset::east_opt(8 * 3600).expect("offset");
+        // A store that routes failures upstream, like the demo's.
+        let settings = StoreSettings {
+            utc_offset: offset,
+            routes: vec![crate::store::Route {
+                upstream: "up".into(),
+                send: crate::config::Send::Failures,
+                format: crate::config::Format::Events,
+            }],
+        };
+        let store = Store::open(&dir.join("h.db"), settings).expect("store");
+        let now = DateTime::parse_from_rfc3339("2026-03-10T12:00:00+08:00")
+            .expect("time")
+            .with_timezone(&Utc);
+        let h = generate(&store, &Judge::builtin(), offset, now, 5, 3).expect("history");
+        let conn = store.reader().expect("reader");
+        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).expect(sql) };
+        assert_eq!(h.markets, 456);
+        assert_eq!(count("SELECT count(*) FROM readings") as usize, h.readings);
+        assert_eq!(
+            count("SELECT count(*) FROM readings WHERE verdict = 'fail'") as usize,
+            h.failures
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM readings WHERE verdict NOT IN ('pass', 'fail')"),
+            0
+        );
+        assert!(h.failures > 0, "{h:?}");
+        assert_eq!(count("SELECT count(*) FROM holds") as usize, h.failures);
+        assert_eq!(
+            count("SELECT count(*) FROM outbox"),
+            0,
+            "no event for the past"
+        );
+        // Nothing after `now`; the last day is 2026-03-10, the first 2026-03-06.
+        assert_eq!(
+            count("SELECT count(*) FROM readings WHERE received_at > '2026-03-10T04:00:04Z'"),
+            0
+        );
+        assert_eq!(
+            conn.query_row("SELECT min(local_day) FROM readings", [], |r| r
+                .get::<_, String>(0))
+                .expect("min day"),
+            "2026-03-06"
+        );
+        // Holds older than two days are confirmed, with that step in their history.
+        let old_open = count(
+            "SELECT count(*) FROM holds h JOIN readings r ON r.id = h.reading
+             WHERE h.status = 'held' AND r.local_day < '2026-03-08'",
+        );
+        assert_eq!(old_open, 0);
+        assert_eq!(
+            count("SELECT count(*) FROM hold_history WHERE status = 'confirmed'"),
+            count("SELECT count(*) FROM holds WHERE status = 'confirmed'")
+        );
+        assert!(count("SELECT count(*) FROM holds WHERE status = 'confirmed'") > 0);
+        store.close();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
