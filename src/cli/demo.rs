@@ -100,6 +100,23 @@ async fn demo(args: &DemoArgs, dir: &Path, started: Instant) -> anyhow::Result<E
         .local_addr()
         .context("the API listener has no address")?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Signals are taken from the start: a Ctrl-C while the history is written still ends in
+    // a clean stop that removes the data directory.
+    let minutes = args.minutes;
+    let stopper = tokio::spawn(async move {
+        let timer = async {
+            match minutes {
+                Some(m) => tokio::time::sleep(Duration::from_secs(m * 60)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = timer => {}
+        }
+        let _ = stop_tx.send(true);
+        stop_tx
+    });
     let until_stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
@@ -147,6 +164,11 @@ async fn demo(args: &DemoArgs, dir: &Path, started: Instant) -> anyhow::Result<E
             return Err(e).context("cannot prepare the demo store");
         }
     };
+    if *stop_rx.borrow() {
+        store.close_async().await;
+        eprintln!("foodgate: stopped");
+        return Ok(ExitCode::SUCCESS);
+    }
     eprintln!(
         "foodgate: demo history: {} readings ({} failures) of {} markets over {HISTORY_DAYS} days, stored in {:.1} s",
         h.readings,
@@ -172,7 +194,7 @@ async fn demo(args: &DemoArgs, dir: &Path, started: Instant) -> anyhow::Result<E
         code = &mut service => return code,
     };
     let Some(ready) = ready else {
-        let _ = stop_tx.send(true);
+        stopper.abort();
         return service.await;
     };
 
@@ -219,21 +241,6 @@ async fn demo(args: &DemoArgs, dir: &Path, started: Instant) -> anyhow::Result<E
         }
     );
 
-    let minutes = args.minutes;
-    let stopper = tokio::spawn(async move {
-        let timer = async {
-            match minutes {
-                Some(m) => tokio::time::sleep(Duration::from_secs(m * 60)).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            () = shutdown_signal() => {}
-            () = timer => {}
-        }
-        let _ = stop_tx.send(true);
-        stop_tx
-    });
     let code = service.await;
     // The service may also have stopped by itself (a part failed): stop the rest too.
     stopper.abort();
