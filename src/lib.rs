@@ -12,12 +12,15 @@
 //! - [`web`]: the dashboard, the market boards and sign-in (HTML pages on the same router).
 //! - [`ingest`]: decode → judge → store, for captures (and the shape live links follow).
 //! - [`links`]: the live instrument links inside `serve`: the store as their sink, status.
+//! - [`demo`]: the parts of `foodgate demo`: simulated analyzers and contractor, a receiver,
+//!   history.
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod ingest;
 pub mod judge;
 pub mod links;

@@ -3,6 +3,7 @@
 mod api;
 mod browser;
 mod crash;
+mod demo;
 mod hub;
 mod judge;
 mod links;

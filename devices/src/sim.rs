@@ -340,15 +340,17 @@ fn lab_result(
     let p = s.positive;
     match s.kind {
         Kind::Meat => {
+            // A prohibited drug has no tolerated amount: a clean sample reads "not detected"
+            // (any number would be judged a finding).
             let v = if p {
-                samples.decimal(0.6, 3.0, 2)
+                format!("{:.2}", samples.decimal(0.6, 3.0, 2))
             } else {
-                samples.decimal(0.05, 0.4, 2)
+                "ND".to_string()
             };
             (
                 "CLB",
                 "克伦特罗",
-                format!("{v:.2}"),
+                v,
                 "ug/kg",
                 "<0.5",
                 if p { "H" } else { "N" },

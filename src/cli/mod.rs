@@ -1,6 +1,7 @@
 //! Command-line arguments and dispatch.
 
 mod backup;
+mod demo;
 mod ingest;
 mod markets;
 mod outbox;
@@ -30,6 +31,8 @@ enum Command {
     Ingest(ingest::IngestArgs),
     /// The outbox: list events waiting or dead, put dead events back in the queue.
     Outbox(outbox::OutboxArgs),
+    /// The whole system on one machine: simulated analyzers, a contractor, an upstream, history.
+    Demo(demo::DemoArgs),
     /// Run the service (instrument links, uplink, HTTP API) until SIGINT/SIGTERM.
     Serve(serve::ServeArgs),
     /// A consistent copy of the live database (safe while serving).
@@ -46,6 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate(args) => simulate::run(args),
         Command::Ingest(args) => ingest::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Outbox(args) => outbox::run(args),
         Command::Backup(args) => backup::run(args),
         Command::Token(args) => token::run(args),

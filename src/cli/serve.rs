@@ -7,6 +7,8 @@ use crate::store::{Store, StoreSettings};
 use crate::uplink;
 use anyhow::Context;
 use clap::Args;
+use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -47,11 +49,33 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    runtime.block_on(serve(config, reference))
+    runtime.block_on(async {
+        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("foodgate: cannot listen on {}: {e}", config.listen);
+                return Ok(ExitCode::from(1));
+            }
+        };
+        let path = config.database_path();
+        let settings = StoreSettings::from_config(&config)
+            .with_judge(crate::judge::Judge::new(reference.clone()));
+        let store = Store::open(&path, settings)
+            .with_context(|| format!("cannot open the store {}", path.display()))?;
+        run_service(
+            config,
+            store,
+            reference,
+            listener,
+            shutdown_signal(),
+            |_| {},
+        )
+        .await
+    })
 }
 
 /// Log lines on stderr; `RUST_LOG` = a level (`debug`, `warn`…) sets how much, `info` else.
-fn init_logging() {
+pub(crate) fn init_logging() {
     let level = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| v.trim().parse::<tracing::Level>().ok())
@@ -64,12 +88,28 @@ fn init_logging() {
         .try_init();
 }
 
-async fn serve(config: Config, reference: Arc<Reference>) -> anyhow::Result<ExitCode> {
+/// What a started service tells its caller: where the API and each TCP instrument link
+/// listen (port 0 in the config picks a free port).
+#[derive(Debug, Clone)]
+pub(crate) struct Ready {
+    pub api: SocketAddr,
+    /// `(instrument id, address bound)` of every TCP link.
+    pub instruments: Vec<(String, SocketAddr)>,
+}
+
+/// The service body shared by `serve` and `demo`: links, uplink workers and the API on
+/// `listener` around `store` (opened with the config's settings), until `shutdown` completes
+/// (or a part fails: exit 1); closes the store. `on_ready` is called once everything
+/// listens, after the `foodgate: API on` line.
+pub(crate) async fn run_service(
+    config: Config,
+    store: Store,
+    reference: Arc<Reference>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+    on_ready: impl FnOnce(Ready),
+) -> anyhow::Result<ExitCode> {
     let path = config.database_path();
-    let settings =
-        StoreSettings::from_config(&config).with_judge(crate::judge::Judge::new(reference.clone()));
-    let store = Store::open(&path, settings)
-        .with_context(|| format!("cannot open the store {}", path.display()))?;
     warn_unknown_markets(&config, &store);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut links = match links::start(&config, &store, reference.clone(), stop_rx.clone()).await {
@@ -109,9 +149,6 @@ async fn serve(config: Config, reference: Arc<Reference>) -> anyhow::Result<Exit
                 .collect(),
         );
     api_state.set_uplink(uplink_handle);
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let bound = listener.local_addr().unwrap_or(config.listen);
     eprintln!("foodgate: API on http://{bound}");
     let mut api_stop = stop_tx.subscribe();
@@ -126,6 +163,14 @@ async fn serve(config: Config, reference: Arc<Reference>) -> anyhow::Result<Exit
         config.instruments.len(),
         config.upstreams.len()
     );
+    on_ready(Ready {
+        api: bound,
+        instruments: links
+            .links
+            .iter()
+            .filter_map(|l| l.bound.map(|a| (l.id.clone(), a)))
+            .collect(),
+    });
     let watcher = {
         let links = &links;
         let store = store.clone();
@@ -133,8 +178,9 @@ async fn serve(config: Config, reference: Arc<Reference>) -> anyhow::Result<Exit
         async move { links.watch(&store, STATUS_EVERY, rx).await }
     };
     let mut failed = None;
+    tokio::pin!(shutdown);
     tokio::select! {
-        _ = shutdown_signal() => {}
+        () = &mut shutdown => {}
         done = &mut api_task => {
             failed = Some(match done {
                 Ok(Ok(())) => "the API server stopped".to_string(),
@@ -193,7 +239,8 @@ fn warn_unknown_markets(config: &Config, store: &Store) {
     }
 }
 
-async fn shutdown_signal() {
+/// SIGTERM or SIGINT (Ctrl-C).
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
