@@ -105,6 +105,9 @@ struct Live {
     protocols: BTreeSet<String>,
     contractor_rows: usize,
     failures_received: usize,
+    /// Failures of an analyzer that sends no stall, received again naming the stall the
+    /// inspector gave them.
+    stalls_named: usize,
     instruments_online: usize,
 }
 
@@ -113,6 +116,7 @@ impl Live {
         self.protocols.len() == 5
             && self.contractor_rows > 0
             && self.failures_received > 0
+            && self.stalls_named > 0
             && self.instruments_online == 5
     }
 }
@@ -228,6 +232,17 @@ fn demo_runs_the_whole_system_and_stops_cleanly() {
             .unwrap()
             .iter()
             .filter(|l| l.starts_with("upstream: sample.failed ZB-") && l.contains(" hold held"))
+            .count();
+        live.stalls_named = err
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| {
+                ["ZB-0003", "ZB-0007", "ZB-0012"]
+                    .iter()
+                    .any(|m| l.starts_with(&format!("upstream: sample.failed {m} stall ")))
+                    && !l.contains(" stall - ")
+            })
             .count();
         let instruments = get_json(api, "/api/v1/instruments", token);
         live.instruments_online = instruments["instruments"]

@@ -4,7 +4,7 @@
 
 use super::serve::{init_logging, run_service, shutdown_signal, Ready};
 use crate::config::Config;
-use crate::demo::{self, contractor, history, instruments, receiver::Receiver};
+use crate::demo::{self, contractor, history, inspector, instruments, receiver::Receiver};
 use crate::judge::{Judge, Reference};
 use crate::store::{Store, StoreSettings};
 use anyhow::Context;
@@ -158,7 +158,7 @@ async fn demo(args: &DemoArgs, dir: &Path, started: Instant) -> anyhow::Result<E
         .await
         .context("the history task failed")?
     };
-    let (h, took, (regulator, contractor_token)) = match prepared {
+    let (h, took, (regulator, contractor_token, inspector_token)) = match prepared {
         Ok(p) => p,
         Err(e) => {
             store.close_async().await;
@@ -207,6 +207,11 @@ async fn demo(args: &DemoArgs, dir: &Path, started: Instant) -> anyhow::Result<E
             Err(e) => tracing::warn!(instrument = id, "cannot start the simulator: {e}"),
         }
     }
+    tasks.push(tokio::spawn(inspector::run(
+        demo::reachable(ready.api),
+        inspector_token,
+        stop_rx.clone(),
+    )));
     tasks.push(tokio::spawn(contractor::run(
         demo::reachable(ready.api),
         contractor_token,

@@ -10,6 +10,7 @@
 
 pub mod contractor;
 pub mod history;
+pub mod inspector;
 pub mod instruments;
 pub mod receiver;
 
@@ -49,7 +50,7 @@ pub fn config_text(
 }
 
 /// The regulator's and the contractor's tokens, in that order.
-pub fn create_tokens(store: &Store) -> Result<(String, String), StoreError> {
+pub fn create_tokens(store: &Store) -> Result<(String, String, String), StoreError> {
     let made = store.write(|tx| {
         let make = |name: &str, role: Role, markets: Vec<String>| {
             auth::create(
@@ -69,7 +70,8 @@ pub fn create_tokens(store: &Store) -> Result<(String, String), StoreError> {
             Role::Contractor,
             contractor::MARKETS.iter().map(|m| m.to_string()).collect(),
         );
-        Ok(regulator.and_then(|r| contractor.map(|c| (r, c))))
+        let inspector = make(inspector::TOKEN_NAME, Role::Station, inspector::markets());
+        Ok(regulator.and_then(|r| contractor.and_then(|c| inspector.map(|i| (r, c, i)))))
     })?;
     made.map_err(|e| match e {
         TokenError::Sqlite(e) => StoreError::Sqlite(e),
