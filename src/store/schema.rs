@@ -13,6 +13,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_instrument_status.sql"),
     include_str!("migrations/0005_store_indexes.sql"),
     include_str!("migrations/0006_coverage_index.sql"),
+    include_str!("migrations/0009_coverage_days.sql"),
 ];
 
 /// Settings every connection needs, writer and readers alike.
