@@ -6,6 +6,7 @@ mod crash;
 mod judge;
 mod links;
 mod parse_cli;
+mod ratelimit;
 mod store;
 mod support;
 mod uplink;
