@@ -5,10 +5,12 @@
 -- Only readings that are not superseded count (a correction is the test). `samples` is the
 -- number of distinct samples with at least one pass or fail reading that day; to keep it
 -- exact when a correction takes a reading out, `coverage_samples` counts, per sample and
--- day, the pass/fail readings that still count (a sample is one market's).
+-- day, the pass/fail readings that still count (a sample is one market's). Both tables are
+-- derived from `readings`, which holds the references to markets and samples: no foreign
+-- keys here (each would be one more lookup per aggregate write).
 CREATE TABLE coverage_days (
     day            TEXT NOT NULL,
-    market         TEXT NOT NULL REFERENCES markets(code),
+    market         TEXT NOT NULL,
     tests          INTEGER NOT NULL DEFAULT 0,
     failures       INTEGER NOT NULL DEFAULT 0,
     samples        INTEGER NOT NULL DEFAULT 0,
@@ -17,7 +19,7 @@ CREATE TABLE coverage_days (
 ) WITHOUT ROWID;
 
 CREATE TABLE coverage_samples (
-    sample_ref  INTEGER NOT NULL REFERENCES samples(id),
+    sample_ref  INTEGER NOT NULL,
     day         TEXT NOT NULL,
     readings    INTEGER NOT NULL,
     PRIMARY KEY (sample_ref, day)
