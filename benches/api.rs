@@ -219,12 +219,14 @@ fn bench_upload(c: &mut Criterion) {
     let bodies = upload_bodies();
     if std::env::var_os("FOODGATE_BENCH_ONCE").is_some() {
         for mode in [None, Some("all")] {
+            let written = written_bytes();
             let took = rt.block_on(upload_once(&client, &bodies, mode));
             println!(
-                "upload once ({}): {READINGS} readings in {:.2} s = {:.0}/s",
+                "upload once ({}): {READINGS} readings in {:.2} s = {:.0}/s; {:.1} KB written per reading",
                 mode.unwrap_or("none"),
                 took.as_secs_f64(),
-                READINGS as f64 / took.as_secs_f64()
+                READINGS as f64 / took.as_secs_f64(),
+                (written_bytes() - written) as f64 / READINGS as f64 / 1e3
             );
         }
         return;
@@ -245,6 +247,16 @@ fn bench_upload(c: &mut Criterion) {
         });
     }
     g.finish();
+}
+
+/// Bytes this process has written through `write` calls (WAL, checkpoints): the write
+/// amplification behind the time.
+fn written_bytes() -> u64 {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    io.lines()
+        .find_map(|l| l.strip_prefix("wchar: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn year_dir() -> PathBuf {
@@ -300,7 +312,10 @@ fn year_store() -> Config {
             let added = day.execute([n]).unwrap();
             assert_eq!(added, 484 * PER_MARKET_DAY as usize);
             if n % 50 == 0 {
-                eprintln!("year store: day {n} after {:.0} s", t.elapsed().as_secs_f64());
+                eprintln!(
+                    "year store: day {n} after {:.0} s",
+                    t.elapsed().as_secs_f64()
+                );
             }
         }
     }
