@@ -220,12 +220,18 @@ fn bench_upload(c: &mut Criterion) {
     if std::env::var_os("FOODGATE_BENCH_ONCE").is_some() {
         for mode in [None, Some("all")] {
             let written = written_bytes();
+            let cpu = cpu_time();
             let took = rt.block_on(upload_once(&client, &bodies, mode));
+            let cpu = cpu_time().saturating_sub(cpu);
             println!(
-                "upload once ({}): {READINGS} readings in {:.2} s = {:.0}/s; {:.1} KB written per reading",
+                "upload once ({}): {READINGS} readings in {:.2} s = {:.0}/s; CPU (client, server, \
+                 store, all threads, store setup included) {:.2} s = {:.0} per CPU second; \
+                 {:.1} KB written per reading",
                 mode.unwrap_or("none"),
                 took.as_secs_f64(),
                 READINGS as f64 / took.as_secs_f64(),
+                cpu.as_secs_f64(),
+                READINGS as f64 / cpu.as_secs_f64(),
                 (written_bytes() - written) as f64 / READINGS as f64 / 1e3
             );
         }
@@ -247,6 +253,18 @@ fn bench_upload(c: &mut Criterion) {
         });
     }
     g.finish();
+}
+
+/// User + system CPU time of this process, all threads (/proc/self/stat, 100 ticks a second).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
 }
 
 /// Bytes this process has written through `write` calls (WAL, checkpoints): the write

@@ -115,6 +115,16 @@ fn judge(r: &mut Reading) {
 }
 
 fn bare_insert(path: &std::path::Path, readings: &[Reading]) {
+    bare_insert_keyed(path, readings, |i| format!("{i:064}"))
+}
+
+/// The bare loop with `identity(i)` as the unique key (sequential, or hash-like as
+/// foodgate's identities are).
+fn bare_insert_keyed(
+    path: &std::path::Path,
+    readings: &[Reading],
+    identity: impl Fn(usize) -> String,
+) {
     let mut conn = rusqlite::Connection::open(path).unwrap();
     conn.pragma_update(None, "journal_mode", "WAL").ok();
     conn.pragma_update(None, "synchronous", "FULL").unwrap();
@@ -135,7 +145,7 @@ fn bare_insert(path: &std::path::Path, readings: &[Reading]) {
             .unwrap();
         for (i, r) in readings.iter().enumerate() {
             stmt.execute(rusqlite::params![
-                format!("{i:064}"),
+                identity(i),
                 "ZB-0001",
                 r.instrument.as_deref(),
                 r.sample_id.as_deref(),
@@ -193,7 +203,24 @@ fn bench_ingest(c: &mut Criterion) {
         bare_insert(&dir.join("bare.db"), &decoded);
         let bare = t.elapsed();
         let _ = std::fs::remove_dir_all(&dir);
+        // The same loop with SHA-256 keys: a unique index that grows at random places.
+        let dir = fresh_dir();
+        let t = Clock::start();
+        bare_insert_keyed(&dir.join("bare.db"), &decoded, |i| {
+            use sha2::Digest;
+            sha2::Sha256::digest(i.to_le_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        });
+        let hashed = t.elapsed();
+        let _ = std::fs::remove_dir_all(&dir);
         let rate = |d: Duration| n as f64 / d.as_secs_f64();
+        println!(
+            "bare with hashed identities: {:.2} s = {:.0}/s",
+            hashed.as_secs_f64(),
+            rate(hashed)
+        );
         println!(
             "ingest once: {n} readings: foodgate {:.2} s = {:.0}/s; bare {:.2} s = {:.0}/s; ratio {:.2}",
             took.as_secs_f64(),
