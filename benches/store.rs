@@ -8,6 +8,8 @@
 //! - `deliver`: outbox events to a local axum receiver, until all are delivered.
 //!
 //! `FOODGATE_BENCH_READINGS` sets the capture size (default 100 000 readings).
+//! `FOODGATE_BENCH_ONCE=1` runs each ingest once and prints readings/s (for profiling and for
+//! the 1,000,000-reading figure, where ten criterion samples take many minutes).
 //! `FOODGATE_BENCH_CLOCK=cpu` reports the process's CPU time (user + system, all threads,
 //! background checkpoints included) instead of wall time: on a shared, loaded machine wall
 //! time measures the neighbours.
@@ -113,6 +115,16 @@ fn judge(r: &mut Reading) {
 }
 
 fn bare_insert(path: &std::path::Path, readings: &[Reading]) {
+    bare_insert_keyed(path, readings, |i| format!("{i:064}"))
+}
+
+/// The bare loop with `identity(i)` as the unique key (sequential, or hash-like as
+/// foodgate's identities are).
+fn bare_insert_keyed(
+    path: &std::path::Path,
+    readings: &[Reading],
+    identity: impl Fn(usize) -> String,
+) {
     let mut conn = rusqlite::Connection::open(path).unwrap();
     conn.pragma_update(None, "journal_mode", "WAL").ok();
     conn.pragma_update(None, "synchronous", "FULL").unwrap();
@@ -133,7 +145,7 @@ fn bare_insert(path: &std::path::Path, readings: &[Reading]) {
             .unwrap();
         for (i, r) in readings.iter().enumerate() {
             stmt.execute(rusqlite::params![
-                format!("{i:064}"),
+                identity(i),
                 "ZB-0001",
                 r.instrument.as_deref(),
                 r.sample_id.as_deref(),
@@ -165,6 +177,60 @@ fn bench_ingest(c: &mut Criterion) {
         _ => None,
     })
     .collect();
+    if std::env::var_os("FOODGATE_BENCH_ONCE").is_some() {
+        let dir = fresh_dir();
+        let cfg = config(&dir, "http://127.0.0.1:9/events", "all");
+        let store = Store::open(&cfg.database_path(), StoreSettings::from_config(&cfg)).unwrap();
+        let target = IngestTarget {
+            market: "ZB-0001".into(),
+            stall: None,
+            instrument: None,
+            source: "bench".into(),
+        };
+        let mut d = new_decoder(Protocol::Astm, DecoderConfig::default());
+        let t = Clock::start();
+        let s = ingest(&store, d.as_mut(), &judge, &target, &bytes[..]).unwrap();
+        store.close();
+        let took = t.elapsed();
+        assert_eq!(s.stored as usize, n);
+        // Bytes written (WAL, checkpoints) tell how much of the time is write amplification.
+        let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+        let db = std::fs::metadata(cfg.database_path()).map_or(0, |m| m.len());
+        println!("database {db} bytes; {}", io.replace('\n', " "));
+        let _ = std::fs::remove_dir_all(&dir);
+        let dir = fresh_dir();
+        let t = Clock::start();
+        bare_insert(&dir.join("bare.db"), &decoded);
+        let bare = t.elapsed();
+        let _ = std::fs::remove_dir_all(&dir);
+        // The same loop with SHA-256 keys: a unique index that grows at random places.
+        let dir = fresh_dir();
+        let t = Clock::start();
+        bare_insert_keyed(&dir.join("bare.db"), &decoded, |i| {
+            use sha2::Digest;
+            sha2::Sha256::digest(i.to_le_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        });
+        let hashed = t.elapsed();
+        let _ = std::fs::remove_dir_all(&dir);
+        let rate = |d: Duration| n as f64 / d.as_secs_f64();
+        println!(
+            "bare with hashed identities: {:.2} s = {:.0}/s",
+            hashed.as_secs_f64(),
+            rate(hashed)
+        );
+        println!(
+            "ingest once: {n} readings: foodgate {:.2} s = {:.0}/s; bare {:.2} s = {:.0}/s; ratio {:.2}",
+            took.as_secs_f64(),
+            rate(took),
+            bare.as_secs_f64(),
+            rate(bare),
+            took.as_secs_f64() / bare.as_secs_f64()
+        );
+        return;
+    }
     let mut g = c.benchmark_group("ingest");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(20));

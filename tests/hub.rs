@@ -868,4 +868,27 @@ async fn registered_samples_give_stall_and_category_before_and_after_readings() 
     let ids: std::collections::HashSet<String> =
         rx.accepted().iter().map(|r| r.event_id.clone()).collect();
     assert_eq!(ids.len(), rx.accepted().len(), "no event id twice");
+    // Late registrations moved verdicts: the coverage aggregate followed them.
+    let conn = node.store.reader().unwrap();
+    let recount = |sql: &str| -> Vec<(String, String, i64, i64, i64)> {
+        conn.prepare(sql)
+            .unwrap()
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let from_readings = recount(
+        "SELECT local_day, market, count(*), coalesce(sum(verdict = 'fail'), 0),
+                count(DISTINCT CASE WHEN verdict IN ('pass', 'fail') THEN sample_ref END)
+         FROM readings WHERE superseded = 0 GROUP BY local_day, market ORDER BY 1, 2",
+    );
+    let aggregate = recount(
+        "SELECT day, market, tests, failures, samples FROM coverage_days
+         WHERE tests > 0 ORDER BY 1, 2",
+    );
+    assert!(from_readings.iter().any(|r| r.3 > 0));
+    assert_eq!(aggregate, from_readings);
 }

@@ -2,6 +2,7 @@
 
 mod api;
 mod browser;
+mod coverage;
 mod crash;
 mod demo;
 mod hub;
@@ -9,6 +10,7 @@ mod judge;
 mod links;
 mod ops;
 mod parse_cli;
+mod ratelimit;
 mod store;
 mod support;
 mod uplink;

@@ -2,9 +2,9 @@
 //!
 //! Every reading carries its `local_day` (of `measured_at`, or of `received_at` when the
 //! instrument clock is missing or more than 24 h off, in `server.utc_offset`), fixed when it
-//! is stored; the count is one pass over that day's entries per market in the covering index
-//! `readings_coverage` (the table itself is not read), with every registered market listed,
-//! tested or not.
+//! is stored; the counts come from the per-market-per-day aggregate the store keeps in the
+//! same transaction as the readings ([`crate::store::coverage`]), one row per market that
+//! tested, with every registered market listed, tested or not.
 //! A superseded reading (replaced by a correction) is not counted: the correction is the test.
 
 use super::{csv_response, ApiError, AppState};
@@ -13,89 +13,10 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{NaiveDate, Utc};
-use rusqlite::Connection;
-use serde::{Deserialize, Serialize};
+use chrono::NaiveDate;
+use serde::Deserialize;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MarketCoverage {
-    pub market: String,
-    pub name: String,
-    pub district: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub samples: u64,
-    pub tests: u64,
-    pub failures: u64,
-    pub quota: u64,
-    pub met: bool,
-    pub last_result_at: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Summary {
-    pub markets: u64,
-    pub markets_tested: u64,
-    pub markets_met_quota: u64,
-    pub samples: u64,
-    pub tests: u64,
-    pub failures: u64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Coverage {
-    pub date: String,
-    pub summary: Summary,
-    pub markets: Vec<MarketCoverage>,
-}
-
-/// Coverage of every registered market on local day `date` (`YYYY-MM-DD`).
-pub fn coverage_of(conn: &Connection, date: &str) -> rusqlite::Result<Coverage> {
-    let markets: Vec<MarketCoverage> = conn
-        .prepare_cached(
-            "SELECT m.code, m.name, m.district, m.type, m.quota,
-                count(r.id),
-                coalesce(sum(r.verdict = 'fail'), 0),
-                count(DISTINCT CASE WHEN r.verdict IN ('pass', 'fail') THEN r.sample_ref END),
-                max(r.received_at)
-             FROM markets m
-             LEFT JOIN readings r ON r.market = m.code AND r.local_day = ?1 AND r.superseded = 0
-             GROUP BY m.code ORDER BY m.code",
-        )?
-        .query_map([date], |r| {
-            let quota = r.get::<_, i64>(4)?.max(0) as u64;
-            let samples = r.get::<_, i64>(7)?.max(0) as u64;
-            Ok(MarketCoverage {
-                market: r.get(0)?,
-                name: r.get(1)?,
-                district: r.get(2)?,
-                kind: r.get(3)?,
-                quota,
-                tests: r.get::<_, i64>(5)?.max(0) as u64,
-                failures: r.get::<_, i64>(6)?.max(0) as u64,
-                samples,
-                met: samples >= quota,
-                last_result_at: r.get(8)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut s = Summary {
-        markets: markets.len() as u64,
-        ..Summary::default()
-    };
-    for m in &markets {
-        s.markets_tested += u64::from(m.tests > 0);
-        s.markets_met_quota += u64::from(m.met);
-        s.samples += m.samples;
-        s.tests += m.tests;
-        s.failures += m.failures;
-    }
-    Ok(Coverage {
-        date: date.to_string(),
-        summary: s,
-        markets,
-    })
-}
+pub use crate::store::coverage::{coverage_of, Coverage, MarketCoverage, Summary};
 
 #[derive(Debug, Deserialize)]
 pub struct CoverageQuery {
@@ -114,7 +35,7 @@ pub async fn coverage(
     let date = match q.date {
         Some(d) => NaiveDate::parse_from_str(&d, "%Y-%m-%d")
             .map_err(|_| ApiError::bad_request(format!("date {d:?}: expected YYYY-MM-DD")))?,
-        None => Utc::now().with_timezone(&state.utc_offset()).date_naive(),
+        None => crate::store::coverage::today(state.utc_offset()),
     };
     let csv = match q.format.as_deref() {
         None | Some("json") => false,

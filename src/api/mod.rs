@@ -11,11 +11,13 @@
 //! - [`holds`]: holds, retests, stall corrections.
 //! - [`ops`]: instruments, health, metrics, OpenAPI document.
 //! - [`outbox`]: events waiting or dead, and retrying a dead one (admin).
+//! - [`ratelimit`]: the per-token request budget (429 beyond it).
 
 pub mod coverage;
 pub mod holds;
 pub mod ops;
 pub mod outbox;
+pub mod ratelimit;
 pub mod results;
 pub mod rows;
 pub mod samples;
@@ -71,6 +73,7 @@ struct Inner {
     uplink: RwLock<Option<crate::uplink::UplinkHandle>>,
     last_used: Mutex<HashMap<String, Instant>>,
     requests: Mutex<HashMap<(String, u16), u64>>,
+    buckets: ratelimit::Buckets,
 }
 
 impl AppState {
@@ -89,7 +92,22 @@ impl AppState {
                 uplink: RwLock::new(None),
                 last_used: Mutex::new(HashMap::new()),
                 requests: Mutex::new(HashMap::new()),
+                buckets: ratelimit::Buckets::new(ratelimit::RateLimit::default()),
             }),
+        }
+    }
+
+    /// The per-token rate limit (before the state is shared); the default is
+    /// [`ratelimit::RateLimit::default`].
+    pub fn with_rate_limit(self, limit: ratelimit::RateLimit) -> AppState {
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner.buckets = ratelimit::Buckets::new(limit);
+                AppState {
+                    inner: Arc::new(inner),
+                }
+            }
+            Err(inner) => AppState { inner },
         }
     }
 
@@ -179,6 +197,19 @@ impl AppState {
                 auth::authenticate(conn, header.as_deref(), Utc::now()).map_err(ApiError::from)
             })
             .await?;
+        if let Err(wait) = self.inner.buckets.take(&principal.name, Instant::now()) {
+            let limit = self.inner.buckets.limit();
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "token {:?} made more than {} requests per second (bursts of {}): retry in {secs} s",
+                    principal.name, limit.per_second, limit.burst
+                ),
+            )
+            .retry_after(secs));
+        }
         if !roles.contains(&principal.role) {
             return Err(ApiError::forbidden(format!(
                 "a {} token may not do this (allowed: {})",
@@ -258,6 +289,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (429).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -266,7 +299,12 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
@@ -317,6 +355,10 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         r
     }

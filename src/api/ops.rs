@@ -257,6 +257,7 @@ pub fn openapi_document() -> serde_json::Value {
     let auth_errors = json!({
         "401": {"description": "no token, or an unknown, expired or revoked one", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
         "403": {"description": "outside the token's role or market scope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+        "429": {"description": "the token's rate limit (rate_limited); Retry-After says when to retry", "headers": {"Retry-After": {"schema": {"type": "integer"}}}, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
     });
     let with = |mut v: serde_json::Value, extra: &serde_json::Value| {
         if let (Some(r), Some(e)) = (

@@ -122,7 +122,7 @@ pub fn store_rows(
         let batch = Batch {
             frames: vec![RawFrame {
                 source: format!("upload:{uploader}"),
-                offset: 0,
+                offset: upload_offset(now, p.index),
                 bytes: p.raw,
                 error: None,
                 received_at: now,
@@ -191,6 +191,18 @@ pub fn store_rows(
         out.push(result);
     }
     Ok(out)
+}
+
+/// Where an uploaded row's bytes sit in its uploader's stream of raw frames: receipt time in
+/// milliseconds, then the row's place in its request (at most [`MAX_ROWS`]). Raw frames are
+/// unique by (source, offset, hash): with a constant offset every upload inserted at the
+/// random place of its hash (one index page written per row at each commit); in receipt
+/// order they are added at the end. Dedup is unchanged: a row's bytes include its own id, and
+/// an id seen before never gets here.
+fn upload_offset(at: chrono::DateTime<Utc>, index: usize) -> u64 {
+    let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+    ms.saturating_mul(MAX_ROWS as u64)
+        .saturating_add(index as u64)
 }
 
 fn duplicate(tx: &Tx<'_>, index: usize, id: String, reading: i64) -> rusqlite::Result<RowResult> {

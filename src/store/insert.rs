@@ -633,6 +633,8 @@ fn insert_reading(
         json
     ])?;
     let id = tx.last_insert_rowid();
+    tx.coverage()
+        .add(&item.market, &day, Some(sample_ref), r.verdict, &received);
 
     let status = r.result_status.as_deref().unwrap_or("F");
     let preliminary = status.eq_ignore_ascii_case("P");
@@ -652,17 +654,25 @@ fn insert_reading(
     let mut superseded_hold: Option<String> = None;
     if status.eq_ignore_ascii_case("C") {
         if let (Some(inst), Some(sid)) = (instrument.as_deref(), r.sample_id.as_deref()) {
-            let earlier: Vec<i64> = tx
+            let earlier: Vec<(i64, String, String)> = tx
                 .prepare_cached(
-                    "SELECT id FROM readings WHERE sample_ref = ?5 AND instrument = ?1
-                     AND sample_id = ?2 AND analyte = ?3 AND id <> ?4 AND superseded = 0",
+                    "SELECT id, local_day, verdict FROM readings WHERE sample_ref = ?5
+                     AND instrument = ?1 AND sample_id = ?2 AND analyte = ?3 AND id <> ?4
+                     AND superseded = 0",
                 )?
                 .query_map(
                     params![inst, sid, r.analyte.as_str(), id, sample_ref],
-                    |row| row.get(0),
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
                 )?
                 .collect::<rusqlite::Result<_>>()?;
-            for old in earlier {
+            for (old, old_day, old_verdict) in earlier {
+                // The correction is the test now: the earlier reading leaves coverage.
+                tx.coverage().remove(
+                    &item.market,
+                    &old_day,
+                    Some(sample_ref),
+                    parse_verdict(&old_verdict),
+                );
                 tx.prepare_cached(
                     "UPDATE readings SET superseded = 1, superseded_by = ?1 WHERE id = ?2",
                 )?

@@ -17,7 +17,9 @@
 //! - [`outbox`]: what the uplink reads and writes: due events, delivery results, stats.
 //! - [`samples`]: registered samples (the sampling record) and stall corrections, applied to
 //!   the readings already stored, with their corrected events.
+//! - [`coverage`]: the per-market-per-day coverage aggregate, kept by every writing job.
 
+pub mod coverage;
 pub mod identity;
 pub mod insert;
 pub mod outbox;
@@ -130,17 +132,38 @@ impl StoreSettings {
     }
 }
 
-/// The writing transaction as a job sees it: a connection (inside the job's savepoint), and a
-/// way to say it queued outbox events so the uplink is woken after commit.
+/// The writing transaction as a job sees it: a connection (inside the job's savepoint), a
+/// way to say it queued outbox events so the uplink is woken after commit, and the coverage
+/// changes of the readings it stored, written when the job ends.
 #[derive(Debug)]
 pub struct Tx<'a> {
     conn: &'a Connection,
     events: usize,
+    coverage: coverage::CoverageDelta,
 }
 
-impl Tx<'_> {
+impl<'a> Tx<'a> {
+    fn new(conn: &'a Connection) -> Self {
+        Tx {
+            conn,
+            events: 0,
+            coverage: coverage::CoverageDelta::default(),
+        }
+    }
+
     pub fn events_added(&mut self, n: usize) {
         self.events += n;
+    }
+
+    /// Where a job notes what its readings change in the coverage aggregate.
+    pub fn coverage(&mut self) -> &mut coverage::CoverageDelta {
+        &mut self.coverage
+    }
+
+    /// Write the noted coverage changes; the writer does it when a job succeeds.
+    fn finish(&mut self) -> rusqlite::Result<()> {
+        let conn = self.conn;
+        self.coverage.flush(conn)
     }
 }
 
@@ -172,7 +195,7 @@ where
         let Some(f) = self.f.take() else {
             return true;
         };
-        let r = f(tx);
+        let r = f(tx).and_then(|v| tx.finish().map(|()| v));
         let ok = r.is_ok();
         self.out = Some(r);
         ok
@@ -218,6 +241,8 @@ const QUEUE: usize = 1024;
 const GROUP: usize = 256;
 /// WAL pages after which the writer checkpoints itself: only when the checkpointer lags.
 const WRITER_CHECKPOINT_PAGES: i64 = 16_384;
+/// Page cache of the writing connection, in KiB (negative: SQLite's unit for KiB).
+const WRITER_CACHE_KIB: i64 = -262_144;
 /// The checkpointer runs at most this often.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
@@ -235,6 +260,10 @@ impl Store {
         // The writer checkpoints only when the WAL has grown far; the checkpointer thread
         // (below) copies committed pages into the database beside it, off the commit path.
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
+        // The writer's cache holds the index pages a big batch dirties (a 20,000-reading
+        // ingest batch touches ~100 MiB of them at a million readings): pages evicted before
+        // COMMIT are written to the WAL twice.
+        conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
         let checkpointer = open_configured(path)?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let (wake_tx, wake) = watch::channel(0u64);
@@ -441,10 +470,7 @@ fn run_group(conn: &mut Connection, jobs: &mut Vec<Box<dyn Job>>) -> usize {
         if let [job] = jobs.as_mut_slice() {
             // Alone in its transaction, a job needs no savepoint (which would copy every page
             // it touches into a sub-journal): failing, it rolls the transaction back.
-            let mut t = Tx {
-                conn: &tx,
-                events: 0,
-            };
+            let mut t = Tx::new(&tx);
             if job.run(&mut t) {
                 events += t.events;
                 results.push(Ok(()));
@@ -455,10 +481,7 @@ fn run_group(conn: &mut Connection, jobs: &mut Vec<Box<dyn Job>>) -> usize {
         }
         for job in jobs.iter_mut() {
             let sp = tx.savepoint()?;
-            let mut t = Tx {
-                conn: &sp,
-                events: 0,
-            };
+            let mut t = Tx::new(&sp);
             if job.run(&mut t) {
                 let added = t.events;
                 sp.commit()?;

@@ -424,6 +424,15 @@ fn correct_reading(
         judged.limit = s.reading.limit.clone();
         judged.category = s.reading.category.clone();
     }
+    if judged.verdict != before {
+        // The coverage aggregate counts failures and pass/fail samples: move this reading.
+        let (day, sample_ref): (String, Option<i64>) = tx
+            .prepare_cached("SELECT local_day, sample_ref FROM readings WHERE id = ?1")?
+            .query_row([s.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let cov = tx.coverage();
+        cov.remove(&s.market, &day, sample_ref, before);
+        cov.add(&s.market, &day, sample_ref, judged.verdict, &s.received_at);
+    }
     let revision = s.revision + 1;
     let json = serde_json::to_string(&judged).unwrap_or_default();
     tx.prepare_cached(

@@ -15,6 +15,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_coverage_index.sql"),
     include_str!("migrations/0007_web_sessions.sql"),
     include_str!("migrations/0008_hub.sql"),
+    include_str!("migrations/0009_coverage_days.sql"),
     include_str!("migrations/0010_raw_retention.sql"),
     include_str!("migrations/0011_demo_registry.sql"),
 ];

@@ -16,8 +16,8 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
-use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};
-use rusqlite::{params, Connection};
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use rusqlite::Connection;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -51,8 +51,8 @@ impl DayTrend {
 }
 
 /// `days` days of tests, failures and markets tested, ending at `last_day` (local days of
-/// `utc_offset`, counted as coverage counts them). Days after today hold no readings, so
-/// the trend ends at today at the latest.
+/// `utc_offset`, counted as coverage counts them), read from the per-market-per-day
+/// aggregate. Days after today hold no readings, so the trend ends at today at the latest.
 pub fn trend(
     conn: &Connection,
     last_day: NaiveDate,
@@ -61,63 +61,19 @@ pub fn trend(
 ) -> rusqlite::Result<Vec<DayTrend>> {
     let today = Utc::now().with_timezone(&utc_offset).date_naive();
     let last = last_day.min(today);
-    let first = last - Duration::days(i64::from(days.max(1)) - 1);
-    let markets: i64 = conn.query_row("SELECT count(*) FROM markets", [], |r| r.get(0))?;
-    let markets = markets.max(0) as u64;
-    let mut out: BTreeMap<NaiveDate, DayTrend> = BTreeMap::new();
-    let mut d = first;
-    while d <= last {
-        out.insert(
-            d,
-            DayTrend {
-                day: d,
-                tests: 0,
-                failures: 0,
-                markets_tested: 0,
-                markets_met_quota: 0,
-                markets,
-            },
-        );
-        d += Duration::days(1);
-    }
-    // Per market and day, like `coverage_of`, so that each day's point equals what the
-    // coverage of that day reports; read from the covering index `readings_coverage`.
-    let mut stmt = conn.prepare_cached(
-        "SELECT r.local_day, m.quota, count(*), coalesce(sum(r.verdict = 'fail'), 0),
-                count(DISTINCT CASE WHEN r.verdict IN ('pass', 'fail') THEN r.sample_ref END)
-         FROM markets m
-         JOIN readings r ON r.market = m.code AND r.local_day BETWEEN ?1 AND ?2
-              AND r.superseded = 0
-         GROUP BY m.code, r.local_day",
-    )?;
-    let rows = stmt.query_map(
-        params![
-            first.format("%Y-%m-%d").to_string(),
-            last.format("%Y-%m-%d").to_string()
-        ],
-        |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
-            ))
-        },
-    )?;
-    for row in rows {
-        let (day, quota, tests, failures, samples) = row?;
-        let Ok(day) = NaiveDate::parse_from_str(&day, "%Y-%m-%d") else {
-            continue;
-        };
-        if let Some(t) = out.get_mut(&day) {
-            t.tests += tests.max(0) as u64;
-            t.failures += failures.max(0) as u64;
-            t.markets_tested += u64::from(tests > 0);
-            t.markets_met_quota += u64::from(samples >= quota);
-        }
-    }
-    Ok(out.into_values().collect())
+    Ok(crate::store::coverage::trend(conn, last, days.max(1))?
+        .into_iter()
+        .filter_map(|t| {
+            Some(DayTrend {
+                day: NaiveDate::parse_from_str(&t.date, "%Y-%m-%d").ok()?,
+                tests: t.tests,
+                failures: t.failures,
+                markets_tested: t.markets_tested,
+                markets_met_quota: t.markets_met_quota,
+                markets: t.markets,
+            })
+        })
+        .collect())
 }
 
 /// An open hold as the dashboard lists it.
