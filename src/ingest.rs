@@ -7,7 +7,7 @@
 //! minus the frame's `stream_offset`. A frame the decoder dropped with an error is kept on
 //! its own, with the error.
 
-use crate::store::{Batch, NewReading, Origin, Outcome, RawFrame, Store, StoreError};
+use crate::store::{Batch, Committed, NewReading, Origin, Outcome, RawFrame, Store, StoreError};
 use chrono::{DateTime, Utc};
 use foodgate_parsers::{Decoder, Event, Level, Reading, Verdict};
 use std::io::{self, Read};
@@ -134,16 +134,65 @@ fn tally(summary: &mut IngestSummary, outcomes: &[Outcome]) {
 }
 
 /// Decode `input` with `decoder`, judge each reading, store them in batches of [`BATCH`].
-/// Every batch is committed before the next is read; a crash loses at most the batch in
-/// flight, and running again stores only what is missing.
+/// A batch is sent to the store only after the one before it is committed; a crash loses at
+/// most the batch in flight (and the one being decoded), and running again stores only what
+/// is missing. While a batch commits, the next is decoded and judged beside it: on two
+/// cores the writer no longer waits for the decoder, nor the decoder for the writer.
 pub fn ingest(
     store: &Store,
     decoder: &mut dyn Decoder,
     judge: Judge<'_>,
     target: &IngestTarget,
-    mut input: impl Read,
+    input: impl Read,
 ) -> Result<IngestSummary, IngestError> {
-    let mut summary = IngestSummary::default();
+    std::thread::scope(|scope| {
+        let mut inflight = InFlight {
+            store,
+            scope,
+            handle: None,
+        };
+        let mut summary = IngestSummary::default();
+        let result = decode_and_store(&mut inflight, decoder, judge, target, input, &mut summary);
+        // Whatever happened, the batch in flight ends (committed or not) before we return.
+        let last = inflight.wait(&mut summary);
+        result.and(last).map(|()| summary)
+    })
+}
+
+/// The batch being committed on its own thread, if any.
+struct InFlight<'scope, 'env> {
+    store: &'env Store,
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    handle: Option<std::thread::ScopedJoinHandle<'scope, Result<Committed, StoreError>>>,
+}
+
+impl InFlight<'_, '_> {
+    /// Wait until the batch in flight is committed and count it.
+    fn wait(&mut self, summary: &mut IngestSummary) -> Result<(), IngestError> {
+        if let Some(h) = self.handle.take() {
+            let committed = h.join().map_err(|_| StoreError::Closed)??;
+            tally(summary, &committed.outcomes);
+        }
+        Ok(())
+    }
+
+    /// Send `batch` once the one before it is committed; returns without waiting for it.
+    fn send(&mut self, batch: Batch, summary: &mut IngestSummary) -> Result<(), IngestError> {
+        self.wait(summary)?;
+        let store = self.store;
+        self.handle = Some(self.scope.spawn(move || store.submit(batch)));
+        Ok(())
+    }
+}
+
+fn decode_and_store(
+    inflight: &mut InFlight<'_, '_>,
+    decoder: &mut dyn Decoder,
+    judge: Judge<'_>,
+    target: &IngestTarget,
+    mut input: impl Read,
+    summary: &mut IngestSummary,
+) -> Result<(), IngestError> {
     let mut spans = Spans {
         buf: Vec::new(),
         base: 0,
@@ -164,16 +213,15 @@ pub fn ingest(
         let piece = chunk.get(..n).unwrap_or_default();
         spans.buf.extend_from_slice(piece);
         decoder.feed(piece, &mut events);
-        absorb(&mut spans, &mut events, &mut closed, &mut summary, judge);
+        absorb(&mut spans, &mut events, &mut closed, summary, judge);
         fill(&spans, &mut closed, &mut batch, target, received_at);
         if batch.readings.len() >= BATCH {
-            let committed = store.submit(std::mem::take(&mut batch))?;
-            tally(&mut summary, &committed.outcomes);
+            inflight.send(std::mem::take(&mut batch), summary)?;
         }
         spans.trim();
     }
     decoder.finish(&mut events);
-    absorb(&mut spans, &mut events, &mut closed, &mut summary, judge);
+    absorb(&mut spans, &mut events, &mut closed, summary, judge);
     let end = spans.end();
     spans.close_before(u64::MAX, &mut closed);
     for c in &mut closed {
@@ -181,10 +229,9 @@ pub fn ingest(
     }
     fill(&spans, &mut closed, &mut batch, target, received_at);
     if !batch.readings.is_empty() || !batch.frames.is_empty() {
-        let committed = store.submit(batch)?;
-        tally(&mut summary, &committed.outcomes);
+        inflight.send(batch, summary)?;
     }
-    Ok(summary)
+    Ok(())
 }
 
 fn absorb(
