@@ -319,12 +319,7 @@ pub(crate) fn queue_event(
     body: &[u8],
     now_ms: i64,
 ) -> rusqlite::Result<usize> {
-    tx.prepare_cached(
-        "INSERT INTO outbox (event_id, upstream, type, hold, body, created_ms, next_attempt_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
-         ON CONFLICT (event_id, upstream) DO NOTHING",
-    )?
-    .execute(params![id, route.upstream, kind, hold, body, now_ms])
+    super::outbox::enqueue(tx, id, &route.upstream, kind, hold, body, now_ms)
 }
 
 /// Queue `kind` for every route that takes it. Hold events go to `events` upstreams only;
@@ -635,6 +630,7 @@ fn insert_reading(
     let id = tx.last_insert_rowid();
     tx.coverage()
         .add(&item.market, &day, Some(sample_ref), r.verdict, &received);
+    tx.coverage().stored(r.verdict);
 
     let status = r.result_status.as_deref().unwrap_or("F");
     let preliminary = status.eq_ignore_ascii_case("P");

@@ -13,6 +13,51 @@ pub struct DueEvent {
     pub attempts: u32,
 }
 
+/// The integer `event_key` of an event id (migration 0012): its first 15 hex digits (dashes
+/// skipped), a digit outside `0-9a-f` counting -1 and a missing one 0, exactly as the
+/// migration computes it in SQL for the rows it copies.
+pub fn event_key(event_id: &str) -> i64 {
+    let mut digits = event_id.bytes().filter(|&b| b != b'-');
+    (0..15).fold(0i64, |key, i| {
+        let d = match digits.next() {
+            None => 0,
+            Some(b) => match b {
+                b'0'..=b'9' => i64::from(b - b'0'),
+                b'a'..=b'f' => i64::from(b - b'a' + 10),
+                _ => -1,
+            },
+        };
+        key + (d << (4 * (14 - i)))
+    })
+}
+
+/// Queue event `event_id` for `upstream` unless it is already queued there (exactly once, also
+/// when the same reading or hold change is stored again). Returns the rows added (0 or 1).
+pub(crate) fn enqueue(
+    conn: &Connection,
+    event_id: &str,
+    upstream: &str,
+    kind: &str,
+    hold: Option<&str>,
+    body: &[u8],
+    now_ms: i64,
+) -> rusqlite::Result<usize> {
+    let key = event_key(event_id);
+    let queued = conn
+        .prepare_cached(
+            "SELECT 1 FROM outbox WHERE event_key = ?1 AND event_id = ?2 AND upstream = ?3",
+        )?
+        .exists(params![key, event_id, upstream])?;
+    if queued {
+        return Ok(0);
+    }
+    conn.prepare_cached(
+        "INSERT INTO outbox (event_id, upstream, type, hold, body, created_ms, next_attempt_ms,
+            event_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+    )?
+    .execute(params![event_id, upstream, kind, hold, body, now_ms, key])
+}
+
 /// Events of `upstream` due at `now_ms`, oldest first, at most `limit`.
 ///
 /// An event of a hold waits while an earlier event of the same hold is still pending for

@@ -432,6 +432,7 @@ fn correct_reading(
         let cov = tx.coverage();
         cov.remove(&s.market, &day, sample_ref, before);
         cov.add(&s.market, &day, sample_ref, judged.verdict, &s.received_at);
+        cov.verdict_changed(before, judged.verdict);
     }
     let revision = s.revision + 1;
     let json = serde_json::to_string(&judged).unwrap_or_default();
