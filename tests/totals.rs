@@ -157,7 +157,7 @@ fn reading_totals_equal_a_count_of_the_readings_and_the_migration_backfills_them
 fn event_key_is_the_first_15_hex_digits_of_the_event_id() {
     assert_eq!(
         event_key("12345678-9abc-def0-1234-56789abcdef0"),
-        0x1234_5678_9abc_def
+        0x0123_4567_89ab_cdef
     );
     assert_eq!(event_key(""), 0);
     // Anything else, as the migration's SQL computes it: a non-hex digit counts -1.
