@@ -512,9 +512,14 @@ fn insert_reading(
 ) -> rusqlite::Result<Outcome> {
     let mut item = item;
     let identity = reading_identity(&item.origin, &item.reading);
+    let identity_key = super::identity::hex_key(&identity);
     let seen: Option<(i64, String)> = tx
-        .prepare_cached("SELECT id, verdict FROM readings WHERE identity = ?1")?
-        .query_row([&identity], |row| Ok((row.get(0)?, row.get(1)?)))
+        .prepare_cached(
+            "SELECT id, verdict FROM readings WHERE identity_key = ?1 AND identity = ?2",
+        )?
+        .query_row(params![identity_key, identity], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
         .optional()?;
     if let Some((id, verdict)) = seen {
         return Ok(Outcome::Duplicate {
@@ -584,10 +589,10 @@ fn insert_reading(
                 unit, qualifier, device_verdict, measured_at, received_at, local_day, category,
                 verdict, reason, limit_value, limit_unit, limit_source, result_status,
                 t_line, c_line, cutoff, assay_format, delta_a0, delta_at, recomputed_rate,
-                raw_frame, reading_json)
+                raw_frame, reading_json, identity_key)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
                 ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33,
-                ?34, ?35, ?36)",
+                ?34, ?35, ?36, ?37)",
     )?
     .execute(params![
         identity,
@@ -625,7 +630,8 @@ fn insert_reading(
         r.delta_at,
         r.recomputed_rate,
         frame,
-        json
+        json,
+        identity_key
     ])?;
     let id = tx.last_insert_rowid();
     tx.coverage()

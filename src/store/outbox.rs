@@ -13,22 +13,10 @@ pub struct DueEvent {
     pub attempts: u32,
 }
 
-/// The integer `event_key` of an event id (migration 0012): its first 15 hex digits (dashes
-/// skipped), a digit outside `0-9a-f` counting -1 and a missing one 0, exactly as the
-/// migration computes it in SQL for the rows it copies.
+/// The integer `event_key` of an event id (migration 0012): see
+/// [`super::identity::hex_key`].
 pub fn event_key(event_id: &str) -> i64 {
-    let mut digits = event_id.bytes().filter(|&b| b != b'-');
-    (0..15).fold(0i64, |key, i| {
-        let d = match digits.next() {
-            None => 0,
-            Some(b) => match b {
-                b'0'..=b'9' => i64::from(b - b'0'),
-                b'a'..=b'f' => i64::from(b - b'a' + 10),
-                _ => -1,
-            },
-        };
-        key + (d << (4 * (14 - i)))
-    })
+    super::identity::hex_key(event_id)
 }
 
 /// Queue event `event_id` for `upstream` unless it is already queued there (exactly once, also
