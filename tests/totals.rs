@@ -292,6 +292,35 @@ fn migration_0012_keeps_an_old_databases_readings_holds_uploads_and_events() {
             verdict: Verdict::Pass
         }]
     );
+    // An event queued before the migration (no `reading` then) is not queued again for its
+    // reading; a new one is queued once.
+    let queue = |id: &'static str| {
+        store
+            .write(move |tx| {
+                foodgate::store::outbox::enqueue(
+                    tx,
+                    Some(1),
+                    id,
+                    "up",
+                    "hold.review",
+                    Some("h1"),
+                    b"{}",
+                    5,
+                )
+            })
+            .unwrap()
+    };
+    assert_eq!(queue(event), 0);
+    let fresh = "1f1e2d3c-4b5a-5968-8776-a5b4c3d2e1f0";
+    assert_eq!((queue(fresh), queue(fresh)), (1, 0));
+    let readings: Vec<Option<i64>> = conn
+        .prepare("SELECT reading FROM outbox ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(readings, vec![None, Some(1)]);
     // References are enforced on the rebuilt table.
     let refused = store
         .write(|tx| tx.execute("DELETE FROM readings WHERE id = 2", []))

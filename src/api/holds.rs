@@ -433,6 +433,7 @@ fn apply_retest(
     {
         n += crate::store::outbox::enqueue(
             tx,
+            Some(reading),
             &eid,
             &route.upstream,
             &kind,

@@ -212,6 +212,8 @@ struct ResultRow<'a> {
 
 /// Everything an event body is made of.
 pub(crate) struct EventCx<'a> {
+    /// The stored reading (its `readings.id`).
+    pub reading_id: i64,
     pub identity: &'a str,
     pub occurred_at: &'a str,
     pub market: &'a str,
@@ -310,8 +312,10 @@ pub(crate) fn result_row_body(cx: &EventCx<'_>) -> (String, Vec<u8>) {
     (id, bytes)
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn queue_event(
     tx: &Tx<'_>,
+    reading: Option<i64>,
     route: &Route,
     kind: &str,
     hold: Option<&str>,
@@ -319,7 +323,7 @@ pub(crate) fn queue_event(
     body: &[u8],
     now_ms: i64,
 ) -> rusqlite::Result<usize> {
-    super::outbox::enqueue(tx, id, &route.upstream, kind, hold, body, now_ms)
+    super::outbox::enqueue(tx, reading, id, &route.upstream, kind, hold, body, now_ms)
 }
 
 /// Queue `kind` for every route that takes it. Hold events go to `events` upstreams only;
@@ -354,7 +358,16 @@ pub(crate) fn queue_revision(
     let (id, body) = event_body(cx, kind, revision, hold);
     let mut n = 0;
     for route in settings.routes.iter().filter(|r| takes(r)) {
-        n += queue_event(tx, route, kind, hold.map(|h| h.0), &id, &body, now_ms)?;
+        n += queue_event(
+            tx,
+            Some(cx.reading_id),
+            route,
+            kind,
+            hold.map(|h| h.0),
+            &id,
+            &body,
+            now_ms,
+        )?;
     }
     tx.events_added(n);
     Ok(n)
@@ -379,7 +392,16 @@ pub(crate) fn queue_reading_events(
         let (id, body) = result_row_body(cx);
         let mut m = 0;
         for route in settings.routes.iter().filter(rows) {
-            m += queue_event(tx, route, "result.row", None, &id, &body, now_ms)?;
+            m += queue_event(
+                tx,
+                Some(cx.reading_id),
+                route,
+                "result.row",
+                None,
+                &id,
+                &body,
+                now_ms,
+            )?;
         }
         tx.events_added(m);
         n += m;
@@ -641,6 +663,7 @@ fn insert_reading(
     let status = r.result_status.as_deref().unwrap_or("F");
     let preliminary = status.eq_ignore_ascii_case("P");
     let cx = EventCx {
+        reading_id: id,
         identity: &identity,
         occurred_at: &received,
         market: &item.market,
@@ -908,6 +931,7 @@ mod tests {
             reason: "over the limit".into(),
         }];
         let cx = EventCx {
+            reading_id: 1,
             identity: "abc",
             occurred_at: "2025-03-04T01:30:00.000Z",
             market: "ZB-0003",

@@ -308,7 +308,7 @@ fn forward_record(tx: &mut Tx<'_>, settings: &StoreSettings, sample: i64) -> rus
         .iter()
         .filter(|r| r.format == Format::Results)
     {
-        n += queue_event(tx, route, "sample.record", None, &id, &body, now_ms)?;
+        n += queue_event(tx, None, route, "sample.record", None, &id, &body, now_ms)?;
     }
     tx.events_added(n);
     Ok(())
@@ -456,6 +456,7 @@ fn correct_reading(
         s.id
     ])?;
     let cx = EventCx {
+        reading_id: s.id,
         identity: &s.identity,
         occurred_at: &s.received_at,
         market: &s.market,

@@ -7,12 +7,15 @@ CREATE TABLE reading_totals (
 ) WITHOUT ROWID;
 INSERT INTO reading_totals (verdict, n) SELECT verdict, count(*) FROM readings GROUP BY verdict;
 
--- Ingest throughput: the outbox's UNIQUE (event_id, upstream) is a text index keyed by a hash,
--- so each committed batch rewrote most of its pages (about 55 bytes per row). The uniqueness
--- is now checked through `event_key`, the first 15 hex digits of the event id as an integer
--- (an index of about 19 bytes per row), before each insert (see `store::outbox::enqueue`);
--- the event id text is still stored and sent as it was. The table is rebuilt (SQLite cannot
--- drop a table constraint); nothing references it.
+-- Ingest throughput: the outbox's UNIQUE (event_id, upstream) was a text index keyed by a hash,
+-- so each committed batch rewrote most of its pages. Uniqueness is now checked before each
+-- insert (`store::outbox::enqueue`) through (reading, event_key): `reading` is the reading
+-- the event is about, so the events of new readings go at the end of that index (a batch
+-- dirties a few of its pages, not most of them), and `event_key`, the first 15 hex digits of
+-- the event id as an integer, finds an event among a reading's few. Rows copied here, and
+-- events about no reading (sample records), have no `reading`: the check looks among those
+-- too. The event id text is still stored and sent as it was. The table is rebuilt (SQLite
+-- cannot drop a table constraint); nothing references it.
 CREATE TABLE outbox_new (
     id              INTEGER PRIMARY KEY,
     event_id        TEXT NOT NULL,
@@ -27,7 +30,8 @@ CREATE TABLE outbox_new (
     last_attempt_ms INTEGER,
     last_answer     TEXT,
     delivered_ms    INTEGER,
-    event_key       INTEGER NOT NULL
+    event_key       INTEGER NOT NULL,
+    reading         INTEGER
 );
 -- `event_key` as `store::outbox::event_key` computes it from the text.
 INSERT INTO outbox_new (id, event_id, upstream, type, hold, body, status, attempts, created_ms,
@@ -52,7 +56,7 @@ SELECT id, event_id, upstream, type, hold, body, status, attempts, created_ms,
 FROM outbox;
 DROP TABLE outbox;
 ALTER TABLE outbox_new RENAME TO outbox;
-CREATE INDEX outbox_event ON outbox (event_key);
+CREATE INDEX outbox_event ON outbox (reading, event_key);
 CREATE INDEX outbox_due ON outbox (status, upstream, next_attempt_ms);
 CREATE INDEX outbox_hold ON outbox (hold, upstream, id) WHERE hold IS NOT NULL;
 CREATE INDEX outbox_pending ON outbox (upstream, id, next_attempt_ms) WHERE status = 'pending';
