@@ -236,8 +236,8 @@ fn migration_0012_keeps_an_old_databases_readings_holds_uploads_and_events() {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .unwrap();
-    assert_eq!(got, (0xfeed_face_0000_000, 2, "fail".to_string()));
-    assert_eq!(hex_key("feedface"), 0xfeed_face_0000_000);
+    assert_eq!(got, (0x0fee_dfac_e000_0000, 2, "fail".to_string()));
+    assert_eq!(hex_key("feedface"), 0x0fee_dfac_e000_0000);
     let (key, body): (i64, Vec<u8>) = conn
         .query_row(
             "SELECT event_key, body FROM outbox WHERE event_id = ?1 AND hold = 'h1'",
@@ -245,7 +245,7 @@ fn migration_0012_keeps_an_old_databases_readings_holds_uploads_and_events() {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
-    assert_eq!((key, body), (0x0f1e_2d3c_4b5a_596, b"{}".to_vec()));
+    assert_eq!((key, body), (0x00f1_e2d3_c4b5_a596, b"{}".to_vec()));
     let joined: i64 = conn
         .query_row(
             "SELECT count(*) FROM holds h JOIN readings r ON r.id = h.reading
