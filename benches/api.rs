@@ -315,13 +315,13 @@ fn year_store() -> Config {
                          FROM m, r)
                  INSERT INTO readings (identity, market, stall, sample_ref, instrument, protocol,
                      sample_id, sample_name, analyte, value, unit, measured_at, received_at,
-                     local_day, verdict, reason, result_status, reading_json)
+                     local_day, verdict, reason, result_status, reading_json, identity_key)
                  SELECT printf('y%d.%d.%d', n, k, j), printf('ZB-%04d', k), 'A' || (j % 5),
                      (n * 484 + k) * 20 + j % 20, 'IN-' || k, 'astm', 'S' || (j % 20), '菠菜',
                      'chlorpyrifos', 0.01, 'mg/kg', t, t, substr(t, 1, 10),
                      CASE WHEN j % 10 = 0 THEN 'fail' WHEN j % 17 = 0 THEN 'invalid'
                           ELSE 'pass' END,
-                     'generated', 'F', '{{}}'
+                     'generated', 'F', '{{}}', (n * 484 + k) * 1000 + j
                  FROM g",
                 last_reading = PER_MARKET_DAY - 1
             ))

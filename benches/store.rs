@@ -197,7 +197,12 @@ fn bench_ingest(c: &mut Criterion) {
         let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
         let db = std::fs::metadata(cfg.database_path()).map_or(0, |m| m.len());
         println!("database {db} bytes; {}", io.replace('\n', " "));
-        let _ = std::fs::remove_dir_all(&dir);
+        // FOODGATE_BENCH_KEEP=1: keep the database to look into (sizes of tables, indexes).
+        if std::env::var_os("FOODGATE_BENCH_KEEP").is_some() {
+            println!("kept {}", cfg.database_path().display());
+        } else {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
         let dir = fresh_dir();
         let t = Clock::start();
         bare_insert(&dir.join("bare.db"), &decoded);

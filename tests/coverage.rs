@@ -11,7 +11,7 @@ use foodgate_parsers::Verdict;
 use rusqlite::Connection;
 use std::collections::{BTreeMap, HashSet};
 
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
     fn below(&mut self, n: u64) -> u64 {
@@ -30,7 +30,7 @@ fn tz() -> FixedOffset {
 
 /// Readings over four local days (2025-03-03 … 06), in batches, each submitted once and some
 /// again (duplicates), with corrections of earlier readings.
-fn generate(store: &Store, rng: &mut Rng) -> (usize, usize) {
+pub(crate) fn generate(store: &Store, rng: &mut Rng) -> (usize, usize) {
     let base = tz().with_ymd_and_hms(2025, 3, 3, 0, 0, 0).unwrap();
     let mut sent: Vec<NewReading> = Vec::new();
     let mut corrections = 0;

@@ -13,5 +13,6 @@ mod parse_cli;
 mod ratelimit;
 mod store;
 mod support;
+mod totals;
 mod uplink;
 mod web;

@@ -431,13 +431,16 @@ fn apply_retest(
         .iter()
         .filter(|r| r.format == Format::Events)
     {
-        n += tx
-            .prepare_cached(
-                "INSERT INTO outbox (event_id, upstream, type, hold, body, created_ms, next_attempt_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
-                 ON CONFLICT (event_id, upstream) DO NOTHING",
-            )?
-            .execute(params![eid, route.upstream, kind, hold, body, now_ms])?;
+        n += crate::store::outbox::enqueue(
+            tx,
+            Some(reading),
+            &eid,
+            &route.upstream,
+            &kind,
+            Some(hold),
+            &body,
+            now_ms,
+        )?;
     }
     tx.events_added(n);
     Ok(why)

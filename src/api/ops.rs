@@ -138,10 +138,8 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
     let uplink = state.uplink();
     let (verdicts, out, live) = state
         .read(move |conn| {
-            let v = conn
-                .prepare_cached("SELECT verdict, count(*) FROM readings GROUP BY verdict")?
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            // Kept with the readings (migration 0012): a scrape reads four rows, not a year.
+            let v = crate::store::coverage::reading_totals(conn)?;
             let live = match uplink {
                 Some(u) => u.stats(conn)?,
                 None => Vec::new(),
@@ -153,8 +151,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
     s.push_str(
         "# HELP foodgate_readings Readings stored, by verdict.\n# TYPE foodgate_readings gauge\n",
     );
-    for v in ["pass", "fail", "invalid", "unknown"] {
-        let n = verdicts.iter().find(|(k, _)| k == v).map_or(0, |(_, n)| *n);
+    for (v, n) in verdicts {
         let _ = writeln!(s, "foodgate_readings{{verdict=\"{v}\"}} {n}");
     }
     s.push_str("# HELP foodgate_outbox_events Outbox events by upstream and status.\n# TYPE foodgate_outbox_events gauge\n");

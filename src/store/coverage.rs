@@ -37,6 +37,22 @@ pub struct CoverageDelta {
     days: Vec<DayDelta>,
     /// (sample, index into `days`) → change in that sample's pass/fail readings.
     samples: HashMap<(i64, usize), i64>,
+    /// Change in the number of stored readings per verdict (`reading_totals`), in the order
+    /// of [`VERDICTS`]: superseded readings stay stored, so only a new reading or a changed
+    /// verdict moves these.
+    totals: [i64; 4],
+}
+
+/// The verdicts `reading_totals` counts, as stored in `readings.verdict`.
+pub const VERDICTS: [Verdict; 4] = [
+    Verdict::Pass,
+    Verdict::Fail,
+    Verdict::Invalid,
+    Verdict::Unknown,
+];
+
+fn verdict_slot(v: Verdict) -> usize {
+    VERDICTS.iter().position(|&x| x == v).unwrap_or(3)
 }
 
 impl CoverageDelta {
@@ -94,14 +110,42 @@ impl CoverageDelta {
         }
     }
 
+    /// A reading was stored with `verdict` (it counts in the totals for good).
+    pub fn stored(&mut self, verdict: Verdict) {
+        if let Some(n) = self.totals.get_mut(verdict_slot(verdict)) {
+            *n += 1;
+        }
+    }
+
+    /// A stored reading's verdict changed from `before` to `after`.
+    pub fn verdict_changed(&mut self, before: Verdict, after: Verdict) {
+        if let Some(n) = self.totals.get_mut(verdict_slot(before)) {
+            *n -= 1;
+        }
+        self.stored(after);
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.days.is_empty()
+        self.days.is_empty() && self.totals.iter().all(|&n| n == 0)
     }
 
     /// Write the changes into the aggregate (in the caller's transaction) and forget them.
     ///
     /// Read, then insert or update: an UPSERT would make SQLite open a statement journal.
     pub fn flush(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        for (v, change) in VERDICTS.iter().zip(std::mem::take(&mut self.totals)) {
+            if change == 0 {
+                continue;
+            }
+            let verdict = crate::store::insert::verdict_str(*v);
+            let updated = conn
+                .prepare_cached("UPDATE reading_totals SET n = n + ?2 WHERE verdict = ?1")?
+                .execute(params![verdict, change])?;
+            if updated == 0 {
+                conn.prepare_cached("INSERT INTO reading_totals (verdict, n) VALUES (?1, ?2)")?
+                    .execute(params![verdict, change])?;
+            }
+        }
         if self.days.is_empty() {
             return Ok(());
         }
@@ -186,6 +230,19 @@ impl CoverageDelta {
         }
         Ok(())
     }
+}
+
+/// Stored readings per verdict (superseded ones included), every verdict present.
+pub fn reading_totals(conn: &Connection) -> rusqlite::Result<Vec<(&'static str, u64)>> {
+    let mut stmt = conn.prepare_cached("SELECT n FROM reading_totals WHERE verdict = ?1")?;
+    VERDICTS
+        .iter()
+        .map(|&v| {
+            let name = crate::store::insert::verdict_str(v);
+            let n: Option<i64> = stmt.query_row([name], |r| r.get(0)).optional()?;
+            Ok((name, count(n.unwrap_or(0))))
+        })
+        .collect()
 }
 
 /// One market's coverage on one day.

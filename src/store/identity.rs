@@ -84,6 +84,26 @@ pub fn reading_identity(origin: &Origin, r: &Reading) -> String {
     out
 }
 
+/// The integer key migration 0012 indexes a hex id by (`readings.identity_key`,
+/// `outbox.event_key`): its first 15 hex digits (dashes skipped), a character outside `0-9a-f`
+/// counting -1 and a missing one 0, exactly as the migration computes it in SQL for the rows
+/// it copies. Ids are hashes, so keys rarely repeat; rows that share one are told apart by
+/// the whole id.
+pub fn hex_key(id: &str) -> i64 {
+    let mut digits = id.bytes().filter(|&b| b != b'-');
+    (0..15).fold(0i64, |key, i| {
+        let d = match digits.next() {
+            None => 0,
+            Some(b) => match b {
+                b'0'..=b'9' => i64::from(b - b'0'),
+                b'a'..=b'f' => i64::from(b - b'a' + 10),
+                _ => -1,
+            },
+        };
+        key + (d << (4 * (14 - i)))
+    })
+}
+
 /// The value text as the source sent it; rebuilt from the number when a source gave none.
 fn value_as_sent(r: &Reading) -> Option<String> {
     if let Some(t) = &r.value_text {

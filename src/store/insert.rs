@@ -212,6 +212,8 @@ struct ResultRow<'a> {
 
 /// Everything an event body is made of.
 pub(crate) struct EventCx<'a> {
+    /// The stored reading (its `readings.id`).
+    pub reading_id: i64,
     pub identity: &'a str,
     pub occurred_at: &'a str,
     pub market: &'a str,
@@ -310,8 +312,10 @@ pub(crate) fn result_row_body(cx: &EventCx<'_>) -> (String, Vec<u8>) {
     (id, bytes)
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn queue_event(
     tx: &Tx<'_>,
+    reading: Option<i64>,
     route: &Route,
     kind: &str,
     hold: Option<&str>,
@@ -319,12 +323,7 @@ pub(crate) fn queue_event(
     body: &[u8],
     now_ms: i64,
 ) -> rusqlite::Result<usize> {
-    tx.prepare_cached(
-        "INSERT INTO outbox (event_id, upstream, type, hold, body, created_ms, next_attempt_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
-         ON CONFLICT (event_id, upstream) DO NOTHING",
-    )?
-    .execute(params![id, route.upstream, kind, hold, body, now_ms])
+    super::outbox::enqueue(tx, reading, id, &route.upstream, kind, hold, body, now_ms)
 }
 
 /// Queue `kind` for every route that takes it. Hold events go to `events` upstreams only;
@@ -359,7 +358,16 @@ pub(crate) fn queue_revision(
     let (id, body) = event_body(cx, kind, revision, hold);
     let mut n = 0;
     for route in settings.routes.iter().filter(|r| takes(r)) {
-        n += queue_event(tx, route, kind, hold.map(|h| h.0), &id, &body, now_ms)?;
+        n += queue_event(
+            tx,
+            Some(cx.reading_id),
+            route,
+            kind,
+            hold.map(|h| h.0),
+            &id,
+            &body,
+            now_ms,
+        )?;
     }
     tx.events_added(n);
     Ok(n)
@@ -384,7 +392,16 @@ pub(crate) fn queue_reading_events(
         let (id, body) = result_row_body(cx);
         let mut m = 0;
         for route in settings.routes.iter().filter(rows) {
-            m += queue_event(tx, route, "result.row", None, &id, &body, now_ms)?;
+            m += queue_event(
+                tx,
+                Some(cx.reading_id),
+                route,
+                "result.row",
+                None,
+                &id,
+                &body,
+                now_ms,
+            )?;
         }
         tx.events_added(m);
         n += m;
@@ -517,9 +534,14 @@ fn insert_reading(
 ) -> rusqlite::Result<Outcome> {
     let mut item = item;
     let identity = reading_identity(&item.origin, &item.reading);
+    let identity_key = super::identity::hex_key(&identity);
     let seen: Option<(i64, String)> = tx
-        .prepare_cached("SELECT id, verdict FROM readings WHERE identity = ?1")?
-        .query_row([&identity], |row| Ok((row.get(0)?, row.get(1)?)))
+        .prepare_cached(
+            "SELECT id, verdict FROM readings WHERE identity_key = ?1 AND identity = ?2",
+        )?
+        .query_row(params![identity_key, identity], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
         .optional()?;
     if let Some((id, verdict)) = seen {
         return Ok(Outcome::Duplicate {
@@ -589,10 +611,10 @@ fn insert_reading(
                 unit, qualifier, device_verdict, measured_at, received_at, local_day, category,
                 verdict, reason, limit_value, limit_unit, limit_source, result_status,
                 t_line, c_line, cutoff, assay_format, delta_a0, delta_at, recomputed_rate,
-                raw_frame, reading_json)
+                raw_frame, reading_json, identity_key)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
                 ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33,
-                ?34, ?35, ?36)",
+                ?34, ?35, ?36, ?37)",
     )?
     .execute(params![
         identity,
@@ -630,15 +652,18 @@ fn insert_reading(
         r.delta_at,
         r.recomputed_rate,
         frame,
-        json
+        json,
+        identity_key
     ])?;
     let id = tx.last_insert_rowid();
     tx.coverage()
         .add(&item.market, &day, Some(sample_ref), r.verdict, &received);
+    tx.coverage().stored(r.verdict);
 
     let status = r.result_status.as_deref().unwrap_or("F");
     let preliminary = status.eq_ignore_ascii_case("P");
     let cx = EventCx {
+        reading_id: id,
         identity: &identity,
         occurred_at: &received,
         market: &item.market,
@@ -906,6 +931,7 @@ mod tests {
             reason: "over the limit".into(),
         }];
         let cx = EventCx {
+            reading_id: 1,
             identity: "abc",
             occurred_at: "2025-03-04T01:30:00.000Z",
             market: "ZB-0003",

@@ -13,6 +13,46 @@ pub struct DueEvent {
     pub attempts: u32,
 }
 
+/// The integer `event_key` of an event id (migration 0012): see
+/// [`super::identity::hex_key`].
+pub fn event_key(event_id: &str) -> i64 {
+    super::identity::hex_key(event_id)
+}
+
+/// Queue event `event_id` for `upstream` unless it is already queued there (exactly once, also
+/// when the same reading or hold change is stored again). `reading` is the reading the event
+/// is about (none for a sample record). Returns the rows added (0 or 1).
+#[allow(clippy::too_many_arguments)]
+pub fn enqueue(
+    conn: &Connection,
+    reading: Option<i64>,
+    event_id: &str,
+    upstream: &str,
+    kind: &str,
+    hold: Option<&str>,
+    body: &[u8],
+    now_ms: i64,
+) -> rusqlite::Result<usize> {
+    let key = event_key(event_id);
+    let mut queued = conn.prepare_cached(
+        "SELECT 1 FROM outbox WHERE reading IS ?1 AND event_key = ?2 AND event_id = ?3
+         AND upstream = ?4",
+    )?;
+    // Rows from before migration 0012 have no reading: an event queued then is found there.
+    if queued.exists(params![reading, key, event_id, upstream])?
+        || (reading.is_some() && queued.exists(params![None::<i64>, key, event_id, upstream])?)
+    {
+        return Ok(0);
+    }
+    conn.prepare_cached(
+        "INSERT INTO outbox (event_id, upstream, type, hold, body, created_ms, next_attempt_ms,
+            event_key, reading) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        event_id, upstream, kind, hold, body, now_ms, key, reading
+    ])
+}
+
 /// Events of `upstream` due at `now_ms`, oldest first, at most `limit`.
 ///
 /// An event of a hold waits while an earlier event of the same hold is still pending for

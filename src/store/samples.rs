@@ -308,7 +308,7 @@ fn forward_record(tx: &mut Tx<'_>, settings: &StoreSettings, sample: i64) -> rus
         .iter()
         .filter(|r| r.format == Format::Results)
     {
-        n += queue_event(tx, route, "sample.record", None, &id, &body, now_ms)?;
+        n += queue_event(tx, None, route, "sample.record", None, &id, &body, now_ms)?;
     }
     tx.events_added(n);
     Ok(())
@@ -432,6 +432,7 @@ fn correct_reading(
         let cov = tx.coverage();
         cov.remove(&s.market, &day, sample_ref, before);
         cov.add(&s.market, &day, sample_ref, judged.verdict, &s.received_at);
+        cov.verdict_changed(before, judged.verdict);
     }
     let revision = s.revision + 1;
     let json = serde_json::to_string(&judged).unwrap_or_default();
@@ -455,6 +456,7 @@ fn correct_reading(
         s.id
     ])?;
     let cx = EventCx {
+        reading_id: s.id,
         identity: &s.identity,
         occurred_at: &s.received_at,
         market: &s.market,

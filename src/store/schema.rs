@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_coverage_days.sql"),
     include_str!("migrations/0010_raw_retention.sql"),
     include_str!("migrations/0011_demo_registry.sql"),
+    include_str!("migrations/0012_totals_outbox_key.sql"),
 ];
 
 /// Settings every connection needs, writer and readers alike.
