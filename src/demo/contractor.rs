@@ -1,14 +1,9 @@
 //! The demo's testing contractor: a lab that tests a handful of markets for the city and
 //! uploads its results, a batch every few seconds, over the real API with a contractor token.
 
-use bytes::Bytes;
+use super::client::{self, request, HttpClient};
 use chrono::{FixedOffset, Utc};
 use foodgate_parsers::synth::Rng;
-use http_body_util::{BodyExt, Full};
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -113,8 +108,7 @@ pub async fn run(
     offset: FixedOffset,
     mut stop: watch::Receiver<bool>,
 ) {
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let client = client::new();
     let url = format!("http://{api}/api/v1/results");
     let mut rng = Rng::new(2026);
     let mut batch = 0u64;
@@ -134,28 +128,12 @@ pub async fn run(
 
 /// POST one batch; a summary of the answer (`5 stored (1 fail)`).
 async fn upload(
-    client: &Client<HttpConnector, Full<Bytes>>,
+    client: &HttpClient,
     url: &str,
     token: &str,
     body: String,
 ) -> Result<String, String> {
-    let req = hyper::Request::post(url)
-        .header(CONTENT_TYPE, "application/json")
-        .header(AUTHORIZATION, format!("Bearer {token}"))
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| e.to_string())?;
-    let resp = client.request(req).await.map_err(|e| e.to_string())?;
-    let status = resp.status();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    if !status.is_success() {
-        return Err(format!("{status}: {}", String::from_utf8_lossy(&bytes)));
-    }
-    let answer: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    let answer = request(client, "POST", url, token, Some(body)).await?;
     let results = answer["results"].as_array().cloned().unwrap_or_default();
     let count = |k: &str, v: &str| results.iter().filter(|r| r[k] == v).count();
     Ok(format!(

@@ -3,13 +3,7 @@
 //! /api/v1/holds/{id}`), as a tester does from the sampling sheet. Upstream then gets the
 //! corrected `sample.failed` naming the stall whose goods are blocked.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use serde_json::Value;
+use super::client::{self, request, HttpClient};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -18,8 +12,6 @@ use tokio::sync::watch;
 pub const TOKEN_NAME: &str = "demo-inspector";
 /// Between two rounds.
 pub const EVERY: Duration = Duration::from_secs(5);
-
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// The markets whose analyzers send no stall.
 pub fn markets() -> Vec<String> {
@@ -41,7 +33,7 @@ pub fn stall_for(hold: &str) -> String {
 
 /// Name the stall of every held failure without one, every [`EVERY`], until `stop`.
 pub async fn run(api: SocketAddr, token: String, mut stop: watch::Receiver<bool>) {
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let client = client::new();
     loop {
         match round(&client, api, &token).await {
             Ok(n) if n > 0 => {
@@ -83,37 +75,6 @@ async fn round(client: &HttpClient, api: SocketAddr, token: &str) -> Result<usiz
         named += 1;
     }
     Ok(named)
-}
-
-async fn request(
-    client: &HttpClient,
-    method: &str,
-    url: &str,
-    token: &str,
-    body: Option<String>,
-) -> Result<Value, String> {
-    let req = hyper::Request::builder()
-        .method(method)
-        .uri(url)
-        .header(CONTENT_TYPE, "application/json")
-        .header(AUTHORIZATION, format!("Bearer {token}"))
-        .body(Full::new(Bytes::from(body.unwrap_or_default())))
-        .map_err(|e| e.to_string())?;
-    let resp = client.request(req).await.map_err(|e| e.to_string())?;
-    let status = resp.status();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    if !status.is_success() {
-        return Err(format!(
-            "{method} {url}: {status}: {}",
-            String::from_utf8_lossy(&bytes)
-        ));
-    }
-    serde_json::from_slice(&bytes).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //!
 //! The command itself (`src/cli/demo.rs`) wires them around the same service body as `serve`.
 
+pub mod client;
 pub mod contractor;
 pub mod history;
 pub mod inspector;
