@@ -2,7 +2,7 @@
 //! minimal HTTP/1.1 client (no client library: what goes over the wire is what is tested).
 
 use crate::support::{config, temp_dir};
-use foodgate::api::{self, AppState};
+use foodgate::api::AppState;
 use foodgate::auth::{self, NewToken, Role};
 use foodgate::judge::Judge;
 use foodgate::store::{Store, StoreSettings};
@@ -98,14 +98,7 @@ async fn start(name: &str) -> App {
         .expect("write")
         .expect("revoke");
     let state = AppState::new(store.clone(), Judge::builtin());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (stop, rx) = oneshot::channel::<()>();
-    tokio::spawn(api::serve(listener, state, async move {
-        let _ = rx.await;
-    }));
+    let (addr, stop) = crate::support::serve_api(state).await;
     App {
         addr,
         store,

@@ -187,3 +187,18 @@ async fn handle(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
         }
     }
 }
+
+/// The API of `state` on a real socket at 127.0.0.1:0; it stops when the sender is dropped.
+pub async fn serve_api(
+    state: foodgate::api::AppState,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(foodgate::api::serve(listener, state, async move {
+        let _ = rx.await;
+    }));
+    (addr, stop)
+}

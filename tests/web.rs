@@ -5,7 +5,7 @@
 
 use crate::support::{config, temp_dir};
 use chrono::{Duration, FixedOffset, Utc};
-use foodgate::api::{self, AppState};
+use foodgate::api::AppState;
 use foodgate::auth::{self, NewToken, Role};
 use foodgate::judge::Judge;
 use foodgate::store::Store;
@@ -181,14 +181,7 @@ async fn start(name: &str) -> App {
         token(&store, "承包商-王五", Role::Contractor, &refs).await,
     );
     let state = AppState::new(store.clone(), Judge::builtin());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (stop, rx) = oneshot::channel::<()>();
-    tokio::spawn(api::serve(listener, state, async move {
-        let _ = rx.await;
-    }));
+    let (addr, stop) = crate::support::serve_api(state).await;
     App {
         addr,
         store,
