@@ -519,3 +519,105 @@ fn outbox_commands_list_and_requeue_dead_events() {
     let none = outbox(&["retry", "--dead"]);
     assert!(String::from_utf8_lossy(&none.stdout).contains("0 event(s)"));
 }
+
+/// `result.recorded` of a reading without a hold is stored without a body and built from the
+/// reading when sent; a late registration that changes the reading first stores the body as
+/// it was, so the event is sent with the same bytes before and after.
+#[test]
+fn a_result_body_built_when_sent_stays_the_same_when_the_reading_changes() {
+    use foodgate::store::outbox;
+    use foodgate::store::samples::{register, Registration, SampleRecord};
+    let dir = temp_dir("lazy");
+    let cfg = config(&dir, &[("up", "http://127.0.0.1:9/events", "all")]);
+    let store = open(&cfg);
+    let done = store
+        .submit(batch(vec![item(
+            reading("S1", "0.01", Verdict::Pass),
+            "ZB-0003",
+        )]))
+        .unwrap();
+    let Outcome::Stored { identity, .. } = &done.outcomes[0] else {
+        panic!("stored: {:?}", done.outcomes[0])
+    };
+    let conn = store.reader().unwrap();
+    let stored: Vec<u8> = conn
+        .query_row(
+            "SELECT body FROM outbox WHERE type = 'result.recorded'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(stored.is_empty(), "body stored: {}", stored.len());
+    let due = |conn: &Connection| outbox::due(conn, "up", i64::MAX, 10).unwrap();
+    let first = due(&conn);
+    assert_eq!(first.len(), 1);
+    let v: serde_json::Value = serde_json::from_slice(&first[0].body).unwrap();
+    let json: String = conn
+        .query_row("SELECT reading_json FROM readings", [], |r| r.get(0))
+        .unwrap();
+    let id = foodgate::store::identity::event_id(identity, "result.recorded").to_string();
+    assert_eq!(v["event_id"], id.as_str());
+    assert_eq!(first[0].event_id, id);
+    assert_eq!(v["type"], "result.recorded");
+    assert_eq!(v["market"], "ZB-0003");
+    assert_eq!(v["stall"], "A12");
+    assert_eq!(v["sample"]["id"], "S1");
+    assert_eq!(v["sample"]["name"], "菠菜");
+    assert_eq!(v["sample"]["category"], "leafy_vegetable");
+    assert_eq!(
+        v["reading"],
+        serde_json::from_str::<serde_json::Value>(&json).unwrap()
+    );
+    assert!(v["hold"].is_null());
+    assert!(v.get("revision").is_none());
+
+    // Changing the reading behind the store's back is refused while its body is unstored.
+    let raw = Connection::open(cfg.database_path()).unwrap();
+    raw.busy_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    let refused = raw.execute("UPDATE readings SET stall = 'X9'", []);
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("must be stored before")),
+        "{refused:?}"
+    );
+    drop(raw);
+
+    let settings = store.settings().clone();
+    let rec = SampleRecord {
+        sample_id: "S1".into(),
+        market: "ZB-0003".into(),
+        stall: Some("R9".into()),
+        sample_name: None,
+        category: None,
+        vendor: None,
+        supplier: None,
+        certificate_no: None,
+        sampled_at: None,
+    };
+    let done = store
+        .write(move |tx| register(tx, &settings, &rec, "registrar"))
+        .unwrap();
+    assert!(matches!(done, Registration::Stored { .. }), "{done:?}");
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM readings WHERE stall = 'R9'"),
+        1
+    );
+    let after = due(&conn);
+    let same = after
+        .iter()
+        .find(|e| e.event_id == id)
+        .expect("first event");
+    assert_eq!(same.body, first[0].body, "the first event's bytes changed");
+    let corrected = after
+        .iter()
+        .find(|e| e.event_id != id && e.kind == "result.recorded")
+        .expect("corrected event");
+    let c: serde_json::Value = serde_json::from_slice(&corrected.body).unwrap();
+    assert_eq!(
+        (c["stall"].as_str(), c["revision"].as_u64()),
+        (Some("R9"), Some(1))
+    );
+    store.close();
+}

@@ -221,6 +221,9 @@ pub(crate) struct EventCx<'a> {
     pub reading: &'a Reading,
     /// `reading` as JSON, serialized once for `reading_json` and reused in every body.
     pub reading_json: &'a str,
+    /// The reading was first stored in this transaction, so none of its events is queued
+    /// yet and they are queued without looking for them first.
+    pub fresh: bool,
 }
 
 /// The id of event `kind` of a reading; a corrected event (`revision` > 0) gets a new one, so
@@ -254,24 +257,72 @@ fn event_body(
         },
         revision: (revision > 0).then_some(revision),
     };
+    let bytes = spliced_body(&head, cx.reading_json, hold);
+    (id, bytes)
+}
+
+/// `{head…,"reading":<reading_json>,"hold":…}`: the bytes serde would write for the whole
+/// struct (a test holds them equal), without serializing the reading a second time.
+fn spliced_body(
+    head: &EventHead<'_>,
+    reading_json: &str,
+    hold: Option<(&str, &str, &[HistoryEntry])>,
+) -> Vec<u8> {
     let hold = hold.map(|(id, status, history)| HoldBody {
         id,
         status,
         history,
     });
-    // `{head…,"reading":<reading_json>,"hold":…}`: the bytes serde would write for the whole
-    // struct (a test holds them equal), without serializing the reading a second time.
-    let mut bytes = Vec::with_capacity(cx.reading_json.len() + 512);
-    if serde_json::to_writer(&mut bytes, &head).is_ok() && bytes.pop() == Some(b'}') {
+    let mut bytes = Vec::with_capacity(reading_json.len() + 512);
+    if serde_json::to_writer(&mut bytes, head).is_ok() && bytes.pop() == Some(b'}') {
         bytes.extend_from_slice(b",\"reading\":");
-        bytes.extend_from_slice(cx.reading_json.as_bytes());
+        bytes.extend_from_slice(reading_json.as_bytes());
         bytes.extend_from_slice(b",\"hold\":");
         if serde_json::to_writer(&mut bytes, &hold).is_ok() {
             bytes.push(b'}');
-            return (id, bytes);
+            return bytes;
         }
     }
-    (id, Vec::new())
+    Vec::new()
+}
+
+/// Whether event `kind` of revision `revision` with `hold` is queued with an empty body and
+/// built from its reading when sent ([`super::outbox::LAZY_BODY`]): the `result.recorded`
+/// of a reading that opened no hold, whose body depends on nothing but the reading's row.
+/// With `send = "all"` that is most events, and their bodies (a copy of `reading_json` and
+/// more) were the largest part of what an ingest wrote.
+fn built_when_sent(kind: &str, revision: u32, hold: Option<(&str, &str, &[HistoryEntry])>) -> bool {
+    kind == "result.recorded" && revision == 0 && hold.is_none()
+}
+
+/// The columns of `readings` a body built when sent is made of (see [`built_when_sent`]).
+pub(crate) const LAZY_BODY_COLUMNS: &str =
+    "received_at, market, stall, sample_id, sample_name, category, reading_json";
+
+/// The body of `result.recorded` event `event_id`, from its reading's
+/// [`LAZY_BODY_COLUMNS`]: the bytes [`event_body`] makes for the same reading.
+pub(crate) fn lazy_body(event_id: &str, row: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<u8>> {
+    let occurred_at: String = row.get(0)?;
+    let market: String = row.get(1)?;
+    let stall: Option<String> = row.get(2)?;
+    let sample_id: Option<String> = row.get(3)?;
+    let sample_name: Option<String> = row.get(4)?;
+    let category: Option<String> = row.get(5)?;
+    let reading_json: String = row.get(6)?;
+    let head = EventHead {
+        event_id,
+        kind: "result.recorded",
+        occurred_at: &occurred_at,
+        market: &market,
+        stall: stall.as_deref(),
+        sample: SampleBody {
+            id: sample_id.as_deref(),
+            name: sample_name.as_deref(),
+            category: category.as_deref(),
+        },
+        revision: None,
+    };
+    Ok(spliced_body(&head, &reading_json, None))
 }
 
 /// The row a `format = "results"` upstream receives: one JSON object; the uplink sends up
@@ -322,8 +373,14 @@ pub(crate) fn queue_event(
     id: &str,
     body: &[u8],
     now_ms: i64,
+    fresh: bool,
 ) -> rusqlite::Result<usize> {
-    super::outbox::enqueue(tx, reading, id, &route.upstream, kind, hold, body, now_ms)
+    let up = &route.upstream;
+    if fresh {
+        super::outbox::enqueue_new(tx, reading, id, up, kind, hold, body, now_ms)
+    } else {
+        super::outbox::enqueue(tx, reading, id, up, kind, hold, body, now_ms)
+    }
 }
 
 /// Queue `kind` for every route that takes it. Hold events go to `events` upstreams only;
@@ -355,7 +412,12 @@ pub(crate) fn queue_revision(
     if !settings.routes.iter().any(takes) {
         return Ok(0);
     }
-    let (id, body) = event_body(cx, kind, revision, hold);
+    let (id, body) = if built_when_sent(kind, revision, hold) {
+        let id = revised_event_id(cx.identity, kind, revision);
+        (id, super::outbox::LAZY_BODY.to_vec())
+    } else {
+        event_body(cx, kind, revision, hold)
+    };
     let mut n = 0;
     for route in settings.routes.iter().filter(|r| takes(r)) {
         n += queue_event(
@@ -367,6 +429,7 @@ pub(crate) fn queue_revision(
             &id,
             &body,
             now_ms,
+            cx.fresh,
         )?;
     }
     tx.events_added(n);
@@ -401,6 +464,7 @@ pub(crate) fn queue_reading_events(
                 &id,
                 &body,
                 now_ms,
+                cx.fresh,
             )?;
         }
         tx.events_added(m);
@@ -670,6 +734,7 @@ fn insert_reading(
         stall,
         reading: r,
         reading_json: &json,
+        fresh: true,
     };
     let mut events = 0;
     let mut hold = None;
@@ -938,6 +1003,7 @@ mod tests {
             stall: None,
             reading: &r,
             reading_json: &json,
+            fresh: false,
         };
         for hold in [None, Some(("h1", "held", history.as_slice()))] {
             let (id, bytes) = event_body(&cx, "sample.failed", 0, hold);

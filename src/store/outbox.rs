@@ -13,6 +13,13 @@ pub struct DueEvent {
     pub attempts: u32,
 }
 
+/// The body stored for an event built from its reading when it is sent (see
+/// `store::insert::built_when_sent`): the reading's row is all it is made of, and a change
+/// to that row first stores the bodies built from it as they were ([`freeze_bodies`]; the
+/// trigger of migration 0013 refuses the change otherwise), so every attempt sends the same
+/// bytes.
+pub const LAZY_BODY: &[u8] = b"";
+
 /// The integer `event_key` of an event id (migration 0012): see
 /// [`super::identity::hex_key`].
 pub fn event_key(event_id: &str) -> i64 {
@@ -44,6 +51,24 @@ pub fn enqueue(
     {
         return Ok(0);
     }
+    enqueue_new(conn, reading, event_id, upstream, kind, hold, body, now_ms)
+}
+
+/// [`enqueue`] without looking for the event first: for the events of a reading stored in
+/// the caller's transaction, of which no row can exist yet (a reading stored again is a
+/// duplicate and makes no event; readings are never deleted).
+#[allow(clippy::too_many_arguments)]
+pub fn enqueue_new(
+    conn: &Connection,
+    reading: Option<i64>,
+    event_id: &str,
+    upstream: &str,
+    kind: &str,
+    hold: Option<&str>,
+    body: &[u8],
+    now_ms: i64,
+) -> rusqlite::Result<usize> {
+    let key = event_key(event_id);
     conn.prepare_cached(
         "INSERT INTO outbox (event_id, upstream, type, hold, body, created_ms, next_attempt_ms,
             event_key, reading) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)",
@@ -65,7 +90,8 @@ pub fn due(
 ) -> rusqlite::Result<Vec<DueEvent>> {
     conn.prepare_cached(
         // INDEXED BY: left to itself SQLite takes `outbox_due` and sorts every due row by id.
-        "SELECT o.id, o.event_id, o.type, o.body, o.attempts FROM outbox o INDEXED BY outbox_pending
+        "SELECT o.id, o.event_id, o.type, o.body, o.attempts, o.reading
+         FROM outbox o INDEXED BY outbox_pending
          WHERE o.status = 'pending' AND o.upstream = ?1 AND o.next_attempt_ms <= ?2
            AND (o.hold IS NULL OR NOT EXISTS (
                 SELECT 1 FROM outbox p WHERE p.hold = o.hold AND p.upstream = o.upstream
@@ -75,16 +101,53 @@ pub fn due(
     .query_map(
         params![upstream, now_ms, i64::try_from(limit).unwrap_or(i64::MAX)],
         |r| {
-            Ok(DueEvent {
-                id: r.get(0)?,
-                event_id: r.get(1)?,
-                kind: r.get(2)?,
-                body: r.get(3)?,
-                attempts: r.get(4)?,
-            })
+            Ok((
+                DueEvent {
+                    id: r.get(0)?,
+                    event_id: r.get(1)?,
+                    kind: r.get(2)?,
+                    body: r.get(3)?,
+                    attempts: r.get(4)?,
+                },
+                r.get::<_, Option<i64>>(5)?,
+            ))
         },
     )?
+    .map(|row| {
+        let (mut ev, reading) = row?;
+        if ev.body == LAZY_BODY {
+            if let Some(reading) = reading {
+                ev.body = built_body(conn, reading, &ev.event_id)?;
+            }
+        }
+        Ok(ev)
+    })
     .collect()
+}
+
+/// The body of lazy event `event_id` about `reading`, built from the reading's row.
+fn built_body(conn: &Connection, reading: i64, event_id: &str) -> rusqlite::Result<Vec<u8>> {
+    conn.prepare_cached(&format!(
+        "SELECT {} FROM readings WHERE id = ?1",
+        super::insert::LAZY_BODY_COLUMNS
+    ))?
+    .query_row([reading], |row| super::insert::lazy_body(event_id, row))
+}
+
+/// Store the bodies of the events built from `reading`'s row, as that row is now: called
+/// before the row changes (a late sample registration), so an event already sent once is
+/// sent again with the same bytes. Returns the bodies stored.
+pub fn freeze_bodies(tx: &Tx<'_>, reading: i64) -> rusqlite::Result<usize> {
+    let lazy: Vec<(i64, String)> = tx
+        .prepare_cached("SELECT id, event_id FROM outbox WHERE reading = ?1 AND body = ?2")?
+        .query_map(params![reading, LAZY_BODY], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, event_id) in &lazy {
+        let body = built_body(tx, reading, event_id)?;
+        tx.prepare_cached("UPDATE outbox SET body = ?1 WHERE id = ?2")?
+            .execute(params![body, id])?;
+    }
+    Ok(lazy.len())
 }
 
 /// The earliest retry time after `now_ms` of a pending event of `upstream`.

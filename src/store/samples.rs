@@ -308,7 +308,17 @@ fn forward_record(tx: &mut Tx<'_>, settings: &StoreSettings, sample: i64) -> rus
         .iter()
         .filter(|r| r.format == Format::Results)
     {
-        n += queue_event(tx, None, route, "sample.record", None, &id, &body, now_ms)?;
+        n += queue_event(
+            tx,
+            None,
+            route,
+            "sample.record",
+            None,
+            &id,
+            &body,
+            now_ms,
+            false,
+        )?;
     }
     tx.events_added(n);
     Ok(())
@@ -436,6 +446,7 @@ fn correct_reading(
     }
     let revision = s.revision + 1;
     let json = serde_json::to_string(&judged).unwrap_or_default();
+    super::outbox::freeze_bodies(tx, s.id)?;
     tx.prepare_cached(
         "UPDATE readings SET stall = ?1, sample_name = ?2, category = ?3, verdict = ?4,
             reason = ?5, limit_value = ?6, limit_unit = ?7, limit_source = ?8,
@@ -463,6 +474,7 @@ fn correct_reading(
         stall: stall.as_deref(),
         reading: &judged,
         reading_json: &json,
+        fresh: false,
     };
     let mut events = 0;
     match &s.hold {
