@@ -197,9 +197,8 @@ fn flush(
     let readings = std::mem::take(pending);
     let times: Vec<DateTime<Utc>> = readings.iter().map(|r| r.received_at).collect();
     let settings = StoreSettings {
-        utc_offset: store.settings().utc_offset,
         routes: Vec::new(),
-        judge: store.settings().judge.clone(),
+        ..store.settings().clone()
     };
     let batch = Batch {
         frames: Vec::new(),
@@ -396,6 +395,7 @@ mod tests {
                 format: crate::config::Format::Events,
             }],
             judge: crate::judge::Judge::builtin(),
+            legacy_identity_keys: true,
         };
         let store = Store::open(&dir.join("h.db"), settings).expect("store");
         let now = DateTime::parse_from_rfc3339("2026-03-10T12:00:00+08:00")

@@ -104,6 +104,26 @@ pub fn hex_key(id: &str) -> i64 {
     })
 }
 
+/// Bit 62: a `readings.identity_key` made by [`reading_key`]; keys of readings stored before
+/// migration 0013 are [`hex_key`]s of their identity, all below it.
+pub const TIMED_KEY: i64 = 1 << 62;
+
+/// The `readings.identity_key` of a reading stored from migration 0013 on: [`TIMED_KEY`],
+/// then the minute it was measured (28 bits from 1970, 0 when it has no time), then the low
+/// 34 bits of its identity's [`hex_key`]. Readings arrive about in the order they were
+/// measured, so new keys go to the end of the index and a committed batch rewrites a few of
+/// its pages; a hash key put every new row on a random page, and at a million readings each
+/// batch rewrote most of the index. Rows sharing a key are told apart by the whole identity.
+pub fn reading_key(r: &Reading, identity: &str) -> i64 {
+    const MINUTE_BITS: u32 = 28;
+    const HASH_BITS: u32 = 34;
+    let minute = r
+        .measured_at
+        .map_or(0, |t| t.timestamp().div_euclid(60))
+        .clamp(0, (1 << MINUTE_BITS) - 1);
+    TIMED_KEY | (minute << HASH_BITS) | (hex_key(identity) & ((1 << HASH_BITS) - 1))
+}
+
 /// The value text as the source sent it; rebuilt from the number when a source gave none.
 fn value_as_sent(r: &Reading) -> Option<String> {
     if let Some(t) = &r.value_text {
@@ -133,15 +153,45 @@ pub fn event_id(identity: &str, event_type: &str) -> Uuid {
     Uuid::new_v5(&NAMESPACE, name.as_bytes())
 }
 
-/// The id of the hold a failed reading opens.
-pub fn hold_id(identity: &str) -> Uuid {
-    event_id(identity, "hold")
+/// The id of the hold reading `reading` (row id, identity `identity`) opens at `at_ms`: a
+/// UUID v7 of that time whose other bits are the reading's row id (40 bits) and 34 bits of a
+/// name hash of its identity. Holds opened later sort later, so the indexes by hold id
+/// (`holds`, `hold_history`, `outbox`) grow at their end; a name-hash id put each new hold on
+/// a random page of each, and at a million readings every batch rewrote most of them.
+pub fn hold_id(identity: &str, reading: i64, at_ms: i64) -> Uuid {
+    let hash = u128::from_be_bytes(*event_id(identity, "hold").as_bytes());
+    let bits = ((reading as u128 & ((1 << 40) - 1)) << 34) | (hash & ((1 << 34) - 1));
+    // 74 bits: the top 12 are rand_a, the rest rand_b (the builder sets version and variant).
+    let rand_a = (bits >> 62) as u16;
+    let rand_b = (bits & ((1 << 62) - 1)) as u64;
+    let mut counter = [0u8; 10];
+    counter[..2].copy_from_slice(&rand_a.to_be_bytes());
+    counter[2..].copy_from_slice(&rand_b.to_be_bytes());
+    uuid::Builder::from_unix_timestamp_millis(u64::try_from(at_ms).unwrap_or(0), &counter)
+        .into_uuid()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use foodgate_parsers::Protocol;
+
+    #[test]
+    fn hold_ids_sort_by_time_then_reading_and_differ_by_identity() {
+        let a = hold_id("aa", 7, 1_700_000_000_000);
+        assert_eq!(a.get_version_num(), 7);
+        assert_eq!(a, hold_id("aa", 7, 1_700_000_000_000));
+        assert_ne!(a, hold_id("ab", 7, 1_700_000_000_000));
+        let ordered = [
+            hold_id("zz", 1, 1_700_000_000_000),
+            hold_id("aa", 2, 1_700_000_000_000),
+            hold_id("aa", 1 << 39, 1_700_000_000_000),
+            hold_id("aa", 1, 1_700_000_000_001),
+        ];
+        for w in ordered.windows(2) {
+            assert!(w[0].to_string() < w[1].to_string(), "{} {}", w[0], w[1]);
+        }
+    }
 
     #[test]
     fn identity_depends_on_each_part_only() {

@@ -598,12 +598,18 @@ fn insert_reading(
 ) -> rusqlite::Result<Outcome> {
     let mut item = item;
     let identity = reading_identity(&item.origin, &item.reading);
-    let identity_key = super::identity::hex_key(&identity);
+    let identity_key = super::identity::reading_key(&item.reading, &identity);
+    // A reading stored before migration 0013 has the key of its identity alone.
+    let legacy_key = if settings.legacy_identity_keys {
+        super::identity::hex_key(&identity)
+    } else {
+        identity_key
+    };
     let seen: Option<(i64, String)> = tx
         .prepare_cached(
-            "SELECT id, verdict FROM readings WHERE identity_key = ?1 AND identity = ?2",
+            "SELECT id, verdict FROM readings WHERE identity_key IN (?1, ?2) AND identity = ?3",
         )?
-        .query_row(params![identity_key, identity], |row| {
+        .query_row(params![identity_key, legacy_key, identity], |row| {
             Ok((row.get(0)?, row.get(1)?))
         })
         .optional()?;
@@ -802,7 +808,7 @@ fn insert_reading(
 
     let failed = r.verdict == Verdict::Fail && !preliminary;
     if failed && superseded_hold.is_none() {
-        let hid = hold_id(&identity).to_string();
+        let hid = hold_id(&identity, id, now_ms).to_string();
         tx.prepare_cached(
             "INSERT INTO holds (id, reading, market, stall, sample_ref, status, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, 'held', ?6, ?6)",

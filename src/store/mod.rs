@@ -106,6 +106,10 @@ pub struct StoreSettings {
     /// Judges again a reading that takes the category of a registered sample (the category
     /// decides the limit): the one the readings were judged with before they came here.
     pub judge: crate::judge::Judge,
+    /// Some reading was stored before migration 0013, with the key of its identity alone
+    /// (see [`identity::reading_key`]): duplicates are looked for under both keys.
+    /// [`Store::open`] finds out; true is always correct, only slower.
+    pub legacy_identity_keys: bool,
 }
 
 impl StoreSettings {
@@ -122,6 +126,7 @@ impl StoreSettings {
                 })
                 .collect(),
             judge: crate::judge::Judge::builtin(),
+            legacy_identity_keys: true,
         }
     }
 
@@ -257,6 +262,13 @@ impl Store {
         }
         let mut conn = open_configured(path)?;
         retry_busy(|| schema::migrate(&mut conn))?;
+        let mut settings = settings;
+        // Only this version's writers store readings from now on, and they store timed keys.
+        settings.legacy_identity_keys = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM readings WHERE identity_key < ?1)",
+            [identity::TIMED_KEY],
+            |r| r.get(0),
+        )?;
         // The writer checkpoints only when the WAL has grown far; the checkpointer thread
         // (below) copies committed pages into the database beside it, off the commit path.
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;

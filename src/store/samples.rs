@@ -522,7 +522,7 @@ fn correct_reading(
                 .as_deref()
                 .is_some_and(|st| st.eq_ignore_ascii_case("P"));
             if !preliminary {
-                let hid = hold_id(&s.identity).to_string();
+                let hid = hold_id(&s.identity, s.id, now_ms).to_string();
                 let sample_ref: Option<i64> = tx.query_row(
                     "SELECT sample_ref FROM readings WHERE id = ?1",
                     [s.id],

@@ -9,3 +9,8 @@ WHEN EXISTS (SELECT 1 FROM outbox WHERE reading = OLD.id AND body = x'')
 BEGIN
     SELECT RAISE(ABORT, 'outbox bodies built from this reading must be stored before it changes');
 END;
+
+-- From this version on a reading's `identity_key` leads with the minute it was measured
+-- (`store::identity::reading_key`), so new keys go to the end of `readings_identity` instead
+-- of a random page each. Rows stored before keep the key of their identity alone; the writer
+-- looks for a duplicate under both keys while such rows exist. No row is rewritten here.
