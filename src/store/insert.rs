@@ -599,20 +599,18 @@ fn insert_reading(
     let mut item = item;
     let identity = reading_identity(&item.origin, &item.reading);
     let identity_key = super::identity::reading_key(&item.reading, &identity);
-    // A reading stored before migration 0013 has the key of its identity alone.
-    let legacy_key = if settings.legacy_identity_keys {
-        super::identity::hex_key(&identity)
-    } else {
-        identity_key
-    };
-    let seen: Option<(i64, String)> = tx
-        .prepare_cached(
-            "SELECT id, verdict FROM readings WHERE identity_key IN (?1, ?2) AND identity = ?3",
+    let stored_under = |key: i64| -> rusqlite::Result<Option<(i64, String)>> {
+        tx.prepare_cached(
+            "SELECT id, verdict FROM readings WHERE identity_key = ?1 AND identity = ?2",
         )?
-        .query_row(params![identity_key, legacy_key, identity], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
-        .optional()?;
+        .query_row(params![key, identity], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()
+    };
+    let mut seen = stored_under(identity_key)?;
+    if seen.is_none() && settings.legacy_identity_keys {
+        // A reading stored before migration 0013 has the key of its identity alone.
+        seen = stored_under(super::identity::hex_key(&identity))?;
+    }
     if let Some((id, verdict)) = seen {
         return Ok(Outcome::Duplicate {
             id,
