@@ -479,20 +479,21 @@ fn store_frame(tx: &Tx<'_>, f: &RawFrame) -> rusqlite::Result<(i64, bool)> {
     // No RETURNING: it makes SQLite treat the INSERT as a multi-row write and copy every page
     // it touches into a statement journal. The writer thread is the only writer, so
     // `last_insert_rowid` is this row's.
-    let added = tx
-        .prepare_cached(
-            "INSERT INTO raw_frames (source, stream_offset, hash, bytes, error, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (source, stream_offset, hash) DO NOTHING",
-        )?
-        .execute(params![
-            f.source,
-            offset,
-            hash,
-            f.bytes,
-            f.error,
-            rfc3339(f.received_at)
-        ])?;
+    let added = tx.hot(
+        "INSERT INTO raw_frames (source, stream_offset, hash, bytes, error, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (source, stream_offset, hash) DO NOTHING",
+        |s| {
+            s.execute(params![
+                f.source,
+                offset,
+                hash,
+                f.bytes,
+                f.error,
+                rfc3339(f.received_at)
+            ])
+        },
+    )?;
     if added == 1 {
         return Ok((tx.last_insert_rowid(), true));
     }
@@ -600,11 +601,13 @@ fn insert_reading(
     let identity = reading_identity(&item.origin, &item.reading);
     let identity_key = super::identity::reading_key(&item.reading, &identity);
     let stored_under = |key: i64| -> rusqlite::Result<Option<(i64, String)>> {
-        tx.prepare_cached(
+        tx.hot(
             "SELECT id, verdict FROM readings WHERE identity_key = ?1 AND identity = ?2",
-        )?
-        .query_row(params![key, identity], |row| Ok((row.get(0)?, row.get(1)?)))
-        .optional()
+            |s| {
+                s.query_row(params![key, identity], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
+            },
+        )
     };
     let mut seen = stored_under(identity_key)?;
     if seen.is_none() && settings.legacy_identity_keys {
@@ -637,7 +640,7 @@ fn insert_reading(
     // A registered sample gives its stall, name and category; the category decides the
     // limit, so the reading is judged again with it.
     if let Some(sid) = item.reading.sample_id.as_deref() {
-        if let Some(reg) = super::samples::registered(tx, &item.market, sid)? {
+        if let Some(reg) = super::samples::registered_in(tx, &item.market, sid)? {
             super::samples::take_registered(&settings.judge, &mut item.reading, &reg);
             if reg.stall.is_some() {
                 item.stall = reg.stall;
@@ -673,7 +676,7 @@ fn insert_reading(
         .instrument()
         .map(str::to_string)
         .or_else(|| r.instrument.as_deref().map(str::to_string));
-    tx.prepare_cached(
+    tx.hot(
         "INSERT INTO readings (identity, market, stall, sample_ref, instrument, uploader,
                 protocol, sample_id, sample_name, analyte, analyte_code, method, value, value_text,
                 unit, qualifier, device_verdict, measured_at, received_at, local_day, category,
@@ -683,46 +686,48 @@ fn insert_reading(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
                 ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33,
                 ?34, ?35, ?36, ?37)",
-    )?
-    .execute(params![
-        identity,
-        item.market,
-        stall,
-        sample_ref,
-        instrument,
-        item.origin.uploader(),
-        r.protocol.as_str(),
-        r.sample_id.as_deref(),
-        r.sample_name.as_deref(),
-        r.analyte.as_str(),
-        r.analyte_code.as_deref(),
-        r.method.as_deref(),
-        r.value,
-        r.value_text.as_deref(),
-        r.unit.as_deref(),
-        qualifier,
-        device_verdict,
-        measured,
-        received,
-        day,
-        r.category.as_deref(),
-        verdict_str(r.verdict),
-        r.reason.as_str(),
-        r.limit.as_ref().map(|l| l.value),
-        r.limit.as_ref().map(|l| l.unit.as_str()),
-        r.limit.as_ref().map(|l| l.source.as_str()),
-        r.result_status.as_deref(),
-        r.t_line,
-        r.c_line,
-        r.cutoff,
-        r.assay_format.as_deref(),
-        r.delta_a0,
-        r.delta_at,
-        r.recomputed_rate,
-        frame,
-        json,
-        identity_key
-    ])?;
+        |s| {
+            s.execute(params![
+                identity,
+                item.market,
+                stall,
+                sample_ref,
+                instrument,
+                item.origin.uploader(),
+                r.protocol.as_str(),
+                r.sample_id.as_deref(),
+                r.sample_name.as_deref(),
+                r.analyte.as_str(),
+                r.analyte_code.as_deref(),
+                r.method.as_deref(),
+                r.value,
+                r.value_text.as_deref(),
+                r.unit.as_deref(),
+                qualifier,
+                device_verdict,
+                measured,
+                received,
+                day,
+                r.category.as_deref(),
+                verdict_str(r.verdict),
+                r.reason.as_str(),
+                r.limit.as_ref().map(|l| l.value),
+                r.limit.as_ref().map(|l| l.unit.as_str()),
+                r.limit.as_ref().map(|l| l.source.as_str()),
+                r.result_status.as_deref(),
+                r.t_line,
+                r.c_line,
+                r.cutoff,
+                r.assay_format.as_deref(),
+                r.delta_a0,
+                r.delta_at,
+                r.recomputed_rate,
+                frame,
+                json,
+                identity_key
+            ])
+        },
+    )?;
     let id = tx.last_insert_rowid();
     tx.coverage()
         .add(&item.market, &day, Some(sample_ref), r.verdict, &received);
@@ -848,14 +853,15 @@ fn upsert_sample(
 ) -> rusqlite::Result<i64> {
     let r = &item.reading;
     type Known = (i64, bool, bool, bool);
-    let known: Option<Known> = tx
-        .prepare_cached(
-            "SELECT id, stall IS NULL, name IS NULL, category IS NULL FROM samples WHERE key = ?1",
-        )?
-        .query_row([key], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })
-        .optional()?;
+    let known: Option<Known> = tx.hot(
+        "SELECT id, stall IS NULL, name IS NULL, category IS NULL FROM samples WHERE key = ?1",
+        |s| {
+            s.query_row([key], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .optional()
+        },
+    )?;
     match known {
         Some((id, no_stall, no_name, no_category)) => {
             let fills = (no_stall && stall.is_some())

@@ -140,11 +140,21 @@ impl StoreSettings {
 /// The writing transaction as a job sees it: a connection (inside the job's savepoint), a
 /// way to say it queued outbox events so the uplink is woken after commit, and the coverage
 /// changes of the readings it stored, written when the job ends.
-#[derive(Debug)]
 pub struct Tx<'a> {
     conn: &'a Connection,
     events: usize,
     coverage: coverage::CoverageDelta,
+    /// Statements of [`Tx::hot`], by the address of their SQL text.
+    hot: std::cell::RefCell<Vec<(usize, rusqlite::Statement<'a>)>>,
+}
+
+impl std::fmt::Debug for Tx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tx")
+            .field("events", &self.events)
+            .field("coverage", &self.coverage)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> Tx<'a> {
@@ -153,7 +163,33 @@ impl<'a> Tx<'a> {
             conn,
             events: 0,
             coverage: coverage::CoverageDelta::default(),
+            hot: std::cell::RefCell::new(Vec::new()),
         }
+    }
+
+    /// Run `f` with statement `sql`, prepared once per job. For the statements run once or
+    /// more per reading: `prepare_cached` hashes the whole SQL text on every use and again
+    /// when the statement goes back to its cache (a few per cent of an ingest), where this
+    /// compares the address of a `'static` text among a handful.
+    pub fn hot<T>(
+        &self,
+        sql: &'static str,
+        f: impl FnOnce(&mut rusqlite::Statement<'a>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let key = sql.as_ptr() as usize;
+        // Taken out while `f` runs, so a nested use prepares its own instead of failing.
+        let found = {
+            let mut hot = self.hot.borrow_mut();
+            let at = hot.iter().position(|(k, _)| *k == key);
+            at.map(|at| hot.swap_remove(at).1)
+        };
+        let mut stmt = match found {
+            Some(stmt) => stmt,
+            None => self.conn.prepare(sql)?,
+        };
+        let out = f(&mut stmt);
+        self.hot.borrow_mut().push((key, stmt));
+        out
     }
 
     pub fn events_added(&mut self, n: usize) {
@@ -483,8 +519,11 @@ fn run_group(conn: &mut Connection, jobs: &mut Vec<Box<dyn Job>>) -> usize {
             // Alone in its transaction, a job needs no savepoint (which would copy every page
             // it touches into a sub-journal): failing, it rolls the transaction back.
             let mut t = Tx::new(&tx);
-            if job.run(&mut t) {
-                events += t.events;
+            let ran = job.run(&mut t);
+            let added = t.events;
+            drop(t); // its statements, before the transaction ends
+            if ran {
+                events += added;
                 results.push(Ok(()));
                 return tx.commit();
             }
@@ -494,8 +533,10 @@ fn run_group(conn: &mut Connection, jobs: &mut Vec<Box<dyn Job>>) -> usize {
         for job in jobs.iter_mut() {
             let sp = tx.savepoint()?;
             let mut t = Tx::new(&sp);
-            if job.run(&mut t) {
-                let added = t.events;
+            let ran = job.run(&mut t);
+            let added = t.events;
+            drop(t);
+            if ran {
                 sp.commit()?;
                 events += added;
                 results.push(Ok(()));

@@ -51,15 +51,21 @@ pub fn enqueue(
     {
         return Ok(0);
     }
-    enqueue_new(conn, reading, event_id, upstream, kind, hold, body, now_ms)
+    conn.prepare_cached(INSERT)?.execute(params![
+        event_id, upstream, kind, hold, body, now_ms, key, reading
+    ])
 }
+
+const INSERT: &str =
+    "INSERT INTO outbox (event_id, upstream, type, hold, body, created_ms, next_attempt_ms,
+        event_key, reading) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)";
 
 /// [`enqueue`] without looking for the event first: for the events of a reading stored in
 /// the caller's transaction, of which no row can exist yet (a reading stored again is a
 /// duplicate and makes no event; readings are never deleted).
 #[allow(clippy::too_many_arguments)]
 pub fn enqueue_new(
-    conn: &Connection,
+    tx: &Tx<'_>,
     reading: Option<i64>,
     event_id: &str,
     upstream: &str,
@@ -69,13 +75,11 @@ pub fn enqueue_new(
     now_ms: i64,
 ) -> rusqlite::Result<usize> {
     let key = event_key(event_id);
-    conn.prepare_cached(
-        "INSERT INTO outbox (event_id, upstream, type, hold, body, created_ms, next_attempt_ms,
-            event_key, reading) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        event_id, upstream, kind, hold, body, now_ms, key, reading
-    ])
+    tx.hot(INSERT, |s| {
+        s.execute(params![
+            event_id, upstream, kind, hold, body, now_ms, key, reading
+        ])
+    })
 }
 
 /// Events of `upstream` due at `now_ms`, oldest first, at most `limit`.
