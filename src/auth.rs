@@ -10,7 +10,7 @@ use crate::store::{insert::rfc3339, Tx};
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::str::FromStr;
 use subtle::ConstantTimeEq;
 
@@ -104,22 +104,14 @@ pub enum AuthError {
 
 /// Hex SHA-256 of a token: what is stored.
 pub fn hash_token(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// A new random token (32 bytes of the OS RNG).
 pub fn generate_token() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)?;
-    Ok(format!("fg_{}", hex(&bytes)))
+    Ok(format!("fg_{}", hex::encode(bytes)))
 }
 
 /// Check a presented token (the whole `Authorization` header value, if any).

@@ -17,7 +17,6 @@ use foodgate_parsers::{AliasTable, DeviceVerdict, Protocol, Qualifier, Reading};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 /// The columns of an upload row, in the order the content hash reads them.
 pub const FIELDS: &[&str] = &[
@@ -142,11 +141,7 @@ fn hash_cells(cells: &Cells) -> String {
             h.update(v.as_bytes());
         }
     }
-    let mut s = String::with_capacity(64);
-    for b in h.finalize().iter() {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    hex::encode(h.finalize())
 }
 
 /// Validate one row's cells and build its reading (not judged).

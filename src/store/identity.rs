@@ -3,7 +3,6 @@
 
 use foodgate_parsers::Reading;
 use sha2::{Digest, Sha256};
-use std::fmt::Write as _;
 use uuid::Uuid;
 
 /// Namespace of foodgate's UUID v5 ids.
@@ -76,12 +75,7 @@ pub fn reading_identity(origin: &Origin, r: &Reading) -> String {
     field(b"t", measured.as_deref());
     let value = value_as_sent(r);
     field(b"v", value.as_deref());
-    let digest = h.finalize();
-    let mut out = String::with_capacity(64);
-    for b in digest.iter() {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
+    hex::encode(h.finalize())
 }
 
 /// The integer key migration 0012 indexes a hex id by (`readings.identity_key`,

@@ -9,7 +9,6 @@ use foodgate_parsers::{Reading, Verdict};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::fmt::Write as _;
 
 /// Bytes a reading came from, or a frame that gave none (`error` says why).
 #[derive(Debug, Clone)]
@@ -109,14 +108,6 @@ pub fn parse_verdict(s: &str) -> Verdict {
 
 pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }
 
 /// The local day a reading counts in (SPEC "Coverage"): of `measured_at`, or of
@@ -474,7 +465,7 @@ pub(crate) fn queue_reading_events(
 }
 
 fn store_frame(tx: &Tx<'_>, f: &RawFrame) -> rusqlite::Result<(i64, bool)> {
-    let hash = hex(&Sha256::digest(&f.bytes));
+    let hash = hex::encode(Sha256::digest(&f.bytes));
     let offset = i64::try_from(f.offset).unwrap_or(i64::MAX);
     // No RETURNING: it makes SQLite treat the INSERT as a multi-row write and copy every page
     // it touches into a statement journal. The writer thread is the only writer, so

@@ -155,11 +155,7 @@ impl SampleRecord {
                 }
             }
         }
-        let mut s = String::with_capacity(64);
-        for b in h.finalize().iter() {
-            let _ = write!(s, "{b:02x}");
-        }
-        s
+        hex::encode(h.finalize())
     }
 }
 

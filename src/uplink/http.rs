@@ -9,7 +9,6 @@ use hyper::Request;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use sha2::Sha256;
-use std::fmt::Write as _;
 use std::time::Duration;
 
 pub(crate) type Client = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
@@ -49,12 +48,7 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
         <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC takes a key of any length");
     mac.update(body);
     let tag = mac.finalize().into_bytes();
-    let mut s = String::with_capacity(7 + 64);
-    s.push_str("sha256=");
-    for b in tag.iter() {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    format!("sha256={}", hex::encode(tag))
 }
 
 /// What came back from one attempt.

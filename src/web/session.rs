@@ -14,7 +14,6 @@ use crate::store::insert::rfc3339;
 use axum::http::{header, HeaderMap, HeaderValue};
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
-use std::fmt::Write as _;
 use std::str::FromStr;
 use subtle::ConstantTimeEq;
 
@@ -31,11 +30,7 @@ pub const DEFAULT_NEXT: &str = "/dashboard";
 pub fn random_secret() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)?;
-    let mut s = String::with_capacity(64);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    Ok(s)
+    Ok(hex::encode(bytes))
 }
 
 /// A random secret, or an SQLite error for the writer job that needed one (so the job,
