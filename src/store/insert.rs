@@ -630,19 +630,23 @@ fn insert_reading(
     }
     // A registered sample gives its stall, name and category; the category decides the
     // limit, so the reading is judged again with it.
+    // The sample row of a sample id is looked up once, for this and for `upsert_sample`.
+    let mut by_id = None;
     if let Some(sid) = item.reading.sample_id.as_deref() {
-        if let Some(reg) = super::samples::registered_in(tx, &item.market, sid)? {
+        let row = sample_by_key(tx, &super::samples::id_key(&item.market, sid))?;
+        if let Some(reg) = row.as_ref().and_then(SampleRow::registration) {
             super::samples::take_registered(&settings.judge, &mut item.reading, &reg);
             if reg.stall.is_some() {
                 item.stall = reg.stall;
             }
         }
+        by_id = Some(row);
     }
     let r = &item.reading;
     let stall: Option<&str> = item.stall.as_deref().or(r.source.as_deref());
     let received = rfc3339(item.received_at);
     let key = sample_key(&item.market, stall, r, item.received_at);
-    let sample_ref = upsert_sample(tx, &key, &item, stall, &received)?;
+    let sample_ref = upsert_sample(tx, &key, by_id, &item, stall, &received)?;
     let frame = match item.frame {
         Some(i) => frames.id(tx, i)?,
         None => None,
@@ -835,29 +839,64 @@ fn insert_reading(
 /// The sample `key` names, created or completed (a later reading may name what an earlier
 /// one left out). Read first, then write only what changes: an UPSERT with RETURNING would
 /// cost a statement journal per reading.
+/// A `samples` row as the writer reads it for each reading.
+struct SampleRow {
+    id: i64,
+    stall: Option<String>,
+    name: Option<String>,
+    category: Option<String>,
+    registered: bool,
+}
+
+impl SampleRow {
+    /// What a registered sample gives its readings.
+    fn registration(&self) -> Option<super::samples::Registered> {
+        self.registered.then(|| super::samples::Registered {
+            stall: self.stall.clone(),
+            name: self.name.clone(),
+            category: self.category.clone(),
+        })
+    }
+}
+
+fn sample_by_key(tx: &Tx<'_>, key: &str) -> rusqlite::Result<Option<SampleRow>> {
+    tx.hot(
+        "SELECT id, stall, name, category, registered_at IS NOT NULL FROM samples WHERE key = ?1",
+        |s| {
+            s.query_row([key], |row| {
+                Ok(SampleRow {
+                    id: row.get(0)?,
+                    stall: row.get(1)?,
+                    name: row.get(2)?,
+                    category: row.get(3)?,
+                    registered: row.get(4)?,
+                })
+            })
+            .optional()
+        },
+    )
+}
+
+/// `known`: the row of `key` when the caller has looked it up already.
 fn upsert_sample(
     tx: &Tx<'_>,
     key: &str,
+    known: Option<Option<SampleRow>>,
     item: &NewReading,
     stall: Option<&str>,
     received: &str,
 ) -> rusqlite::Result<i64> {
     let r = &item.reading;
-    type Known = (i64, bool, bool, bool);
-    let known: Option<Known> = tx.hot(
-        "SELECT id, stall IS NULL, name IS NULL, category IS NULL FROM samples WHERE key = ?1",
-        |s| {
-            s.query_row([key], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-            })
-            .optional()
-        },
-    )?;
+    let known = match known {
+        Some(row) => row,
+        None => sample_by_key(tx, key)?,
+    };
     match known {
-        Some((id, no_stall, no_name, no_category)) => {
-            let fills = (no_stall && stall.is_some())
-                || (no_name && r.sample_name.is_some())
-                || (no_category && r.category.is_some());
+        Some(row) => {
+            let id = row.id;
+            let fills = (row.stall.is_none() && stall.is_some())
+                || (row.name.is_none() && r.sample_name.is_some())
+                || (row.category.is_none() && r.category.is_some());
             if fills {
                 tx.prepare_cached(
                     "UPDATE samples SET stall = coalesce(stall, ?1), name = coalesce(name, ?2),

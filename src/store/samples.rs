@@ -63,32 +63,17 @@ pub fn registered(
     market: &str,
     sample_id: &str,
 ) -> rusqlite::Result<Option<Registered>> {
-    conn.prepare_cached(REGISTERED)?
-        .query_row([id_key(market, sample_id)], registered_row)
-        .optional()
-}
-
-/// [`registered`] in the writer's transaction, once per reading stored.
-pub(crate) fn registered_in(
-    tx: &Tx<'_>,
-    market: &str,
-    sample_id: &str,
-) -> rusqlite::Result<Option<Registered>> {
-    tx.hot(REGISTERED, |s| {
-        s.query_row([id_key(market, sample_id)], registered_row)
-            .optional()
+    conn.prepare_cached(
+        "SELECT stall, name, category FROM samples WHERE key = ?1 AND registered_at IS NOT NULL",
+    )?
+    .query_row([id_key(market, sample_id)], |r| {
+        Ok(Registered {
+            stall: r.get(0)?,
+            name: r.get(1)?,
+            category: r.get(2)?,
+        })
     })
-}
-
-const REGISTERED: &str =
-    "SELECT stall, name, category FROM samples WHERE key = ?1 AND registered_at IS NOT NULL";
-
-fn registered_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Registered> {
-    Ok(Registered {
-        stall: r.get(0)?,
-        name: r.get(1)?,
-        category: r.get(2)?,
-    })
+    .optional()
 }
 
 /// Give `reading` the registered stall, name and category; judge it again when its category
