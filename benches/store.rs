@@ -5,6 +5,8 @@
 //!   hold + `sample.failed`), into a fresh database each iteration.
 //! - `ingest/bare_rusqlite`: the same readings' rows inserted by a bare prepared-statement
 //!   loop in one transaction: the floor the store is compared against.
+//! - With `FOODGATE_BENCH_ONCE=1` also every row the ingest stored (all tables, all columns)
+//!   re-inserted by a bare loop into the same schema: SQLite's ceiling for exactly those rows.
 //! - `deliver`: outbox events to a local axum receiver, until all are delivered.
 //!
 //! `FOODGATE_BENCH_READINGS` sets the capture size (default 100 000 readings).
@@ -165,6 +167,91 @@ fn bare_insert_keyed(
     tx.commit().unwrap();
 }
 
+/// Every row foodgate stored in the database at `from`, table by table.
+type Rows = Vec<(String, usize, Vec<Vec<rusqlite::types::Value>>)>;
+
+fn read_rows(from: &std::path::Path) -> (Vec<String>, Rows) {
+    let src = rusqlite::Connection::open(from).unwrap();
+    let schema: Vec<String> = src
+        .prepare(
+            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'
+             ORDER BY type = 'table' DESC, rowid",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let tables: Vec<String> = src
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    // Parents before children, so every foreign key is checked as foodgate's are: at once.
+    let parents = |t: &str| -> Vec<String> {
+        src.prepare("SELECT \"table\" FROM pragma_foreign_key_list(?1)")
+            .unwrap()
+            .query_map([t], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let mut ordered: Vec<String> = Vec::new();
+    while ordered.len() < tables.len() {
+        let before = ordered.len();
+        for t in &tables {
+            let ready = parents(t)
+                .iter()
+                .all(|p| p == t || ordered.contains(p) || !tables.contains(p));
+            if !ordered.contains(t) && ready {
+                ordered.push(t.clone());
+            }
+        }
+        assert!(ordered.len() > before, "foreign keys in a cycle");
+    }
+    let mut rows = Vec::new();
+    for t in ordered {
+        let mut stmt = src.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
+        let n = stmt.column_count();
+        let all: Vec<Vec<rusqlite::types::Value>> = stmt
+            .query_map([], |r| (0..n).map(|i| r.get(i)).collect())
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        if !all.is_empty() {
+            rows.push((t, n, all));
+        }
+    }
+    (schema, rows)
+}
+
+/// The bare loop for the same rows foodgate stored (readings with all their columns, raw
+/// frames, samples, holds, outbox, aggregates) into the same schema and indexes, with the same
+/// page size and durability: SQLite's ceiling for writing exactly what an ingest writes.
+fn bare_same_rows(path: &std::path::Path, schema: &[String], rows: &Rows) {
+    let mut conn = rusqlite::Connection::open(path).unwrap();
+    conn.pragma_update(None, "page_size", 16_384).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").ok();
+    conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    for sql in schema {
+        conn.execute_batch(sql).unwrap();
+    }
+    conn.pragma_update(None, "foreign_keys", true).unwrap();
+    let tx = conn.transaction().unwrap();
+    for (table, n, all) in rows {
+        let marks: Vec<String> = (1..=*n).map(|i| format!("?{i}")).collect();
+        let mut stmt = tx
+            .prepare(&format!("INSERT INTO \"{table}\" VALUES ({})", marks.join(", ")))
+            .unwrap();
+        for row in all {
+            stmt.execute(rusqlite::params_from_iter(row.iter())).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
 fn bench_ingest(c: &mut Criterion) {
     let (bytes, n) = capture(readings_wanted());
     let decoded: Vec<Reading> = decode_all(
@@ -197,6 +284,14 @@ fn bench_ingest(c: &mut Criterion) {
         let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
         let db = std::fs::metadata(cfg.database_path()).map_or(0, |m| m.len());
         println!("database {db} bytes; {}", io.replace('\n', " "));
+        // The same rows by a bare loop: read them out first (not timed).
+        let (schema, rows) = read_rows(&cfg.database_path());
+        let same_dir = fresh_dir();
+        let t = Clock::start();
+        bare_same_rows(&same_dir.join("same.db"), &schema, &rows);
+        let same = t.elapsed();
+        let _ = std::fs::remove_dir_all(&same_dir);
+        drop(rows);
         // FOODGATE_BENCH_KEEP=1: keep the database to look into (sizes of tables, indexes).
         if std::env::var_os("FOODGATE_BENCH_KEEP").is_some() {
             println!("kept {}", cfg.database_path().display());
@@ -225,6 +320,12 @@ fn bench_ingest(c: &mut Criterion) {
             "bare with hashed identities: {:.2} s = {:.0}/s",
             hashed.as_secs_f64(),
             rate(hashed)
+        );
+        println!(
+            "bare with foodgate's rows and schema: {:.2} s = {:.0}/s; foodgate / that {:.2}",
+            same.as_secs_f64(),
+            rate(same),
+            took.as_secs_f64() / same.as_secs_f64()
         );
         println!(
             "ingest once: {n} readings: foodgate {:.2} s = {:.0}/s; bare {:.2} s = {:.0}/s; ratio {:.2}",
