@@ -243,10 +243,14 @@ fn bare_same_rows(path: &std::path::Path, schema: &[String], rows: &Rows) {
     for (table, n, all) in rows {
         let marks: Vec<String> = (1..=*n).map(|i| format!("?{i}")).collect();
         let mut stmt = tx
-            .prepare(&format!("INSERT INTO \"{table}\" VALUES ({})", marks.join(", ")))
+            .prepare(&format!(
+                "INSERT INTO \"{table}\" VALUES ({})",
+                marks.join(", ")
+            ))
             .unwrap();
         for row in all {
-            stmt.execute(rusqlite::params_from_iter(row.iter())).unwrap();
+            stmt.execute(rusqlite::params_from_iter(row.iter()))
+                .unwrap();
         }
     }
     tx.commit().unwrap();

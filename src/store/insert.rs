@@ -6,7 +6,7 @@ use super::{Route, StoreSettings, Tx};
 use crate::config::{Format, Send as SendMode};
 use chrono::{DateTime, SecondsFormat, Utc};
 use foodgate_parsers::{Reading, Verdict};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, types::Type, OptionalExtension};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -286,34 +286,34 @@ fn built_when_sent(kind: &str, revision: u32, hold: Option<(&str, &str, &[Histor
     kind == "result.recorded" && revision == 0 && hold.is_none()
 }
 
-/// The columns of `readings` a body built when sent is made of (see [`built_when_sent`]).
-pub(crate) const LAZY_BODY_COLUMNS: &str =
-    "received_at, market, stall, sample_id, sample_name, category, reading_json";
-
-/// The body of `result.recorded` event `event_id`, from its reading's
-/// [`LAZY_BODY_COLUMNS`]: the bytes [`event_body`] makes for the same reading.
-pub(crate) fn lazy_body(event_id: &str, row: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<u8>> {
-    let occurred_at: String = row.get(0)?;
-    let market: String = row.get(1)?;
-    let stall: Option<String> = row.get(2)?;
-    let sample_id: Option<String> = row.get(3)?;
-    let sample_name: Option<String> = row.get(4)?;
-    let category: Option<String> = row.get(5)?;
-    let reading_json: String = row.get(6)?;
+/// The body of `result.recorded` event `event_id` from its reading's `received_at, market,
+/// stall, sample_id, sample_name, category, reading_json`, in columns `at..at + 7` of `row`:
+/// the bytes [`event_body`] makes for the same reading (see [`built_when_sent`]).
+pub(crate) fn lazy_body(
+    event_id: &str,
+    row: &rusqlite::Row<'_>,
+    at: usize,
+) -> rusqlite::Result<Vec<u8>> {
+    // Borrowed from the row: no copy of the reading before it is spliced in.
+    let text = |i: usize| -> rusqlite::Result<Option<&str>> {
+        row.get_ref(at + i)?
+            .as_str_or_null()
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(at + i, Type::Text, e.into()))
+    };
     let head = EventHead {
         event_id,
         kind: "result.recorded",
-        occurred_at: &occurred_at,
-        market: &market,
-        stall: stall.as_deref(),
+        occurred_at: text(0)?.unwrap_or_default(),
+        market: text(1)?.unwrap_or_default(),
+        stall: text(2)?,
         sample: SampleBody {
-            id: sample_id.as_deref(),
-            name: sample_name.as_deref(),
-            category: category.as_deref(),
+            id: text(3)?,
+            name: text(4)?,
+            category: text(5)?,
         },
         revision: None,
     };
-    Ok(spliced_body(&head, &reading_json, None))
+    Ok(spliced_body(&head, text(6)?.unwrap_or_default(), None))
 }
 
 /// The row a `format = "results"` upstream receives: one JSON object; the uplink sends up

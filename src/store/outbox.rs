@@ -94,8 +94,12 @@ pub fn due(
 ) -> rusqlite::Result<Vec<DueEvent>> {
     conn.prepare_cached(
         // INDEXED BY: left to itself SQLite takes `outbox_due` and sorts every due row by id.
-        "SELECT o.id, o.event_id, o.type, o.body, o.attempts, o.reading
+        // The join brings the reading of an event whose body is built when sent.
+        "SELECT o.id, o.event_id, o.type, o.body, o.attempts,
+                r.received_at, r.market, r.stall, r.sample_id, r.sample_name, r.category,
+                r.reading_json
          FROM outbox o INDEXED BY outbox_pending
+         LEFT JOIN readings r ON r.id = o.reading AND length(o.body) = 0
          WHERE o.status = 'pending' AND o.upstream = ?1 AND o.next_attempt_ms <= ?2
            AND (o.hold IS NULL OR NOT EXISTS (
                 SELECT 1 FROM outbox p WHERE p.hold = o.hold AND p.upstream = o.upstream
@@ -105,37 +109,30 @@ pub fn due(
     .query_map(
         params![upstream, now_ms, i64::try_from(limit).unwrap_or(i64::MAX)],
         |r| {
-            Ok((
-                DueEvent {
-                    id: r.get(0)?,
-                    event_id: r.get(1)?,
-                    kind: r.get(2)?,
-                    body: r.get(3)?,
-                    attempts: r.get(4)?,
-                },
-                r.get::<_, Option<i64>>(5)?,
-            ))
+            let event_id: String = r.get(1)?;
+            let mut body: Vec<u8> = r.get(3)?;
+            if body == LAZY_BODY && r.get_ref(11)? != rusqlite::types::ValueRef::Null {
+                body = super::insert::lazy_body(&event_id, r, 5)?;
+            }
+            Ok(DueEvent {
+                id: r.get(0)?,
+                event_id,
+                kind: r.get(2)?,
+                body,
+                attempts: r.get(4)?,
+            })
         },
     )?
-    .map(|row| {
-        let (mut ev, reading) = row?;
-        if ev.body == LAZY_BODY {
-            if let Some(reading) = reading {
-                ev.body = built_body(conn, reading, &ev.event_id)?;
-            }
-        }
-        Ok(ev)
-    })
     .collect()
 }
 
 /// The body of lazy event `event_id` about `reading`, built from the reading's row.
 fn built_body(conn: &Connection, reading: i64, event_id: &str) -> rusqlite::Result<Vec<u8>> {
-    conn.prepare_cached(&format!(
-        "SELECT {} FROM readings WHERE id = ?1",
-        super::insert::LAZY_BODY_COLUMNS
-    ))?
-    .query_row([reading], |row| super::insert::lazy_body(event_id, row))
+    conn.prepare_cached(
+        "SELECT received_at, market, stall, sample_id, sample_name, category, reading_json
+         FROM readings WHERE id = ?1",
+    )?
+    .query_row([reading], |row| super::insert::lazy_body(event_id, row, 0))
 }
 
 /// Store the bodies of the events built from `reading`'s row, as that row is now: called
