@@ -108,13 +108,14 @@ fn reading_totals_equal_a_count_of_the_readings_and_the_migration_backfills_them
     drop(conn);
     store.close();
 
-    // As before migration 0012: no totals, keys not computed, no trigger of 0013. Opening
-    // migrates again.
+    // As before migration 0012: no totals, keys not computed, nothing of 0013 and 0014.
+    // Opening migrates again.
     {
         let raw = Connection::open(cfg.database_path()).unwrap();
         raw.execute_batch(
             "DROP TABLE reading_totals;
              DROP TRIGGER readings_lazy_bodies_frozen;
+             DROP TABLE outbox_upstreams;
              UPDATE outbox SET event_key = 0;
              UPDATE readings SET identity_key = 0;",
         )
@@ -328,5 +329,195 @@ fn migration_0012_keeps_an_old_databases_readings_holds_uploads_and_events() {
         .write(|tx| tx.execute("DELETE FROM readings WHERE id = 2", []))
         .unwrap_err();
     assert!(refused.to_string().contains("FOREIGN KEY"), "{refused}");
+    store.close();
+}
+
+/// The outbox as `GROUP BY upstream, status` counts it, with the creation time of the first
+/// pending event of each upstream.
+fn outbox_counted(conn: &Connection) -> Vec<(String, u64, u64, u64, Option<i64>)> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT upstream, sum(status = 'pending'), sum(status = 'delivered'),
+                sum(status = 'dead'),
+                (SELECT created_ms FROM outbox p WHERE p.upstream = o.upstream
+                 AND p.status = 'pending' ORDER BY id LIMIT 1)
+             FROM outbox o GROUP BY upstream ORDER BY upstream",
+        )
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get::<_, i64>(1)? as u64,
+                r.get::<_, i64>(2)? as u64,
+                r.get::<_, i64>(3)? as u64,
+                r.get(4)?,
+            ))
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    rows
+}
+
+fn outbox_kept(conn: &Connection) -> Vec<(String, u64, u64, u64, Option<i64>)> {
+    foodgate::store::outbox::counts(conn)
+        .unwrap()
+        .into_iter()
+        .map(|c| {
+            (
+                c.upstream,
+                c.pending,
+                c.delivered,
+                c.dead,
+                c.oldest_pending_ms,
+            )
+        })
+        .collect()
+}
+
+/// `outbox_upstreams` (migration 0014, read by `/metrics`) against a count of the outbox after
+/// events are queued, delivered, retried, killed and requeued, on two upstreams; the last
+/// error shows while anything is pending or dead and goes once the queue is empty; the
+/// migration back-fills it.
+#[test]
+fn outbox_counts_kept_per_upstream_equal_a_count_of_the_outbox() {
+    use foodgate::store::outbox::{self, Attempt};
+    let dir = temp_dir("outbox-totals");
+    let cfg = config(
+        &dir,
+        &[
+            ("a", "http://127.0.0.1:9/events", "all"),
+            ("b", "http://127.0.0.1:9/events", "failures"),
+        ],
+    );
+    let store = open(&cfg);
+    generate(&store, &mut Rng(0x5eed));
+    let conn = store.reader().unwrap();
+    let before = outbox_counted(&conn);
+    assert_eq!(before.len(), 2, "{before:?}");
+    assert_eq!(outbox_kept(&conn), before);
+
+    // Attempts: every third delivered, every fifth retried, every seventh dead.
+    let ids: Vec<(i64, String)> = conn
+        .prepare("SELECT id, upstream FROM outbox ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    let attempts: Vec<(i64, String, Attempt)> = ids
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (id, up))| {
+            let a = if i % 3 == 0 {
+                Attempt::Delivered {
+                    answer: "HTTP 200".into(),
+                }
+            } else if i % 5 == 0 {
+                Attempt::Retry {
+                    answer: format!("HTTP 503 #{i}"),
+                    next_attempt_ms: 1,
+                }
+            } else if i % 7 == 0 {
+                Attempt::Dead {
+                    answer: format!("HTTP 400 #{i}"),
+                }
+            } else {
+                return None;
+            };
+            Some((*id, up.clone(), a))
+        })
+        .collect();
+    let last_failed = attempts
+        .iter()
+        .rev()
+        .find(|(_, up, a)| up == "a" && !matches!(a, Attempt::Delivered { .. }))
+        .map(|(_, _, a)| match a {
+            Attempt::Retry { answer, .. } | Attempt::Dead { answer } => answer.clone(),
+            Attempt::Delivered { .. } => unreachable!(),
+        });
+    store
+        .write(move |tx| {
+            for (id, up, a) in &attempts {
+                outbox::record(tx, up, *id, 1_000, a)?;
+            }
+            // Recorded again (a late answer): changes nothing.
+            if let Some((id, up, a)) = attempts.first() {
+                outbox::record(tx, up, *id, 1_001, a)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let moved = outbox_counted(&conn);
+    assert_ne!(moved, before);
+    assert_eq!(outbox_kept(&conn), moved);
+    let a = outbox::counts(&conn).unwrap();
+    assert_eq!(a[0].last_error, last_failed);
+
+    // Dead ones back in the queue, one by id and then all.
+    let dead: i64 = conn
+        .query_row(
+            "SELECT min(id) FROM outbox WHERE status = 'dead'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    store
+        .write(move |tx| outbox::retry_if_dead(tx, dead, 2_000))
+        .unwrap();
+    assert_eq!(outbox_kept(&conn), outbox_counted(&conn));
+    store
+        .write(|tx| outbox::retry_dead(tx, None, 2_000))
+        .unwrap();
+    let requeued = outbox_counted(&conn);
+    assert!(requeued.iter().all(|c| c.3 == 0), "{requeued:?}");
+    assert_eq!(outbox_kept(&conn), requeued);
+
+    // Everything delivered: no error is shown any more.
+    let pending: Vec<(i64, String)> = conn
+        .prepare("SELECT id, upstream FROM outbox WHERE status = 'pending'")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    store
+        .write(move |tx| {
+            for (id, up) in &pending {
+                let ok = Attempt::Delivered {
+                    answer: "HTTP 200".into(),
+                };
+                outbox::record(tx, up, *id, 3_000, &ok)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let done = outbox_counted(&conn);
+    assert!(done.iter().all(|c| c.1 == 0 && c.3 == 0), "{done:?}");
+    assert_eq!(outbox_kept(&conn), done);
+    assert!(outbox::counts(&conn)
+        .unwrap()
+        .iter()
+        .all(|c| c.last_error.is_none()));
+
+    // More events, then the migration run again on what an older version left.
+    generate(&store, &mut Rng(0xfeed));
+    let grown = outbox_counted(&conn);
+    drop(conn);
+    store.close();
+    {
+        let raw = Connection::open(cfg.database_path()).unwrap();
+        raw.execute_batch("DROP TABLE outbox_upstreams;").unwrap();
+        let idx = foodgate::store::schema::MIGRATIONS
+            .iter()
+            .position(|m| m.contains("CREATE TABLE outbox_upstreams"))
+            .unwrap();
+        raw.pragma_update(None, "user_version", idx as i64).unwrap();
+    }
+    let store = open(&cfg);
+    let conn = store.reader().unwrap();
+    assert_eq!(outbox_kept(&conn), grown);
+    drop(conn);
     store.close();
 }

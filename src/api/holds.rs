@@ -326,7 +326,7 @@ fn apply_retest(
     };
     // A failing retest opened a hold of its own: it belongs to this one instead.
     if let Some(own) = &result.hold {
-        tx.execute("DELETE FROM outbox WHERE hold = ?1", [own])?;
+        crate::store::outbox::delete_hold_events(tx, own)?;
         tx.execute("DELETE FROM hold_history WHERE hold = ?1", [own])?;
         tx.execute("DELETE FROM holds WHERE id = ?1", [own])?;
     }

@@ -146,6 +146,8 @@ pub struct Tx<'a> {
     coverage: coverage::CoverageDelta,
     /// Statements of [`Tx::hot`], by the address of their SQL text.
     hot: std::cell::RefCell<Vec<(usize, rusqlite::Statement<'a>)>>,
+    /// Changes to the outbox counts of each upstream (see [`Tx::outbox_moved`]).
+    outbox: std::cell::RefCell<outbox::Moves>,
 }
 
 impl std::fmt::Debug for Tx<'_> {
@@ -164,7 +166,22 @@ impl<'a> Tx<'a> {
             events: 0,
             coverage: coverage::CoverageDelta::default(),
             hot: std::cell::RefCell::new(Vec::new()),
+            outbox: std::cell::RefCell::new(outbox::Moves::default()),
         }
+    }
+
+    /// Note `n` events of `upstream` leaving status `from` (none: new) for `to` (none:
+    /// deleted); written to `outbox_upstreams` when the job ends, with the failed attempt's
+    /// answer `error` if any.
+    pub fn outbox_moved(
+        &self,
+        upstream: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+        n: i64,
+        error: Option<(&str, i64)>,
+    ) {
+        self.outbox.borrow_mut().note(upstream, from, to, n, error);
     }
 
     /// Run `f` with statement `sql`, prepared once per job. For the statements run once or
@@ -204,7 +221,8 @@ impl<'a> Tx<'a> {
     /// Write the noted coverage changes; the writer does it when a job succeeds.
     fn finish(&mut self) -> rusqlite::Result<()> {
         let conn = self.conn;
-        self.coverage.flush(conn)
+        self.coverage.flush(conn)?;
+        self.outbox.get_mut().flush(conn)
     }
 }
 

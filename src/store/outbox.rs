@@ -31,7 +31,7 @@ pub fn event_key(event_id: &str) -> i64 {
 /// is about (none for a sample record). Returns the rows added (0 or 1).
 #[allow(clippy::too_many_arguments)]
 pub fn enqueue(
-    conn: &Connection,
+    tx: &Tx<'_>,
     reading: Option<i64>,
     event_id: &str,
     upstream: &str,
@@ -41,7 +41,7 @@ pub fn enqueue(
     now_ms: i64,
 ) -> rusqlite::Result<usize> {
     let key = event_key(event_id);
-    let mut queued = conn.prepare_cached(
+    let mut queued = tx.prepare_cached(
         "SELECT 1 FROM outbox WHERE reading IS ?1 AND event_key = ?2 AND event_id = ?3
          AND upstream = ?4",
     )?;
@@ -51,9 +51,11 @@ pub fn enqueue(
     {
         return Ok(0);
     }
-    conn.prepare_cached(INSERT)?.execute(params![
+    let n = tx.prepare_cached(INSERT)?.execute(params![
         event_id, upstream, kind, hold, body, now_ms, key, reading
-    ])
+    ])?;
+    tx.outbox_moved(upstream, None, Some("pending"), n as i64, None);
+    Ok(n)
 }
 
 const INSERT: &str =
@@ -75,11 +77,13 @@ pub fn enqueue_new(
     now_ms: i64,
 ) -> rusqlite::Result<usize> {
     let key = event_key(event_id);
-    tx.hot(INSERT, |s| {
+    let n = tx.hot(INSERT, |s| {
         s.execute(params![
             event_id, upstream, kind, hold, body, now_ms, key, reading
         ])
-    })
+    })?;
+    tx.outbox_moved(upstream, None, Some("pending"), n as i64, None);
+    Ok(n)
 }
 
 /// Events of `upstream` due at `now_ms`, oldest first, at most `limit`.
@@ -179,8 +183,14 @@ pub enum Attempt {
     },
 }
 
-/// Record an attempt's result (the writer's transaction).
-pub fn record(tx: &Tx<'_>, id: i64, at_ms: i64, attempt: &Attempt) -> rusqlite::Result<()> {
+/// Record an attempt's result for an event of `upstream` (the writer's transaction).
+pub fn record(
+    tx: &Tx<'_>,
+    upstream: &str,
+    id: i64,
+    at_ms: i64,
+    attempt: &Attempt,
+) -> rusqlite::Result<()> {
     let (status, answer, next, delivered) = match attempt {
         Attempt::Delivered { answer } => ("delivered", answer, None, Some(at_ms)),
         Attempt::Retry {
@@ -189,19 +199,32 @@ pub fn record(tx: &Tx<'_>, id: i64, at_ms: i64, attempt: &Attempt) -> rusqlite::
         } => ("pending", answer, Some(*next_attempt_ms), None),
         Attempt::Dead { answer } => ("dead", answer, None, None),
     };
-    tx.prepare_cached(
+    let mut update = tx.prepare_cached(
         "UPDATE outbox SET status = ?1, attempts = attempts + 1, last_attempt_ms = ?2,
             last_answer = ?3, next_attempt_ms = coalesce(?4, next_attempt_ms),
             delivered_ms = ?5
          WHERE id = ?6 AND status = 'pending'",
-    )?
-    .execute(params![status, at_ms, answer, next, delivered, id])?;
+    )?;
+    let n = update.execute(params![status, at_ms, answer, next, delivered, id])?;
+    let failed =
+        (!matches!(attempt, Attempt::Delivered { .. })).then_some((answer.as_str(), at_ms));
+    tx.outbox_moved(upstream, Some("pending"), Some(status), n as i64, failed);
     Ok(())
 }
 
 /// Put dead events back in the queue (after fixing a secret, say): one by id, or all of
 /// them with `None`. Returns how many.
 pub fn retry_dead(tx: &mut Tx<'_>, id: Option<i64>, now_ms: i64) -> rusqlite::Result<usize> {
+    let dead: Vec<(String, i64)> = tx
+        .prepare_cached(
+            "SELECT upstream, count(*) FROM outbox WHERE status = 'dead' AND (?1 IS NULL OR id = ?1)
+             GROUP BY upstream",
+        )?
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (upstream, n) in &dead {
+        tx.outbox_moved(upstream, Some("dead"), Some("pending"), *n, None);
+    }
     let n = tx
         .prepare_cached(
             "UPDATE outbox SET status = 'pending', next_attempt_ms = ?1
@@ -227,6 +250,98 @@ pub fn retry_if_dead(tx: &mut Tx<'_>, id: i64, now_ms: i64) -> rusqlite::Result<
     Ok(status)
 }
 
+/// Drop the events of hold `hold` (a retest's own hold merged into the one it retests).
+pub fn delete_hold_events(tx: &Tx<'_>, hold: &str) -> rusqlite::Result<usize> {
+    let gone: Vec<(String, String, i64)> = tx
+        .prepare_cached(
+            "SELECT upstream, status, count(*) FROM outbox WHERE hold = ?1 GROUP BY upstream, status",
+        )?
+        .query_map([hold], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (upstream, status, n) in &gone {
+        tx.outbox_moved(upstream, Some(status), None, *n, None);
+    }
+    tx.execute("DELETE FROM outbox WHERE hold = ?1", [hold])
+}
+
+/// Changes to `outbox_upstreams` noted during a job.
+#[derive(Debug, Default)]
+pub struct Moves {
+    by_upstream: Vec<Move>,
+}
+
+/// An upstream's pending, delivered and dead deltas, and its latest failed answer and when.
+type Move = (String, [i64; 3], Option<(String, i64)>);
+
+impl Moves {
+    fn slot(status: &str) -> Option<usize> {
+        match status {
+            "pending" => Some(0),
+            "delivered" => Some(1),
+            "dead" => Some(2),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn note(
+        &mut self,
+        upstream: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+        n: i64,
+        error: Option<(&str, i64)>,
+    ) {
+        if n == 0 && error.is_none() {
+            return;
+        }
+        let at = match self.by_upstream.iter().position(|(u, ..)| u == upstream) {
+            Some(at) => at,
+            None => {
+                self.by_upstream.push((upstream.to_string(), [0; 3], None));
+                self.by_upstream.len() - 1
+            }
+        };
+        let Some((_, counts, last)) = self.by_upstream.get_mut(at) else {
+            return;
+        };
+        if let Some(c) = from.and_then(Self::slot).and_then(|i| counts.get_mut(i)) {
+            *c -= n;
+        }
+        if let Some(c) = to.and_then(Self::slot).and_then(|i| counts.get_mut(i)) {
+            *c += n;
+        }
+        if let Some((answer, at_ms)) = error {
+            if last.as_ref().is_none_or(|(_, t)| *t <= at_ms) {
+                *last = Some((answer.to_string(), at_ms));
+            }
+        }
+    }
+
+    /// Write the noted changes. The last error is forgotten once the upstream has nothing
+    /// pending or dead.
+    pub(crate) fn flush(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        for (upstream, [pending, delivered, dead], last) in self.by_upstream.drain(..) {
+            let (error, error_ms) = last.map_or((None, None), |(a, t)| (Some(a), Some(t)));
+            conn.prepare_cached(
+                "INSERT INTO outbox_upstreams (upstream, pending, delivered, dead, last_error,
+                    last_error_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (upstream) DO UPDATE SET pending = pending + ?2,
+                    delivered = delivered + ?3, dead = dead + ?4,
+                    last_error = CASE WHEN ?6 >= coalesce(last_error_ms, ?6) THEN ?5
+                        ELSE last_error END,
+                    last_error_ms = max(coalesce(last_error_ms, ?6), ?6)",
+            )?
+            .execute(params![upstream, pending, delivered, dead, error, error_ms])?;
+            conn.prepare_cached(
+                "UPDATE outbox_upstreams SET last_error = NULL, last_error_ms = NULL
+                 WHERE upstream = ?1 AND pending = 0 AND dead = 0 AND last_error IS NOT NULL",
+            )?
+            .execute([&upstream])?;
+        }
+        Ok(())
+    }
+}
+
 /// Counts per upstream, for `/metrics` and the API.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutboxCounts {
@@ -240,13 +355,13 @@ pub struct OutboxCounts {
     pub last_error: Option<String>,
 }
 
+/// Read from `outbox_upstreams` and the first pending event of each upstream: a scrape
+/// costs the same at a year of events as on the first day.
 pub fn counts(conn: &Connection) -> rusqlite::Result<Vec<OutboxCounts>> {
     let mut out: Vec<OutboxCounts> = conn
         .prepare_cached(
-            "SELECT upstream,
-                sum(status = 'pending'), sum(status = 'delivered'), sum(status = 'dead'),
-                min(CASE WHEN status = 'pending' THEN created_ms END)
-             FROM outbox GROUP BY upstream ORDER BY upstream",
+            "SELECT upstream, pending, delivered, dead, last_error FROM outbox_upstreams
+             WHERE pending <> 0 OR delivered <> 0 OR dead <> 0 ORDER BY upstream",
         )?
         .query_map([], |r| {
             Ok(OutboxCounts {
@@ -254,20 +369,20 @@ pub fn counts(conn: &Connection) -> rusqlite::Result<Vec<OutboxCounts>> {
                 pending: r.get::<_, i64>(1)?.max(0) as u64,
                 delivered: r.get::<_, i64>(2)?.max(0) as u64,
                 dead: r.get::<_, i64>(3)?.max(0) as u64,
-                oldest_pending_ms: r.get(4)?,
-                last_error: None,
+                oldest_pending_ms: None,
+                last_error: r.get(4)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
     for c in &mut out {
-        c.last_error = conn
+        // Ids grow with creation: the first pending event is the oldest.
+        c.oldest_pending_ms = conn
             .prepare_cached(
-                "SELECT last_answer FROM outbox WHERE upstream = ?1 AND status IN ('pending', 'dead')
-                 AND attempts > 0 ORDER BY last_attempt_ms DESC LIMIT 1",
+                "SELECT created_ms FROM outbox INDEXED BY outbox_pending
+                 WHERE status = 'pending' AND upstream = ?1 ORDER BY id LIMIT 1",
             )?
             .query_row([&c.upstream], |r| r.get(0))
-            .optional()?
-            .flatten();
+            .optional()?;
     }
     Ok(out)
 }

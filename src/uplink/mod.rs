@@ -389,10 +389,11 @@ async fn deliver_batch(
         }
     }
     // If the store is gone (shutdown), the rows stay pending and go again.
+    let name = up.name.clone();
     let _ = store
         .write_async(move |tx| {
             for (id, attempt) in &attempts {
-                outbox::record(tx, *id, at, attempt)?;
+                outbox::record(tx, &name, *id, at, attempt)?;
             }
             Ok(())
         })
@@ -498,8 +499,9 @@ async fn deliver(
     }
     let id = ev.id;
     // If the store is gone (shutdown), the event stays pending and goes again: same id.
+    let name = up.name.clone();
     let _ = store
-        .write_async(move |tx| outbox::record(tx, id, at, &attempt))
+        .write_async(move |tx| outbox::record(tx, &name, id, at, &attempt))
         .await;
     id
 }
