@@ -1023,6 +1023,48 @@ mod tests {
     }
 
     #[test]
+    fn a_body_built_when_sent_is_the_bytes_of_the_body_stored_otherwise() {
+        let mut r = Reading::new(Protocol::Astm, "chlorpyrifos");
+        r.sample_id = Some("S\"1".into());
+        r.sample_name = Some("菠菜".into());
+        r.value = Some(0.25);
+        let json = serde_json::to_string(&r).unwrap();
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for stall in [None, Some("A-12")] {
+            let cx = EventCx {
+                reading_id: 1,
+                identity: "abc",
+                occurred_at: "2025-03-04T01:30:00.000Z",
+                market: "ZB-0003",
+                stall,
+                reading: &r,
+                reading_json: &json,
+                fresh: true,
+            };
+            let (id, stored) = event_body(&cx, "result.recorded", 0, None);
+            let built = conn
+                .query_row(
+                    "SELECT 'x', ?1, ?2, ?3, ?4, ?5, ?6, ?7",
+                    params![
+                        cx.occurred_at,
+                        cx.market,
+                        stall,
+                        r.sample_id.as_deref(),
+                        r.sample_name.as_deref(),
+                        r.category.as_deref(),
+                        json
+                    ],
+                    |row| lazy_body(&id, row, 1),
+                )
+                .unwrap();
+            assert_eq!(
+                String::from_utf8(built).unwrap(),
+                String::from_utf8(stored).unwrap()
+            );
+        }
+    }
+
+    #[test]
     fn a_spliced_event_body_is_the_bytes_of_the_whole_struct() {
         let mut r = Reading::new(Protocol::Astm, "chlorpyrifos");
         r.sample_id = Some("S\"1".into());

@@ -51,16 +51,8 @@ pub fn enqueue(
     {
         return Ok(0);
     }
-    let n = tx.prepare_cached(INSERT)?.execute(params![
-        event_id, upstream, kind, hold, body, now_ms, key, reading
-    ])?;
-    tx.outbox_moved(upstream, None, Some("pending"), n as i64, None);
-    Ok(n)
+    enqueue_new(tx, reading, event_id, upstream, kind, hold, body, now_ms)
 }
-
-const INSERT: &str =
-    "INSERT INTO outbox (event_id, upstream, type, hold, body, created_ms, next_attempt_ms,
-        event_key, reading) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)";
 
 /// [`enqueue`] without looking for the event first: for the events of a reading stored in
 /// the caller's transaction, of which no row can exist yet (a reading stored again is a
@@ -77,11 +69,15 @@ pub fn enqueue_new(
     now_ms: i64,
 ) -> rusqlite::Result<usize> {
     let key = event_key(event_id);
-    let n = tx.hot(INSERT, |s| {
-        s.execute(params![
-            event_id, upstream, kind, hold, body, now_ms, key, reading
-        ])
-    })?;
+    let n = tx.hot(
+        "INSERT INTO outbox (event_id, upstream, type, hold, body, created_ms, next_attempt_ms,
+            event_key, reading) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)",
+        |s| {
+            s.execute(params![
+                event_id, upstream, kind, hold, body, now_ms, key, reading
+            ])
+        },
+    )?;
     tx.outbox_moved(upstream, None, Some("pending"), n as i64, None);
     Ok(n)
 }
