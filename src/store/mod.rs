@@ -49,6 +49,8 @@ pub enum StoreError {
     },
     #[error("the database has schema version {found}, newer than this foodgate knows ({known}): upgrade foodgate")]
     TooNew { found: u32, known: u32 },
+    #[error("migration {version} not applied: {reason}")]
+    Migration { version: u32, reason: String },
     #[error("the store is closed")]
     Closed,
     #[error("transaction not committed: {0}")]
