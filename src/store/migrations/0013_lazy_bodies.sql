@@ -2,6 +2,7 @@
 -- with an empty body and built from its reading's row when sent (`store::outbox::LAZY_BODY`).
 -- Its bytes must not change between attempts, so a change to what such a body is made of is
 -- refused until the bodies built from the row are stored (`store::outbox::freeze_bodies`).
+-- A later migration that rebuilds `readings` must create this trigger again.
 CREATE TRIGGER readings_lazy_bodies_frozen
 BEFORE UPDATE OF received_at, market, stall, sample_id, sample_name, category, reading_json
 ON readings
