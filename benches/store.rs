@@ -172,31 +172,24 @@ type Rows = Vec<(String, usize, Vec<Vec<rusqlite::types::Value>>)>;
 
 fn read_rows(from: &std::path::Path) -> (Vec<String>, Rows) {
     let src = rusqlite::Connection::open(from).unwrap();
-    let schema: Vec<String> = src
-        .prepare(
-            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'
-             ORDER BY type = 'table' DESC, rowid",
-        )
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let tables: Vec<String> = src
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let schema = strings(
+        &src,
+        "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'
+         ORDER BY type = 'table' DESC, rowid",
+        [],
+    );
+    let tables = strings(
+        &src,
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        [],
+    );
     // Parents before children, so every foreign key is checked as foodgate's are: at once.
-    let parents = |t: &str| -> Vec<String> {
-        src.prepare("SELECT \"table\" FROM pragma_foreign_key_list(?1)")
-            .unwrap()
-            .query_map([t], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
+    let parents = |t: &str| {
+        strings(
+            &src,
+            "SELECT \"table\" FROM pragma_foreign_key_list(?1)",
+            [t],
+        )
     };
     let mut ordered: Vec<String> = Vec::new();
     while ordered.len() < tables.len() {
@@ -256,6 +249,39 @@ fn bare_same_rows(path: &std::path::Path, schema: &[String], rows: &Rows) {
     tx.commit().unwrap();
 }
 
+/// `bytes` (`n` readings) ingested into a fresh store with a `send = "all"` upstream; returns
+/// the time it took on the bench's clock, the store's directory and its config.
+fn timed_ingest(bytes: &[u8], n: usize) -> (Duration, PathBuf, Config) {
+    let dir = fresh_dir();
+    let cfg = config(&dir, "http://127.0.0.1:9/events", "all");
+    let store = Store::open(&cfg.database_path(), StoreSettings::from_config(&cfg)).unwrap();
+    let target = IngestTarget {
+        market: "ZB-0001".into(),
+        stall: None,
+        instrument: None,
+        source: "bench".into(),
+    };
+    let mut d = new_decoder(Protocol::Astm, DecoderConfig::default());
+    let t = Clock::start();
+    let s = ingest(&store, d.as_mut(), &judge, &target, bytes).unwrap();
+    // Closing waits for the last background checkpoint: its work is counted.
+    store.close();
+    let took = t.elapsed();
+    assert_eq!(s.stored as usize, n);
+    (took, dir, cfg)
+}
+
+/// The first column of every row `sql` gives.
+fn strings(conn: &rusqlite::Connection, sql: &str, params: impl rusqlite::Params) -> Vec<String> {
+    let mut stmt = conn.prepare(sql).unwrap();
+    let rows = stmt
+        .query_map(params, |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    rows
+}
+
 fn bench_ingest(c: &mut Criterion) {
     let (bytes, n) = capture(readings_wanted());
     let decoded: Vec<Reading> = decode_all(
@@ -269,21 +295,7 @@ fn bench_ingest(c: &mut Criterion) {
     })
     .collect();
     if std::env::var_os("FOODGATE_BENCH_ONCE").is_some() {
-        let dir = fresh_dir();
-        let cfg = config(&dir, "http://127.0.0.1:9/events", "all");
-        let store = Store::open(&cfg.database_path(), StoreSettings::from_config(&cfg)).unwrap();
-        let target = IngestTarget {
-            market: "ZB-0001".into(),
-            stall: None,
-            instrument: None,
-            source: "bench".into(),
-        };
-        let mut d = new_decoder(Protocol::Astm, DecoderConfig::default());
-        let t = Clock::start();
-        let s = ingest(&store, d.as_mut(), &judge, &target, &bytes[..]).unwrap();
-        store.close();
-        let took = t.elapsed();
-        assert_eq!(s.stored as usize, n);
+        let (took, dir, cfg) = timed_ingest(&bytes, n);
         // Bytes written (WAL, checkpoints) tell how much of the time is write amplification.
         let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
         let db = std::fs::metadata(cfg.database_path()).map_or(0, |m| m.len());
@@ -349,23 +361,8 @@ fn bench_ingest(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let dir = fresh_dir();
-                let cfg = config(&dir, "http://127.0.0.1:9/events", "all");
-                let store =
-                    Store::open(&cfg.database_path(), StoreSettings::from_config(&cfg)).unwrap();
-                let target = IngestTarget {
-                    market: "ZB-0001".into(),
-                    stall: None,
-                    instrument: None,
-                    source: "bench".into(),
-                };
-                let mut d = new_decoder(Protocol::Astm, DecoderConfig::default());
-                let t = Clock::start();
-                let s = ingest(&store, d.as_mut(), &judge, &target, &bytes[..]).unwrap();
-                // Closing waits for the last background checkpoint: its work is counted.
-                store.close();
-                total += t.elapsed();
-                assert_eq!(s.stored as usize, n);
+                let (took, dir, _) = timed_ingest(&bytes, n);
+                total += took;
                 let _ = std::fs::remove_dir_all(&dir);
             }
             total
