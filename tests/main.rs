@@ -7,6 +7,7 @@ mod crash;
 mod demo;
 mod hub;
 mod judge;
+mod layers;
 mod links;
 mod ops;
 mod parse_cli;
