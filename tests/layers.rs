@@ -606,3 +606,67 @@ fn the_checker_sees_a_circle_and_a_statement() {
     assert_eq!(lits[0].1, "DELETE FROM t");
     assert_eq!(lits[1].1, "a\"b");
 }
+
+/// The types a crate defines (structs, enums, traits, type aliases; not associated types),
+/// with where each is defined.
+fn type_names(src: &Path) -> BTreeMap<String, Vec<String>> {
+    let mut paths = Vec::new();
+    rust_files(src, &mut paths);
+    let mut names: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for p in &paths {
+        let text = std::fs::read_to_string(p).unwrap_or_default();
+        let rel = p.strip_prefix(root()).unwrap_or(p).display().to_string();
+        for (n, line) in code_lines(&text).iter().enumerate() {
+            let t = line.trim_start();
+            let indent = line.len() - t.len();
+            let t = t
+                .strip_prefix("pub(crate) ")
+                .or_else(|| t.strip_prefix("pub(super) "))
+                .or_else(|| t.strip_prefix("pub "))
+                .unwrap_or(t);
+            for kw in ["struct ", "enum ", "trait ", "type "] {
+                let Some(rest) = t.strip_prefix(kw) else {
+                    continue;
+                };
+                // `type X = …;` inside an impl or trait is an associated type.
+                if kw == "type " && indent > 0 {
+                    continue;
+                }
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if !name.is_empty() {
+                    names.entry(name).or_default().push(format!("{rel}:{}", n + 1));
+                }
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn every_type_name_is_used_once_and_shadows_no_std_name() {
+    let std_names = [
+        "Send", "Sync", "Sized", "Copy", "Clone", "Option", "Result", "Box", "Vec", "String",
+        "Default", "Drop", "Iterator", "Path", "Duration", "Ordering", "Error",
+    ];
+    // One workspace, one meaning per name: the service's code uses the decoders' and the
+    // devices' types beside its own (a `Batch` of a link and a `Batch` of the store).
+    let mut all: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for src in ["src", "parsers/src", "devices/src"] {
+        for (name, at) in type_names(&root().join(src)) {
+            all.entry(name).or_default().extend(at);
+        }
+    }
+    let mut wrong = Vec::new();
+    for (name, at) in all {
+        if at.len() > 1 {
+            wrong.push(format!("{name} defined {} times: {}", at.len(), at.join(", ")));
+        }
+        if std_names.contains(&name.as_str()) {
+            wrong.push(format!("{name} shadows a std name: {}", at.join(", ")));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
