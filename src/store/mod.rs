@@ -40,7 +40,6 @@ pub use insert::{insert_batch, Batch, Committed, NewReading, Outcome, RawFrame};
 use crate::config::{Config, Format, Send as SendMode};
 use chrono::FixedOffset;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
-use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -233,18 +232,46 @@ impl<'a> Tx<'a> {
         self.conn
     }
 
+    // The statements the store's modules run on the job's connection, by the names
+    // `rusqlite::Connection` gives them: not visible above the store.
+
+    pub(in crate::store) fn execute<P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+    ) -> rusqlite::Result<usize> {
+        self.conn.execute(sql, params)
+    }
+
+    pub(in crate::store) fn prepare_cached(
+        &self,
+        sql: &str,
+    ) -> rusqlite::Result<rusqlite::CachedStatement<'a>> {
+        self.conn.prepare_cached(sql)
+    }
+
+    pub(in crate::store) fn query_row<T, P, F>(
+        &self,
+        sql: &str,
+        params: P,
+        f: F,
+    ) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.conn.query_row(sql, params, f)
+    }
+
+    pub(in crate::store) fn last_insert_rowid(&self) -> i64 {
+        self.conn.last_insert_rowid()
+    }
+
     /// Write the noted coverage changes; the writer does it when a job succeeds.
     fn finish(&mut self) -> rusqlite::Result<()> {
         let conn = self.conn;
         self.coverage.flush(conn)?;
         self.outbox.get_mut().flush(conn)
-    }
-}
-
-impl Deref for Tx<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        self.conn
     }
 }
 

@@ -145,7 +145,7 @@ pub fn freeze_bodies(tx: &Tx<'_>, reading: i64) -> rusqlite::Result<usize> {
         .query_map(params![reading, LAZY_BODY], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     for (id, event_id) in &lazy {
-        let body = built_body(tx, reading, event_id)?;
+        let body = built_body(tx.conn(), reading, event_id)?;
         tx.prepare_cached("UPDATE outbox SET body = ?1 WHERE id = ?2")?
             .execute(params![body, id])?;
     }
