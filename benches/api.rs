@@ -27,10 +27,11 @@
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use foodgate::api::ratelimit::RateLimit;
-use foodgate::api::{self, AppState};
+use foodgate::api;
 use foodgate::auth::{self, NewToken, Role};
 use foodgate::config::Config;
+use foodgate::http::ratelimit::RateLimit;
+use foodgate::http::AppState;
 use foodgate::judge::Judge;
 use foodgate::store::{Store, StoreSettings};
 use http_body_util::{BodyExt, Full};
@@ -196,7 +197,7 @@ async fn upload_once(client: &HttpClient, bodies: &[Bytes], send_mode: Option<&s
     let took = t.elapsed();
     let stored: i64 = s
         .store
-        .reader()
+        .inspect()
         .unwrap()
         .query_row("SELECT count(*) FROM readings", [], |r| r.get(0))
         .unwrap();
@@ -400,7 +401,7 @@ fn bench_coverage(c: &mut Criterion) {
     let (status, body) = rt.block_on(send(&client, &s, "GET", &path, Bytes::new()));
     assert_eq!(status, 200);
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let conn = s.store.reader().unwrap();
+    let conn = s.store.inspect().unwrap();
     let (tests, failures): (i64, i64) = conn
         .query_row(
             "SELECT count(*), sum(verdict = 'fail') FROM readings WHERE local_day = ?1",

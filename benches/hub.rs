@@ -54,7 +54,7 @@ async fn get(addr: SocketAddr, path: &str, token: &str) -> u16 {
 
 fn pending(store: &Store) -> i64 {
     store
-        .reader()
+        .inspect()
         .expect("reader")
         .query_row(
             "SELECT count(*) FROM outbox WHERE status = 'pending'",
@@ -104,7 +104,7 @@ async fn run(n: usize) {
         .expect("bind");
     let hub_addr = listener.local_addr().expect("addr");
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let state = foodgate::api::AppState::new(hub.clone(), Judge::builtin());
+    let state = foodgate::http::AppState::new(hub.clone(), Judge::builtin());
     let mut api_stop = stop_rx.clone();
     tokio::spawn(foodgate::api::serve(listener, state, async move {
         let _ = api_stop.wait_for(|s| *s).await;
@@ -204,7 +204,7 @@ async fn run(n: usize) {
     let _ = stop.send(true);
     while workers.join_next().await.is_some() {}
     let arrived: i64 = hub
-        .reader()
+        .inspect()
         .expect("reader")
         .query_row("SELECT count(*) FROM readings", [], |r| r.get(0))
         .expect("count");

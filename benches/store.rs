@@ -426,7 +426,7 @@ fn bench_deliver(c: &mut Criterion) {
                 let pass = |r: &mut Reading| r.verdict = Verdict::Pass;
                 let s = ingest(&store, d.as_mut(), &pass, &target, &bytes[..]).unwrap();
                 let want = s.stored;
-                let conn = store.reader().unwrap();
+                let conn = store.inspect().unwrap();
                 let t = Instant::now();
                 rt.block_on(async {
                     let (stop, rx) = tokio::sync::watch::channel(false);

@@ -8,6 +8,8 @@
 //! - [`config`]: the TOML configuration, raw → validated.
 //! - [`store`]: SQLite: one writer thread, readings, raw frames, holds, outbox.
 //! - [`uplink`]: delivers the outbox to each `[[upstream]]`.
+//! - [`http`]: what the API and the pages share: their state, the error answer, the rate
+//!   limit.
 //! - [`api`]: the HTTP API (axum) on the store; [`auth`]: tokens, roles, market scope.
 //! - [`web`]: the dashboard, the market boards and sign-in (HTML pages on the same router).
 //! - [`ingest`]: decode → judge → store, for captures (and the shape live links follow).
@@ -21,6 +23,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod http;
 pub mod ingest;
 pub mod judge;
 pub mod links;

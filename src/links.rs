@@ -8,6 +8,7 @@
 
 use crate::config::{self, Config, Instrument, Transport};
 use crate::judge::{Judge, Reference};
+use crate::store::instruments::Counters;
 use crate::store::{self, NewReading, Origin, Outcome, RawFrame, Store, StoreError};
 use chrono::{DateTime, Utc};
 use foodgate_devices::archive::DEFAULT_MAX_FILE;
@@ -280,16 +281,6 @@ pub struct Links {
     baseline: HashMap<String, Counters>,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-struct Counters {
-    readings: i64,
-    duplicates: i64,
-    decode_errors: i64,
-    reconnects: i64,
-    retransmissions: i64,
-    refused_commits: i64,
-}
-
 /// Start a link for every `[[instrument]]` of `config`. A serial port that is absent is
 /// no error (the link shows offline and keeps trying); a TCP address that cannot be bound is.
 pub async fn start(
@@ -373,25 +364,7 @@ fn archive(root: &Path, i: &Instrument) -> RawArchive {
 }
 
 fn load_baseline(store: &Store) -> Result<HashMap<String, Counters>, StoreError> {
-    let conn = store.reader()?;
-    let mut stmt = conn.prepare(
-        "SELECT id, readings, duplicates, decode_errors, reconnects, retransmissions,
-                refused_commits FROM instruments",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            Counters {
-                readings: r.get(1)?,
-                duplicates: r.get(2)?,
-                decode_errors: r.get(3)?,
-                reconnects: r.get(4)?,
-                retransmissions: r.get(5)?,
-                refused_commits: r.get(6)?,
-            },
-        ))
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(store::instruments::counters(&store.reader()?)?)
 }
 
 /// One `instruments` row as written.
@@ -430,50 +403,32 @@ impl Links {
         let now = store::insert::rfc3339(Utc::now());
         store
             .write_async(move |tx| {
-                let mut stmt = tx.prepare_cached(
-                    "INSERT INTO instruments (id, market, protocol, serial_number, model, firmware,
-                        first_seen, last_seen, online, readings, duplicates, decode_errors,
-                        reconnects, retransmissions, refused_commits, last_error, status_at)
-                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16
-                     WHERE EXISTS (SELECT 1 FROM markets WHERE code = ?2)
-                     ON CONFLICT (id) DO UPDATE SET
-                        market = excluded.market,
-                        protocol = excluded.protocol,
-                        serial_number = coalesce(excluded.serial_number, instruments.serial_number),
-                        model = coalesce(excluded.model, instruments.model),
-                        firmware = coalesce(excluded.firmware, instruments.firmware),
-                        first_seen = coalesce(instruments.first_seen, excluded.first_seen),
-                        last_seen = coalesce(excluded.last_seen, instruments.last_seen),
-                        online = excluded.online,
-                        readings = excluded.readings,
-                        duplicates = excluded.duplicates,
-                        decode_errors = excluded.decode_errors,
-                        reconnects = excluded.reconnects,
-                        retransmissions = excluded.retransmissions,
-                        refused_commits = excluded.refused_commits,
-                        last_error = coalesce(excluded.last_error, instruments.last_error),
-                        status_at = excluded.status_at",
-                )?;
                 for r in &rows {
                     let s = &r.s;
-                    stmt.execute(rusqlite::params![
-                        r.id,
-                        r.market,
-                        r.protocol,
-                        s.serial_number,
-                        s.model,
-                        s.firmware,
-                        time(s.last_seen()),
-                        s.online,
-                        n(s.readings, r.base.readings),
-                        n(s.duplicates, r.base.duplicates),
-                        n(s.decode_errors, r.base.decode_errors),
-                        n(s.reconnects, r.base.reconnects),
-                        n(s.retransmissions, r.base.retransmissions),
-                        n(s.refused_commits, r.base.refused_commits),
-                        s.last_error,
-                        now,
-                    ])?;
+                    let last_seen = time(s.last_seen());
+                    store::instruments::upsert_status(
+                        tx,
+                        &store::instruments::StatusRow {
+                            id: &r.id,
+                            market: &r.market,
+                            protocol: r.protocol,
+                            serial_number: s.serial_number.as_deref(),
+                            model: s.model.as_deref(),
+                            firmware: s.firmware.as_deref(),
+                            last_seen,
+                            online: s.online,
+                            counters: Counters {
+                                readings: n(s.readings, r.base.readings),
+                                duplicates: n(s.duplicates, r.base.duplicates),
+                                decode_errors: n(s.decode_errors, r.base.decode_errors),
+                                reconnects: n(s.reconnects, r.base.reconnects),
+                                retransmissions: n(s.retransmissions, r.base.retransmissions),
+                                refused_commits: n(s.refused_commits, r.base.refused_commits),
+                            },
+                            last_error: s.last_error.as_deref(),
+                            status_at: &now,
+                        },
+                    )?;
                 }
                 Ok(())
             })

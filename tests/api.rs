@@ -2,8 +2,8 @@
 //! minimal HTTP/1.1 client (no client library: what goes over the wire is what is tested).
 
 use crate::support::{config, temp_dir};
-use foodgate::api::AppState;
 use foodgate::auth::{self, NewToken, Role};
+use foodgate::http::AppState;
 use foodgate::judge::Judge;
 use foodgate::store::{Store, StoreSettings};
 use serde_json::{json, Value};
@@ -172,7 +172,7 @@ impl App {
     }
 
     fn db(&self) -> rusqlite::Connection {
-        self.store.reader().expect("reader")
+        self.store.inspect().expect("reader")
     }
 }
 
@@ -1217,7 +1217,7 @@ async fn outbox_is_listed_and_a_dead_event_retried_by_an_admin() {
         Value::Array(vec![])
     );
     // Audited with the admin token's name.
-    let conn = app.store.reader().expect("reader");
+    let conn = app.store.inspect().expect("reader");
     let actor: String = conn
         .query_row(
             "SELECT actor FROM audit_log WHERE action = 'outbox.retry'",

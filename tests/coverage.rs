@@ -6,7 +6,7 @@
 use crate::support::{config, open, reading, temp_dir};
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, TimeZone, Utc};
 use foodgate::store::coverage::{coverage_of, trend};
-use foodgate::store::{Batch, NewReading, Origin, Store};
+use foodgate::store::{Batch, NewReading, Origin, Reader, Store};
 use foodgate_parsers::Verdict;
 use rusqlite::Connection;
 use std::collections::{BTreeMap, HashSet};
@@ -181,7 +181,7 @@ fn independent(conn: &Connection) -> BTreeMap<(String, String), Count> {
     out
 }
 
-fn check(conn: &Connection) -> u64 {
+fn check(conn: &Connection, reader: &Reader) -> u64 {
     let want = independent(conn);
     let days: Vec<String> = (0..12)
         .map(|d| {
@@ -192,7 +192,7 @@ fn check(conn: &Connection) -> u64 {
         .collect();
     let mut total = 0;
     for day in &days {
-        let cov = coverage_of(conn, day).unwrap();
+        let cov = coverage_of(reader, day).unwrap();
         assert_eq!(cov.markets.len(), 484);
         for m in &cov.markets {
             let w = want.get(&(day.clone(), m.market.clone()));
@@ -222,7 +222,8 @@ fn the_aggregate_equals_a_count_of_the_readings_and_the_migration_backfills_it()
     let store = open(&cfg);
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let (sent, corrections) = generate(&store, &mut rng);
-    let conn = store.reader().unwrap();
+    let conn = store.inspect().unwrap();
+    let reader = store.reader().unwrap();
     let stored: i64 = conn
         .query_row("SELECT count(*) FROM readings", [], |r| r.get(0))
         .unwrap();
@@ -247,17 +248,17 @@ fn the_aggregate_equals_a_count_of_the_readings_and_the_migration_backfills_it()
         )
         .unwrap();
     assert_eq!(kinds, 4);
-    let counted = check(&conn);
+    let counted = check(&conn, &reader);
     assert_eq!(counted as i64, stored - superseded);
 
     // The trend sums the same days.
-    let t = trend(&conn, NaiveDate::from_ymd_opt(2025, 3, 12).unwrap(), 30).unwrap();
+    let t = trend(&reader, NaiveDate::from_ymd_opt(2025, 3, 12).unwrap(), 30).unwrap();
     assert_eq!(t.len(), 30);
     assert_eq!(t[0].date, "2025-02-11");
     assert_eq!(t[29].date, "2025-03-12");
     assert_eq!(t.iter().map(|d| d.tests).sum::<u64>(), counted);
     for d in &t {
-        let cov = coverage_of(&conn, &d.date).unwrap();
+        let cov = coverage_of(&reader, &d.date).unwrap();
         assert_eq!(
             (
                 d.tests,
@@ -297,11 +298,12 @@ fn the_aggregate_equals_a_count_of_the_readings_and_the_migration_backfills_it()
             .unwrap();
     }
     let store = open(&cfg);
-    let conn = store.reader().unwrap();
-    assert_eq!(check(&conn), counted);
+    let conn = store.inspect().unwrap();
+    let reader = store.reader().unwrap();
+    assert_eq!(check(&conn, &reader), counted);
     // And it is kept from there on: more readings, more corrections.
     generate(&store, &mut rng);
-    let after = check(&conn);
+    let after = check(&conn, &reader);
     assert!(after > counted);
     store.close();
 }

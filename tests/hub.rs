@@ -503,7 +503,7 @@ impl Node {
         let (stop, rx) = tokio::sync::watch::channel(false);
         let (_h, uplink) =
             foodgate::uplink::spawn(store.clone(), cfg.upstreams.clone(), rx.clone());
-        let state = foodgate::api::AppState::new(store.clone(), foodgate::judge::Judge::builtin());
+        let state = foodgate::http::AppState::new(store.clone(), foodgate::judge::Judge::builtin());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -536,7 +536,7 @@ impl Node {
 
     fn count(&self, sql: &str) -> i64 {
         self.store
-            .reader()
+            .inspect()
             .unwrap()
             .query_row(sql, [], |r| r.get(0))
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
@@ -675,7 +675,7 @@ async fn registered_samples_give_stall_and_category_before_and_after_readings() 
     let st = node.token("tester", Role::Station, &[MARKET]).await;
     let hold_of = |sample: &str| -> (String, String, Option<String>) {
         node.store
-            .reader()
+            .inspect()
             .unwrap()
             .query_row(
                 "SELECT h.id, h.status, h.stall FROM holds h JOIN readings r ON r.id = h.reading
@@ -869,7 +869,7 @@ async fn registered_samples_give_stall_and_category_before_and_after_readings() 
         rx.accepted().iter().map(|r| r.event_id.clone()).collect();
     assert_eq!(ids.len(), rx.accepted().len(), "no event id twice");
     // Late registrations moved verdicts: the coverage aggregate followed them.
-    let conn = node.store.reader().unwrap();
+    let conn = node.store.inspect().unwrap();
     let recount = |sql: &str| -> Vec<(String, String, i64, i64, i64)> {
         conn.prepare(sql)
             .unwrap()

@@ -86,7 +86,7 @@ async fn a_backup_taken_under_load_restores_everything_committed_before_it() {
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     // Everything committed up to here must be in the copy: read what is committed now.
     let before: HashSet<i64> = {
-        let conn = store.reader().unwrap();
+        let conn = store.inspect().unwrap();
         let mut s = conn.prepare("SELECT id FROM readings").unwrap();
         let ids = s.query_map([], |r| r.get(0)).unwrap();
         ids.map(Result::unwrap).collect()
@@ -179,7 +179,7 @@ async fn a_backup_taken_under_load_restores_everything_committed_before_it() {
     )
     .unwrap();
     let n: i64 = restored
-        .reader()
+        .inspect()
         .unwrap()
         .query_row("SELECT count(*) FROM readings", [], |r| r.get(0))
         .unwrap();
@@ -248,7 +248,7 @@ async fn retention_empties_old_raw_bytes_and_keeps_every_reading_and_its_frame()
         )
         .unwrap()
     };
-    let conn = store.reader().unwrap();
+    let conn = store.inspect().unwrap();
     let before = snapshot(&conn);
     let raw_before: i64 = conn
         .query_row("SELECT sum(length(bytes)) FROM raw_frames", [], |r| {

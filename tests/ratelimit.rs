@@ -2,9 +2,10 @@
 //! `Retry-After` and a JSON error, and another token is not affected.
 
 use crate::support::{config, temp_dir};
-use foodgate::api::ratelimit::RateLimit;
-use foodgate::api::{self, AppState};
+use foodgate::api;
 use foodgate::auth::{self, NewToken, Role};
+use foodgate::http::ratelimit::RateLimit;
+use foodgate::http::AppState;
 use foodgate::judge::Judge;
 use foodgate::store::{Store, StoreSettings};
 use std::net::SocketAddr;

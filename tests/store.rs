@@ -4,7 +4,9 @@
 use crate::support::{config, open, reading, temp_dir};
 use chrono::Utc;
 use foodgate::ingest::{ingest, IngestTarget};
-use foodgate::store::{insert_batch, Batch, NewReading, Origin, Outcome, Store, StoreError};
+use foodgate::store::{
+    insert_batch, Batch, NewReading, Origin, Outcome, Reader, Store, StoreError,
+};
 use foodgate_parsers::{new_decoder, DecoderConfig, Encoding, Protocol, Reading, Verdict};
 use rusqlite::Connection;
 use std::path::Path;
@@ -63,7 +65,7 @@ fn a_failure_stores_reading_hold_history_and_event_together() {
             ..
         }
     ));
-    let conn = store.reader().unwrap();
+    let conn = store.inspect().unwrap();
     let (status, hist): (String, i64) = conn
         .query_row(
             "SELECT status, (SELECT count(*) FROM hold_history WHERE hold = holds.id) FROM holds WHERE id = ?1",
@@ -130,7 +132,7 @@ fn a_failing_job_leaves_nothing_behind_and_does_not_undo_others() {
             "ZB-0001",
         )]))
         .unwrap();
-    let conn = store.reader().unwrap();
+    let conn = store.inspect().unwrap();
     assert_eq!(count(&conn, "SELECT count(*) FROM readings"), 1);
     assert_eq!(count(&conn, "SELECT count(*) FROM holds"), 1);
     assert_eq!(count(&conn, "SELECT count(*) FROM hold_history"), 1);
@@ -177,7 +179,7 @@ fn the_same_reading_again_is_a_duplicate_with_its_original_verdict() {
     assert!(
         matches!(&again.outcomes[3], Outcome::Rejected { reason } if reason.contains("unknown market"))
     );
-    let conn = store.reader().unwrap();
+    let conn = store.inspect().unwrap();
     assert_eq!(count(&conn, "SELECT count(*) FROM readings"), 2);
     assert_eq!(count(&conn, "SELECT count(*) FROM holds"), 1);
     // S1: sample.failed + result.recorded; S9: result.recorded. No event twice.
@@ -213,7 +215,7 @@ fn preliminary_makes_no_hold_and_correction_sends_the_hold_to_review() {
         panic!()
     };
     store.submit(batch(vec![item(fix, "ZB-0002")])).unwrap();
-    let conn = store.reader().unwrap();
+    let conn = store.inspect().unwrap();
     assert_eq!(
         count(
             &conn,
@@ -318,7 +320,7 @@ fn ingesting_a_capture_twice_stores_once_and_keeps_raw_bytes() {
     let first = run(&store);
     assert_eq!(first.readings, 3);
     assert_eq!((first.stored, first.duplicates, first.failures), (3, 0, 3));
-    let conn = store.reader().unwrap();
+    let conn = store.inspect().unwrap();
     let events = count(&conn, "SELECT count(*) FROM outbox");
     assert_eq!(events, 6, "sample.failed + result.recorded per failure");
     let second = run(&store);
@@ -539,7 +541,7 @@ fn a_result_body_built_when_sent_stays_the_same_when_the_reading_changes() {
     let Outcome::Stored { identity, .. } = &done.outcomes[0] else {
         panic!("stored: {:?}", done.outcomes[0])
     };
-    let conn = store.reader().unwrap();
+    let conn = store.inspect().unwrap();
     let stored: Vec<u8> = conn
         .query_row(
             "SELECT body FROM outbox WHERE type = 'result.recorded'",
@@ -548,8 +550,9 @@ fn a_result_body_built_when_sent_stays_the_same_when_the_reading_changes() {
         )
         .unwrap();
     assert!(stored.is_empty(), "body stored: {}", stored.len());
-    let due = |conn: &Connection| outbox::due(conn, "up", i64::MAX, 10).unwrap();
-    let first = due(&conn);
+    let reader = store.reader().unwrap();
+    let due = |r: &Reader| outbox::due(r, "up", i64::MAX, 10).unwrap();
+    let first = due(&reader);
     assert_eq!(first.len(), 1);
     let v: serde_json::Value = serde_json::from_slice(&first[0].body).unwrap();
     let json: String = conn
@@ -604,7 +607,7 @@ fn a_result_body_built_when_sent_stays_the_same_when_the_reading_changes() {
         count(&conn, "SELECT count(*) FROM readings WHERE stall = 'R9'"),
         1
     );
-    let after = due(&conn);
+    let after = due(&reader);
     let same = after
         .iter()
         .find(|e| e.event_id == id)

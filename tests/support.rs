@@ -190,7 +190,7 @@ async fn handle(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
 
 /// The API of `state` on a real socket at 127.0.0.1:0; it stops when the sender is dropped.
 pub async fn serve_api(
-    state: foodgate::api::AppState,
+    state: foodgate::http::AppState,
 ) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

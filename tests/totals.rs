@@ -9,7 +9,7 @@ use foodgate::store::coverage::reading_totals;
 use foodgate::store::identity::hex_key;
 use foodgate::store::outbox::event_key;
 use foodgate::store::samples::{register, Registration, SampleRecord};
-use foodgate::store::StoreSettings;
+use foodgate::store::{Reader, StoreSettings};
 use rusqlite::Connection;
 use std::collections::BTreeMap;
 
@@ -31,8 +31,8 @@ fn counted(conn: &Connection) -> BTreeMap<String, u64> {
     m
 }
 
-fn totals(conn: &Connection) -> BTreeMap<String, u64> {
-    reading_totals(conn)
+fn totals(reader: &Reader) -> BTreeMap<String, u64> {
+    reading_totals(reader)
         .unwrap()
         .into_iter()
         .map(|(v, n)| (v.to_string(), n))
@@ -47,7 +47,8 @@ fn reading_totals_equal_a_count_of_the_readings_and_the_migration_backfills_them
     let store = open(&cfg);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     generate(&store, &mut rng);
-    let conn = store.reader().unwrap();
+    let conn = store.inspect().unwrap();
+    let reader = store.reader().unwrap();
     let superseded: i64 = conn
         .query_row(
             "SELECT count(*) FROM readings WHERE superseded = 1",
@@ -57,7 +58,7 @@ fn reading_totals_equal_a_count_of_the_readings_and_the_migration_backfills_them
         .unwrap();
     assert!(superseded > 20, "{superseded} superseded");
     let before = counted(&conn);
-    assert_eq!(totals(&conn), before);
+    assert_eq!(totals(&reader), before);
     // Superseded readings stay stored and counted.
     let all: i64 = conn
         .query_row("SELECT count(*) FROM readings", [], |r| r.get(0))
@@ -94,13 +95,13 @@ fn reading_totals_equal_a_count_of_the_readings_and_the_migration_backfills_them
     let after = counted(&conn);
     assert_ne!(after, before, "the registrations changed no verdict");
     assert_eq!(after.values().sum::<u64>(), all as u64);
-    assert_eq!(totals(&conn), after);
+    assert_eq!(totals(&reader), after);
 
     // More readings, duplicates and corrections on top.
     generate(&store, &mut rng);
     let grown = counted(&conn);
     assert!(grown.values().sum::<u64>() > all as u64);
-    assert_eq!(totals(&conn), grown);
+    assert_eq!(totals(&reader), grown);
     let outbox: i64 = conn
         .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
         .unwrap();
@@ -127,8 +128,9 @@ fn reading_totals_equal_a_count_of_the_readings_and_the_migration_backfills_them
         raw.pragma_update(None, "user_version", idx as i64).unwrap();
     }
     let store = open(&cfg);
-    let conn = store.reader().unwrap();
-    assert_eq!(totals(&conn), grown);
+    let conn = store.inspect().unwrap();
+    let reader = store.reader().unwrap();
+    assert_eq!(totals(&reader), grown);
     let keys = |sql: &str| -> Vec<(String, i64)> {
         let mut stmt = conn.prepare(sql).unwrap();
         let rows = stmt
@@ -165,7 +167,7 @@ fn reading_totals_equal_a_count_of_the_readings_and_the_migration_backfills_them
         )
         .unwrap();
     assert_eq!(dup, 0);
-    assert_eq!(totals(&conn), counted(&conn));
+    assert_eq!(totals(&reader), counted(&conn));
     store.close();
 }
 
@@ -231,7 +233,8 @@ fn migration_0012_keeps_an_old_databases_readings_holds_uploads_and_events() {
         .unwrap();
     }
     let store = open(&cfg);
-    let conn = store.reader().unwrap();
+    let conn = store.inspect().unwrap();
+    let reader = store.reader().unwrap();
     let got: (i64, i64, String) = conn
         .query_row(
             "SELECT identity_key, superseded_by, verdict FROM readings WHERE id = 1",
@@ -265,7 +268,7 @@ fn migration_0012_keeps_an_old_databases_readings_holds_uploads_and_events() {
         .unwrap();
     assert_eq!(broken, 0);
     assert_eq!(
-        totals(&conn),
+        totals(&reader),
         BTreeMap::from([
             ("fail".to_string(), 1),
             ("invalid".to_string(), 0),
@@ -360,8 +363,8 @@ fn outbox_counted(conn: &Connection) -> Vec<(String, u64, u64, u64, Option<i64>)
     rows
 }
 
-fn outbox_kept(conn: &Connection) -> Vec<(String, u64, u64, u64, Option<i64>)> {
-    foodgate::store::outbox::counts(conn)
+fn outbox_kept(reader: &Reader) -> Vec<(String, u64, u64, u64, Option<i64>)> {
+    foodgate::store::outbox::counts(reader)
         .unwrap()
         .into_iter()
         .map(|c| {
@@ -393,10 +396,11 @@ fn outbox_counts_kept_per_upstream_equal_a_count_of_the_outbox() {
     );
     let store = open(&cfg);
     generate(&store, &mut Rng(0x5eed));
-    let conn = store.reader().unwrap();
+    let conn = store.inspect().unwrap();
+    let reader = store.reader().unwrap();
     let before = outbox_counted(&conn);
     assert_eq!(before.len(), 2, "{before:?}");
-    assert_eq!(outbox_kept(&conn), before);
+    assert_eq!(outbox_kept(&reader), before);
 
     // Attempts: every third delivered, every fifth retried, every seventh dead.
     let ids: Vec<(i64, String)> = conn
@@ -451,8 +455,8 @@ fn outbox_counts_kept_per_upstream_equal_a_count_of_the_outbox() {
         .unwrap();
     let moved = outbox_counted(&conn);
     assert_ne!(moved, before);
-    assert_eq!(outbox_kept(&conn), moved);
-    let a = outbox::counts(&conn).unwrap();
+    assert_eq!(outbox_kept(&reader), moved);
+    let a = outbox::counts(&reader).unwrap();
     assert_eq!(a[0].last_error, last_failed);
 
     // Dead ones back in the queue, one by id and then all.
@@ -466,13 +470,13 @@ fn outbox_counts_kept_per_upstream_equal_a_count_of_the_outbox() {
     store
         .write(move |tx| outbox::retry_if_dead(tx, dead, 2_000))
         .unwrap();
-    assert_eq!(outbox_kept(&conn), outbox_counted(&conn));
+    assert_eq!(outbox_kept(&reader), outbox_counted(&conn));
     store
         .write(|tx| outbox::retry_dead(tx, None, 2_000))
         .unwrap();
     let requeued = outbox_counted(&conn);
     assert!(requeued.iter().all(|c| c.3 == 0), "{requeued:?}");
-    assert_eq!(outbox_kept(&conn), requeued);
+    assert_eq!(outbox_kept(&reader), requeued);
 
     // Everything delivered: no error is shown any more.
     let pending: Vec<(i64, String)> = conn
@@ -495,8 +499,8 @@ fn outbox_counts_kept_per_upstream_equal_a_count_of_the_outbox() {
         .unwrap();
     let done = outbox_counted(&conn);
     assert!(done.iter().all(|c| c.1 == 0 && c.3 == 0), "{done:?}");
-    assert_eq!(outbox_kept(&conn), done);
-    assert!(outbox::counts(&conn)
+    assert_eq!(outbox_kept(&reader), done);
+    assert!(outbox::counts(&reader)
         .unwrap()
         .iter()
         .all(|c| c.last_error.is_none()));
@@ -516,8 +520,9 @@ fn outbox_counts_kept_per_upstream_equal_a_count_of_the_outbox() {
         raw.pragma_update(None, "user_version", idx as i64).unwrap();
     }
     let store = open(&cfg);
-    let conn = store.reader().unwrap();
-    assert_eq!(outbox_kept(&conn), grown);
+    let conn = store.inspect().unwrap();
+    let reader = store.reader().unwrap();
+    assert_eq!(outbox_kept(&reader), grown);
     drop(conn);
     store.close();
 }

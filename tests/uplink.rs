@@ -56,7 +56,7 @@ impl Running {
 }
 
 fn outbox(store: &Store) -> Vec<(String, String, u32, Option<String>)> {
-    let conn = store.reader().unwrap();
+    let conn = store.inspect().unwrap();
     let mut stmt = conn
         .prepare("SELECT type, status, attempts, last_answer FROM outbox ORDER BY id")
         .unwrap();
@@ -108,7 +108,7 @@ async fn delivers_signed_bodies_with_length_and_idempotency_key() {
         statuses(&store).iter().all(|s| s == "delivered")
     })
     .await;
-    let conn = store.reader().unwrap();
+    let conn = store.inspect().unwrap();
     let stats = run_stats(&store, &cfg);
     assert_eq!((stats.delivered, stats.pending, stats.dead), (3, 0, 0));
     drop(conn);
@@ -117,8 +117,8 @@ async fn delivers_signed_bodies_with_length_and_idempotency_key() {
 }
 
 fn run_stats(store: &Store, cfg: &Config) -> foodgate::store::outbox::OutboxCounts {
-    let conn = store.reader().unwrap();
-    foodgate::store::outbox::counts(&conn)
+    let reader = store.reader().unwrap();
+    foodgate::store::outbox::counts(&reader)
         .unwrap()
         .into_iter()
         .find(|c| c.upstream == cfg.upstreams[0].name)

@@ -5,8 +5,8 @@
 
 use crate::support::{config, temp_dir};
 use chrono::{Duration, FixedOffset, Utc};
-use foodgate::api::AppState;
 use foodgate::auth::{self, NewToken, Role};
+use foodgate::http::AppState;
 use foodgate::judge::Judge;
 use foodgate::store::Store;
 use foodgate::store::StoreSettings;
@@ -309,7 +309,7 @@ async fn login_with_token_sets_a_strict_session_cookie() {
     let sid = r.cookie("fg_session").expect("sid");
     assert_eq!(sid.len(), 64);
     // Only a hash of it is stored.
-    let db = app.store.reader().expect("reader");
+    let db = app.store.inspect().expect("reader");
     let stored: Vec<String> = db
         .prepare("SELECT hash FROM web_sessions")
         .unwrap()
@@ -462,7 +462,7 @@ async fn logout_ends_the_session() {
     assert_eq!(r.status, 303, "the old cookie signs no one in");
     let n: i64 = app
         .store
-        .reader()
+        .inspect()
         .unwrap()
         .query_row("SELECT count(*) FROM web_sessions", [], |r| r.get(0))
         .unwrap();
@@ -535,7 +535,7 @@ async fn one_time_codes_sign_in_once_within_ten_minutes() {
         303
     );
     // Only hashes are stored.
-    let db = app.store.reader().unwrap();
+    let db = app.store.inspect().unwrap();
     let plain: i64 = db
         .query_row(
             "SELECT count(*) FROM signin_codes WHERE hash IN (?1, ?2, ?3)",
@@ -661,7 +661,7 @@ async fn dashboard_summary_equals_the_api_coverage() {
     // Open holds: one per failure, all days.
     let fails: i64 = app
         .store
-        .reader()
+        .inspect()
         .unwrap()
         .query_row(
             "SELECT count(*) FROM readings WHERE verdict = 'fail'",

@@ -7,8 +7,8 @@
 //! tested, with every registered market listed, tested or not.
 //! A superseded reading (replaced by a correction) is not counted: the correction is the test.
 
-use super::{csv_response, ApiError, AppState};
 use crate::auth::Role;
+use crate::http::{csv_response, ApiError, AppState};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};

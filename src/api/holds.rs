@@ -19,9 +19,9 @@
 
 use super::results::{prepare, store_rows, RowResult};
 use super::rows::{self, FieldError};
-use super::{ApiError, AppState};
 use crate::auth::{audit, Role};
 use crate::config::Format;
+use crate::http::{ApiError, AppState};
 use crate::store::identity::event_id;
 use crate::store::insert::{hold_history, rfc3339, set_hold_status, HistoryEntry};
 use crate::store::samples::correct_hold_stall;
@@ -113,7 +113,8 @@ pub async fn list(
         .is_scoped()
         .then(|| serde_json::to_string(&who.markets).unwrap_or_default());
     let holds = state
-        .read(move |conn| {
+        .read(move |reader| {
+            let conn = reader.raw();
             let sql = format!(
                 "{HOLD_SELECT} WHERE (?1 IS NULL OR h.status = ?1)
                  AND (?2 IS NULL OR h.market IN (SELECT value FROM json_each(?2)))
@@ -136,7 +137,9 @@ async fn scoped_hold(
     id: &str,
 ) -> Result<HoldView, ApiError> {
     let hid = id.to_string();
-    let hold = state.read(move |conn| Ok(load_hold(conn, &hid)?)).await?;
+    let hold = state
+        .read(move |conn| Ok(load_hold(conn.raw(), &hid)?))
+        .await?;
     let hold = hold.ok_or_else(|| ApiError::not_found(format!("no hold {id:?}")))?;
     if !who.covers(&hold.market) {
         return Err(ApiError::forbidden(format!(
@@ -201,7 +204,9 @@ pub async fn patch_hold(
         })
         .await?;
     let hid = hold.id.clone();
-    let hold = state.read(move |conn| Ok(load_hold(conn, &hid)?)).await?;
+    let hold = state
+        .read(move |conn| Ok(load_hold(conn.raw(), &hid)?))
+        .await?;
     hold.map(Json)
         .ok_or_else(|| ApiError::not_found("the hold disappeared"))
 }
@@ -294,7 +299,7 @@ pub async fn retest(
     }
     let hid = hold.id.clone();
     let hold = state
-        .read(move |conn| Ok(load_hold(conn, &hid)?))
+        .read(move |conn| Ok(load_hold(conn.raw(), &hid)?))
         .await?
         .ok_or_else(|| ApiError::not_found("the hold disappeared"))?;
     Ok(Json(RetestAnswer {

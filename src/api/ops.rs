@@ -1,7 +1,7 @@
 //! Instruments, health, metrics and the OpenAPI document.
 
-use super::{ApiError, AppState};
 use crate::auth::Role;
+use crate::http::{ApiError, AppState};
 use crate::store::outbox;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -45,7 +45,9 @@ pub async fn instruments(
 /// Every instrument the store recorded or the config names, with its live link status,
 /// ordered by id (the API and the dashboard show the same list).
 pub async fn instrument_views(state: &AppState) -> Result<Vec<InstrumentView>, ApiError> {
-    let recorded = state.read(|conn| Ok(recorded_instruments(conn)?)).await?;
+    let recorded = state
+        .read(|conn| Ok(recorded_instruments(conn.raw())?))
+        .await?;
     let mut all: BTreeMap<String, InstrumentView> = BTreeMap::new();
     for i in recorded {
         all.insert(i.id.clone(), i);

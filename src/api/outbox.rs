@@ -1,8 +1,8 @@
 //! `GET /api/v1/outbox`, `POST /api/v1/outbox/{id}/retry` (admin): why events wait, and
 //! putting a dead one back in the queue (after fixing a secret, say).
 
-use super::{ApiError, AppState};
 use crate::auth::{audit, Role};
+use crate::http::{ApiError, AppState};
 use crate::store::insert::rfc3339;
 use crate::store::outbox::{self, OutboxRow};
 use axum::extract::{Path, Query, State};

@@ -1,16 +1,17 @@
 //! `POST /api/v1/results` (upload rows → judged, stored readings) and `GET /api/v1/results`.
 
 use super::rows::{self, Cells, FieldError, Row};
-use super::{ApiError, AppState, MAX_ROWS};
+use super::MAX_ROWS;
 use crate::auth::{audit, Principal, Role};
-use crate::store::insert::{insert_batch, parse_verdict, verdict_str};
+use crate::http::{ApiError, AppState};
+use crate::store::insert::{insert_batch, verdict_str};
+use crate::store::results;
 use crate::store::{Batch, NewReading, Origin, Outcome, RawFrame, StoreSettings, Tx};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use chrono::Utc;
-use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -101,21 +102,16 @@ pub fn store_rows(
     let received = crate::store::insert::rfc3339(now);
     let mut out = Vec::with_capacity(rows.len());
     for p in rows {
-        let seen: Option<(String, i64)> = tx
-            .prepare_cached(
-                "SELECT content_hash, reading FROM uploads WHERE uploader = ?1 AND row_id = ?2",
-            )?
-            .query_row(params![uploader, p.row.id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        if let Some((hash, reading)) = seen {
-            if hash != p.row.content_hash {
+        let seen = results::seen_upload(tx, uploader, &p.row.id)?;
+        if let Some(seen) = seen {
+            if seen.content_hash != p.row.content_hash {
                 out.push(RowResult::rejected(
                     p.index,
                     Some(p.row.id),
                     vec![FieldError::new("id", "reused with different content")],
                 ));
             } else {
-                out.push(duplicate(tx, p.index, p.row.id, reading)?);
+                out.push(duplicate(tx, p.index, p.row.id, seen.reading)?);
             }
             continue;
         }
@@ -148,9 +144,7 @@ pub fn store_rows(
                 hold,
                 ..
             }) => {
-                let reason: String = tx
-                    .prepare_cached("SELECT reason FROM readings WHERE id = ?1")?
-                    .query_row([id], |r| r.get(0))?;
+                let reason = results::reason(tx, id)?;
                 RowResult {
                     index: p.index,
                     id: Some(p.row.id.clone()),
@@ -176,17 +170,14 @@ pub fn store_rows(
             ),
         };
         if let Some(reading) = result.reading {
-            tx.prepare_cached(
-                "INSERT INTO uploads (uploader, row_id, content_hash, reading, received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![
+            results::record_upload(
+                tx,
                 uploader,
-                p.row.id,
-                p.row.content_hash,
+                &p.row.id,
+                &p.row.content_hash,
                 reading,
-                received
-            ])?;
+                &received,
+            )?;
         }
         out.push(result);
     }
@@ -206,23 +197,17 @@ fn upload_offset(at: chrono::DateTime<Utc>, index: usize) -> u64 {
 }
 
 fn duplicate(tx: &Tx<'_>, index: usize, id: String, reading: i64) -> rusqlite::Result<RowResult> {
-    let (verdict, reason, identity): (String, String, String) = tx
-        .prepare_cached("SELECT verdict, reason, identity FROM readings WHERE id = ?1")?
-        .query_row([reading], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    let hold: Option<String> = tx
-        .prepare_cached("SELECT id FROM holds WHERE reading = ?1")?
-        .query_row([reading], |r| r.get(0))
-        .optional()?;
+    let stored = results::judged(tx, reading)?;
     Ok(RowResult {
         index,
         id: Some(id),
         status: "duplicate",
-        verdict: Some(verdict_str(parse_verdict(&verdict))),
-        reason: Some(reason),
+        verdict: Some(verdict_str(stored.verdict)),
+        reason: Some(stored.reason),
         errors: Vec::new(),
-        hold,
+        hold: stored.hold,
         reading: Some(reading),
-        identity: Some(identity),
+        identity: Some(stored.identity),
     })
 }
 
@@ -372,64 +357,41 @@ pub async fn list(
         ),
     };
     let limit = i64::from(q.limit.unwrap_or(100).clamp(1, 1000));
-    let scope = who
-        .role
-        .is_scoped()
-        .then(|| serde_json::to_string(&who.markets).unwrap_or_default());
-    let analyte = q
-        .analyte
-        .as_deref()
-        .map(|a| state.aliases().lookup(a).unwrap_or(a).to_string());
+    let filter = results::ResultsFilter {
+        market: q.market,
+        date: q.date,
+        verdict: q.verdict,
+        analyte: q
+            .analyte
+            .as_deref()
+            .map(|a| state.aliases().lookup(a).unwrap_or(a).to_string()),
+        before: after,
+        scope: who.role.is_scoped().then(|| who.markets.clone()),
+        // One more than a page: whether there is a next page.
+        limit: limit + 1,
+    };
     let rows = state
-        .read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT id, identity, market, stall, uploader, received_at, reading_json FROM readings
-                 WHERE (?1 IS NULL OR market = ?1) AND (?2 IS NULL OR local_day = ?2)
-                   AND (?3 IS NULL OR verdict = ?3) AND (?4 IS NULL OR analyte = ?4)
-                   AND (?5 IS NULL OR id < ?5)
-                   AND (?6 IS NULL OR market IN (SELECT value FROM json_each(?6)))
-                 ORDER BY id DESC LIMIT ?7",
-            )?;
-            let rows = stmt
-                .query_map(
-                    params![q.market, q.date, q.verdict, analyte, after, scope, limit + 1],
-                    |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                            r.get::<_, Option<String>>(3)?,
-                            r.get::<_, Option<String>>(4)?,
-                            r.get::<_, String>(5)?,
-                            r.get::<_, String>(6)?,
-                        ))
-                    },
-                )?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
-        })
+        .read(move |reader| Ok(results::list(reader, &filter)?))
         .await?;
     let more = rows.len() as i64 > limit;
     let mut next = None;
-    let mut results = Vec::with_capacity(rows.len());
-    for (rowid, identity, market, stall, uploader, received_at, json) in
-        rows.into_iter().take(limit as usize)
-    {
+    let mut page = Vec::with_capacity(rows.len());
+    for row in rows.into_iter().take(limit as usize) {
         let mut v: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&json).unwrap_or_default();
-        if uploader.is_some() {
+            serde_json::from_str(&row.reading_json).unwrap_or_default();
+        if row.uploader.is_some() {
             v.insert("protocol".into(), serde_json::Value::Null);
         }
-        v.insert("id".into(), identity.into());
-        v.insert("market".into(), market.into());
-        v.insert("stall".into(), stall.into());
-        v.insert("uploader".into(), uploader.into());
-        v.insert("received_at".into(), received_at.into());
-        results.push(serde_json::Value::Object(v));
-        next = Some(rowid.to_string());
+        v.insert("id".into(), row.identity.into());
+        v.insert("market".into(), row.market.into());
+        v.insert("stall".into(), row.stall.into());
+        v.insert("uploader".into(), row.uploader.into());
+        v.insert("received_at".into(), row.received_at.into());
+        page.push(serde_json::Value::Object(v));
+        next = Some(row.id.to_string());
     }
     Ok(Json(serde_json::json!({
-        "results": results,
+        "results": page,
         "next": if more { next } else { None },
     })))
 }

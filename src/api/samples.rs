@@ -9,8 +9,9 @@
 //! registration does to readings, holds and upstreams: [`crate::store::samples`].
 
 use super::rows::{self, FieldError};
-use super::{ApiError, AppState, MAX_ROWS};
+use super::MAX_ROWS;
 use crate::auth::{audit, Principal, Role};
+use crate::http::{ApiError, AppState};
 use crate::store::samples::{register, Registration, SampleRecord};
 use axum::body::Bytes;
 use axum::extract::State;

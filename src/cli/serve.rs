@@ -136,12 +136,12 @@ pub(crate) async fn run_service(
     );
 
     // --- HTTP API (src/api): beside the uplink, stopped by the same signal. ---
-    let api_state = crate::api::AppState::new(store.clone(), crate::judge::Judge::new(reference))
+    let api_state = crate::http::AppState::new(store.clone(), crate::judge::Judge::new(reference))
         .with_instruments(
             config
                 .instruments
                 .iter()
-                .map(|i| crate::api::ConfiguredInstrument {
+                .map(|i| crate::http::ConfiguredInstrument {
                     id: i.id.clone(),
                     market: i.market.clone(),
                     protocol: i.protocol.as_str().to_string(),
@@ -225,10 +225,7 @@ pub(crate) async fn run_service(
 fn warn_unknown_markets(config: &Config, store: &Store) {
     let Ok(conn) = store.reader() else { return };
     for i in &config.instruments {
-        let known = conn
-            .prepare_cached("SELECT 1 FROM markets WHERE code = ?1")
-            .and_then(|mut s| s.exists([&i.market]))
-            .unwrap_or(true);
+        let known = crate::store::instruments::market_known(&conn, &i.market).unwrap_or(true);
         if !known {
             tracing::warn!(
                 instrument = %i.id,

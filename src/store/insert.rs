@@ -960,7 +960,7 @@ pub fn set_hold_status(
             reason: reason.to_string(),
         },
     )?;
-    hold_history(tx, hold)
+    hold_history(tx.conn(), hold)
 }
 
 pub fn hold_history(

@@ -18,11 +18,18 @@
 //! - [`samples`]: registered samples (the sampling record) and stall corrections, applied to
 //!   the readings already stored, with their corrected events.
 //! - [`coverage`]: the per-market-per-day coverage aggregate, kept by every writing job.
+//! - [`results`]: stored readings as the API lists them; the upload ledger.
+//! - [`instruments`]: the persisted status of the live instrument links.
+//! - [`backup`]: a consistent copy of a live database.
+//! - [`retention`]: what is kept how long.
 
+pub mod backup;
 pub mod coverage;
 pub mod identity;
 pub mod insert;
+pub mod instruments;
 pub mod outbox;
+pub mod results;
 pub mod retention;
 pub mod samples;
 pub mod schema;
@@ -33,7 +40,6 @@ pub use insert::{insert_batch, Batch, Committed, NewReading, Outcome, RawFrame};
 use crate::config::{Config, Format, Send as SendMode};
 use chrono::FixedOffset;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
-use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -220,6 +226,47 @@ impl<'a> Tx<'a> {
         &mut self.coverage
     }
 
+    /// The job's connection, for the store's own modules: code above the store writes
+    /// through their functions, never with SQL of its own.
+    pub(in crate::store) fn conn(&self) -> &'a Connection {
+        self.conn
+    }
+
+    // The statements the store's modules run on the job's connection, by the names
+    // `rusqlite::Connection` gives them: not visible above the store.
+
+    pub(in crate::store) fn execute<P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+    ) -> rusqlite::Result<usize> {
+        self.conn.execute(sql, params)
+    }
+
+    pub(in crate::store) fn prepare_cached(
+        &self,
+        sql: &str,
+    ) -> rusqlite::Result<rusqlite::CachedStatement<'a>> {
+        self.conn.prepare_cached(sql)
+    }
+
+    pub(in crate::store) fn query_row<T, P, F>(
+        &self,
+        sql: &str,
+        params: P,
+        f: F,
+    ) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.conn.query_row(sql, params, f)
+    }
+
+    pub(in crate::store) fn last_insert_rowid(&self) -> i64 {
+        self.conn.last_insert_rowid()
+    }
+
     /// Write the noted coverage changes; the writer does it when a job succeeds.
     fn finish(&mut self) -> rusqlite::Result<()> {
         let conn = self.conn;
@@ -228,10 +275,27 @@ impl<'a> Tx<'a> {
     }
 }
 
-impl Deref for Tx<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        self.conn
+/// A read connection of the store (see [`Store::reader`]): the store's read functions take
+/// it, and only they see the connection inside.
+pub struct Reader {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader").finish_non_exhaustive()
+    }
+}
+
+impl Reader {
+    pub(in crate::store) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The connection, for the read code outside the store that is still being moved into
+    /// it; made store-private once none is left.
+    pub(crate) fn raw(&self) -> &Connection {
+        &self.conn
     }
 }
 
@@ -359,14 +423,22 @@ impl Store {
         &self.settings
     }
 
-    /// A new read connection (WAL: reads never wait for the writer). Writing through it is
-    /// refused: every write goes through the writer thread.
-    pub fn reader(&self) -> Result<Connection, StoreError> {
+    /// A new reader (WAL: reads never wait for the writer), for the store's read functions.
+    pub fn reader(&self) -> Result<Reader, StoreError> {
+        Ok(Reader {
+            conn: self.inspect()?,
+        })
+    }
+
+    /// A bare read-only SQLite connection to the database, for tests and benchmarks that
+    /// look at the tables themselves. The service reads through [`Store::reader`].
+    pub fn inspect(&self) -> Result<Connection, StoreError> {
         let conn = Connection::open_with_flags(
             &*self.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         schema::configure(&conn)?;
+        // Writing through it is refused: every write goes through the writer thread.
         conn.pragma_update(None, "query_only", true)?;
         Ok(conn)
     }

@@ -1,6 +1,6 @@
 //! The outbox as the uplink and the operators see it.
 
-use super::Tx;
+use super::{Reader, Tx};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// An event due for an attempt.
@@ -87,11 +87,12 @@ pub fn enqueue_new(
 /// An event of a hold waits while an earlier event of the same hold is still pending for
 /// this upstream (`sample.failed` before its `hold.*`); nothing else waits for anything.
 pub fn due(
-    conn: &Connection,
+    reader: &Reader,
     upstream: &str,
     now_ms: i64,
     limit: usize,
 ) -> rusqlite::Result<Vec<DueEvent>> {
+    let conn = reader.conn();
     conn.prepare_cached(
         // INDEXED BY: left to itself SQLite takes `outbox_due` and sorts every due row by id.
         // The join brings the reading of an event whose body is built when sent.
@@ -144,7 +145,7 @@ pub fn freeze_bodies(tx: &Tx<'_>, reading: i64) -> rusqlite::Result<usize> {
         .query_map(params![reading, LAZY_BODY], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     for (id, event_id) in &lazy {
-        let body = built_body(tx, reading, event_id)?;
+        let body = built_body(tx.conn(), reading, event_id)?;
         tx.prepare_cached("UPDATE outbox SET body = ?1 WHERE id = ?2")?
             .execute(params![body, id])?;
     }
@@ -153,10 +154,11 @@ pub fn freeze_bodies(tx: &Tx<'_>, reading: i64) -> rusqlite::Result<usize> {
 
 /// The earliest retry time after `now_ms` of a pending event of `upstream`.
 pub fn next_due_after(
-    conn: &Connection,
+    reader: &Reader,
     upstream: &str,
     now_ms: i64,
 ) -> rusqlite::Result<Option<i64>> {
+    let conn = reader.conn();
     conn.prepare_cached(
         "SELECT min(next_attempt_ms) FROM outbox
          WHERE status = 'pending' AND upstream = ?1 AND next_attempt_ms > ?2",
@@ -353,7 +355,8 @@ pub struct OutboxCounts {
 
 /// Read from `outbox_upstreams` and the first pending event of each upstream: a scrape
 /// costs the same at a year of events as on the first day.
-pub fn counts(conn: &Connection) -> rusqlite::Result<Vec<OutboxCounts>> {
+pub fn counts(reader: &Reader) -> rusqlite::Result<Vec<OutboxCounts>> {
+    let conn = reader.conn();
     let mut out: Vec<OutboxCounts> = conn
         .prepare_cached(
             "SELECT upstream, pending, delivered, dead, last_error FROM outbox_upstreams
@@ -417,10 +420,11 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
 
 /// Outbox rows, oldest first, optionally of one status.
 pub fn list(
-    conn: &Connection,
+    reader: &Reader,
     status: Option<&str>,
     limit: usize,
 ) -> rusqlite::Result<Vec<OutboxRow>> {
+    let conn = reader.conn();
     conn.prepare_cached(&format!(
         "SELECT {ROW_COLUMNS} FROM outbox WHERE (?1 IS NULL OR status = ?1) ORDER BY id LIMIT ?2"
     ))?
@@ -432,7 +436,8 @@ pub fn list(
 }
 
 /// One outbox row by id.
-pub fn get(conn: &Connection, id: i64) -> rusqlite::Result<Option<OutboxRow>> {
+pub fn get(reader: &Reader, id: i64) -> rusqlite::Result<Option<OutboxRow>> {
+    let conn = reader.conn();
     use rusqlite::OptionalExtension;
     conn.prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM outbox WHERE id = ?1"))?
         .query_row([id], row)

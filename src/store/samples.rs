@@ -505,7 +505,7 @@ fn correct_reading(
                     },
                 )?;
             }
-            let history = hold_history(tx, hold)?;
+            let history = hold_history(tx.conn(), hold)?;
             let h = Some((hold.as_str(), status.as_str(), history.as_slice()));
             events += queue_revision(tx, settings, &cx, "sample.failed", revision, h, now_ms)?;
             if to_review {
@@ -547,7 +547,7 @@ fn correct_reading(
     if settings.routes.iter().any(takes_all) {
         let h = match &s.hold {
             Some((hold, _)) => {
-                let history = hold_history(tx, hold)?;
+                let history = hold_history(tx.conn(), hold)?;
                 let status: String =
                     tx.query_row("SELECT status FROM holds WHERE id = ?1", [hold], |r| {
                         r.get(0)

@@ -68,9 +68,9 @@ pub struct UplinkHandle {
 
 impl UplinkHandle {
     /// Counts from the store, last errors from the workers.
-    pub fn stats(&self, conn: &rusqlite::Connection) -> rusqlite::Result<Vec<UplinkStats>> {
+    pub fn stats(&self, reader: &crate::store::Reader) -> rusqlite::Result<Vec<UplinkStats>> {
         let now = now_ms();
-        let counts = outbox::counts(conn)?;
+        let counts = outbox::counts(reader)?;
         let mut out = Vec::new();
         for (name, state) in self.states.iter() {
             let c = counts.iter().find(|c| &c.upstream == name);

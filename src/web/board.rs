@@ -7,7 +7,7 @@
 
 use super::dashboard::hold_words;
 use super::html::{esc, page, respond};
-use crate::api::AppState;
+use crate::http::AppState;
 use crate::judge::Reference;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -148,10 +148,10 @@ pub async fn board(State(state): State<AppState>, Path(code): Path<String>) -> R
     let c = code.clone();
     let data = state
         .read(move |conn| {
-            let Some(name) = market_name(conn, &c)? else {
+            let Some(name) = market_name(conn.raw(), &c)? else {
                 return Ok(None);
             };
-            Ok(Some((name, board_rows(conn, &c, today)?)))
+            Ok(Some((name, board_rows(conn.raw(), &c, today)?)))
         })
         .await;
     let (name, rows) = match data {

@@ -8,10 +8,10 @@ use super::html::{esc, message_page, page, respond, url_encode};
 use super::session::csrf_for;
 use super::signin::redirect;
 use super::svg;
-use crate::api::coverage::{coverage_of, Coverage, MarketCoverage};
 use crate::api::ops::{instrument_views, InstrumentView};
-use crate::api::AppState;
 use crate::auth::Role;
+use crate::http::AppState;
+use crate::store::coverage::{coverage_of, Coverage, MarketCoverage};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -54,7 +54,7 @@ impl DayTrend {
 /// `utc_offset`, counted as coverage counts them), read from the per-market-per-day
 /// aggregate. Days after today hold no readings, so the trend ends at today at the latest.
 pub fn trend(
-    conn: &Connection,
+    conn: &crate::store::Reader,
     last_day: NaiveDate,
     days: u32,
     utc_offset: FixedOffset,
@@ -245,7 +245,7 @@ pub async fn dashboard(
         .read(move |conn| {
             let cov = coverage_of(conn, &day)?;
             let trend = trend(conn, date, TREND_DAYS, offset)?;
-            let holds = open_holds(conn, HOLDS_SHOWN)?;
+            let holds = open_holds(conn.raw(), HOLDS_SHOWN)?;
             Ok((cov, trend, holds))
         })
         .await;

@@ -19,8 +19,8 @@ pub mod session;
 pub mod signin;
 pub mod svg;
 
-use crate::api::AppState;
 use crate::auth::Principal;
+use crate::http::AppState;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -49,7 +49,7 @@ pub(crate) async fn signed_in(
     };
     let id = sid.clone();
     let who = state
-        .read(move |conn| Ok(session::session_principal(conn, &id, Utc::now())?))
+        .read(move |conn| Ok(session::session_principal(conn.raw(), &id, Utc::now())?))
         .await
         .map_err(|e| {
             tracing::error!(error = %e.message, "session lookup failed");

@@ -9,8 +9,8 @@ use super::session::{
     self, cookie, create_session, csrf_for, safe_next, same_secret, set_cookie, LOGIN_CSRF_COOKIE,
     SESSION_COOKIE, SESSION_HOURS,
 };
-use crate::api::{ApiError, AppState};
 use crate::auth::{self, hash_token};
+use crate::http::{ApiError, AppState};
 use crate::store::{insert::rfc3339, Tx};
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Query, State};
@@ -152,7 +152,7 @@ pub async fn login(
     let bearer = format!("Bearer {}", f.token.trim());
     let now = Utc::now();
     let who = state
-        .read(move |conn| Ok(auth::authenticate(conn, Some(&bearer), now).ok()))
+        .read(move |conn| Ok(auth::authenticate(conn.raw(), Some(&bearer), now).ok()))
         .await;
     let who = match who {
         Ok(Some(p)) => p,
