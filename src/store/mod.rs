@@ -18,6 +18,7 @@
 //! - [`samples`]: registered samples (the sampling record) and stall corrections, applied to
 //!   the readings already stored, with their corrected events.
 //! - [`coverage`]: the per-market-per-day coverage aggregate, kept by every writing job.
+//! - [`stats`]: the operational reads of `/metrics`, `/healthz` and the instrument list.
 
 pub mod coverage;
 pub mod identity;
@@ -26,6 +27,7 @@ pub mod outbox;
 pub mod retention;
 pub mod samples;
 pub mod schema;
+pub mod stats;
 
 pub use identity::Origin;
 pub use insert::{insert_batch, Batch, Committed, NewReading, Outcome, RawFrame};
