@@ -15,6 +15,7 @@
 
 pub mod coverage;
 pub mod holds;
+pub mod openapi;
 pub mod ops;
 pub mod outbox;
 pub mod ratelimit;

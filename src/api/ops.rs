@@ -1,5 +1,6 @@
 //! Instruments, health, metrics and the OpenAPI document.
 
+use super::openapi::{ErrorBody, Health, InstrumentsPage};
 use super::{ApiError, AppState};
 use crate::auth::Role;
 use crate::store::stats::{self, InstrumentRow, StoreFigures};
@@ -18,12 +19,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct InstrumentView {
     pub id: String,
     pub market: String,
     pub protocol: String,
     pub online: bool,
+    #[schema(format = DateTime)]
     pub last_seen: Option<String>,
     pub serial_number: Option<String>,
     pub firmware: Option<String>,
@@ -35,6 +37,9 @@ pub struct InstrumentView {
 }
 
 /// `GET /api/v1/instruments`: configured and recorded instruments, with live link status.
+#[utoipa::path(get, path = "/api/v1/instruments", operation_id = "list_instruments",
+    summary = "Instruments and their links (scoped)",
+    responses((status = 200, description = "the instruments, by id", body = InstrumentsPage)))]
 pub async fn instruments(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -105,6 +110,12 @@ impl From<InstrumentRow> for InstrumentView {
 }
 
 /// `GET /healthz`: 200 when a write transaction commits within 5 s, else 503.
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", security(()),
+    summary = "200 when the database is writable",
+    responses(
+        (status = 200, description = "ok", body = Health),
+        (status = 503, description = "no write committed within 5 s", body = ErrorBody),
+    ))]
 pub async fn healthz(State(state): State<AppState>) -> Response {
     let probe = state.store().write_async(|tx| stats::health_probe(tx));
     match tokio::time::timeout(Duration::from_secs(5), probe).await {
@@ -254,6 +265,10 @@ impl Collector for Scrape {
 }
 
 /// `GET /metrics`: Prometheus text format (version 0.0.4).
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", security(()),
+    summary = "Prometheus metrics",
+    responses((status = 200, description = "Prometheus text format, version 0.0.4", body = String,
+        content_type = "text/plain; version=0.0.4; charset=utf-8")))]
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let uplink = state.uplink();
     let (store, live) = state
@@ -287,86 +302,13 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
     Ok(r)
 }
 
-/// `GET /api/v1/openapi.json`: the OpenAPI 3 document (hand-maintained beside the routes;
-/// a test checks that every route of [`super::router`] is in it).
-pub async fn openapi() -> Json<serde_json::Value> {
-    Json(openapi_document())
-}
-
-pub fn openapi_document() -> serde_json::Value {
-    use serde_json::json;
-    let err = json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
-    let auth_errors = json!({
-        "401": {"description": "no token, or an unknown, expired or revoked one", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-        "403": {"description": "outside the token's role or market scope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-        "429": {"description": "the token's rate limit (rate_limited); Retry-After says when to retry", "headers": {"Retry-After": {"schema": {"type": "integer"}}}, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-    });
-    let with = |mut v: serde_json::Value, extra: &serde_json::Value| {
-        if let (Some(r), Some(e)) = (
-            v.get_mut("responses").and_then(|r| r.as_object_mut()),
-            extra.as_object(),
-        ) {
-            for (k, x) in e {
-                r.insert(k.clone(), x.clone());
-            }
-        }
-        v
-    };
-    let q = |name: &str, desc: &str| json!({"name": name, "in": "query", "required": false, "schema": {"type": "string"}, "description": desc});
-    let row_props: serde_json::Map<String, serde_json::Value> = super::rows::FIELDS
-        .iter()
-        .chain(super::rows::LATER_FIELDS)
-        .map(|f| (f.to_string(), json!({"type": ["string", "number", "null"]})))
-        .collect();
-    json!({
-        "openapi": "3.1.0",
-        "info": {"title": "foodgate", "version": env!("CARGO_PKG_VERSION")},
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Error": {"type": "object", "required": ["error", "message"], "properties": {"error": {"type": "string"}, "message": {"type": "string"}}},
-                "ResultRow": {"type": "object", "required": ["id", "market", "analyte"], "properties": row_props},
-                "RowResult": {"type": "object", "properties": {"index": {"type": "integer"}, "id": {"type": ["string", "null"]}, "status": {"enum": ["stored", "duplicate", "rejected"]}, "verdict": {"type": ["string", "null"]}, "reason": {"type": ["string", "null"]}, "errors": {"type": "array", "items": {"type": "object", "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}}}},
-            }
-        },
-        "security": [{"bearer": []}],
-        "paths": {
-            "/api/v1/results": {
-                "post": with(json!({"summary": "Upload result rows (JSON array of at most 10,000, or text/csv with a header row, UTF-8 or GBK); station, contractor, admin",
-                    "requestBody": {"content": {"application/json": {"schema": {"type": "array", "maxItems": 10000, "items": {"$ref": "#/components/schemas/ResultRow"}}}, "text/csv": {"schema": {"type": "string"}}}},
-                    "responses": {"200": {"description": "one result per row, in order", "content": {"application/json": {"schema": {"type": "object", "properties": {"results": {"type": "array", "items": {"$ref": "#/components/schemas/RowResult"}}}}}}}, "400": err, "413": err, "415": err}}), &auth_errors),
-                "get": with(json!({"summary": "Readings, newest first (scoped)", "parameters": [q("market", "market code"), q("date", "local day YYYY-MM-DD"), q("verdict", "pass|fail|invalid|unknown"), q("analyte", "canonical id or alias"), q("limit", "1..1000, default 100"), q("after", "the `next` cursor of the previous page")],
-                    "responses": {"200": {"description": "{results, next}"}, "400": err}}), &auth_errors),
-            },
-            "/api/v1/samples": {"post": with(json!({"summary": "Register samples (JSON array of at most 10,000 sample records); a correction of a registered sample updates it and the readings already stored; station, contractor (scoped), admin",
-                "requestBody": {"content": {"application/json": {"schema": {"type": "array", "maxItems": 10000, "items": {"type": "object", "required": ["sample_id", "market"], "properties": {"sample_id": {"type": "string"}, "market": {"type": "string"}, "stall": {"type": ["string", "null"]}, "sample_name": {"type": ["string", "null"]}, "category": {"type": ["string", "null"]}, "vendor": {"type": ["string", "null"]}, "supplier": {"type": ["string", "null"]}, "certificate_no": {"type": ["string", "null"]}, "sampled_at": {"type": ["string", "null"], "format": "date-time"}}}}}}},
-                "responses": {"200": {"description": "one result per record, in order: {results: [{index, id, status: stored|duplicate|updated|rejected, readings, errors}]}"}, "400": err, "413": err}}), &auth_errors)},
-            "/api/v1/coverage": {"get": with(json!({"summary": "Daily coverage of every registered market; regulator, admin", "parameters": [q("date", "YYYY-MM-DD, default today"), q("format", "json|csv")],
-                "responses": {"200": {"description": "{date, summary, markets}", "content": {"application/json": {}, "text/csv": {}}}, "400": err}}), &auth_errors)},
-            "/api/v1/holds": {"get": with(json!({"summary": "Holds (scoped)", "parameters": [q("status", "held|confirmed|released|review")], "responses": {"200": {"description": "{holds}"}, "400": err}}), &auth_errors)},
-            "/api/v1/holds/{id}": {"patch": with(json!({"summary": "Set or correct the stall of a hold (audited); station, contractor, admin", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
-                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"stall": {"type": "string"}}}}}}, "responses": {"200": {"description": "the hold"}, "404": err, "422": err}}), &auth_errors)},
-            "/api/v1/holds/{id}/retest": {"post": with(json!({"summary": "Retest a held sample: one result row; station, contractor", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
-                "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ResultRow"}}}}, "responses": {"200": {"description": "the hold with its new status and history, `outcome` and `retest`"}, "404": err, "422": err}}), &auth_errors)},
-            "/api/v1/instruments": {"get": with(json!({"summary": "Instruments and their links (scoped)", "responses": {"200": {"description": "{instruments}"}}}), &auth_errors)},
-            "/api/v1/outbox": {"get": with(json!({"summary": "Outbox events with attempts, next attempt and last answer (admin)", "parameters": [{"name": "status", "in": "query", "schema": {"type": "string", "enum": ["pending", "dead", "delivered"]}}, {"name": "limit", "in": "query", "schema": {"type": "integer"}}], "responses": {"200": {"description": "{events}"}, "400": err}}), &auth_errors)},
-            "/api/v1/outbox/{id}/retry": {"post": with(json!({"summary": "Put a dead event back in the queue (admin, audited)", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}], "responses": {"200": {"description": "the event"}, "404": err, "409": err}}), &auth_errors)},
-            "/api/v1/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3"}}}},
-            "/healthz": {"get": {"summary": "200 when the database is writable", "security": [], "responses": {"200": {"description": "ok"}, "503": err}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": {"200": {"description": "text/plain; version=0.0.4"}}}},
-            "/dashboard": {"get": {"summary": "HTML: the regulators' dashboard (regulator, admin; signed-in session cookie, not a bearer token)", "security": [], "parameters": [q("date", "YYYY-MM-DD, default today"), q("sort", "market|name|district|type|samples|tests|failures|met|last"), q("dir", "asc|desc")],
-                "responses": {"200": {"description": "text/html"}, "303": {"description": "not signed in: to /login?next=…"}, "403": {"description": "text/html: not a regulator or admin"}}}},
-            "/markets/{code}/board": {"get": {"summary": "HTML: a market's public board of today's results (no personal data)", "security": [], "parameters": [{"name": "code", "in": "path", "required": true, "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "text/html"}, "404": {"description": "text/html: no such market"}}}},
-            "/login": {
-                "get": {"summary": "HTML sign-in form; with `code` a one-time sign-in (10 minutes, single use)", "security": [], "parameters": [q("next", "a local path, default /dashboard"), q("code", "one-time sign-in code")],
-                    "responses": {"200": {"description": "text/html form"}, "303": {"description": "signed in: session cookie, to `next`"}, "401": {"description": "text/html: the code is used, expired or unknown"}}},
-                "post": {"summary": "Sign in with a token (form fields token, next, csrf)", "security": [], "requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": {"token": {"type": "string"}, "next": {"type": "string"}, "csrf": {"type": "string"}}}}}},
-                    "responses": {"303": {"description": "signed in: session cookie, to `next`"}, "401": {"description": "text/html: the form again"}, "403": {"description": "text/html: CSRF check failed"}}},
-            },
-            "/logout": {"post": {"summary": "End the session (form field csrf)", "security": [], "responses": {"303": {"description": "to /login"}, "403": {"description": "text/html: CSRF check failed"}}}},
-        }
-    })
+/// `GET /api/v1/openapi.json`: the OpenAPI 3.1 document, generated from the handlers and
+/// their types (see [`super::openapi`]).
+#[utoipa::path(get, path = "/api/v1/openapi.json", operation_id = "openapi", security(()),
+    summary = "This document",
+    responses((status = 200, description = "OpenAPI 3.1", body = Object)))]
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(super::openapi::document())
 }
 
 #[cfg(test)]
