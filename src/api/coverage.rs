@@ -33,7 +33,7 @@ pub struct CoverageQuery {
     params(CoverageQuery),
     responses(
         (status = 200, description = "the day's summary and every market (`format=csv`: the markets as CSV with a header row)", content(
-            (openapi::Coverage = "application/json"),
+            (openapi::CoverageDoc = "application/json"),
             (String = "text/csv"),
         )),
         (status = 400, description = "bad request", body = ErrorBody)

@@ -49,11 +49,11 @@ pub struct HoldView {
     pub market: String,
     pub stall: Option<String>,
     pub sample: SampleView,
-    #[schema(value_type = openapi::Reading)]
+    #[schema(value_type = openapi::ReadingDoc)]
     pub reading: serde_json::Value,
-    #[schema(value_type = openapi::HoldStatus)]
+    #[schema(value_type = openapi::HoldStatusDoc)]
     pub status: String,
-    #[schema(value_type = Vec<openapi::HistoryEntry>)]
+    #[schema(value_type = Vec<openapi::HistoryEntryDoc>)]
     pub history: Vec<HistoryEntry>,
 }
 
@@ -105,7 +105,7 @@ pub struct HoldsQuery {
     summary = "Holds (scoped)",
     params(HoldsQuery),
     responses(
-        (status = 200, description = "the holds", body = openapi::HoldsPage),
+        (status = 200, description = "the holds", body = openapi::HoldsPageDoc),
         (status = 400, description = "bad request", body = ErrorBody)
     ))]
 pub async fn list(
@@ -243,7 +243,7 @@ pub struct RetestAnswer {
 #[utoipa::path(post, path = "/api/v1/holds/{id}/retest", operation_id = "retest_hold",
     summary = "Retest a held sample: one result row; station, contractor",
     params(("id" = String, Path, description = "hold id")),
-    request_body(content = openapi::ResultRow, content_type = "application/json"),
+    request_body(content = openapi::ResultRowDoc, content_type = "application/json"),
     responses(
         (status = 200, description = "the hold with its new status and history, `outcome` and `retest`", body = RetestAnswer),
         (status = 400, description = "bad request", body = ErrorBody),

@@ -135,7 +135,8 @@ impl<T: utoipa::PartialSchema> SchemaOf for T {
 }
 
 /// Schema types of the JSON the handlers build or read by hand. They are never built: each
-/// describes one shape of the wire, beside the code that writes or reads it.
+/// describes one shape of the wire, beside the code that writes or reads it. Each is named
+/// `…Doc` (the crate's own types keep their names) and shown without the suffix.
 #[allow(dead_code)]
 pub mod schemas {
     use crate::api::MAX_ROWS;
@@ -158,7 +159,8 @@ pub mod schemas {
     /// judged as `astm`).
     #[derive(Serialize, ToSchema)]
     #[serde(rename_all = "kebab-case")]
-    pub enum ProtocolName {
+    #[schema(as = ProtocolName)]
+    pub enum ProtocolNameDoc {
         Astm,
         Hl7,
         EnzymePrint,
@@ -167,7 +169,8 @@ pub mod schemas {
     }
 
     #[derive(Serialize, ToSchema)]
-    pub enum QualifierCode {
+    #[schema(as = QualifierCode)]
+    pub enum QualifierCodeDoc {
         #[serde(rename = "<")]
         Below,
         #[serde(rename = ">")]
@@ -179,7 +182,8 @@ pub mod schemas {
     /// What the instrument itself concluded.
     #[derive(Serialize, ToSchema)]
     #[serde(rename_all = "lowercase")]
-    pub enum DeviceVerdictName {
+    #[schema(as = DeviceVerdictName)]
+    pub enum DeviceVerdictNameDoc {
         Positive,
         Negative,
         Invalid,
@@ -188,7 +192,8 @@ pub mod schemas {
     /// foodgate's own judgement of a reading.
     #[derive(Serialize, ToSchema)]
     #[serde(rename_all = "lowercase")]
-    pub enum VerdictName {
+    #[schema(as = VerdictName)]
+    pub enum VerdictNameDoc {
         Pass,
         Fail,
         Invalid,
@@ -197,14 +202,16 @@ pub mod schemas {
 
     #[derive(Serialize, ToSchema)]
     #[serde(rename_all = "lowercase")]
-    pub enum AssayFormat {
+    #[schema(as = AssayFormat)]
+    pub enum AssayFormatDoc {
         Competitive,
         Sandwich,
     }
 
     /// Result status letter: `F` final, `C` correction, `P` preliminary, `X` failed.
     #[derive(Serialize, ToSchema)]
-    pub enum ResultStatus {
+    #[schema(as = ResultStatus)]
+    pub enum ResultStatusDoc {
         F,
         C,
         P,
@@ -214,7 +221,8 @@ pub mod schemas {
     /// One result row of an upload (`POST /api/v1/results`, one JSON object per row, or a CSV
     /// line under a header row of these names). A key left out is null.
     #[derive(Serialize, ToSchema)]
-    pub struct ResultRow {
+    #[schema(as = ResultRow)]
+    pub struct ResultRowDoc {
         /// The uploader's own id, unique per uploader: the same id again is a no-op, with
         /// different content it is rejected.
         pub id: String,
@@ -231,8 +239,8 @@ pub mod schemas {
         /// (As in CSV, the text forms `<0.05`, `>5`, `ND`, `POS` and `NEG` are read too.)
         pub value: Option<f64>,
         pub unit: Option<String>,
-        pub qualifier: Option<QualifierCode>,
-        pub device_verdict: Option<DeviceVerdictName>,
+        pub qualifier: Option<QualifierCodeDoc>,
+        pub device_verdict: Option<DeviceVerdictNameDoc>,
         /// RFC 3339 with an offset.
         #[schema(format = DateTime)]
         pub measured_at: Option<String>,
@@ -244,15 +252,15 @@ pub mod schemas {
         pub c_line: Option<u32>,
         /// Colloidal gold: the T/C × 1000 cut-off.
         pub cutoff: Option<u32>,
-        pub assay_format: Option<AssayFormat>,
+        pub assay_format: Option<AssayFormatDoc>,
         /// Enzyme inhibition: ΔA0.
         pub delta_a0: Option<f64>,
         /// Enzyme inhibition: ΔAt.
         pub delta_at: Option<f64>,
         /// Enzyme inhibition: the inhibition rate recomputed from ΔA0 and ΔAt.
         pub recomputed_rate: Option<f64>,
-        pub result_status: Option<ResultStatus>,
-        pub protocol: Option<ProtocolName>,
+        pub result_status: Option<ResultStatusDoc>,
+        pub protocol: Option<ProtocolNameDoc>,
         /// When the reading first reached a foodgate (a station forwarding to its hub sends
         /// it): RFC 3339, not in the future.
         #[schema(format = DateTime)]
@@ -260,10 +268,10 @@ pub mod schemas {
     }
 
     /// The body of `POST /api/v1/results` as JSON: at most [`MAX_ROWS`] rows.
-    pub struct ResultRows;
+    pub struct ResultRowsDoc;
 
     /// The body of `POST /api/v1/samples`: at most [`MAX_ROWS`] records.
-    pub struct SampleRecords;
+    pub struct SampleRecordsDoc;
 
     /// An array of at most [`MAX_ROWS`] `T` (the derive has no bound for a wrapped `Vec`).
     fn at_most_max_rows<T: ToSchema>() -> RefOr<Schema> {
@@ -278,33 +286,42 @@ pub mod schemas {
         T::schemas(schemas);
     }
 
-    impl PartialSchema for ResultRows {
+    impl PartialSchema for ResultRowsDoc {
         fn schema() -> RefOr<Schema> {
-            at_most_max_rows::<ResultRow>()
+            at_most_max_rows::<ResultRowDoc>()
         }
     }
 
-    impl ToSchema for ResultRows {
+    impl ToSchema for ResultRowsDoc {
+        fn name() -> std::borrow::Cow<'static, str> {
+            "ResultRows".into()
+        }
+
         fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-            with_item::<ResultRow>(schemas);
+            with_item::<ResultRowDoc>(schemas);
         }
     }
 
-    impl PartialSchema for SampleRecords {
+    impl PartialSchema for SampleRecordsDoc {
         fn schema() -> RefOr<Schema> {
-            at_most_max_rows::<SampleRecord>()
+            at_most_max_rows::<SampleRecordDoc>()
         }
     }
 
-    impl ToSchema for SampleRecords {
+    impl ToSchema for SampleRecordsDoc {
+        fn name() -> std::borrow::Cow<'static, str> {
+            "SampleRecords".into()
+        }
+
         fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-            with_item::<SampleRecord>(schemas);
+            with_item::<SampleRecordDoc>(schemas);
         }
     }
 
     /// The numeric threshold a verdict was reached with.
     #[derive(Serialize, ToSchema)]
-    pub struct AppliedLimit {
+    #[schema(as = AppliedLimit)]
+    pub struct AppliedLimitDoc {
         pub value: f64,
         pub unit: String,
         pub source: String,
@@ -314,7 +331,8 @@ pub mod schemas {
     /// value are null; method details appear where the method has them, and more keys may
     /// appear.
     #[derive(Serialize, ToSchema)]
-    pub struct Reading {
+    #[schema(as = Reading)]
+    pub struct ReadingDoc {
         /// The wire protocol it was decoded from; null for an uploaded reading.
         pub protocol: Option<String>,
         pub instrument: Option<String>,
@@ -327,19 +345,19 @@ pub mod schemas {
         pub method: Option<String>,
         pub value: Option<f64>,
         pub unit: Option<String>,
-        pub qualifier: Option<QualifierCode>,
-        pub device_verdict: Option<DeviceVerdictName>,
+        pub qualifier: Option<QualifierCodeDoc>,
+        pub device_verdict: Option<DeviceVerdictNameDoc>,
         #[schema(format = DateTime)]
         pub measured_at: Option<String>,
         pub category: Option<String>,
-        pub verdict: VerdictName,
+        pub verdict: VerdictNameDoc,
         /// One sentence: the rule or limit applied, or why none could be.
         pub reason: String,
-        pub limit: Option<AppliedLimit>,
+        pub limit: Option<AppliedLimitDoc>,
         pub t_line: Option<u32>,
         pub c_line: Option<u32>,
         pub cutoff: Option<u32>,
-        pub assay_format: Option<AssayFormat>,
+        pub assay_format: Option<AssayFormatDoc>,
         pub delta_a0: Option<f64>,
         pub delta_at: Option<f64>,
         pub recomputed_rate: Option<f64>,
@@ -347,9 +365,10 @@ pub mod schemas {
 
     /// One reading of `GET /api/v1/results`: the reading and where it was stored.
     #[derive(Serialize, ToSchema)]
-    pub struct ResultView {
+    #[schema(as = ResultView)]
+    pub struct ResultViewDoc {
         #[serde(flatten)]
-        pub reading: Reading,
+        pub reading: ReadingDoc,
         /// The reading's identity.
         pub id: String,
         pub market: String,
@@ -362,15 +381,17 @@ pub mod schemas {
 
     /// A page of `GET /api/v1/results`, newest first.
     #[derive(Serialize, ToSchema)]
-    pub struct ResultsPage {
-        pub results: Vec<ResultView>,
+    #[schema(as = ResultsPage)]
+    pub struct ResultsPageDoc {
+        pub results: Vec<ResultViewDoc>,
         /// The `after` of the next page; null on the last one.
         pub next: Option<String>,
     }
 
     /// One sample record of `POST /api/v1/samples` (the sampling record).
     #[derive(Serialize, ToSchema)]
-    pub struct SampleRecord {
+    #[schema(as = SampleRecord)]
+    pub struct SampleRecordDoc {
         /// Readings find their sample by it.
         pub sample_id: String,
         pub market: String,
@@ -391,7 +412,8 @@ pub mod schemas {
     /// What became of one uploaded row.
     #[derive(Serialize, ToSchema)]
     #[serde(rename_all = "lowercase")]
-    pub enum RowStatus {
+    #[schema(as = RowStatus)]
+    pub enum RowStatusDoc {
         Stored,
         Duplicate,
         Rejected,
@@ -400,7 +422,8 @@ pub mod schemas {
     /// What became of one sample record.
     #[derive(Serialize, ToSchema)]
     #[serde(rename_all = "lowercase")]
-    pub enum SampleStatus {
+    #[schema(as = SampleStatus)]
+    pub enum SampleStatusDoc {
         /// The first registration.
         Stored,
         /// Same content as registered: nothing changed.
@@ -412,7 +435,8 @@ pub mod schemas {
 
     #[derive(Serialize, ToSchema)]
     #[serde(rename_all = "lowercase")]
-    pub enum HoldStatus {
+    #[schema(as = HoldStatus)]
+    pub enum HoldStatusDoc {
         Held,
         Confirmed,
         Released,
@@ -422,10 +446,11 @@ pub mod schemas {
 
     /// One entry of a hold's history.
     #[derive(Serialize, ToSchema)]
-    pub struct HistoryEntry {
+    #[schema(as = HistoryEntry)]
+    pub struct HistoryEntryDoc {
         #[schema(format = DateTime)]
         pub at: String,
-        pub status: HoldStatus,
+        pub status: HoldStatusDoc,
         /// Who made the change (a token's name, or `foodgate`).
         pub by: String,
         pub reason: String,
@@ -433,19 +458,22 @@ pub mod schemas {
 
     /// `GET /api/v1/holds`, newest first, at most 1000.
     #[derive(Serialize, ToSchema)]
-    pub struct HoldsPage {
+    #[schema(as = HoldsPage)]
+    pub struct HoldsPageDoc {
         pub holds: Vec<super::holds::HoldView>,
     }
 
     /// `GET /api/v1/instruments`, by id.
     #[derive(Serialize, ToSchema)]
-    pub struct InstrumentsPage {
+    #[schema(as = InstrumentsPage)]
+    pub struct InstrumentsPageDoc {
         pub instruments: Vec<super::ops::InstrumentView>,
     }
 
     #[derive(Serialize, ToSchema)]
     #[serde(rename_all = "lowercase")]
-    pub enum OutboxStatus {
+    #[schema(as = OutboxStatus)]
+    pub enum OutboxStatusDoc {
         Pending,
         Dead,
         Delivered,
@@ -453,14 +481,15 @@ pub mod schemas {
 
     /// One outbox event.
     #[derive(Serialize, ToSchema)]
-    pub struct OutboxEvent {
+    #[schema(as = OutboxEvent)]
+    pub struct OutboxEventDoc {
         pub id: i64,
         pub event_id: String,
         pub upstream: String,
         /// The event type, e.g. `reading` or `hold.confirmed`.
         #[serde(rename = "type")]
         pub kind: String,
-        pub status: OutboxStatus,
+        pub status: OutboxStatusDoc,
         pub attempts: u32,
         #[schema(format = DateTime)]
         pub created_at: Option<String>,
@@ -473,13 +502,15 @@ pub mod schemas {
 
     /// `GET /api/v1/outbox`, oldest first.
     #[derive(Serialize, ToSchema)]
-    pub struct OutboxPage {
-        pub events: Vec<OutboxEvent>,
+    #[schema(as = OutboxPage)]
+    pub struct OutboxPageDoc {
+        pub events: Vec<OutboxEventDoc>,
     }
 
     /// One market's coverage on one day.
     #[derive(Serialize, ToSchema)]
-    pub struct MarketCoverage {
+    #[schema(as = MarketCoverage)]
+    pub struct MarketCoverageDoc {
         pub market: String,
         pub name: String,
         pub district: String,
@@ -497,7 +528,8 @@ pub mod schemas {
 
     /// All markets together on one day.
     #[derive(Serialize, ToSchema)]
-    pub struct CoverageSummary {
+    #[schema(as = CoverageSummary)]
+    pub struct CoverageSummaryDoc {
         pub markets: u64,
         pub markets_tested: u64,
         pub markets_met_quota: u64,
@@ -508,17 +540,19 @@ pub mod schemas {
 
     /// `GET /api/v1/coverage`: the day's summary and every registered market, tested or not.
     #[derive(Serialize, ToSchema)]
-    pub struct Coverage {
+    #[schema(as = Coverage)]
+    pub struct CoverageDoc {
         /// The local day, `YYYY-MM-DD`.
         #[schema(format = Date)]
         pub date: String,
-        pub summary: CoverageSummary,
-        pub markets: Vec<MarketCoverage>,
+        pub summary: CoverageSummaryDoc,
+        pub markets: Vec<MarketCoverageDoc>,
     }
 
     /// `GET /healthz` when the database committed a write.
     #[derive(Serialize, ToSchema)]
-    pub struct Health {
+    #[schema(as = Health)]
+    pub struct HealthDoc {
         /// `ok`.
         pub status: String,
         /// Registered markets.
@@ -527,7 +561,8 @@ pub mod schemas {
 
     /// The sign-in form (`POST /login`).
     #[derive(Serialize, ToSchema)]
-    pub struct LoginForm {
+    #[schema(as = LoginForm)]
+    pub struct LoginFormDoc {
         pub token: String,
         /// A local path to go to once signed in, default `/dashboard`.
         pub next: Option<String>,
@@ -537,7 +572,8 @@ pub mod schemas {
 
     /// The sign-out form (`POST /logout`).
     #[derive(Serialize, ToSchema)]
-    pub struct LogoutForm {
+    #[schema(as = LogoutForm)]
+    pub struct LogoutFormDoc {
         /// The form's CSRF token.
         pub csrf: String,
     }
@@ -547,7 +583,7 @@ pub mod schemas {
 /// describes without depending on.
 #[allow(dead_code)]
 mod pages {
-    use super::schemas::{LoginForm, LogoutForm};
+    use super::schemas::{LoginFormDoc, LogoutFormDoc};
 
     /// HTML: the regulators' dashboard (regulator, admin; signed-in session cookie, not a
     /// bearer token)
@@ -588,7 +624,7 @@ mod pages {
 
     /// Sign in with a token (form fields token, next, csrf)
     #[utoipa::path(post, path = "/login", operation_id = "login", security(()),
-        request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
+        request_body(content = LoginFormDoc, content_type = "application/x-www-form-urlencoded"),
         responses(
             (status = 303, description = "signed in: session cookie, to `next`"),
             (status = 401, description = "the form again", body = String, content_type = "text/html"),
@@ -598,7 +634,7 @@ mod pages {
 
     /// End the session (form field csrf)
     #[utoipa::path(post, path = "/logout", operation_id = "logout", security(()),
-        request_body(content = LogoutForm, content_type = "application/x-www-form-urlencoded"),
+        request_body(content = LogoutFormDoc, content_type = "application/x-www-form-urlencoded"),
         responses(
             (status = 303, description = "to /login"),
             (status = 403, description = "CSRF check failed", body = String, content_type = "text/html"),

@@ -1,6 +1,6 @@
 //! Instruments, health, metrics and the OpenAPI document.
 
-use super::openapi::{ErrorBody, Health, InstrumentsPage};
+use super::openapi::{ErrorBody, HealthDoc, InstrumentsPageDoc};
 use super::{ApiError, AppState};
 use crate::auth::Role;
 use crate::store::stats::{self, InstrumentRow, StoreFigures};
@@ -39,7 +39,7 @@ pub struct InstrumentView {
 /// `GET /api/v1/instruments`: configured and recorded instruments, with live link status.
 #[utoipa::path(get, path = "/api/v1/instruments", operation_id = "list_instruments",
     summary = "Instruments and their links (scoped)",
-    responses((status = 200, description = "the instruments, by id", body = InstrumentsPage)))]
+    responses((status = 200, description = "the instruments, by id", body = InstrumentsPageDoc)))]
 pub async fn instruments(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -113,7 +113,7 @@ impl From<InstrumentRow> for InstrumentView {
 #[utoipa::path(get, path = "/healthz", operation_id = "healthz", security(()),
     summary = "200 when the database is writable",
     responses(
-        (status = 200, description = "ok", body = Health),
+        (status = 200, description = "ok", body = HealthDoc),
         (status = 503, description = "no write committed within 5 s", body = ErrorBody),
     ))]
 pub async fn healthz(State(state): State<AppState>) -> Response {

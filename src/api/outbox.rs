@@ -1,7 +1,7 @@
 //! `GET /api/v1/outbox`, `POST /api/v1/outbox/{id}/retry` (admin): why events wait, and
 //! putting a dead one back in the queue (after fixing a secret, say).
 
-use super::openapi::{ErrorBody, OutboxEvent, OutboxPage, OutboxStatus};
+use super::openapi::{ErrorBody, OutboxEventDoc, OutboxPageDoc, OutboxStatusDoc};
 use super::{ApiError, AppState};
 use crate::auth::{audit, Role};
 use crate::store::insert::rfc3339;
@@ -15,7 +15,7 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct OutboxQuery {
-    #[param(value_type = Option<OutboxStatus>)]
+    #[param(value_type = Option<OutboxStatusDoc>)]
     status: Option<String>,
     /// 1..10000, default 1000
     limit: Option<u32>,
@@ -46,7 +46,7 @@ fn view(r: &OutboxRow) -> serde_json::Value {
     summary = "Outbox events with attempts, next attempt and last answer (admin)",
     params(OutboxQuery),
     responses(
-        (status = 200, description = "the events", body = OutboxPage),
+        (status = 200, description = "the events", body = OutboxPageDoc),
         (status = 400, description = "bad request", body = ErrorBody)
     ))]
 pub async fn list(
@@ -77,7 +77,7 @@ pub async fn list(
     summary = "Put a dead event back in the queue (admin, audited)",
     params(("id" = i64, Path, description = "outbox event id")),
     responses(
-        (status = 200, description = "the event", body = OutboxEvent),
+        (status = 200, description = "the event", body = OutboxEventDoc),
         (status = 404, description = "not found", body = ErrorBody),
         (status = 409, description = "conflict", body = ErrorBody)
     ))]

@@ -1,6 +1,6 @@
 //! `POST /api/v1/results` (upload rows → judged, stored readings) and `GET /api/v1/results`.
 
-use super::openapi::{ErrorBody, ResultRows, ResultsPage, RowStatus, VerdictName};
+use super::openapi::{ErrorBody, ResultRowsDoc, ResultsPageDoc, RowStatusDoc, VerdictNameDoc};
 use super::rows::{self, Cells, FieldError, Row};
 use super::{ApiError, AppState, MAX_ROWS};
 use crate::auth::{audit, Principal, Role};
@@ -20,9 +20,9 @@ use std::sync::Arc;
 pub struct RowResult {
     pub index: usize,
     pub id: Option<String>,
-    #[schema(value_type = RowStatus)]
+    #[schema(value_type = RowStatusDoc)]
     pub status: &'static str,
-    #[schema(value_type = Option<VerdictName>)]
+    #[schema(value_type = Option<VerdictNameDoc>)]
     pub verdict: Option<&'static str>,
     pub reason: Option<String>,
     pub errors: Vec<FieldError>,
@@ -297,7 +297,7 @@ pub struct UploadAnswer {
 #[utoipa::path(post, path = "/api/v1/results", operation_id = "upload_results",
     summary = "Upload result rows (JSON array of at most 10,000, or text/csv with a header row, UTF-8 or GBK); station, contractor, admin",
     request_body(content(
-        (ResultRows = "application/json"),
+        (ResultRowsDoc = "application/json"),
         (String = "text/csv"),
     )),
     responses(
@@ -365,7 +365,7 @@ pub struct ListQuery {
     summary = "Readings, newest first (scoped)",
     params(ListQuery),
     responses(
-        (status = 200, description = "a page of readings", body = ResultsPage),
+        (status = 200, description = "a page of readings", body = ResultsPageDoc),
         (status = 400, description = "bad request", body = ErrorBody)
     ))]
 pub async fn list(

@@ -8,7 +8,7 @@
 //! the number of readings already stored that the registration completed or corrected. What a
 //! registration does to readings, holds and upstreams: [`crate::store::samples`].
 
-use super::openapi::{ErrorBody, SampleRecords, SampleStatus};
+use super::openapi::{ErrorBody, SampleRecordsDoc, SampleStatusDoc};
 use super::rows::{self, FieldError};
 use super::{ApiError, AppState, MAX_ROWS};
 use crate::auth::{audit, Principal, Role};
@@ -29,7 +29,7 @@ const MAX_FIELD: usize = 1024;
 pub struct SampleResult {
     pub index: usize,
     pub id: Option<String>,
-    #[schema(value_type = SampleStatus)]
+    #[schema(value_type = SampleStatusDoc)]
     pub status: &'static str,
     /// Readings already stored that the registration completed or corrected.
     pub readings: usize,
@@ -174,7 +174,7 @@ fn prepare(
 /// `POST /api/v1/samples`.
 #[utoipa::path(post, path = "/api/v1/samples", operation_id = "register_samples",
     summary = "Register samples (JSON array of at most 10,000 sample records); a correction of a registered sample updates it and the readings already stored; station, contractor (scoped), admin",
-    request_body(content = SampleRecords, content_type = "application/json"),
+    request_body(content = SampleRecordsDoc, content_type = "application/json"),
     responses(
         (status = 200, description = "one result per record, in order", body = SamplesAnswer),
         (status = 400, description = "bad request", body = ErrorBody),
