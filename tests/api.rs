@@ -7,7 +7,7 @@ use foodgate::http::AppState;
 use foodgate::judge::Judge;
 use foodgate::store::{Store, StoreSettings};
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
@@ -1226,4 +1226,217 @@ async fn outbox_is_listed_and_a_dead_event_retried_by_an_admin() {
         )
         .expect("audit row");
     assert_eq!(actor, "adm");
+}
+
+/// `$ref` `#/components/schemas/X` of `doc`, followed until a schema that is not a reference.
+fn resolve<'a>(doc: &'a Value, mut schema: &'a Value) -> &'a Value {
+    for _ in 0..32 {
+        let Some(r) = schema.get("$ref").and_then(Value::as_str) else {
+            return schema;
+        };
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("a reference outside the components: {r}"));
+        schema = doc["components"]["schemas"]
+            .get(name)
+            .unwrap_or_else(|| panic!("{r} names no schema"));
+    }
+    panic!("a cycle of references");
+}
+
+/// The non-null JSON types a property schema allows, through references and `oneOf`,
+/// `anyOf` and `allOf`.
+fn types_of(doc: &Value, schema: &Value, out: &mut BTreeSet<String>) {
+    let schema = resolve(doc, schema);
+    match &schema["type"] {
+        Value::String(t) => {
+            out.insert(t.clone());
+        }
+        Value::Array(ts) => out.extend(ts.iter().filter_map(Value::as_str).map(String::from)),
+        _ => {}
+    }
+    for key in ["oneOf", "anyOf", "allOf"] {
+        for s in schema[key].as_array().into_iter().flatten() {
+            types_of(doc, s, out);
+        }
+    }
+    out.remove("null");
+}
+
+/// The properties of an object schema, its `allOf` members' included.
+fn properties_of<'a>(doc: &'a Value, schema: &'a Value, out: &mut Vec<(String, &'a Value)>) {
+    let schema = resolve(doc, schema);
+    for (k, v) in schema["properties"].as_object().into_iter().flatten() {
+        out.push((k.clone(), v));
+    }
+    for s in schema["allOf"].as_array().into_iter().flatten() {
+        properties_of(doc, s, out);
+    }
+}
+
+/// Every media type of `content` has a schema.
+fn every_content_has_a_schema(content: &Value, what: &str) {
+    let content = content
+        .as_object()
+        .unwrap_or_else(|| panic!("{what}: no content"));
+    assert!(!content.is_empty(), "{what}: no content");
+    for (media, c) in content {
+        assert!(
+            c.get("schema").is_some_and(Value::is_object),
+            "{what} {media}: no schema"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_is_3_1_with_a_typed_schema_for_every_body() {
+    use std::collections::BTreeSet as Set;
+    let app = start("api-openapi").await;
+    let r = app.get("/api/v1/openapi.json", None).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.headers.to_ascii_lowercase().contains("application/json"),
+        "{}",
+        r.headers
+    );
+    let doc = r.json();
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "openapi {}",
+        doc["openapi"]
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"],
+        json!({"type": "http", "scheme": "bearer"})
+    );
+    assert_eq!(doc["security"], json!([{"bearer": []}]));
+    let error_ref = json!({"$ref": "#/components/schemas/Error"});
+    let error = resolve(&doc, &error_ref);
+    assert_eq!(error["required"], json!(["error", "message"]));
+
+    // Operations whose success is a redirect (the sign-in forms) answer no 200 or 201.
+    let redirects: Set<(&str, &str)> = [("post", "/login"), ("post", "/logout")].into();
+    let mut operation_ids = Set::new();
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            let what = format!("{} {path}", method.to_uppercase());
+            operations += 1;
+            let id = op["operationId"].as_str().unwrap_or_default();
+            assert!(
+                operation_ids.insert(id.to_string()),
+                "{what}: operationId {id:?} again"
+            );
+            let responses = op["responses"].as_object().expect("responses");
+            match ["200", "201"].iter().find_map(|c| responses.get(*c)) {
+                Some(ok) => every_content_has_a_schema(&ok["content"], &what),
+                None => {
+                    assert!(
+                        redirects.contains(&(method.as_str(), path.as_str()))
+                            && responses.contains_key("303"),
+                        "{what}: no 200 or 201 response"
+                    );
+                }
+            }
+            if let Some(body) = op.get("requestBody") {
+                every_content_has_a_schema(&body["content"], &format!("{what} request"));
+            }
+            // Public operations say so; every other one may answer the token's errors.
+            if op["security"] != json!([]) {
+                for code in ["401", "403", "429"] {
+                    assert!(responses.contains_key(code), "{what}: no {code}");
+                }
+            }
+        }
+    }
+    assert!(operations >= 18, "{operations} operations");
+
+    // Every property of every component has one type (null aside): a number is a number.
+    for (name, schema) in doc["components"]["schemas"].as_object().expect("schemas") {
+        let mut props = Vec::new();
+        properties_of(&doc, schema, &mut props);
+        for (prop, s) in props {
+            let mut types = Set::new();
+            types_of(&doc, s, &mut types);
+            assert_eq!(types.len(), 1, "{name}.{prop}: types {types:?} in {s}");
+        }
+    }
+    let one_type = |schema: &str, prop: &str| {
+        let mut props = Vec::new();
+        properties_of(&doc, &doc["components"]["schemas"][schema], &mut props);
+        let (_, s) = props
+            .into_iter()
+            .find(|(p, _)| p == prop)
+            .unwrap_or_else(|| panic!("{schema}.{prop} missing"));
+        let mut types = Set::new();
+        types_of(&doc, s, &mut types);
+        types.into_iter().next().unwrap_or_default()
+    };
+    assert_eq!(one_type("ResultRow", "value"), "number");
+    assert_eq!(one_type("ResultView", "value"), "number");
+    assert_eq!(one_type("ResultRow", "t_line"), "integer");
+
+    // The upload row's schema has exactly the columns the API reads.
+    let mut props = Vec::new();
+    properties_of(&doc, &doc["components"]["schemas"]["ResultRow"], &mut props);
+    let documented: Set<String> = props.into_iter().map(|(p, _)| p).collect();
+    let read: Set<String> = foodgate::api::rows::FIELDS
+        .iter()
+        .chain(foodgate::api::rows::LATER_FIELDS)
+        .map(|f| f.to_string())
+        .collect();
+    assert_eq!(documented, read);
+    let upload = &doc["paths"]["/api/v1/results"]["post"]["requestBody"]["content"];
+    assert_eq!(
+        resolve(&doc, &upload["application/json"]["schema"])["maxItems"],
+        10_000
+    );
+    assert_eq!(upload["text/csv"]["schema"]["type"], "string");
+}
+
+/// The document against a real OpenAPI 3.1 validator, when one is installed: Python's
+/// `openapi-spec-validator` (`pip install openapi-spec-validator`). Skipped, and says so,
+/// when Python or the package is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_passes_openapi_spec_validator() {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let probe = std::process::Command::new(&python)
+        .args(["-c", "import openapi_spec_validator"])
+        .output();
+    match probe {
+        Ok(o) if o.status.success() => {}
+        _ => {
+            eprintln!(
+                "skipped: {python} with openapi-spec-validator is not installed \
+                 (pip install openapi-spec-validator)"
+            );
+            return;
+        }
+    }
+    let app = start("api-openapi-validator").await;
+    let r = app.get("/api/v1/openapi.json", None).await;
+    assert_eq!(r.status, 200);
+    let dir = temp_dir("openapi-validator");
+    let file = dir.join("openapi.json");
+    std::fs::write(&file, &r.body).expect("write the document");
+    let out = std::process::Command::new(&python)
+        .args([
+            "-c",
+            "import json, sys\n\
+             from openapi_spec_validator import OpenAPIV31SpecValidator, validate\n\
+             doc = json.load(open(sys.argv[1]))\n\
+             validate(doc, cls=OpenAPIV31SpecValidator)\n\
+             print('valid OpenAPI 3.1')",
+        ])
+        .arg(&file)
+        .output()
+        .expect("run the validator");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -7,6 +7,7 @@
 //! tested, with every registered market listed, tested or not.
 //! A superseded reading (replaced by a correction) is not counted: the correction is the test.
 
+use super::openapi::{self, ErrorBody};
 use crate::auth::Role;
 use crate::http::{csv_response, ApiError, AppState};
 use axum::extract::{Query, State};
@@ -18,12 +19,25 @@ use serde::Deserialize;
 
 pub use crate::store::coverage::{coverage_of, Coverage, MarketCoverage, Summary};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CoverageQuery {
+    /// YYYY-MM-DD, default today
     date: Option<String>,
+    /// json|csv
     format: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/coverage", operation_id = "coverage",
+    summary = "Daily coverage of every registered market; regulator, admin",
+    params(CoverageQuery),
+    responses(
+        (status = 200, description = "the day's summary and every market (`format=csv`: the markets as CSV with a header row)", content(
+            (openapi::CoverageDoc = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "bad request", body = ErrorBody)
+    ))]
 pub async fn coverage(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -17,6 +17,7 @@
 //! were never committed, so no one saw them) and the hold's own event goes out instead.
 //! Hold events go to `format = "events"` upstreams, after the hold's earlier events.
 
+use super::openapi::{self, ErrorBody};
 use super::results::{prepare, store_rows, RowResult};
 use super::rows::{self, FieldError};
 use crate::auth::{audit, Role};
@@ -35,21 +36,24 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SampleView {
     pub id: Option<String>,
     pub name: Option<String>,
     pub category: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HoldView {
     pub id: String,
     pub market: String,
     pub stall: Option<String>,
     pub sample: SampleView,
+    #[schema(value_type = openapi::ReadingDoc)]
     pub reading: serde_json::Value,
+    #[schema(value_type = openapi::HoldStatusDoc)]
     pub status: String,
+    #[schema(value_type = Vec<openapi::HistoryEntryDoc>)]
     pub history: Vec<HistoryEntry>,
 }
 
@@ -89,12 +93,21 @@ pub fn load_hold(conn: &Connection, id: &str) -> rusqlite::Result<Option<HoldVie
         .optional()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HoldsQuery {
+    /// held|confirmed|released|review
     status: Option<String>,
 }
 
 /// `GET /api/v1/holds?status=`: newest first, at most 1000.
+#[utoipa::path(get, path = "/api/v1/holds", operation_id = "list_holds",
+    summary = "Holds (scoped)",
+    params(HoldsQuery),
+    responses(
+        (status = 200, description = "the holds", body = openapi::HoldsPageDoc),
+        (status = 400, description = "bad request", body = ErrorBody)
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -150,15 +163,26 @@ async fn scoped_hold(
     Ok(hold)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchHold {
+    /// The stall code: not empty, at most 128 bytes.
+    #[schema(value_type = String, required = true)]
     stall: Option<String>,
 }
 
 /// `PATCH /api/v1/holds/{id}` with `{"stall": "A12"}`: set or correct the stall (audited;
 /// the hold's sample and its other readings follow, upstreams get the corrected events: see
 /// [`crate::store::samples`]).
+#[utoipa::path(patch, path = "/api/v1/holds/{id}", operation_id = "patch_hold",
+    summary = "Set or correct the stall of a hold (audited); station, contractor, admin",
+    params(("id" = String, Path, description = "hold id")),
+    request_body(content = PatchHold, content_type = "application/json"),
+    responses(
+        (status = 200, description = "the hold", body = HoldView),
+        (status = 404, description = "not found", body = ErrorBody),
+        (status = 422, description = "invalid", body = ErrorBody)
+    ))]
 pub async fn patch_hold(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -211,7 +235,7 @@ pub async fn patch_hold(
         .ok_or_else(|| ApiError::not_found("the hold disappeared"))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RetestAnswer {
     #[serde(flatten)]
     pub hold: HoldView,
@@ -221,6 +245,16 @@ pub struct RetestAnswer {
 }
 
 /// `POST /api/v1/holds/{id}/retest`: body one upload row.
+#[utoipa::path(post, path = "/api/v1/holds/{id}/retest", operation_id = "retest_hold",
+    summary = "Retest a held sample: one result row; station, contractor",
+    params(("id" = String, Path, description = "hold id")),
+    request_body(content = openapi::ResultRowDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "the hold with its new status and history, `outcome` and `retest`", body = RetestAnswer),
+        (status = 400, description = "bad request", body = ErrorBody),
+        (status = 404, description = "not found", body = ErrorBody),
+        (status = 422, description = "invalid", body = ErrorBody)
+    ))]
 pub async fn retest(
     State(state): State<AppState>,
     headers: HeaderMap,

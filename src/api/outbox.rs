@@ -1,6 +1,7 @@
 //! `GET /api/v1/outbox`, `POST /api/v1/outbox/{id}/retry` (admin): why events wait, and
 //! putting a dead one back in the queue (after fixing a secret, say).
 
+use super::openapi::{ErrorBody, OutboxEventDoc, OutboxPageDoc, OutboxStatusDoc};
 use crate::auth::{audit, Role};
 use crate::http::{ApiError, AppState};
 use crate::store::insert::rfc3339;
@@ -11,9 +12,12 @@ use axum::Json;
 use chrono::{TimeZone, Utc};
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OutboxQuery {
+    #[param(value_type = Option<OutboxStatusDoc>)]
     status: Option<String>,
+    /// 1..10000, default 1000
     limit: Option<u32>,
 }
 
@@ -38,6 +42,13 @@ fn view(r: &OutboxRow) -> serde_json::Value {
 }
 
 /// `GET /api/v1/outbox?status=pending|dead|delivered&limit=`: oldest first.
+#[utoipa::path(get, path = "/api/v1/outbox", operation_id = "list_outbox",
+    summary = "Outbox events with attempts, next attempt and last answer (admin)",
+    params(OutboxQuery),
+    responses(
+        (status = 200, description = "the events", body = OutboxPageDoc),
+        (status = 400, description = "bad request", body = ErrorBody)
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -62,6 +73,14 @@ pub async fn list(
 }
 
 /// `POST /api/v1/outbox/{id}/retry`: a dead event goes back in the queue (audited).
+#[utoipa::path(post, path = "/api/v1/outbox/{id}/retry", operation_id = "retry_outbox_event",
+    summary = "Put a dead event back in the queue (admin, audited)",
+    params(("id" = i64, Path, description = "outbox event id")),
+    responses(
+        (status = 200, description = "the event", body = OutboxEventDoc),
+        (status = 404, description = "not found", body = ErrorBody),
+        (status = 409, description = "conflict", body = ErrorBody)
+    ))]
 pub async fn retry(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -1,5 +1,6 @@
 //! `POST /api/v1/results` (upload rows → judged, stored readings) and `GET /api/v1/results`.
 
+use super::openapi::{ErrorBody, ResultRowsDoc, ResultsPageDoc, RowStatusDoc, VerdictNameDoc};
 use super::rows::{self, Cells, FieldError, Row};
 use super::MAX_ROWS;
 use crate::auth::{audit, Principal, Role};
@@ -16,11 +17,13 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// What became of one uploaded row.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RowResult {
     pub index: usize,
     pub id: Option<String>,
+    #[schema(value_type = RowStatusDoc)]
     pub status: &'static str,
+    #[schema(value_type = Option<VerdictNameDoc>)]
     pub verdict: Option<&'static str>,
     pub reason: Option<String>,
     pub errors: Vec<FieldError>,
@@ -270,12 +273,24 @@ fn csv_body(body: &[u8], charset: Option<&str>) -> Result<BodyRows, ApiError> {
         .collect())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UploadAnswer {
     pub results: Vec<RowResult>,
 }
 
 /// `POST /api/v1/results`.
+#[utoipa::path(post, path = "/api/v1/results", operation_id = "upload_results",
+    summary = "Upload result rows (JSON array of at most 10,000, or text/csv with a header row, UTF-8 or GBK); station, contractor, admin",
+    request_body(content(
+        (ResultRowsDoc = "application/json"),
+        (String = "text/csv"),
+    )),
+    responses(
+        (status = 200, description = "one result per row, in order", body = UploadAnswer),
+        (status = 400, description = "bad request", body = ErrorBody),
+        (status = 413, description = "too large", body = ErrorBody),
+        (status = 415, description = "unsupported media type", body = ErrorBody)
+    ))]
 pub async fn upload(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -313,17 +328,31 @@ pub async fn upload(
     Ok(Json(UploadAnswer { results: answered }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// market code
     market: Option<String>,
+    /// local day YYYY-MM-DD
     date: Option<String>,
+    /// pass|fail|invalid|unknown
     verdict: Option<String>,
+    /// canonical id or alias
     analyte: Option<String>,
+    /// 1..1000, default 100
     limit: Option<u32>,
+    /// the `next` cursor of the previous page
     after: Option<String>,
 }
 
 /// `GET /api/v1/results`: newest first, `after=<next>` for the next page.
+#[utoipa::path(get, path = "/api/v1/results", operation_id = "list_results",
+    summary = "Readings, newest first (scoped)",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "a page of readings", body = ResultsPageDoc),
+        (status = 400, description = "bad request", body = ErrorBody)
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,

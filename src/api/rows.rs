@@ -59,7 +59,7 @@ const CLOCK_SLACK: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 const MAX_CELL: usize = 1024;
 
 /// A problem with one field of one row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,

@@ -8,6 +8,7 @@
 //! the number of readings already stored that the registration completed or corrected. What a
 //! registration does to readings, holds and upstreams: [`crate::store::samples`].
 
+use super::openapi::{ErrorBody, SampleRecordsDoc, SampleStatusDoc};
 use super::rows::{self, FieldError};
 use super::MAX_ROWS;
 use crate::auth::{audit, Principal, Role};
@@ -25,11 +26,13 @@ use std::sync::Arc;
 const MAX_FIELD: usize = 1024;
 
 /// What became of one sample record.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SampleResult {
     pub index: usize,
     pub id: Option<String>,
+    #[schema(value_type = SampleStatusDoc)]
     pub status: &'static str,
+    /// Readings already stored that the registration completed or corrected.
     pub readings: usize,
     pub errors: Vec<FieldError>,
 }
@@ -46,7 +49,7 @@ impl SampleResult {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SamplesAnswer {
     pub results: Vec<SampleResult>,
 }
@@ -170,6 +173,14 @@ fn prepare(
 }
 
 /// `POST /api/v1/samples`.
+#[utoipa::path(post, path = "/api/v1/samples", operation_id = "register_samples",
+    summary = "Register samples (JSON array of at most 10,000 sample records); a correction of a registered sample updates it and the readings already stored; station, contractor (scoped), admin",
+    request_body(content = SampleRecordsDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "one result per record, in order", body = SamplesAnswer),
+        (status = 400, description = "bad request", body = ErrorBody),
+        (status = 413, description = "too large", body = ErrorBody)
+    ))]
 pub async fn upload(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -22,6 +22,7 @@
 //! - [`instruments`]: the persisted status of the live instrument links.
 //! - [`backup`]: a consistent copy of a live database.
 //! - [`retention`]: what is kept how long.
+//! - [`stats`]: the operational reads of `/metrics`, `/healthz` and the instrument list.
 
 pub mod backup;
 pub mod coverage;
@@ -33,6 +34,7 @@ pub mod results;
 pub mod retention;
 pub mod samples;
 pub mod schema;
+pub mod stats;
 
 pub use identity::Origin;
 pub use insert::{insert_batch, Batch, Committed, NewReading, Outcome, RawFrame};
