@@ -25,6 +25,7 @@ pub mod ingest;
 pub mod judge;
 pub mod links;
 pub mod markets;
+pub mod pipeline;
 pub mod store;
 pub mod uplink;
 pub mod web;

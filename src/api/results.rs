@@ -3,13 +3,14 @@
 use super::rows::{self, Cells, FieldError, Row};
 use super::{ApiError, AppState, MAX_ROWS};
 use crate::auth::{audit, Principal, Role};
-use crate::store::insert::{insert_batch, parse_verdict, verdict_str};
-use crate::store::{Batch, NewReading, Origin, Outcome, RawFrame, StoreSettings, Tx};
+use crate::pipeline::{Pipeline, Place, Sender};
+use crate::store::insert::{parse_verdict, verdict_str};
+use crate::store::{Batch, NewReading, Outcome, RawFrame, StoreSettings, Tx};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -51,11 +52,18 @@ impl RowResult {
 /// A row ready for the writer: valid, in scope, judged, with its raw bytes.
 pub struct Prepared {
     pub index: usize,
-    pub row: Row,
+    /// The uploader's row id.
+    pub id: String,
+    pub content_hash: String,
+    /// Judged by the pipeline, pointing at frame 0 of the row's own batch.
+    pub reading: NewReading,
     pub raw: Vec<u8>,
+    /// When the upload arrived: names the row's raw frame and its `uploads` entry.
+    pub arrived: DateTime<Utc>,
 }
 
-/// Validate, scope-check and judge rows; the rejected ones are answered already.
+/// Validate, scope-check and judge rows (out of the writer); the rejected ones are
+/// answered already.
 pub fn prepare(
     state: &AppState,
     who: &Principal,
@@ -63,6 +71,8 @@ pub fn prepare(
 ) -> (Vec<Prepared>, Vec<RowResult>) {
     let mut good = Vec::with_capacity(input.len());
     let mut answered = Vec::new();
+    let arrived = Utc::now();
+    let pipeline = Pipeline::new(state.judge());
     for (index, (cells, raw)) in input.into_iter().enumerate() {
         let sent_id = cells
             .as_ref()
@@ -80,9 +90,36 @@ pub fn prepare(
                     format!("market {:?} is outside this token's markets", row.market),
                 )],
             )),
-            Ok(mut row) => {
-                state.judge().judge(&mut row.reading);
-                good.push(Prepared { index, row, raw });
+            Ok(row) => {
+                let Row {
+                    id,
+                    market,
+                    stall,
+                    reading,
+                    received_at,
+                    content_hash,
+                } = row;
+                let reading = pipeline.judged(
+                    reading,
+                    Place {
+                        market: &market,
+                        stall: stall.as_deref(),
+                        sender: Sender::UploadRow {
+                            uploader: &who.name,
+                            row: &id,
+                        },
+                        received_at: received_at.unwrap_or(arrived),
+                        frame: 0,
+                    },
+                );
+                good.push(Prepared {
+                    index,
+                    id,
+                    content_hash,
+                    reading,
+                    raw,
+                    arrived,
+                });
             }
         }
     }
@@ -97,25 +134,24 @@ pub fn store_rows(
     uploader: &str,
     rows: Vec<Prepared>,
 ) -> rusqlite::Result<Vec<RowResult>> {
-    let now = Utc::now();
-    let received = crate::store::insert::rfc3339(now);
     let mut out = Vec::with_capacity(rows.len());
     for p in rows {
+        let now = p.arrived;
         let seen: Option<(String, i64)> = tx
             .prepare_cached(
                 "SELECT content_hash, reading FROM uploads WHERE uploader = ?1 AND row_id = ?2",
             )?
-            .query_row(params![uploader, p.row.id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(params![uploader, p.id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         if let Some((hash, reading)) = seen {
-            if hash != p.row.content_hash {
+            if hash != p.content_hash {
                 out.push(RowResult::rejected(
                     p.index,
-                    Some(p.row.id),
+                    Some(p.id),
                     vec![FieldError::new("id", "reused with different content")],
                 ));
             } else {
-                out.push(duplicate(tx, p.index, p.row.id, reading)?);
+                out.push(duplicate(tx, p.index, p.id, reading)?);
             }
             continue;
         }
@@ -127,19 +163,9 @@ pub fn store_rows(
                 error: None,
                 received_at: now,
             }],
-            readings: vec![NewReading {
-                reading: p.row.reading,
-                market: p.row.market.clone(),
-                stall: p.row.stall.clone(),
-                origin: Origin::UploadRow {
-                    uploader: uploader.to_string(),
-                    row: p.row.id.clone(),
-                },
-                received_at: p.row.received_at.unwrap_or(now),
-                frame: Some(0),
-            }],
+            readings: vec![p.reading],
         };
-        let committed = insert_batch(tx, settings, batch)?;
+        let committed = Pipeline::insert(tx, settings, batch)?;
         let result = match committed.outcomes.into_iter().next() {
             Some(Outcome::Stored {
                 id,
@@ -153,7 +179,7 @@ pub fn store_rows(
                     .query_row([id], |r| r.get(0))?;
                 RowResult {
                     index: p.index,
-                    id: Some(p.row.id.clone()),
+                    id: Some(p.id.clone()),
                     status: "stored",
                     verdict: Some(verdict_str(verdict)),
                     reason: Some(reason),
@@ -163,30 +189,25 @@ pub fn store_rows(
                     identity: Some(identity),
                 }
             }
-            Some(Outcome::Duplicate { id, .. }) => duplicate(tx, p.index, p.row.id.clone(), id)?,
+            Some(Outcome::Duplicate { id, .. }) => duplicate(tx, p.index, p.id.clone(), id)?,
             Some(Outcome::Rejected { reason }) => RowResult::rejected(
                 p.index,
-                Some(p.row.id.clone()),
+                Some(p.id.clone()),
                 vec![FieldError::new("market", reason)],
             ),
             None => RowResult::rejected(
                 p.index,
-                Some(p.row.id.clone()),
+                Some(p.id.clone()),
                 vec![FieldError::new("", "not stored")],
             ),
         };
         if let Some(reading) = result.reading {
+            let received = crate::store::insert::rfc3339(now);
             tx.prepare_cached(
                 "INSERT INTO uploads (uploader, row_id, content_hash, reading, received_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute(params![
-                uploader,
-                p.row.id,
-                p.row.content_hash,
-                reading,
-                received
-            ])?;
+            .execute(params![uploader, p.id, p.content_hash, reading, received])?;
         }
         out.push(result);
     }
