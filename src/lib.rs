@@ -26,6 +26,7 @@ pub mod judge;
 pub mod links;
 pub mod markets;
 pub mod pipeline;
+pub mod service;
 pub mod store;
 pub mod uplink;
 pub mod web;

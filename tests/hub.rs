@@ -509,7 +509,7 @@ impl Node {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let mut api_stop = rx;
-        tokio::spawn(foodgate::api::serve(listener, state, async move {
+        tokio::spawn(foodgate::service::serve(listener, state, async move {
             let _ = api_stop.wait_for(|s| *s).await;
         }));
         Node {

@@ -197,7 +197,7 @@ pub async fn serve_api(
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(foodgate::api::serve(listener, state, async move {
+    tokio::spawn(foodgate::service::serve(listener, state, async move {
         let _ = rx.await;
     }));
     (addr, stop)
