@@ -9,7 +9,7 @@
 //! its own, with the error.
 
 pub use crate::pipeline::MAX_RAW;
-use crate::pipeline::{self, Judging, Pipeline, Place, Sender, Window};
+use crate::pipeline::{self, Judging, Pipeline, Place, RawWindow, SentBy};
 use crate::store::{Batch, Committed, Outcome, RawFrame, Store, StoreError};
 use chrono::{DateTime, Utc};
 use foodgate_parsers::{Decoder, Event, Reading, Verdict};
@@ -78,7 +78,7 @@ impl Spans {
     }
 
     fn slice(&self, from: u64, to: u64) -> Vec<u8> {
-        Window {
+        RawWindow {
             base: self.base,
             bytes: &self.buf,
         }
@@ -362,7 +362,7 @@ fn fill(
                     Place {
                         market: &target.market,
                         stall: target.stall.as_deref(),
-                        sender: Sender::Instrument { unnamed: &unnamed },
+                        sender: SentBy::Instrument { unnamed: &unnamed },
                         received_at,
                         frame,
                     },

@@ -9,7 +9,7 @@
 
 use crate::config::{self, Config, Instrument, Transport};
 use crate::judge::{Judge, Reference};
-use crate::pipeline::{self, Pipeline, Place, Sender, Window};
+use crate::pipeline::{self, Pipeline, Place, RawWindow, SentBy};
 use crate::store::{self, Outcome, RawFrame, Store, StoreError};
 use chrono::{DateTime, Utc};
 use foodgate_devices::archive::DEFAULT_MAX_FILE;
@@ -90,7 +90,7 @@ impl StoreSink {
             )));
         };
         let source = self.source(&batch.instrument, batch.stream);
-        let window = Window {
+        let window = RawWindow {
             base: batch.raw_offset,
             bytes: &batch.raw,
         };
@@ -140,7 +140,7 @@ impl StoreSink {
                     market,
                     // The reading's `source` (when the instrument sends a stall) is taken.
                     stall: None,
-                    sender: Sender::Instrument {
+                    sender: SentBy::Instrument {
                         unnamed: &batch.instrument,
                     },
                     received_at: batch.received_at,

@@ -39,7 +39,7 @@ impl<F: Fn(&mut Reading) + Sync> Judging for F {
 
 /// Who a reading is stored as.
 #[derive(Debug, Clone, Copy)]
-pub enum Sender<'a> {
+pub enum SentBy<'a> {
     /// An instrument: the one the reading names, else `unnamed`.
     Instrument { unnamed: &'a str },
     /// A row of an upload.
@@ -52,7 +52,7 @@ pub struct Place<'a> {
     pub market: &'a str,
     /// `None` takes the reading's own `source`.
     pub stall: Option<&'a str>,
-    pub sender: Sender<'a>,
+    pub sender: SentBy<'a>,
     pub received_at: DateTime<Utc>,
     /// Index into the batch's frames of the bytes the reading came from.
     pub frame: usize,
@@ -135,13 +135,13 @@ impl<'j> Pipeline<'j> {
 /// A judged reading's store row at `place`.
 fn placed(reading: Reading, place: Place<'_>) -> NewReading {
     let origin = match place.sender {
-        Sender::Instrument { unnamed } => Origin::Instrument(
+        SentBy::Instrument { unnamed } => Origin::Instrument(
             reading
                 .instrument
                 .as_deref()
                 .map_or_else(|| unnamed.to_string(), str::to_string),
         ),
-        Sender::UploadRow { uploader, row } => Origin::UploadRow {
+        SentBy::UploadRow { uploader, row } => Origin::UploadRow {
             uploader: uploader.to_string(),
             row: row.to_string(),
         },
@@ -180,12 +180,12 @@ pub fn reject(batch: &mut Batch, frame: RawFrame) {
 
 /// Bytes of a stream held from `base`: what a reading or a rejected frame keeps of them.
 #[derive(Debug, Clone, Copy)]
-pub struct Window<'a> {
+pub struct RawWindow<'a> {
     pub base: u64,
     pub bytes: &'a [u8],
 }
 
-impl Window<'_> {
+impl RawWindow<'_> {
     pub fn end(&self) -> u64 {
         self.base + self.bytes.len() as u64
     }

@@ -3,7 +3,7 @@
 use super::rows::{self, Cells, FieldError, Row};
 use super::{ApiError, AppState, MAX_ROWS};
 use crate::auth::{audit, Principal, Role};
-use crate::pipeline::{Pipeline, Place, Sender};
+use crate::pipeline::{Pipeline, Place, SentBy};
 use crate::store::insert::{parse_verdict, verdict_str};
 use crate::store::{Batch, NewReading, Outcome, RawFrame, StoreSettings, Tx};
 use axum::body::Bytes;
@@ -104,7 +104,7 @@ pub fn prepare(
                     Place {
                         market: &market,
                         stall: stall.as_deref(),
-                        sender: Sender::UploadRow {
+                        sender: SentBy::UploadRow {
                             uploader: &who.name,
                             row: &id,
                         },
