@@ -1,4 +1,4 @@
-//! HTTP API throughput and latency on loopback: the real router ([`api::serve`]) on a real
+//! HTTP API throughput and latency on loopback: the real router ([`service::serve`]) on a real
 //! socket and a real store, driven by a hyper client with keep-alive.
 //!
 //! - `upload/none/100000`, `upload/all/100000`: 100,000 readings as 100 `POST
@@ -27,12 +27,12 @@
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use foodgate::api;
 use foodgate::auth::{self, NewToken, Role};
 use foodgate::config::Config;
 use foodgate::http::ratelimit::RateLimit;
 use foodgate::http::AppState;
 use foodgate::judge::Judge;
+use foodgate::service;
 use foodgate::store::{Store, StoreSettings};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -112,7 +112,7 @@ async fn start(cfg: &Config, role: Role, limit: Option<RateLimit>) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(api::serve(listener, state, async move {
+    let task = tokio::spawn(service::serve(listener, state, async move {
         let _ = rx.await;
     }));
     Server {

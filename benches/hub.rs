@@ -106,7 +106,7 @@ async fn run(n: usize) {
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let state = foodgate::http::AppState::new(hub.clone(), Judge::builtin());
     let mut api_stop = stop_rx.clone();
-    tokio::spawn(foodgate::api::serve(listener, state, async move {
+    tokio::spawn(foodgate::service::serve(listener, state, async move {
         let _ = api_stop.wait_for(|s| *s).await;
     }));
 

@@ -1,5 +1,6 @@
-//! Decode → judge → store, for a capture (`foodgate ingest`); the same shape a live link
-//! follows, except that a link acknowledges each message after its batch is committed.
+//! Decode → judge → store, for a capture (`foodgate ingest`), through the one
+//! [`Pipeline`] a live link and an upload also take; a link, unlike a capture, acknowledges
+//! each message after its batch is committed.
 //!
 //! Each reading keeps the raw bytes it came from: the span from its offset to the next
 //! event's offset in the stream (capped at [`MAX_RAW`]). Consecutive spans of one input
@@ -7,16 +8,12 @@
 //! minus the frame's `stream_offset`. A frame the decoder dropped with an error is kept on
 //! its own, with the error.
 
-use crate::store::{Batch, Committed, NewReading, Origin, Outcome, RawFrame, Store, StoreError};
+pub use crate::pipeline::MAX_RAW;
+use crate::pipeline::{self, Judging, Pipeline, Place, RawWindow, SentBy};
+use crate::store::{Batch, Committed, Outcome, RawFrame, Store, StoreError};
 use chrono::{DateTime, Utc};
-use foodgate_parsers::{Decoder, Event, Level, Reading, Verdict};
+use foodgate_parsers::{Decoder, Event, Reading, Verdict};
 use std::io::{self, Read};
-
-/// The judging step: sets `verdict`, `reason`, `limit`, `category`.
-pub type Judge<'a> = &'a (dyn Fn(&mut Reading) + Sync);
-
-/// Raw bytes kept per reading or rejected frame, at most.
-pub const MAX_RAW: usize = 64 * 1024;
 /// Bytes kept behind the decoder's position so a record that started in an earlier chunk
 /// still has its bytes when its reading comes out.
 const LOOKBEHIND: usize = 1 << 20;
@@ -81,14 +78,11 @@ impl Spans {
     }
 
     fn slice(&self, from: u64, to: u64) -> Vec<u8> {
-        let from = from.max(self.base);
-        let to = to.min(self.end()).min(from.saturating_add(MAX_RAW as u64));
-        if to <= from {
-            return Vec::new();
+        RawWindow {
+            base: self.base,
+            bytes: &self.buf,
         }
-        let a = (from - self.base) as usize;
-        let b = (to - self.base) as usize;
-        self.buf.get(a..b).map(<[u8]>::to_vec).unwrap_or_default()
+        .slice(from, to)
     }
 
     /// Close every pending item that starts before `boundary`.
@@ -141,10 +135,11 @@ fn tally(summary: &mut IngestSummary, outcomes: &[Outcome]) {
 pub fn ingest(
     store: &Store,
     decoder: &mut dyn Decoder,
-    judge: Judge<'_>,
+    judge: &dyn Judging,
     target: &IngestTarget,
     input: impl Read,
 ) -> Result<IngestSummary, IngestError> {
+    let pipeline = Pipeline::new(judge);
     std::thread::scope(|scope| {
         let mut inflight = InFlight {
             store,
@@ -152,7 +147,14 @@ pub fn ingest(
             handle: None,
         };
         let mut summary = IngestSummary::default();
-        let result = decode_and_store(&mut inflight, decoder, judge, target, input, &mut summary);
+        let result = decode_and_store(
+            &mut inflight,
+            decoder,
+            pipeline,
+            target,
+            input,
+            &mut summary,
+        );
         // Whatever happened, the batch in flight ends (committed or not) before we return.
         let last = inflight.wait(&mut summary);
         result.and(last).map(|()| summary)
@@ -180,7 +182,7 @@ impl InFlight<'_, '_> {
     fn send(&mut self, batch: Batch, summary: &mut IngestSummary) -> Result<(), IngestError> {
         self.wait(summary)?;
         let store = self.store;
-        self.handle = Some(self.scope.spawn(move || store.submit(batch)));
+        self.handle = Some(self.scope.spawn(move || Pipeline::submit(store, batch)));
         Ok(())
     }
 }
@@ -188,7 +190,7 @@ impl InFlight<'_, '_> {
 fn decode_and_store(
     inflight: &mut InFlight<'_, '_>,
     decoder: &mut dyn Decoder,
-    judge: Judge<'_>,
+    pipeline: Pipeline<'_>,
     target: &IngestTarget,
     mut input: impl Read,
     summary: &mut IngestSummary,
@@ -213,21 +215,37 @@ fn decode_and_store(
         let piece = chunk.get(..n).unwrap_or_default();
         spans.buf.extend_from_slice(piece);
         decoder.feed(piece, &mut events);
-        absorb(&mut spans, &mut events, &mut closed, summary, judge);
-        fill(&spans, &mut closed, &mut batch, target, received_at);
+        absorb(&mut spans, &mut events, &mut closed, summary);
+        fill(
+            pipeline,
+            &spans,
+            &mut closed,
+            &mut batch,
+            target,
+            received_at,
+            summary,
+        );
         if batch.readings.len() >= BATCH {
             inflight.send(std::mem::take(&mut batch), summary)?;
         }
         spans.trim();
     }
     decoder.finish(&mut events);
-    absorb(&mut spans, &mut events, &mut closed, summary, judge);
+    absorb(&mut spans, &mut events, &mut closed, summary);
     let end = spans.end();
     spans.close_before(u64::MAX, &mut closed);
     for c in &mut closed {
         c.1 = c.1.min(end);
     }
-    fill(&spans, &mut closed, &mut batch, target, received_at);
+    fill(
+        pipeline,
+        &spans,
+        &mut closed,
+        &mut batch,
+        target,
+        received_at,
+        summary,
+    );
     if !batch.readings.is_empty() || !batch.frames.is_empty() {
         inflight.send(batch, summary)?;
     }
@@ -239,22 +257,14 @@ fn absorb(
     events: &mut Vec<Event>,
     closed: &mut Vec<(u64, u64, Item)>,
     summary: &mut IngestSummary,
-    judge: Judge<'_>,
 ) {
     for ev in events.drain(..) {
         let (offset, item) = match ev {
-            Event::Reading(mut r) => {
-                judge(&mut r);
-                summary.readings += 1;
-                if r.verdict == Verdict::Fail {
-                    summary.failures += 1;
-                }
-                (r.offset.unwrap_or(spans.end()), Some(Item::Reading(r)))
-            }
+            Event::Reading(r) => (r.offset.unwrap_or(spans.end()), Some(Item::Reading(r))),
             Event::Diagnostic(d) => {
-                let item = (d.level == Level::Error).then(|| {
+                let item = pipeline::error_text(&d).map(|e| {
                     summary.errors += 1;
-                    Item::Rejected(format!("{}: {}", d.error, d.message))
+                    Item::Rejected(e)
                 });
                 (d.offset, item)
             }
@@ -277,39 +287,43 @@ fn link_offset(l: &foodgate_parsers::LinkEvent) -> u64 {
     }
 }
 
-/// Turn closed spans into frames and readings of the batch; readings of one span, and
-/// readings whose spans follow each other, share one frame.
+/// Turn closed spans into frames and judged readings of the batch; readings of one span,
+/// and readings whose spans follow each other, share one frame.
 fn fill(
+    pipeline: Pipeline<'_>,
     spans: &Spans,
     closed: &mut Vec<(u64, u64, Item)>,
     batch: &mut Batch,
     target: &IngestTarget,
     received_at: DateTime<Utc>,
+    summary: &mut IngestSummary,
 ) {
     let mut last: Option<(u64, usize)> = None;
+    let unnamed = target
+        .instrument
+        .clone()
+        .unwrap_or_else(|| format!("unidentified@{}", target.market));
     for (from, to, item) in closed.drain(..) {
         match item {
             Item::Rejected(error) => {
-                // Several errors about one spot (bad checksum, then the message it broke)
-                // are one rejected frame.
-                if let Some(f) = batch
+                let merges = batch
                     .frames
-                    .last_mut()
-                    .filter(|f| f.offset == from && f.error.is_some())
-                {
-                    if let Some(e) = f.error.as_mut() {
-                        e.push_str("; ");
-                        e.push_str(&error);
-                    }
-                    continue;
-                }
-                batch.frames.push(RawFrame {
-                    source: target.source.clone(),
-                    offset: from,
-                    bytes: spans.slice(from, to),
-                    error: Some(error),
-                    received_at,
-                })
+                    .last()
+                    .is_some_and(|f| f.offset == from && f.error.is_some());
+                pipeline::reject(
+                    batch,
+                    RawFrame {
+                        source: target.source.clone(),
+                        offset: from,
+                        bytes: if merges {
+                            Vec::new()
+                        } else {
+                            spans.slice(from, to)
+                        },
+                        error: Some(error),
+                        received_at,
+                    },
+                )
             }
             Item::Reading(r) => {
                 // Consecutive readings share one frame (a raw row per reading cost as much
@@ -342,20 +356,21 @@ fn fill(
                     }
                 };
                 last = Some((from, frame));
-                let instrument = r
-                    .instrument
-                    .as_deref()
-                    .map(str::to_string)
-                    .or_else(|| target.instrument.clone())
-                    .unwrap_or_else(|| format!("unidentified@{}", target.market));
-                batch.readings.push(NewReading {
-                    stall: target.stall.clone(),
-                    market: target.market.clone(),
-                    origin: Origin::Instrument(instrument),
-                    received_at,
-                    frame: Some(frame),
-                    reading: *r,
-                });
+                let verdict = pipeline.admit(
+                    batch,
+                    *r,
+                    Place {
+                        market: &target.market,
+                        stall: target.stall.as_deref(),
+                        sender: SentBy::Instrument { unnamed: &unnamed },
+                        received_at,
+                        frame,
+                    },
+                );
+                summary.readings += 1;
+                if verdict == Verdict::Fail {
+                    summary.failures += 1;
+                }
             }
         }
     }

@@ -12,8 +12,11 @@
 //!   limit.
 //! - [`api`]: the HTTP API (axum) on the store; [`auth`]: tokens, roles, market scope.
 //! - [`web`]: the dashboard, the market boards and sign-in (HTML pages on the same router).
-//! - [`ingest`]: decode → judge → store, for captures (and the shape live links follow).
-//! - [`links`]: the live instrument links inside `serve`: the store as their sink, status.
+//! - [`service`]: the router (API and pages) and the service `serve` runs (store, links,
+//!   uplink, HTTP), startable in-process on port 0 and stopped gracefully.
+//! - [`pipeline`]: decode → judge → store, the one path of every reading into the store.
+//! - [`ingest`]: captures through the pipeline (`foodgate ingest`).
+//! - [`links`]: the live instrument links inside `serve`: the pipeline as their sink, status.
 //! - [`demo`]: the parts of `foodgate demo`: simulated analyzers and contractor, a receiver,
 //!   history.
 #![forbid(unsafe_code)]
@@ -28,6 +31,8 @@ pub mod ingest;
 pub mod judge;
 pub mod links;
 pub mod markets;
+pub mod pipeline;
+pub mod service;
 pub mod store;
 pub mod uplink;
 pub mod web;

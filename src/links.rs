@@ -1,15 +1,17 @@
 //! Live links to the instruments inside `serve`: the store as the links' [`Sink`], every
 //! configured `[[instrument]]` started, and their status kept in the `instruments` table.
 //!
-//! The path of a reading: a link session decodes a frame or message, [`StoreSink`] judges its
-//! readings and stores them with the bytes they came from (and any frame the decoder
-//! rejected, with the error); the store replies after COMMIT, which also queued the outbox
-//! events and woke the uplink; only then does the session acknowledge on the wire.
+//! The path of a reading: a link session decodes a frame or message, [`StoreSink`] hands its
+//! readings to the [`Pipeline`], which judges them and stores them with the bytes they came
+//! from (and any frame the decoder rejected, with the error); the store replies after COMMIT,
+//! which also queued the outbox events and woke the uplink; only then does the session
+//! acknowledge on the wire.
 
 use crate::config::{self, Config, Instrument, Transport};
 use crate::judge::{Judge, Reference};
+use crate::pipeline::{self, Pipeline, Place, RawWindow, SentBy};
 use crate::store::instruments::Counters;
-use crate::store::{self, NewReading, Origin, Outcome, RawFrame, Store, StoreError};
+use crate::store::{self, Outcome, RawFrame, Store, StoreError};
 use chrono::{DateTime, Utc};
 use foodgate_devices::archive::DEFAULT_MAX_FILE;
 use foodgate_devices::line::{self, LineSettings};
@@ -17,7 +19,7 @@ use foodgate_devices::{
     run_instrument, Batch, CommitReport, Endpoint, InstrumentLink, InstrumentStatus, Link,
     LinkTiming, RawArchive, SerialConfig, Sink, SinkError, StatusHandle,
 };
-use foodgate_parsers::{DecoderConfig, Level};
+use foodgate_parsers::DecoderConfig;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -34,8 +36,6 @@ pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a store that refused is tried again (with an empty write transaction) before
 /// new transfers are accepted.
 const PROBE_EVERY: Duration = Duration::from_millis(500);
-/// Bytes kept per rejected frame, at most.
-const MAX_REJECTED_RAW: usize = 64 * 1024;
 
 /// The store as the instruments' sink: judges, stores, reports after COMMIT.
 #[derive(Debug)]
@@ -91,77 +91,65 @@ impl StoreSink {
             )));
         };
         let source = self.source(&batch.instrument, batch.stream);
-        let end = batch.raw_offset + batch.raw.len() as u64;
-        let slice = |from: u64, to: u64| -> Vec<u8> {
-            let from = from.max(batch.raw_offset);
-            let to = to
-                .min(end)
-                .min(from.saturating_add(MAX_REJECTED_RAW as u64));
-            if to <= from {
-                return Vec::new();
-            }
-            let a = (from - batch.raw_offset) as usize;
-            let b = (to - batch.raw_offset) as usize;
-            batch.raw.get(a..b).map(<[u8]>::to_vec).unwrap_or_default()
+        let window = RawWindow {
+            base: batch.raw_offset,
+            bytes: &batch.raw,
         };
-        let mut errors: Vec<(u64, String)> = Vec::new();
-        for d in batch.diagnostics.iter().filter(|d| d.level == Level::Error) {
-            let text = format!("{}: {}", d.error, d.message);
-            match errors.iter_mut().find(|(o, _)| *o == d.offset) {
-                Some((_, e)) => {
-                    e.push_str("; ");
-                    e.push_str(&text);
-                }
-                None => errors.push((d.offset, text)),
-            }
-        }
+        let end = window.end();
+        let mut errors: Vec<(u64, String)> = batch
+            .diagnostics
+            .iter()
+            .filter_map(|d| pipeline::error_text(d).map(|e| (d.offset, e)))
+            .collect();
+        // Stable: errors about one offset stay in the order the decoder reported them.
         errors.sort_by_key(|(o, _)| *o);
         // A rejected frame's bytes run to the next thing the decoder reported.
         let mut marks: Vec<u64> = errors.iter().map(|(o, _)| *o).collect();
         marks.extend(batch.readings.iter().filter_map(|r| r.offset));
         marks.sort_unstable();
-        let mut frames = Vec::with_capacity(errors.len() + 1);
+        let mut out = store::Batch {
+            frames: Vec::with_capacity(errors.len() + 1),
+            readings: Vec::with_capacity(batch.readings.len()),
+        };
         for (offset, error) in errors {
             let to = marks.iter().copied().find(|m| *m > offset).unwrap_or(end);
-            frames.push(RawFrame {
-                source: source.clone(),
-                offset,
-                bytes: slice(offset, to),
-                error: Some(error),
-                received_at: batch.received_at,
-            });
+            pipeline::reject(
+                &mut out,
+                RawFrame {
+                    source: source.clone(),
+                    offset,
+                    bytes: window.slice(offset, to),
+                    error: Some(error),
+                    received_at: batch.received_at,
+                },
+            );
         }
-        let frame = frames.len();
-        frames.push(RawFrame {
+        let frame = out.frames.len();
+        out.frames.push(RawFrame {
             source,
             offset: batch.raw_offset,
             bytes: batch.raw,
             error: None,
             received_at: batch.received_at,
         });
-        let readings = batch
-            .readings
-            .into_iter()
-            .map(|mut reading| {
-                self.judge.judge(&mut reading);
-                let origin = Origin::Instrument(
-                    reading
-                        .instrument
-                        .as_deref()
-                        .map_or_else(|| batch.instrument.clone(), str::to_string),
-                );
-                NewReading {
-                    reading,
-                    market: market.clone(),
+        let pipeline = Pipeline::new(&self.judge);
+        for reading in batch.readings {
+            pipeline.admit(
+                &mut out,
+                reading,
+                Place {
+                    market,
                     // The reading's `source` (when the instrument sends a stall) is taken.
                     stall: None,
-                    origin,
+                    sender: SentBy::Instrument {
+                        unnamed: &batch.instrument,
+                    },
                     received_at: batch.received_at,
-                    frame: Some(frame),
-                }
-            })
-            .collect();
-        Ok(store::Batch { frames, readings })
+                    frame,
+                },
+            );
+        }
+        Ok(out)
     }
 
     fn refused(&self, why: String) -> SinkError {
@@ -202,17 +190,11 @@ impl Sink for StoreSink {
     async fn commit(&self, batch: Batch) -> Result<CommitReport, SinkError> {
         let instrument = batch.instrument.clone();
         let batch = self.store_batch(batch)?;
-        let submitted =
-            tokio::time::timeout(self.commit_timeout, self.store.submit_async(batch)).await;
-        let committed = match submitted {
-            Err(_) => {
-                return Err(self.refused(format!(
-                    "not committed within {:?} (database locked or too slow)",
-                    self.commit_timeout
-                )))
-            }
-            Ok(Err(e)) => return Err(self.refused(e.to_string())),
-            Ok(Ok(c)) => c,
+        let committed = match Pipeline::submit_within(&self.store, batch, self.commit_timeout).await
+        {
+            // A timeout and a store error alike: the link answers "refused".
+            Err(e) => return Err(self.refused(e.to_string())),
+            Ok(c) => c,
         };
         self.healthy.store(true, Ordering::SeqCst);
         let mut report = CommitReport::default();

@@ -1,8 +1,9 @@
-//! What a person sees: `foodgate serve` with generated data, looked at by a real headless
-//! Chromium (`--dump-dom` for what it rendered, `--screenshot` for the record, saved under
-//! `target/screenshots/`). Skipped, with a note, when Chromium is not installed.
+//! What a person sees: the service (in-process, as `foodgate serve` runs it) with generated
+//! data, looked at by a real headless Chromium (`--dump-dom` for what it rendered,
+//! `--screenshot` for the record, saved under `target/screenshots/`). Skipped, with a note,
+//! when Chromium is not installed.
 
-use crate::support::{reading, temp_dir};
+use crate::support::{reading, temp_dir, TestApp};
 use crate::web::{request, row, Resp};
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use foodgate::auth::{self, NewToken, Role};
@@ -10,9 +11,8 @@ use foodgate::store::{Batch, NewReading, Origin, Store, StoreSettings};
 use foodgate::web::issue_signin_code;
 use foodgate_parsers::Verdict;
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration as StdDuration, Instant};
 
 /// Chromium, if installed (`FOODGATE_CHROMIUM` overrides the search).
@@ -68,49 +68,6 @@ fn browse(chromium: &Path, profile: &Path, extra: &[String], url: &str) -> Strin
         std::thread::sleep(StdDuration::from_millis(50));
     }
     reader.join().unwrap_or_default()
-}
-
-/// `foodgate serve`, killed when the test ends however it ends.
-struct Serve {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Serve {
-    fn start(config: &Path, log: PathBuf) -> (Serve, SocketAddr) {
-        let err = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_foodgate"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(err)
-            .spawn()
-            .expect("start foodgate serve");
-        let serve = Serve { child, log };
-        let start = Instant::now();
-        loop {
-            let log = std::fs::read_to_string(&serve.log).unwrap_or_default();
-            if let Some(addr) = log
-                .lines()
-                .find_map(|l| l.strip_prefix("foodgate: API on http://"))
-                .and_then(|a| a.trim().parse().ok())
-            {
-                return (serve, addr);
-            }
-            assert!(
-                start.elapsed() < StdDuration::from_secs(20),
-                "serve did not start:\n{log}"
-            );
-            std::thread::sleep(StdDuration::from_millis(20));
-        }
-    }
 }
 
 /// The number in the summary card `id` of a rendered dashboard.
@@ -260,7 +217,8 @@ async fn a_person_sees_the_dashboard_and_the_board_in_chromium() {
     }
     store.close_async().await;
 
-    let (_serve, addr) = Serve::start(&cfg_path, dir.join("serve.log"));
+    let app = TestApp::start(cfg.clone()).await;
+    let addr = app.addr();
     // Today's results, uploaded by the contractor: every 2nd market, ZB-0001 with a failure.
     let now = Utc::now().with_timezone(&tz);
     let mut rng = Rng(42);

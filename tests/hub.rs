@@ -6,82 +6,16 @@
 //! again: every reading arrives once, and samples registered before and after their readings
 //! give the right stall on the hub and at the hub's receiver.
 
-use crate::support::{temp_dir, wait_until, Action, Receiver, SECRET};
+use crate::support::{temp_dir, wait_until, Action, Receiver, ServeProcess, TestApp, SECRET};
 use rusqlite::Connection;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::process::Command;
+use std::time::Duration;
 
 const MARKET: &str = "ZB-0003";
 const LONG: Duration = Duration::from_secs(60);
-
-/// `foodgate serve` as a child process; killed when dropped.
-struct Serve {
-    child: Child,
-    log: PathBuf,
-    addr: SocketAddr,
-}
-
-impl Serve {
-    async fn start(config: &Path, log: PathBuf) -> Serve {
-        let err = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_foodgate"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(err)
-            .spawn()
-            .expect("start foodgate serve");
-        let start = Instant::now();
-        let addr = loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if let Some(a) = text
-                .lines()
-                .find_map(|l| l.strip_prefix("foodgate: API on http://"))
-            {
-                break a.trim().parse().expect("bound address");
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(15),
-                "serve did not start:\n{text}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        Serve { child, log, addr }
-    }
-
-    /// SIGKILL: the hub goes down without a word.
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    async fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let start = Instant::now();
-        while self.child.try_wait().expect("wait").is_none() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "serve did not stop"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        let _ = &self.log;
-    }
-}
 
 fn foodgate(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_foodgate"))
@@ -111,25 +45,16 @@ fn free_port() -> SocketAddr {
 
 /// One HTTP/1.1 request; the status and the JSON answer.
 async fn http(addr: SocketAddr, method: &str, path: &str, token: &str, body: &str) -> (u16, Value) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).await.expect("write");
-    s.write_all(body.as_bytes()).await.expect("write");
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf).await;
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("response head");
-    let status: u16 = String::from_utf8_lossy(&buf[9..12])
-        .parse()
-        .expect("status");
-    let json = serde_json::from_slice(&buf[split + 4..]).unwrap_or(Value::Null);
-    (status, json)
+    let (status, text) = crate::support::http(
+        addr,
+        method,
+        path,
+        Some(token),
+        Some("application/json"),
+        body.as_bytes(),
+    )
+    .await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 fn db(dir: &Path) -> Connection {
@@ -200,7 +125,7 @@ async fn a_station_feeds_the_hub_through_an_outage_with_stalls_from_samples() {
 
     // The hub, its tokens for the station and for a regulator.
     let hub_cfg = hub_config(&hub_dir, "127.0.0.1:0", &rx.url());
-    let hub = Serve::start(&hub_cfg, hub_dir.join("hub.log")).await;
+    let hub = ServeProcess::start(&hub_cfg, hub_dir.join("hub.log")).await;
     let hub_token = token(&hub_cfg, "station", "station-zb3");
     let regulator = {
         let c = hub_cfg.to_str().unwrap();
@@ -221,16 +146,16 @@ async fn a_station_feeds_the_hub_through_an_outage_with_stalls_from_samples() {
              format = \"results\"\nsend = \"all\"\nsecret = {SECRET:?}\ntoken = {hub_token:?}\n\
              timeout_s = 2\nretry_initial_ms = 100\nretry_max_ms = 400\n",
             station_dir.join("data"),
-            hub.addr
+            hub.addr()
         ),
     )
     .unwrap();
-    let station = Serve::start(&station_cfg, station_dir.join("station.log")).await;
+    let station = ServeProcess::start(&station_cfg, station_dir.join("station.log")).await;
     let tester = token(&station_cfg, "station", "tester");
 
     // S0001 is registered before it is tested.
     let (status, answer) = http(
-        station.addr,
+        station.addr(),
         "POST",
         "/api/v1/samples",
         &tester,
@@ -258,7 +183,7 @@ async fn a_station_feeds_the_hub_through_an_outage_with_stalls_from_samples() {
         .query_row("SELECT max(local_day) FROM readings", [], |r| r.get(0))
         .unwrap();
     let (status, cov) = http(
-        hub.addr,
+        hub.addr(),
         "GET",
         &format!("/api/v1/coverage?date={day}"),
         &regulator,
@@ -278,7 +203,7 @@ async fn a_station_feeds_the_hub_through_an_outage_with_stalls_from_samples() {
     assert_eq!(m["samples"], 8, "{m}");
 
     // The hub goes down; the station goes on testing and registers S0002 after its reading.
-    let hub_addr = hub.addr;
+    let hub_addr = hub.addr();
     hub.kill();
     simulate(link, 6, 4);
     wait_until("the station has 14 readings", LONG, || {
@@ -286,7 +211,7 @@ async fn a_station_feeds_the_hub_through_an_outage_with_stalls_from_samples() {
     })
     .await;
     let (status, answer) = http(
-        station.addr,
+        station.addr(),
         "POST",
         "/api/v1/samples",
         &tester,
@@ -321,7 +246,7 @@ async fn a_station_feeds_the_hub_through_an_outage_with_stalls_from_samples() {
 
     // The hub comes back on the same address: the station catches up by itself.
     let hub_cfg = hub_config(&hub_dir, &hub_addr.to_string(), &rx.url());
-    let hub = Serve::start(&hub_cfg, hub_dir.join("hub2.log")).await;
+    let hub = ServeProcess::start(&hub_cfg, hub_dir.join("hub2.log")).await;
     wait_until("the station's outbox is delivered", LONG, || {
         count(
             &station_dir,
@@ -458,7 +383,7 @@ async fn a_station_feeds_the_hub_through_an_outage_with_stalls_from_samples() {
         &format!("SELECT count(*) FROM readings WHERE local_day = '{day}'"),
     );
     let (_, cov) = http(
-        hub.addr,
+        hub.addr(),
         "GET",
         &format!("/api/v1/coverage?date={day}"),
         &regulator,
@@ -483,12 +408,11 @@ async fn a_station_feeds_the_hub_through_an_outage_with_stalls_from_samples() {
 // In-process nodes (the real store, API and uplink in this test's runtime): a hub's per-row
 // answers, refused tokens, and what registered samples do to readings, holds and events.
 
-/// A store with its API on 127.0.0.1:0 and its uplink running.
+/// The service in-process on 127.0.0.1:0 (its store, API and uplink), and its store.
 struct Node {
     store: foodgate::store::Store,
     addr: SocketAddr,
-    stop: tokio::sync::watch::Sender<bool>,
-    _uplink: tokio::task::JoinSet<Result<(), foodgate::store::StoreError>>,
+    app: TestApp,
 }
 
 impl Node {
@@ -498,25 +422,11 @@ impl Node {
             "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\nutc_offset = \"+08:00\"\n{upstreams}",
             dir.join("data")
         );
-        let cfg = foodgate::config::Config::parse(&text, "node.toml").expect("config");
-        let store = crate::support::open(&cfg);
-        let (stop, rx) = tokio::sync::watch::channel(false);
-        let (_h, uplink) =
-            foodgate::uplink::spawn(store.clone(), cfg.upstreams.clone(), rx.clone());
-        let state = foodgate::http::AppState::new(store.clone(), foodgate::judge::Judge::builtin());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let mut api_stop = rx;
-        tokio::spawn(foodgate::api::serve(listener, state, async move {
-            let _ = api_stop.wait_for(|s| *s).await;
-        }));
+        let app = TestApp::from_toml(&text).await;
         Node {
-            store,
-            addr,
-            stop,
-            _uplink: uplink,
+            store: app.store().clone(),
+            addr: app.addr(),
+            app,
         }
     }
 
@@ -544,12 +454,6 @@ impl Node {
 
     fn outbox(&self) -> Vec<foodgate::store::outbox::OutboxRow> {
         foodgate::store::outbox::list(&self.store.reader().unwrap(), None, 100_000).unwrap()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
     }
 }
 
@@ -648,7 +552,16 @@ async fn a_token_the_hub_refuses_makes_the_whole_batch_dead_with_the_answer() {
 
 /// POST a JSON body to a node's API.
 async fn post(node: &Node, path: &str, token: &str, body: Value) -> Value {
-    let (status, v) = http(node.addr, "POST", path, token, &body.to_string()).await;
+    let (status, text) = node
+        .app
+        .post(
+            path,
+            Some(token),
+            "application/json",
+            body.to_string().as_bytes(),
+        )
+        .await;
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
     assert_eq!(status, 200, "{path}: {v}");
     v
 }
@@ -891,4 +804,6 @@ async fn registered_samples_give_stall_and_category_before_and_after_readings() 
     );
     assert!(from_readings.iter().any(|r| r.3 > 0));
     assert_eq!(aggregate, from_readings);
+    drop(conn);
+    assert_eq!(node.app.shutdown().await, foodgate::service::Stopped::Clean);
 }

@@ -6,7 +6,7 @@
 //! (its write lock held by another connection) answered NAK / AR, never ACK / AA; a serial
 //! port unplugged and plugged again.
 
-use crate::support::{temp_dir, wait_until, Action, Receiver, SECRET};
+use crate::support::{temp_dir, wait_until, Action, Receiver, ServeProcess, SECRET};
 use foodgate_devices::sim::{self, Faults, SimConfig, SimReport};
 use foodgate_devices::transport::{PortStream, Pty};
 use foodgate_parsers::reading::NOT_JUDGED;
@@ -14,71 +14,7 @@ use foodgate_parsers::Protocol;
 use rusqlite::Connection;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// `foodgate serve` as a child process, stopped with SIGTERM (killed if the test fails).
-struct Serve {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Serve {
-    fn start(config: &Path, log: PathBuf) -> Serve {
-        let err = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_foodgate"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(err)
-            .spawn()
-            .expect("start foodgate serve");
-        Serve { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn wait_log(&self, what: &str) {
-        let start = Instant::now();
-        while !self.log().contains(what) {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "no {what:?} in the log:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// SIGTERM, then the exit status (within 10 s).
-    async fn stop(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "serve did not stop on SIGTERM:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
+use std::time::Duration;
 
 fn free_port() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -215,7 +151,7 @@ async fn serve_stores_every_protocol_once_judged_acknowledged_and_delivered() {
     for (p, link) in ptys.iter().zip(&ports) {
         repoint(link, p.path());
     }
-    let serve = Serve::start(&cfg, dir.join("serve.log"));
+    let serve = ServeProcess::start(&cfg, dir.join("serve.log")).await;
     serve.wait_log("foodgate: serving").await;
     serve.wait_log("cannot open").await;
     // Absent port: shown offline, retried, the service runs.
@@ -455,7 +391,7 @@ async fn store_that_cannot_write_gets_nak_and_ar_never_ack() {
         .concat(),
         None,
     );
-    let serve = Serve::start(&cfg, dir.join("serve.log"));
+    let serve = ServeProcess::start(&cfg, dir.join("serve.log")).await;
     serve.wait_log("foodgate: serving").await;
 
     // Another process holds the database's write lock (as a backup tool or a stuck writer

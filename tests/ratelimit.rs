@@ -2,11 +2,11 @@
 //! `Retry-After` and a JSON error, and another token is not affected.
 
 use crate::support::{config, temp_dir};
-use foodgate::api;
 use foodgate::auth::{self, NewToken, Role};
 use foodgate::http::ratelimit::RateLimit;
 use foodgate::http::AppState;
 use foodgate::judge::Judge;
+use foodgate::service;
 use foodgate::store::{Store, StoreSettings};
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -62,7 +62,7 @@ async fn a_burst_beyond_the_bucket_gets_429_and_other_tokens_are_unaffected() {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(api::serve(listener, state, async move {
+    let server = tokio::spawn(service::serve(listener, state, async move {
         let _ = rx.await;
     }));
 

@@ -1,4 +1,6 @@
-//! Shared test parts: a fresh data directory, readings, and a real HTTP receiver.
+//! Shared test parts: a fresh data directory, readings, a real HTTP receiver, the service
+//! in-process ([`TestApp`]) and `foodgate serve` as a child process ([`ServeProcess`], for the
+//! tests that must signal or kill a real process, or read its log).
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -8,7 +10,8 @@ use foodgate::config::Config;
 use foodgate::store::{Store, StoreSettings};
 use foodgate_parsers::{Protocol, Reading, Verdict};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -197,8 +200,280 @@ pub async fn serve_api(
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(foodgate::api::serve(listener, state, async move {
+    tokio::spawn(foodgate::service::serve(listener, state, async move {
         let _ = rx.await;
     }));
     (addr, stop)
+}
+
+/// Something to do with the store before the service starts on it.
+type BeforeStart = Box<dyn FnOnce(&Store) + Send>;
+
+/// How a [`TestApp`] starts: its config and what to do to its store first.
+pub struct TestAppBuilder {
+    config: Config,
+    before: Vec<BeforeStart>,
+}
+
+// Not every test takes every option yet.
+#[allow(dead_code)]
+impl TestAppBuilder {
+    /// Import the built-in market registry (the `ZB-` markets) before the service starts.
+    pub fn builtin_markets(self) -> Self {
+        self.before_start(import_builtin_markets)
+    }
+
+    /// Run `f` on the store (opened with the config's settings, closed again) before the
+    /// service starts on it.
+    pub fn before_start(mut self, f: impl FnOnce(&Store) + Send + 'static) -> Self {
+        self.before.push(Box::new(f));
+        self
+    }
+
+    pub async fn start(self) -> TestApp {
+        if !self.before.is_empty() {
+            let store = open(&self.config);
+            for f in self.before {
+                f(&store);
+            }
+            store.close_async().await;
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the API");
+        let running = foodgate::service::start(self.config, listener)
+            .await
+            .unwrap_or_else(|e| panic!("the service does not start: {e:?}"));
+        TestApp {
+            addr: running.addr(),
+            running: Some(running),
+        }
+    }
+}
+
+/// The built-in market registry in `store`. Fresh databases still get it from their
+/// migrations: nothing to import until they do not.
+#[allow(dead_code)]
+pub fn import_builtin_markets(_store: &Store) {}
+
+/// The whole service (store, links, uplink, API and pages) in this test's runtime, on
+/// 127.0.0.1:0; stopped by [`TestApp::shutdown`] (graceful: the store is closed when it
+/// returns) or, less politely, when dropped.
+pub struct TestApp {
+    addr: SocketAddr,
+    running: Option<foodgate::service::Running>,
+}
+
+// Not every test takes every helper yet.
+#[allow(dead_code)]
+impl TestApp {
+    pub fn builder(config: Config) -> TestAppBuilder {
+        TestAppBuilder {
+            config,
+            before: Vec::new(),
+        }
+    }
+
+    pub async fn start(config: Config) -> TestApp {
+        TestApp::builder(config).start().await
+    }
+
+    /// The service of a TOML configuration.
+    pub async fn from_toml(text: &str) -> TestApp {
+        TestApp::start(Config::parse(text, "test.toml").expect("test config")).await
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The service's store (its writer is the service's).
+    pub fn store(&self) -> &Store {
+        self.running.as_ref().expect("running").store()
+    }
+
+    /// Where each TCP instrument link listens.
+    pub fn instruments(&self) -> &[(String, SocketAddr)] {
+        &self.running.as_ref().expect("running").ready().instruments
+    }
+
+    /// `GET path`: the status and the body.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        http(self.addr, "GET", path, token, None, b"").await
+    }
+
+    /// `POST path` with a body of `content_type`: the status and the body.
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, String) {
+        http(self.addr, "POST", path, token, Some(content_type), body).await
+    }
+
+    /// Stop gracefully; returns once the store is closed.
+    pub async fn shutdown(mut self) -> foodgate::service::Stopped {
+        let running = self.running.take().expect("running");
+        running.shutdown().await.expect("the service stops")
+    }
+}
+
+/// One HTTP/1.1 request on its own connection: the status and the body.
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    if let Some(c) = content_type {
+        head.push_str(&format!("Content-Type: {c}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    s.write_all(head.as_bytes()).await.expect("write");
+    s.write_all(body).await.expect("write");
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response head");
+    let head = String::from_utf8_lossy(&buf[..split]).to_ascii_lowercase();
+    let status: u16 = head
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let mut body = buf[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        body = unchunk(&body);
+    }
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn unchunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&b[..eol])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.split(';').next().unwrap_or("").trim(), 16).ok())
+            .unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = eol + 2;
+        out.extend_from_slice(&b[start..(start + size).min(b.len())]);
+        b = &b[(start + size + 2).min(b.len())..];
+    }
+    out
+}
+
+/// `foodgate serve --config <config>` as a child process, its stderr in a log file; killed
+/// when dropped.
+pub struct ServeProcess {
+    child: Child,
+    log: PathBuf,
+    addr: SocketAddr,
+}
+
+impl ServeProcess {
+    /// Start it and wait (up to 20 s) until its API listens.
+    pub async fn start(config: &Path, log: PathBuf) -> ServeProcess {
+        let err = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_foodgate"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("start foodgate serve");
+        let mut serve = ServeProcess {
+            child,
+            log,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let start = Instant::now();
+        serve.addr = loop {
+            let text = serve.log();
+            if let Some(a) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("foodgate: API on http://"))
+                .and_then(|a| a.trim().parse().ok())
+            {
+                break a;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "serve did not start:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        serve
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Wait (up to 10 s) until the log holds `what`.
+    pub async fn wait_log(&self, what: &str) {
+        let start = Instant::now();
+        while !self.log().contains(what) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no {what:?} in the log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGTERM, then the exit status (within 10 s).
+    pub async fn stop(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "serve did not stop on SIGTERM:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILL: it goes down without a word.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }

@@ -2,7 +2,6 @@
 
 use crate::analytes::AliasTable;
 use crate::event::Event;
-use crate::reading::Protocol;
 use crate::text::Encoding;
 use chrono::FixedOffset;
 use std::sync::Arc;
@@ -47,17 +46,6 @@ impl Default for DecoderConfig {
             instrument: None,
             aliases: Arc::new(AliasTable::builtin().clone()),
         }
-    }
-}
-
-/// Build the decoder for `protocol`.
-pub fn new_decoder(protocol: Protocol, config: DecoderConfig) -> Box<dyn Decoder> {
-    match protocol {
-        Protocol::Astm => Box::new(crate::astm::AstmDecoder::new(config)),
-        Protocol::Hl7 => Box::new(crate::hl7::Hl7Decoder::new(config)),
-        Protocol::GoldCard => Box::new(crate::gold_card::GoldCardDecoder::new(config)),
-        Protocol::Spectro => Box::new(crate::spectro::SpectroDecoder::new(config)),
-        Protocol::EnzymePrint => Box::new(crate::enzyme_print::EnzymePrintDecoder::new(config)),
     }
 }
 

@@ -9,8 +9,8 @@
 //! - [`reading`]: the normalized [`Reading`] every decoder emits, and its small value types.
 //! - [`event`]: what a decoder emits: readings, diagnostics (error/warning with byte offset),
 //!   device info, heartbeats, and link-level events the live link acknowledges on.
-//! - [`decoder`]: the streaming [`Decoder`] trait, its configuration, and the factory that
-//!   builds a decoder for a [`Protocol`].
+//! - [`decoder`]: the streaming [`Decoder`] trait and its configuration; [`new_decoder`]
+//!   (here) builds the decoder for a [`Protocol`].
 //! - [`text`]: character encodings (Latin-1, UTF-8, GBK, GB 18030).
 //! - [`datetime`]: instrument local date-times to RFC 3339 with an offset.
 //! - [`analytes`]: the alias table mapping instrument test codes to canonical analytes.
@@ -44,7 +44,18 @@ pub mod text;
 pub mod value;
 
 pub use analytes::AliasTable;
-pub use decoder::{decode_all, new_decoder, Decoder, DecoderConfig};
+pub use decoder::{decode_all, Decoder, DecoderConfig};
 pub use event::{Diagnostic, Event, Level, LinkEvent};
 pub use reading::{DeviceVerdict, Protocol, Qualifier, Reading, Verdict};
 pub use text::Encoding;
+
+/// Build the decoder for `protocol`.
+pub fn new_decoder(protocol: Protocol, config: DecoderConfig) -> Box<dyn Decoder> {
+    match protocol {
+        Protocol::Astm => Box::new(crate::astm::AstmDecoder::new(config)),
+        Protocol::Hl7 => Box::new(crate::hl7::Hl7Decoder::new(config)),
+        Protocol::GoldCard => Box::new(crate::gold_card::GoldCardDecoder::new(config)),
+        Protocol::Spectro => Box::new(crate::spectro::SpectroDecoder::new(config)),
+        Protocol::EnzymePrint => Box::new(crate::enzyme_print::EnzymePrintDecoder::new(config)),
+    }
+}

@@ -5,14 +5,15 @@ use super::rows::{self, Cells, FieldError, Row};
 use super::MAX_ROWS;
 use crate::auth::{audit, Principal, Role};
 use crate::http::{ApiError, AppState};
-use crate::store::insert::{insert_batch, verdict_str};
+use crate::pipeline::{Pipeline, Place, SentBy};
+use crate::store::insert::verdict_str;
 use crate::store::results;
-use crate::store::{Batch, NewReading, Origin, Outcome, RawFrame, StoreSettings, Tx};
+use crate::store::{Batch, NewReading, Outcome, RawFrame, StoreSettings, Tx};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -55,11 +56,18 @@ impl RowResult {
 /// A row ready for the writer: valid, in scope, judged, with its raw bytes.
 pub struct Prepared {
     pub index: usize,
-    pub row: Row,
+    /// The uploader's row id.
+    pub id: String,
+    pub content_hash: String,
+    /// Judged by the pipeline, pointing at frame 0 of the row's own batch.
+    pub reading: NewReading,
     pub raw: Vec<u8>,
+    /// When the upload arrived: names the row's raw frame and its `uploads` entry.
+    pub arrived: DateTime<Utc>,
 }
 
-/// Validate, scope-check and judge rows; the rejected ones are answered already.
+/// Validate, scope-check and judge rows (out of the writer); the rejected ones are
+/// answered already.
 pub fn prepare(
     state: &AppState,
     who: &Principal,
@@ -67,6 +75,8 @@ pub fn prepare(
 ) -> (Vec<Prepared>, Vec<RowResult>) {
     let mut good = Vec::with_capacity(input.len());
     let mut answered = Vec::new();
+    let arrived = Utc::now();
+    let pipeline = Pipeline::new(state.judge());
     for (index, (cells, raw)) in input.into_iter().enumerate() {
         let sent_id = cells
             .as_ref()
@@ -84,9 +94,36 @@ pub fn prepare(
                     format!("market {:?} is outside this token's markets", row.market),
                 )],
             )),
-            Ok(mut row) => {
-                state.judge().judge(&mut row.reading);
-                good.push(Prepared { index, row, raw });
+            Ok(row) => {
+                let Row {
+                    id,
+                    market,
+                    stall,
+                    reading,
+                    received_at,
+                    content_hash,
+                } = row;
+                let reading = pipeline.judged(
+                    reading,
+                    Place {
+                        market: &market,
+                        stall: stall.as_deref(),
+                        sender: SentBy::UploadRow {
+                            uploader: &who.name,
+                            row: &id,
+                        },
+                        received_at: received_at.unwrap_or(arrived),
+                        frame: 0,
+                    },
+                );
+                good.push(Prepared {
+                    index,
+                    id,
+                    content_hash,
+                    reading,
+                    raw,
+                    arrived,
+                });
             }
         }
     }
@@ -101,20 +138,19 @@ pub fn store_rows(
     uploader: &str,
     rows: Vec<Prepared>,
 ) -> rusqlite::Result<Vec<RowResult>> {
-    let now = Utc::now();
-    let received = crate::store::insert::rfc3339(now);
     let mut out = Vec::with_capacity(rows.len());
     for p in rows {
-        let seen = results::seen_upload(tx, uploader, &p.row.id)?;
+        let now = p.arrived;
+        let seen = results::seen_upload(tx, uploader, &p.id)?;
         if let Some(seen) = seen {
-            if seen.content_hash != p.row.content_hash {
+            if seen.content_hash != p.content_hash {
                 out.push(RowResult::rejected(
                     p.index,
-                    Some(p.row.id),
+                    Some(p.id),
                     vec![FieldError::new("id", "reused with different content")],
                 ));
             } else {
-                out.push(duplicate(tx, p.index, p.row.id, seen.reading)?);
+                out.push(duplicate(tx, p.index, p.id, seen.reading)?);
             }
             continue;
         }
@@ -126,19 +162,9 @@ pub fn store_rows(
                 error: None,
                 received_at: now,
             }],
-            readings: vec![NewReading {
-                reading: p.row.reading,
-                market: p.row.market.clone(),
-                stall: p.row.stall.clone(),
-                origin: Origin::UploadRow {
-                    uploader: uploader.to_string(),
-                    row: p.row.id.clone(),
-                },
-                received_at: p.row.received_at.unwrap_or(now),
-                frame: Some(0),
-            }],
+            readings: vec![p.reading],
         };
-        let committed = insert_batch(tx, settings, batch)?;
+        let committed = Pipeline::insert(tx, settings, batch)?;
         let result = match committed.outcomes.into_iter().next() {
             Some(Outcome::Stored {
                 id,
@@ -150,7 +176,7 @@ pub fn store_rows(
                 let reason = results::reason(tx, id)?;
                 RowResult {
                     index: p.index,
-                    id: Some(p.row.id.clone()),
+                    id: Some(p.id.clone()),
                     status: "stored",
                     verdict: Some(verdict_str(verdict)),
                     reason: Some(reason),
@@ -160,27 +186,21 @@ pub fn store_rows(
                     identity: Some(identity),
                 }
             }
-            Some(Outcome::Duplicate { id, .. }) => duplicate(tx, p.index, p.row.id.clone(), id)?,
+            Some(Outcome::Duplicate { id, .. }) => duplicate(tx, p.index, p.id.clone(), id)?,
             Some(Outcome::Rejected { reason }) => RowResult::rejected(
                 p.index,
-                Some(p.row.id.clone()),
+                Some(p.id.clone()),
                 vec![FieldError::new("market", reason)],
             ),
             None => RowResult::rejected(
                 p.index,
-                Some(p.row.id.clone()),
+                Some(p.id.clone()),
                 vec![FieldError::new("", "not stored")],
             ),
         };
         if let Some(reading) = result.reading {
-            results::record_upload(
-                tx,
-                uploader,
-                &p.row.id,
-                &p.row.content_hash,
-                reading,
-                &received,
-            )?;
+            let received = crate::store::insert::rfc3339(now);
+            results::record_upload(tx, uploader, &p.id, &p.content_hash, reading, &received)?;
         }
         out.push(result);
     }

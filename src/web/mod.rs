@@ -29,7 +29,7 @@ use chrono::Utc;
 
 pub use signin::issue_signin_code;
 
-/// The pages' routes, merged into [`crate::api::router`].
+/// The pages' routes, merged into [`crate::service::router`].
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/dashboard", get(dashboard::dashboard))

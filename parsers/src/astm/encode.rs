@@ -1,6 +1,6 @@
 //! ASTM encoders: frames with checksums, whole transfers. Used by simulators and tests.
 
-use super::{ENQ, EOT, ETB, ETX, STX};
+use super::wire::{ENQ, EOT, ETB, ETX, STX};
 
 /// Checksum of a frame: the sum of the bytes from FN through ETX/ETB inclusive, mod 256.
 pub fn checksum(number_and_text_and_end: &[u8]) -> u8 {

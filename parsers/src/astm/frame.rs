@@ -1,7 +1,7 @@
 //! E1381 framing: frames, checksums, frame numbers, transfers; and the bare-records form.
 
 use super::records::Records;
-use super::{CR, ENQ, EOT, ETB, ETX, LF, MAX_FRAME_TEXT, MAX_RECORD, STX};
+use super::wire::{CR, ENQ, EOT, ETB, ETX, LF, MAX_FRAME_TEXT, MAX_RECORD, STX};
 use crate::decoder::{Decoder, DecoderConfig};
 use crate::event::{Diagnostic, Event, FrameOutcome, LinkEvent};
 use crate::noise::Noise;
@@ -9,7 +9,7 @@ use crate::text::Encoding;
 use memchr::{memchr2, memchr3};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+enum StreamForm {
     /// Nothing but blank lines seen yet.
     Undecided,
     Framed,
@@ -39,7 +39,7 @@ pub struct AstmDecoder {
     buf: Vec<u8>,
     /// Stream offset of `buf[0]`.
     base: u64,
-    mode: Mode,
+    mode: StreamForm,
     scan: Scan,
     /// Bytes of the pending frame or line already searched for its end.
     scanned: usize,
@@ -56,7 +56,7 @@ pub struct AstmDecoder {
     records: Records,
 }
 
-enum Step {
+enum AstmStep {
     NeedMore,
     Advance(usize),
 }
@@ -75,7 +75,7 @@ impl AstmDecoder {
         AstmDecoder {
             buf: Vec::new(),
             base: 0,
-            mode: Mode::Undecided,
+            mode: StreamForm::Undecided,
             scan: Scan::Between,
             scanned: 0,
             last: None,
@@ -128,10 +128,10 @@ impl AstmDecoder {
     }
 
     /// Try to read a frame starting with STX at `buf[i]`.
-    fn frame(&mut self, buf: &[u8], i: usize, out: &mut Vec<Event>) -> Step {
+    fn frame(&mut self, buf: &[u8], i: usize, out: &mut Vec<Event>) -> AstmStep {
         let offset = self.base + i as u64;
         let Some(&number) = buf.get(i + 1) else {
-            return Step::NeedMore;
+            return AstmStep::NeedMore;
         };
         if is_control(number) {
             self.drop_frame(
@@ -140,7 +140,7 @@ impl AstmDecoder {
                 "frame ends right after STX".into(),
                 out,
             );
-            return Step::Advance(1);
+            return AstmStep::Advance(1);
         }
         if !(b'0'..=b'7').contains(&number) {
             self.drop_frame(
@@ -150,7 +150,7 @@ impl AstmDecoder {
                 out,
             );
             self.scan = Scan::Resync;
-            return Step::Advance(1);
+            return AstmStep::Advance(1);
         }
         let text_start = i + 2;
         let from = text_start + self.scanned;
@@ -174,9 +174,9 @@ impl AstmDecoder {
                     out,
                 );
                 self.scan = Scan::Resync;
-                return Step::Advance(1);
+                return AstmStep::Advance(1);
             }
-            return Step::NeedMore;
+            return AstmStep::NeedMore;
         };
         let text_len = end - text_start;
         if text_len > MAX_FRAME_TEXT {
@@ -188,7 +188,7 @@ impl AstmDecoder {
                 out,
             );
             self.scan = Scan::Resync;
-            return Step::Advance(1);
+            return AstmStep::Advance(1);
         }
         let term = buf[end];
         if is_control(term) {
@@ -202,11 +202,11 @@ impl AstmDecoder {
                 ),
                 out,
             );
-            return Step::Advance(end - i);
+            return AstmStep::Advance(end - i);
         }
         if buf.len() < end + 3 {
             self.scanned = end - text_start;
-            return Step::NeedMore;
+            return AstmStep::NeedMore;
         }
         self.scanned = 0;
         let (c1, c2) = (buf[end + 1], buf[end + 2]);
@@ -224,10 +224,10 @@ impl AstmDecoder {
                     out,
                 );
                 // The checksum bytes may be the start of what follows.
-                return Step::Advance(end + 1 - i);
+                return AstmStep::Advance(end + 1 - i);
             }
         };
-        let sum = super::checksum(&buf[i + 1..=end]);
+        let sum = super::encode::checksum(&buf[i + 1..=end]);
         if sum != sent {
             self.drop_frame(
                 offset,
@@ -239,7 +239,7 @@ impl AstmDecoder {
                 out,
             );
             Self::frame_link(out, offset, number - b'0', FrameOutcome::Rejected);
-            return Step::Advance(end + 3 - i);
+            return AstmStep::Advance(end + 3 - i);
         }
         self.good_frame(
             number - b'0',
@@ -248,7 +248,7 @@ impl AstmDecoder {
             offset,
             out,
         );
-        Step::Advance(end + 3 - i)
+        AstmStep::Advance(end + 3 - i)
     }
 
     /// A frame whose checksum is right: apply the frame-number rules, then take its text.
@@ -360,8 +360,8 @@ impl AstmDecoder {
                         STX => {
                             self.flush_noise(out);
                             match self.frame(buf, i, out) {
-                                Step::NeedMore => return i,
-                                Step::Advance(n) => i += n,
+                                AstmStep::NeedMore => return i,
+                                AstmStep::Advance(n) => i += n,
                             }
                         }
                         ENQ | EOT => {
@@ -442,7 +442,7 @@ impl AstmDecoder {
     /// Decode what `data` holds (the stream from `self.base` on); returns the bytes used.
     fn run_on(&mut self, data: &[u8], out: &mut Vec<Event>) -> usize {
         let mut skip = 0;
-        if self.mode == Mode::Undecided {
+        if self.mode == StreamForm::Undecided {
             // The form is decided by the first byte that is not blank.
             skip = match data
                 .iter()
@@ -450,9 +450,9 @@ impl AstmDecoder {
             {
                 Some(p) => {
                     self.mode = if data[p] < 0x20 {
-                        Mode::Framed
+                        StreamForm::Framed
                     } else {
-                        Mode::Bare
+                        StreamForm::Bare
                     };
                     p
                 }
@@ -461,9 +461,9 @@ impl AstmDecoder {
             self.base += skip as u64;
         }
         let used = match self.mode {
-            Mode::Undecided => 0,
-            Mode::Framed => self.framed(&data[skip..], out),
-            Mode::Bare => self.bare(&data[skip..], out),
+            StreamForm::Undecided => 0,
+            StreamForm::Framed => self.framed(&data[skip..], out),
+            StreamForm::Bare => self.bare(&data[skip..], out),
         };
         self.base += used as u64;
         skip + used
@@ -494,7 +494,7 @@ impl Decoder for AstmDecoder {
         self.run(out);
         let end = self.base + self.buf.len() as u64;
         match self.mode {
-            Mode::Framed => {
+            StreamForm::Framed => {
                 if !self.buf.is_empty() && self.scan == Scan::Between {
                     // Only an unterminated frame stays in the buffer.
                     self.drop_frame(
@@ -509,7 +509,7 @@ impl Decoder for AstmDecoder {
                     self.cut(end, "input ended before its L record", out);
                 }
             }
-            Mode::Bare => {
+            StreamForm::Bare => {
                 if !self.buf.is_empty() && self.scan == Scan::Between {
                     let line = std::mem::take(&mut self.buf);
                     self.records.record(&line, self.base, out);
@@ -519,13 +519,13 @@ impl Decoder for AstmDecoder {
                         .cut(end, "input ended before its L record", false, out);
                 }
             }
-            Mode::Undecided => {}
+            StreamForm::Undecided => {}
         }
         self.base = end;
         self.buf.clear();
         self.scanned = 0;
         self.scan = Scan::Between;
-        self.mode = Mode::Undecided;
+        self.mode = StreamForm::Undecided;
         self.reset_link();
         self.records.end_transfer();
     }

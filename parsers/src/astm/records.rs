@@ -1,6 +1,6 @@
 //! E1394 records: H/P/O/R/C/L into readings.
 
-use super::MAX_RESULTS_PER_MESSAGE;
+use super::wire::MAX_RESULTS_PER_MESSAGE;
 use crate::datetime::parse_compact;
 use crate::decoder::DecoderConfig;
 use crate::delim::Delim;

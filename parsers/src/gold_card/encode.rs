@@ -1,7 +1,7 @@
 //! gold-card encoders: frames, the result / heartbeat / device-info payloads, and the
 //! host's acknowledgement. Used by simulators, tests, and the live link to answer readers.
 
-use super::{MAGIC, TYPE_ACK, VERSION};
+use super::wire::{MAGIC, TYPE_ACK, VERSION};
 use crate::text::Encoding;
 use crc::{Crc, Table, CRC_16_MODBUS};
 

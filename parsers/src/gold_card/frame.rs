@@ -1,8 +1,9 @@
 //! Framing: find `AA 55`, check version, length and CRC, dispatch good frames by type.
 
+use super::encode::crc16;
 use super::payload::{self, ResultContext};
-use super::{
-    crc16, CRC_LEN, HEADER_LEN, MAGIC, MAX_PAYLOAD, TYPE_ACK, TYPE_DEVICE_INFO, TYPE_HEARTBEAT,
+use super::wire::{
+    CRC_LEN, HEADER_LEN, MAGIC, MAX_PAYLOAD, TYPE_ACK, TYPE_DEVICE_INFO, TYPE_HEARTBEAT,
     TYPE_RESULT, VERSION,
 };
 use crate::decoder::{Decoder, DecoderConfig};
@@ -11,7 +12,7 @@ use crate::noise::Noise;
 use crate::text::Encoding;
 use memchr::memchr;
 
-enum Step {
+enum FrameStep {
     NeedMore,
     Advance(usize),
 }
@@ -78,14 +79,14 @@ impl GoldCardDecoder {
         code: &'static str,
         message: String,
         out: &mut Vec<Event>,
-    ) -> Step {
+    ) -> FrameStep {
         out.push(Event::Diagnostic(Diagnostic::error(code, offset, message)));
         self.resync = true;
-        Step::Advance(MAGIC.len())
+        FrameStep::Advance(MAGIC.len())
     }
 
     /// Try to read the frame whose magic is at `buf[at]`.
-    fn frame(&mut self, buf: &[u8], at: usize, at_end: bool, out: &mut Vec<Event>) -> Step {
+    fn frame(&mut self, buf: &[u8], at: usize, at_end: bool, out: &mut Vec<Event>) -> FrameStep {
         let offset = self.base + at as u64;
         let have = &buf[at..];
         let truncated = |me: &mut Self, out: &mut Vec<Event>| {
@@ -97,7 +98,7 @@ impl GoldCardDecoder {
                     out,
                 )
             } else {
-                Step::NeedMore
+                FrameStep::NeedMore
             }
         };
         let Some(&version) = have.get(2) else {
@@ -143,7 +144,7 @@ impl GoldCardDecoder {
         let kind = frame[3];
         let seq = u16::from(frame[6]) | u16::from(frame[7]) << 8;
         self.good_frame(kind, seq, &frame[HEADER_LEN..body_end], offset, out);
-        Step::Advance(total)
+        FrameStep::Advance(total)
     }
 
     fn track_seq(&mut self, seq: u16, offset: u64, out: &mut Vec<Event>) {
@@ -277,8 +278,8 @@ impl GoldCardDecoder {
                     self.resync = false;
                     self.flush_noise(out);
                     match self.frame(&buf, i, at_end, out) {
-                        Step::NeedMore => break,
-                        Step::Advance(n) => i += n,
+                        FrameStep::NeedMore => break,
+                        FrameStep::Advance(n) => i += n,
                     }
                 }
                 _ => {

@@ -9,48 +9,14 @@
 mod encode;
 mod frame;
 mod payload;
+mod wire;
 
 pub use encode::{
     crc16, device_info_payload, encode_ack, encode_frame, heartbeat_payload, ResultPayload,
 };
 pub use frame::GoldCardDecoder;
 pub use payload::PayloadError;
-
-/// First two bytes of every frame.
-pub const MAGIC: [u8; 2] = [0xAA, 0x55];
-/// The only protocol version there is.
-pub const VERSION: u8 = 0x01;
-/// Largest payload a frame may declare.
-pub const MAX_PAYLOAD: usize = 1024;
-/// Magic, version, type, length, sequence.
-pub const HEADER_LEN: usize = 8;
-pub const CRC_LEN: usize = 2;
-
-/// Frame types.
-pub const TYPE_RESULT: u8 = 0x01;
-pub const TYPE_HEARTBEAT: u8 = 0x02;
-pub const TYPE_DEVICE_INFO: u8 = 0x03;
-/// Host to reader: acknowledgement of a result frame.
-pub const TYPE_ACK: u8 = 0x81;
-
-/// Item code → canonical analyte (protocols/gold-card.md, "Item codes").
-const ITEMS: [(u16, &str); 8] = [
-    (0x0101, "clenbuterol"),
-    (0x0102, "ractopamine"),
-    (0x0103, "salbutamol"),
-    (0x0201, "chloramphenicol"),
-    (0x0202, "malachite_green"),
-    (0x0203, "nitrofuran_aoz"),
-    (0x0204, "enrofloxacin"),
-    (0x0301, "op_carbamate"),
-];
-
-/// The canonical analyte of an item code, if the document lists it.
-pub fn item_analyte(code: u16) -> Option<&'static str> {
-    ITEMS.iter().find(|(c, _)| *c == code).map(|(_, a)| *a)
-}
-
-/// `0x0101` form of an item code: how unknown items are named (`unknown:0x0105`).
-pub fn item_code_text(code: u16) -> crate::reading::Text {
-    compact_str::format_compact!("0x{code:04X}")
-}
+pub use wire::{
+    item_analyte, item_code_text, CRC_LEN, HEADER_LEN, MAGIC, MAX_PAYLOAD, TYPE_ACK,
+    TYPE_DEVICE_INFO, TYPE_HEARTBEAT, TYPE_RESULT, VERSION,
+};

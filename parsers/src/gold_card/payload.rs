@@ -1,6 +1,6 @@
 //! The payloads of good frames: result → reading, heartbeat, device info.
 
-use super::{item_analyte, item_code_text};
+use super::wire::{item_analyte, item_code_text};
 use crate::analytes::AliasTable;
 use crate::event::{DeviceInfo, Diagnostic, Heartbeat};
 use crate::reading::{DeviceVerdict, Protocol, Reading, Text};

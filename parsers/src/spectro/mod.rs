@@ -7,10 +7,9 @@
 mod encode;
 mod fields;
 mod sentence;
+mod wire;
 
 pub use encode::{checksum, encode_fsh, encode_fsi, encode_sentence, Fsa};
 pub use fields::FieldError;
 pub use sentence::SpectroDecoder;
-
-/// Longest sentence, `$` through the checksum digits (CR LF not counted).
-pub const MAX_SENTENCE: usize = 512;
+pub use wire::MAX_SENTENCE;

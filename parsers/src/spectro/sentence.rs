@@ -1,7 +1,8 @@
 //! Framing: `$` … `*` CS, checksums, the 512-byte bound, noise between sentences.
 
+use super::encode::checksum;
 use super::fields::Sentences;
-use super::{checksum, MAX_SENTENCE};
+use super::wire::MAX_SENTENCE;
 use crate::decoder::{Decoder, DecoderConfig};
 use crate::event::{Diagnostic, Event};
 use crate::noise::Noise;
@@ -13,14 +14,14 @@ const LF: u8 = b'\n';
 const LAST_STAR: usize = MAX_SENTENCE - 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+enum SentenceScan {
     /// Between sentences.
     Outside,
     /// In the rest of an over-long sentence: skip to its line end or the next `$`.
     Skip,
 }
 
-enum Step {
+enum SentenceStep {
     NeedMore,
     Advance(usize),
 }
@@ -35,7 +36,7 @@ pub struct SpectroDecoder {
     buf: Vec<u8>,
     /// Stream offset of `buf[0]`.
     base: u64,
-    state: State,
+    state: SentenceScan,
     /// Bytes after the pending sentence's `$` already searched for its end.
     scanned: usize,
     /// Start and length of the run of noise bytes being skipped.
@@ -48,7 +49,7 @@ impl SpectroDecoder {
         SpectroDecoder {
             buf: Vec::new(),
             base: 0,
-            state: State::Outside,
+            state: SentenceScan::Outside,
             scanned: 0,
             noise: Noise::default(),
             sentences: Sentences::new(config),
@@ -71,14 +72,20 @@ impl SpectroDecoder {
         message: String,
         advance: usize,
         out: &mut Vec<Event>,
-    ) -> Step {
+    ) -> SentenceStep {
         out.push(Event::Diagnostic(Diagnostic::error(code, offset, message)));
         self.scanned = 0;
-        Step::Advance(advance)
+        SentenceStep::Advance(advance)
     }
 
     /// Try to read the sentence whose `$` is at `buf[at]`.
-    fn sentence(&mut self, buf: &[u8], at: usize, at_end: bool, out: &mut Vec<Event>) -> Step {
+    fn sentence(
+        &mut self,
+        buf: &[u8],
+        at: usize,
+        at_end: bool,
+        out: &mut Vec<Event>,
+    ) -> SentenceStep {
         let offset = self.base + at as u64;
         let s = &buf[at..];
         // Never look past where the `*` may stand: the bound holds however long the line.
@@ -91,7 +98,7 @@ impl SpectroDecoder {
         };
         let Some(end) = end else {
             if limit > LAST_STAR {
-                self.state = State::Skip;
+                self.state = SentenceScan::Skip;
                 return self.drop_sentence(
                     offset,
                     "sentence_too_long",
@@ -110,7 +117,7 @@ impl SpectroDecoder {
                 );
             }
             self.scanned = limit - 1;
-            return Step::NeedMore;
+            return SentenceStep::NeedMore;
         };
         match s[end] {
             b'$' => self.drop_sentence(
@@ -139,7 +146,7 @@ impl SpectroDecoder {
         offset: u64,
         at_end: bool,
         out: &mut Vec<Event>,
-    ) -> Step {
+    ) -> SentenceStep {
         let digits = s.get(star + 1..star + 3).unwrap_or(&s[star + 1..]);
         let hi = digits.first().and_then(|&b| hex(b));
         let lo = digits.get(1).and_then(|&b| hex(b));
@@ -161,16 +168,16 @@ impl SpectroDecoder {
                     );
                 }
                 self.sentences.sentence(body, offset, out);
-                Step::Advance(star + 3)
+                SentenceStep::Advance(star + 3)
             }
             // Wait for the digits unless the input ended or a digit is already wrong.
             (Some(_), None) if digits.len() < 2 && !at_end => {
                 self.scanned = star - 1;
-                Step::NeedMore
+                SentenceStep::NeedMore
             }
             (None, _) if digits.is_empty() && !at_end => {
                 self.scanned = star - 1;
-                Step::NeedMore
+                SentenceStep::NeedMore
             }
             (hi, _) => {
                 // Skip the digit that was there, so the remains are not taken for noise.
@@ -190,11 +197,11 @@ impl SpectroDecoder {
         let buf = std::mem::take(&mut self.buf);
         let mut i = 0;
         while i < buf.len() {
-            if self.state == State::Skip {
+            if self.state == SentenceScan::Skip {
                 match memchr3(b'$', CR, LF, &buf[i..]) {
                     Some(p) => {
                         i += p;
-                        self.state = State::Outside;
+                        self.state = SentenceScan::Outside;
                     }
                     None => {
                         i = buf.len();
@@ -211,8 +218,8 @@ impl SpectroDecoder {
             i += p;
             self.flush_noise(out);
             match self.sentence(&buf, i, at_end, out) {
-                Step::NeedMore => break,
-                Step::Advance(n) => i += n,
+                SentenceStep::NeedMore => break,
+                SentenceStep::Advance(n) => i += n,
             }
         }
         self.base += i as u64;
@@ -234,6 +241,6 @@ impl Decoder for SpectroDecoder {
         self.base += self.buf.len() as u64;
         self.buf.clear();
         self.scanned = 0;
-        self.state = State::Outside;
+        self.state = SentenceScan::Outside;
     }
 }
