@@ -52,7 +52,7 @@ pub fn measured_str(t: DateTime<FixedOffset>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, false)
 }
 
-/// The local day a reading counts in (SPEC "Coverage"): of `measured_at`, or of
+/// The local day a reading counts in for coverage: of `measured_at`, or of
 /// `received_at` when the instrument clock is missing or more than 24 h off.
 pub fn local_day(r: &Reading, received_at: DateTime<Utc>, offset: FixedOffset) -> String {
     // The whole difference, not whole seconds of it: 24 h and 0.5 s is "more than 24 h".

@@ -329,6 +329,8 @@ struct Stored {
     reading: Reading,
     revision: u32,
     received_at: String,
+    local_day: String,
+    sample_ref: Option<i64>,
     /// Its hold, if any, and the hold's status.
     hold: Option<(String, HoldStatus)>,
 }
@@ -336,7 +338,7 @@ struct Stored {
 fn stored_readings(tx: &Tx<'_>, sql_where: &str, arg: i64) -> rusqlite::Result<Vec<Stored>> {
     let sql = format!(
         "SELECT r.id, r.identity, r.market, r.stall, r.reading_json, r.revision, r.received_at,
-                h.id, h.status
+                h.id, h.status, r.local_day, r.sample_ref
          FROM readings r LEFT JOIN holds h ON h.reading = r.id
          WHERE {sql_where} AND r.superseded = 0 ORDER BY r.id"
     );
@@ -353,6 +355,8 @@ fn stored_readings(tx: &Tx<'_>, sql_where: &str, arg: i64) -> rusqlite::Result<V
                 reading: from_json(4, &json)?,
                 revision: r.get(5)?,
                 received_at: r.get(6)?,
+                local_day: r.get(9)?,
+                sample_ref: r.get(10)?,
                 hold: hold.zip(status),
             })
         })?
@@ -427,12 +431,15 @@ fn correct_reading(
     }
     if judged.verdict != before {
         // The coverage aggregate counts failures and pass/fail samples: move this reading.
-        let (day, sample_ref): (String, Option<i64>) = tx
-            .prepare_cached("SELECT local_day, sample_ref FROM readings WHERE id = ?1")?
-            .query_row([s.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
         let cov = tx.coverage();
-        cov.remove(&s.market, &day, sample_ref, before);
-        cov.add(&s.market, &day, sample_ref, judged.verdict, &s.received_at);
+        cov.remove(&s.market, &s.local_day, s.sample_ref, before);
+        cov.add(
+            &s.market,
+            &s.local_day,
+            s.sample_ref,
+            judged.verdict,
+            &s.received_at,
+        );
         cov.verdict_changed(before, judged.verdict);
     }
     let revision = s.revision + 1;
@@ -532,11 +539,6 @@ fn correct_reading(
                 .as_deref()
                 .is_some_and(|st| st.eq_ignore_ascii_case("P"));
             if !preliminary {
-                let sample_ref: Option<i64> = tx.query_row(
-                    "SELECT sample_ref FROM readings WHERE id = ?1",
-                    [s.id],
-                    |r| r.get(0),
-                )?;
                 let (hid, entry) = open_hold(
                     tx,
                     NewHold {
@@ -544,7 +546,7 @@ fn correct_reading(
                         reading: s.id,
                         market: &s.market,
                         stall: stall.as_deref(),
-                        sample_ref,
+                        sample_ref: s.sample_ref,
                         at: &at,
                         by,
                         reason: format!("{why}: {}", judged.reason),
