@@ -7,7 +7,8 @@
 //! it already has, the store closes. [`run`] is the same body for a caller that opened the
 //! store itself (the demo) and decides when it stops.
 
-use crate::api::{self, ApiError, AppState, ConfiguredInstrument};
+use crate::api;
+use crate::http::{ApiError, AppState, ConfiguredInstrument};
 use crate::config::Config;
 use crate::judge::{Judge, Reference, ReferenceError};
 use crate::links;

@@ -1,97 +1,21 @@
 //! Holds: `GET /api/v1/holds`, `PATCH /api/v1/holds/{id}` (stall), and
 //! `POST /api/v1/holds/{id}/retest`.
 //!
-//! A retest is one upload row, stored like any upload. What it does to the hold:
-//!
-//! | hold is | retest | hold becomes | event |
-//! | --- | --- | --- | --- |
-//! | held | fail | confirmed | `hold.confirmed` |
-//! | held | pass, other method or instrument | released | `hold.released` |
-//! | held | pass, same method and instrument | held (noted: it cannot release) | none |
-//! | confirmed | pass, other method or instrument | review (a conflict: a person decides) | `hold.review` |
-//! | released | fail | review | `hold.review` |
-//! | any | invalid / unknown, or nothing new | unchanged (noted) | none |
-//!
-//! A failing retest would open a hold of its own when stored; since it belongs to this hold,
-//! that second hold and its `sample.failed` events are removed in the same transaction (they
-//! were never committed, so no one saw them) and the hold's own event goes out instead.
-//! Hold events go to `format = "events"` upstreams, after the hold's earlier events.
+//! What a retest does to a hold: [`crate::store::holds`].
 
 use super::openapi::{self, ErrorBody};
 use super::results::{prepare, store_rows, RowResult};
 use super::rows::{self, FieldError};
-use crate::auth::{audit, Role};
-use crate::config::Format;
 use crate::http::{ApiError, AppState};
-use crate::store::identity::event_id;
-use crate::store::insert::{hold_history, rfc3339, set_hold_status, HistoryEntry};
+use crate::auth::{audit, Role};
+use crate::store::holds::{apply_retest, list_holds, load_hold, HoldStatus, HoldView};
 use crate::store::samples::correct_hold_stall;
-use crate::store::{StoreSettings, Tx};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use chrono::Utc;
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct SampleView {
-    pub id: Option<String>,
-    pub name: Option<String>,
-    pub category: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct HoldView {
-    pub id: String,
-    pub market: String,
-    pub stall: Option<String>,
-    pub sample: SampleView,
-    #[schema(value_type = openapi::ReadingDoc)]
-    pub reading: serde_json::Value,
-    #[schema(value_type = openapi::HoldStatusDoc)]
-    pub status: String,
-    #[schema(value_type = Vec<openapi::HistoryEntryDoc>)]
-    pub history: Vec<HistoryEntry>,
-}
-
-const HOLD_SELECT: &str = "SELECT h.id, h.market, h.stall, h.status,
-        coalesce(s.sample_id, r.sample_id), coalesce(s.name, r.sample_name),
-        coalesce(s.category, r.category), r.reading_json, r.uploader
-     FROM holds h JOIN readings r ON r.id = h.reading LEFT JOIN samples s ON s.id = h.sample_ref";
-
-fn hold_row(conn: &Connection, r: &rusqlite::Row<'_>) -> rusqlite::Result<HoldView> {
-    let id: String = r.get(0)?;
-    let json: String = r.get(7)?;
-    let mut reading: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
-    if r.get::<_, Option<String>>(8)?.is_some() {
-        if let Some(o) = reading.as_object_mut() {
-            o.insert("protocol".into(), serde_json::Value::Null);
-        }
-    }
-    Ok(HoldView {
-        history: hold_history(conn, &id)?,
-        id,
-        market: r.get(1)?,
-        stall: r.get(2)?,
-        status: r.get(3)?,
-        sample: SampleView {
-            id: r.get(4)?,
-            name: r.get(5)?,
-            category: r.get(6)?,
-        },
-        reading,
-    })
-}
-
-pub fn load_hold(conn: &Connection, id: &str) -> rusqlite::Result<Option<HoldView>> {
-    let sql = format!("{HOLD_SELECT} WHERE h.id = ?1");
-    conn.prepare_cached(&sql)?
-        .query_row([id], |r| hold_row(conn, r))
-        .optional()
-}
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -112,35 +36,25 @@ pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<HoldsQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<HoldsAnswer>, ApiError> {
     let who = state.authorize(&headers, &Role::ALL).await?;
-    if let Some(s) = &q.status {
-        if !matches!(s.as_str(), "held" | "confirmed" | "released" | "review") {
-            return Err(ApiError::bad_request(
-                "status: expected held, confirmed, released or review",
-            ));
-        }
-    }
-    let scope = who
-        .role
-        .is_scoped()
-        .then(|| serde_json::to_string(&who.markets).unwrap_or_default());
+    let status = match &q.status {
+        None => None,
+        Some(s) => Some(s.parse::<HoldStatus>().map_err(|_| {
+            ApiError::bad_request("status: expected held, confirmed, released or review")
+        })?),
+    };
+    let scope = who.role.is_scoped().then_some(who.markets);
     let holds = state
-        .read(move |reader| {
-            let conn = reader.raw();
-            let sql = format!(
-                "{HOLD_SELECT} WHERE (?1 IS NULL OR h.status = ?1)
-                 AND (?2 IS NULL OR h.market IN (SELECT value FROM json_each(?2)))
-                 ORDER BY h.created_at DESC, h.id LIMIT 1000"
-            );
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let v = stmt
-                .query_map(params![q.status, scope], |r| hold_row(conn, r))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(v)
-        })
+        .read(move |conn| Ok(list_holds(conn, status, scope.as_deref())?))
         .await?;
-    Ok(Json(serde_json::json!({ "holds": holds })))
+    Ok(Json(HoldsAnswer { holds }))
+}
+
+/// The answer of `GET /api/v1/holds`.
+#[derive(Debug, Serialize)]
+pub struct HoldsAnswer {
+    pub holds: Vec<HoldView>,
 }
 
 /// The hold `id` if the token may act on it; 404 / 403 otherwise.
@@ -150,9 +64,7 @@ async fn scoped_hold(
     id: &str,
 ) -> Result<HoldView, ApiError> {
     let hid = id.to_string();
-    let hold = state
-        .read(move |conn| Ok(load_hold(conn.raw(), &hid)?))
-        .await?;
+    let hold = state.read(move |conn| Ok(load_hold(conn, &hid)?)).await?;
     let hold = hold.ok_or_else(|| ApiError::not_found(format!("no hold {id:?}")))?;
     if !who.covers(&hold.market) {
         return Err(ApiError::forbidden(format!(
@@ -179,7 +91,7 @@ pub struct PatchHold {
     params(("id" = String, Path, description = "hold id")),
     request_body(content = PatchHold, content_type = "application/json"),
     responses(
-        (status = 200, description = "the hold", body = HoldView),
+        (status = 200, description = "the hold", body = openapi::HoldDoc),
         (status = 404, description = "not found", body = ErrorBody),
         (status = 422, description = "invalid", body = ErrorBody)
     ))]
@@ -228,9 +140,7 @@ pub async fn patch_hold(
         })
         .await?;
     let hid = hold.id.clone();
-    let hold = state
-        .read(move |conn| Ok(load_hold(conn.raw(), &hid)?))
-        .await?;
+    let hold = state.read(move |conn| Ok(load_hold(conn, &hid)?)).await?;
     hold.map(Json)
         .ok_or_else(|| ApiError::not_found("the hold disappeared"))
 }
@@ -238,6 +148,7 @@ pub async fn patch_hold(
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RetestAnswer {
     #[serde(flatten)]
+    #[schema(value_type = openapi::HoldDoc)]
     pub hold: HoldView,
     /// What the retest did, in one sentence.
     pub outcome: String,
@@ -311,9 +222,12 @@ pub async fn retest(
         .write_async(move |tx| {
             let mut results = store_rows(tx, &settings, &name, vec![p])?;
             let result = results.pop().unwrap_or_else(|| RowResult::rejected(0, None, vec![]));
-            let outcome = match result.status {
-                "stored" => apply_retest(tx, &settings, &hid, &name, &result)?,
-                "duplicate" => "this retest was recorded before; nothing changed".to_string(),
+            let outcome = match (result.status, result.reading) {
+                ("stored", Some(reading)) => {
+                    apply_retest(tx, &settings, &hid, &name, reading, result.hold.as_deref())?
+                }
+                ("stored", None) => String::new(),
+                ("duplicate", _) => "this retest was recorded before; nothing changed".to_string(),
                 _ => String::new(),
             };
             if result.status != "rejected" {
@@ -333,7 +247,7 @@ pub async fn retest(
     }
     let hid = hold.id.clone();
     let hold = state
-        .read(move |conn| Ok(load_hold(conn.raw(), &hid)?))
+        .read(move |conn| Ok(load_hold(conn, &hid)?))
         .await?
         .ok_or_else(|| ApiError::not_found("the hold disappeared"))?;
     Ok(Json(RetestAnswer {
@@ -350,137 +264,4 @@ fn unprocessable(errors: &[FieldError]) -> ApiError {
         .collect::<Vec<_>>()
         .join("; ");
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", text)
-}
-
-/// Apply a newly stored retest reading to the hold (see the module table).
-fn apply_retest(
-    tx: &mut Tx<'_>,
-    settings: &StoreSettings,
-    hold: &str,
-    by: &str,
-    result: &RowResult,
-) -> rusqlite::Result<String> {
-    let Some(reading) = result.reading else {
-        return Ok(String::new());
-    };
-    // A failing retest opened a hold of its own: it belongs to this one instead.
-    if let Some(own) = &result.hold {
-        crate::store::outbox::delete_hold_events(tx, own)?;
-        tx.execute("DELETE FROM hold_history WHERE hold = ?1", [own])?;
-        tx.execute("DELETE FROM holds WHERE id = ?1", [own])?;
-    }
-    let (status, orig_method, orig_instrument, market, stall, sample_ref): (
-        String,
-        Option<String>,
-        Option<String>,
-        String,
-        Option<String>,
-        Option<i64>,
-    ) = tx.query_row(
-        "SELECT h.status, r.method, coalesce(r.instrument, r.uploader), h.market, h.stall,
-                h.sample_ref
-         FROM holds h JOIN readings r ON r.id = h.reading WHERE h.id = ?1",
-        [hold],
-        |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        },
-    )?;
-    let (verdict, method, instrument, identity, json): (
-        String,
-        Option<String>,
-        Option<String>,
-        String,
-        String,
-    ) = tx.query_row(
-        "SELECT verdict, method, coalesce(instrument, uploader), identity, reading_json
-         FROM readings WHERE id = ?1",
-        [reading],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-    )?;
-    let independent = method != orig_method || instrument != orig_instrument;
-    let (next, why): (Option<&str>, String) = match (status.as_str(), verdict.as_str()) {
-        ("held", "fail") => (Some("confirmed"), "the retest failed too: the goods are destroyed".into()),
-        ("held", "pass") if independent => (
-            Some("released"),
-            "a retest by another method or instrument passed: the goods are released".into(),
-        ),
-        ("held", "pass") => (
-            None,
-            "recorded, but a pass by the same instrument and method cannot release the hold: retest with another method or instrument".into(),
-        ),
-        ("confirmed", "pass") if independent => (
-            Some("review"),
-            "a retest by another method or instrument passed a confirmed hold: a person decides".into(),
-        ),
-        ("released", "fail") => (
-            Some("review"),
-            "a retest failed a released hold: a person decides".into(),
-        ),
-        (_, "pass") | (_, "fail") => (None, format!("recorded; the hold stays {status}")),
-        (_, v) => (
-            None,
-            format!("recorded; a retest judged {v} decides nothing: the hold stays {status}"),
-        ),
-    };
-    let at = rfc3339(Utc::now());
-    let Some(next) = next else {
-        tx.execute(
-            "INSERT INTO hold_history (hold, at, status, by, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![hold, at, status, by, why],
-        )?;
-        return Ok(why);
-    };
-    let history = set_hold_status(tx, hold, next, by, &why, &at)?;
-    let kind = format!("hold.{next}");
-    let sample: (Option<String>, Option<String>, Option<String>) = match sample_ref {
-        Some(s) => tx
-            .query_row(
-                "SELECT sample_id, name, category FROM samples WHERE id = ?1",
-                [s],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?
-            .unwrap_or_default(),
-        None => (None, None, None),
-    };
-    let reading_value: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
-    let eid = event_id(&identity, &kind).to_string();
-    let body = serde_json::to_vec(&serde_json::json!({
-        "event_id": eid,
-        "type": kind,
-        "occurred_at": at,
-        "market": market,
-        "stall": stall,
-        "sample": {"id": sample.0, "name": sample.1, "category": sample.2},
-        "reading": reading_value,
-        "hold": {"id": hold, "status": next, "history": history},
-    }))
-    .unwrap_or_default();
-    let now_ms = Utc::now().timestamp_millis();
-    let mut n = 0;
-    for route in settings
-        .routes
-        .iter()
-        .filter(|r| r.format == Format::Events)
-    {
-        n += crate::store::outbox::enqueue(
-            tx,
-            Some(reading),
-            &eid,
-            &route.upstream,
-            &kind,
-            Some(hold),
-            &body,
-            now_ms,
-        )?;
-    }
-    tx.events_added(n);
-    Ok(why)
 }

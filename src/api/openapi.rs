@@ -460,7 +460,29 @@ pub mod schemas {
     #[derive(Serialize, ToSchema)]
     #[schema(as = HoldsPage)]
     pub struct HoldsPageDoc {
-        pub holds: Vec<super::holds::HoldView>,
+        pub holds: Vec<HoldDoc>,
+    }
+
+    /// The sample a hold is about.
+    #[derive(Serialize, ToSchema)]
+    #[schema(as = HoldSample)]
+    pub struct HoldSampleDoc {
+        pub id: Option<String>,
+        pub name: Option<String>,
+        pub category: Option<String>,
+    }
+
+    /// A hold: the goods of a stall held after a failed test.
+    #[derive(Serialize, ToSchema)]
+    #[schema(as = Hold)]
+    pub struct HoldDoc {
+        pub id: String,
+        pub market: String,
+        pub stall: Option<String>,
+        pub sample: HoldSampleDoc,
+        pub reading: ReadingDoc,
+        pub status: HoldStatusDoc,
+        pub history: Vec<HistoryEntryDoc>,
     }
 
     /// `GET /api/v1/instruments`, by id.

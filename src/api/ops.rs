@@ -3,7 +3,6 @@
 use super::openapi::{ErrorBody, HealthDoc, InstrumentsPageDoc};
 use crate::auth::Role;
 use crate::http::{ApiError, AppState};
-use crate::store::outbox;
 use crate::store::stats::{self, InstrumentRow, StoreFigures};
 use crate::uplink::UplinkStats;
 use axum::extract::State;
@@ -278,7 +277,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
                 Some(u) => u.stats(conn)?,
                 None => Vec::new(),
             };
-            Ok((stats::store_figures(conn.raw())?, live))
+            Ok((stats::store_figures(conn)?, live))
         })
         .await?;
     let status = state.instrument_status();

@@ -202,24 +202,21 @@ pub async fn upload(
         .write_async(move |tx| {
             let mut out = Vec::with_capacity(good.len());
             for (index, rec) in good {
-                let known = tx
-                    .prepare_cached("SELECT 1 FROM markets WHERE code = ?1")?
-                    .exists([&rec.market])?;
-                if !known {
-                    out.push(SampleResult::rejected(
-                        index,
-                        Some(rec.sample_id.clone()),
-                        vec![FieldError::new(
-                            "market",
-                            format!("unknown market {:?}", rec.market),
-                        )],
-                    ));
-                    continue;
-                }
                 let (status, readings) = match register(tx, &settings, &rec, &name)? {
                     Registration::Stored { readings } => ("stored", readings),
                     Registration::Duplicate => ("duplicate", 0),
                     Registration::Updated { readings } => ("updated", readings),
+                    Registration::UnknownMarket => {
+                        out.push(SampleResult::rejected(
+                            index,
+                            Some(rec.sample_id.clone()),
+                            vec![FieldError::new(
+                                "market",
+                                format!("unknown market {:?}", rec.market),
+                            )],
+                        ));
+                        continue;
+                    }
                 };
                 out.push(SampleResult {
                     index,

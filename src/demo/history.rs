@@ -14,7 +14,7 @@
 //! formaldehyde in aquatic products. A handful of samples fail each day.
 
 use crate::judge::Judge;
-use crate::store::insert::set_hold_status;
+use crate::store::holds::{set_hold_status, HoldStatus};
 use crate::store::{insert_batch, Batch, NewReading, Origin, Store, StoreError, StoreSettings};
 use chrono::{DateTime, Duration, FixedOffset, NaiveTime, TimeZone, Utc};
 use foodgate_parsers::synth::Rng;
@@ -232,7 +232,7 @@ fn settle(
             set_hold_status(
                 tx,
                 hold,
-                "confirmed",
+                HoldStatus::Confirmed,
                 "demo-history",
                 "retest failed too: goods destroyed",
                 at,

@@ -8,12 +8,15 @@
 //! - [`types`]: values with rules (`AnalyteId`, `Category`, `Unit`, `Limit`).
 //! - [`reference`]: the reference data (`reference.toml`, or `--limits FILE`), checked at load.
 //! - [`rules`]: the rules, in limits.md's order.
+//! - [`registration`]: judging again a reading that takes a registered sample's category.
 
 pub mod reference;
+pub mod registration;
 pub mod rules;
 pub mod types;
 
 pub use reference::{Analyte, AnalyteRule, CategoryDef, Problem, Reference, ReferenceError};
+pub use registration::Registered;
 pub use types::{AnalyteId, Category, Limit, Unit};
 
 use foodgate_parsers::Reading;

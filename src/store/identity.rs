@@ -207,10 +207,9 @@ mod tests {
         shifted.value_text = Some(".05".into());
         assert_ne!(a, reading_identity(&o, &shifted));
         assert_eq!(a.len(), 64);
-        assert_ne!(
-            event_id(&a, "sample.failed"),
-            event_id(&a, "result.recorded")
-        );
-        assert_eq!(event_id(&a, "sample.failed"), event_id(&a, "sample.failed"));
+        let failed = crate::store::EventKind::SampleFailed.as_str();
+        let recorded = crate::store::EventKind::ResultRecorded.as_str();
+        assert_ne!(event_id(&a, failed), event_id(&a, recorded));
+        assert_eq!(event_id(&a, failed), event_id(&a, failed));
     }
 }

@@ -1,14 +1,19 @@
 //! Storing a batch: each reading with its raw bytes, its sample, and, for a failure, its hold
 //! and outbox events, all in the caller's transaction.
 
-use super::identity::{event_id, hold_id, reading_identity, Origin};
-use super::{Route, StoreSettings, Tx};
-use crate::config::{Format, Send as SendMode};
-use chrono::{DateTime, SecondsFormat, Utc};
+use super::codec::{device_verdict_str, measured_str, qualifier_str, to_json};
+use super::events::{EventCx, EventKind, HoldBody};
+use super::holds::{open_hold, open_hold_of, set_hold_status, HoldStatus, NewHold};
+use super::identity::{reading_identity, Origin};
+use super::queue::{queue_for_routes, queue_reading_events};
+use super::{StoreSettings, Tx};
+use chrono::{DateTime, Utc};
 use foodgate_parsers::{Reading, Verdict};
-use rusqlite::{params, types::Type, OptionalExtension};
-use serde::Serialize;
+use rusqlite::{params, OptionalExtension};
 use sha2::{Digest, Sha256};
+
+// Code above the store still names the column codecs here; their home is `codec`.
+pub use super::codec::{local_day, parse_verdict, rfc3339, verdict_str};
 
 /// Bytes a reading came from, or a frame that gave none (`error` says why).
 #[derive(Debug, Clone)]
@@ -86,382 +91,6 @@ impl Committed {
             .filter(|o| matches!(o, Outcome::Duplicate { .. }))
             .count()
     }
-}
-
-pub fn verdict_str(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Pass => "pass",
-        Verdict::Fail => "fail",
-        Verdict::Invalid => "invalid",
-        Verdict::Unknown => "unknown",
-    }
-}
-
-pub fn parse_verdict(s: &str) -> Verdict {
-    match s {
-        "pass" => Verdict::Pass,
-        "fail" => Verdict::Fail,
-        "invalid" => Verdict::Invalid,
-        _ => Verdict::Unknown,
-    }
-}
-
-pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-/// The local day a reading counts in (SPEC "Coverage"): of `measured_at`, or of
-/// `received_at` when the instrument clock is missing or more than 24 h off.
-pub fn local_day(r: &Reading, received_at: DateTime<Utc>, offset: chrono::FixedOffset) -> String {
-    // The whole difference, not whole seconds of it: 24 h and 0.5 s is "more than 24 h".
-    let at = match r.measured_at {
-        Some(m) if (m.with_timezone(&Utc) - received_at).abs() <= chrono::TimeDelta::hours(24) => {
-            m.with_timezone(&Utc)
-        }
-        _ => received_at,
-    };
-    at.with_timezone(&offset).format("%Y-%m-%d").to_string()
-}
-
-#[derive(Serialize)]
-struct SampleBody<'a> {
-    id: Option<&'a str>,
-    name: Option<&'a str>,
-    category: Option<&'a str>,
-}
-
-/// One entry of a hold's history.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
-pub struct HistoryEntry {
-    pub at: String,
-    pub status: String,
-    pub by: String,
-    pub reason: String,
-}
-
-#[derive(Serialize)]
-struct HoldBody<'a> {
-    id: &'a str,
-    status: &'a str,
-    history: &'a [HistoryEntry],
-}
-
-/// The event body's keys before `reading` (see [`event_body`]).
-#[derive(Serialize)]
-struct EventHead<'a> {
-    event_id: &'a str,
-    #[serde(rename = "type")]
-    kind: &'a str,
-    occurred_at: &'a str,
-    market: &'a str,
-    stall: Option<&'a str>,
-    sample: SampleBody<'a>,
-    /// Only on a corrected event (stall, name or category corrected after it was first sent).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    revision: Option<u32>,
-}
-
-/// An upload row (the `POST /api/v1/results` format) for `format = "results"` upstreams.
-#[derive(Serialize)]
-struct ResultRow<'a> {
-    id: &'a str,
-    market: &'a str,
-    stall: Option<&'a str>,
-    sample_id: Option<&'a str>,
-    sample_name: Option<&'a str>,
-    category: Option<&'a str>,
-    analyte: &'a str,
-    method: Option<&'a str>,
-    value: Option<f64>,
-    unit: Option<&'a str>,
-    qualifier: Option<foodgate_parsers::Qualifier>,
-    device_verdict: Option<foodgate_parsers::DeviceVerdict>,
-    measured_at: Option<String>,
-    instrument: Option<&'a str>,
-    tester: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    t_line: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    c_line: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cutoff: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    assay_format: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    delta_a0: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    delta_at: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    recomputed_rate: Option<f64>,
-    /// Extensions of the upload format (see `api::rows`): judged on the hub as at the
-    /// station, and counted on the day the station received it.
-    protocol: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    result_status: Option<&'a str>,
-    received_at: &'a str,
-}
-
-/// Everything an event body is made of.
-pub(crate) struct EventCx<'a> {
-    /// The stored reading (its `readings.id`).
-    pub reading_id: i64,
-    pub identity: &'a str,
-    pub occurred_at: &'a str,
-    pub market: &'a str,
-    pub stall: Option<&'a str>,
-    pub reading: &'a Reading,
-    /// `reading` as JSON, serialized once for `reading_json` and reused in every body.
-    pub reading_json: &'a str,
-    /// The reading was first stored in this transaction, so none of its events is queued
-    /// yet and they are queued without looking for them first.
-    pub fresh: bool,
-}
-
-/// The id of event `kind` of a reading; a corrected event (`revision` > 0) gets a new one, so
-/// a receiver that drops event ids it has seen still takes the correction.
-pub fn revised_event_id(identity: &str, kind: &str, revision: u32) -> String {
-    if revision == 0 {
-        event_id(identity, kind).to_string()
-    } else {
-        event_id(identity, &format!("{kind}#{revision}")).to_string()
-    }
-}
-
-/// Serialize one event body, once: every retry sends these exact bytes.
-fn event_body(
-    cx: &EventCx<'_>,
-    kind: &str,
-    revision: u32,
-    hold: Option<(&str, &str, &[HistoryEntry])>,
-) -> (String, Vec<u8>) {
-    let id = revised_event_id(cx.identity, kind, revision);
-    let head = EventHead {
-        event_id: &id,
-        kind,
-        occurred_at: cx.occurred_at,
-        market: cx.market,
-        stall: cx.stall,
-        sample: SampleBody {
-            id: cx.reading.sample_id.as_deref(),
-            name: cx.reading.sample_name.as_deref(),
-            category: cx.reading.category.as_deref(),
-        },
-        revision: (revision > 0).then_some(revision),
-    };
-    let bytes = spliced_body(&head, cx.reading_json, hold);
-    (id, bytes)
-}
-
-/// `{head…,"reading":<reading_json>,"hold":…}`: the bytes serde would write for the whole
-/// struct (a test holds them equal), without serializing the reading a second time.
-fn spliced_body(
-    head: &EventHead<'_>,
-    reading_json: &str,
-    hold: Option<(&str, &str, &[HistoryEntry])>,
-) -> Vec<u8> {
-    let hold = hold.map(|(id, status, history)| HoldBody {
-        id,
-        status,
-        history,
-    });
-    let mut bytes = Vec::with_capacity(reading_json.len() + 512);
-    if serde_json::to_writer(&mut bytes, head).is_ok() && bytes.pop() == Some(b'}') {
-        bytes.extend_from_slice(b",\"reading\":");
-        bytes.extend_from_slice(reading_json.as_bytes());
-        bytes.extend_from_slice(b",\"hold\":");
-        if serde_json::to_writer(&mut bytes, &hold).is_ok() {
-            bytes.push(b'}');
-            return bytes;
-        }
-    }
-    Vec::new()
-}
-
-/// Whether event `kind` of revision `revision` with `hold` is queued with an empty body and
-/// built from its reading when sent ([`super::outbox::LAZY_BODY`]): the `result.recorded`
-/// of a reading that opened no hold, whose body depends on nothing but the reading's row.
-/// With `send = "all"` that is most events, and their bodies (a copy of `reading_json` and
-/// more) were the largest part of what an ingest wrote.
-fn built_when_sent(kind: &str, revision: u32, hold: Option<(&str, &str, &[HistoryEntry])>) -> bool {
-    kind == "result.recorded" && revision == 0 && hold.is_none()
-}
-
-/// The body of `result.recorded` event `event_id` from its reading's `received_at, market,
-/// stall, sample_id, sample_name, category, reading_json`, in columns `at..at + 7` of `row`:
-/// the bytes [`event_body`] makes for the same reading (see [`built_when_sent`]).
-pub(crate) fn lazy_body(
-    event_id: &str,
-    row: &rusqlite::Row<'_>,
-    at: usize,
-) -> rusqlite::Result<Vec<u8>> {
-    // Borrowed from the row: no copy of the reading before it is spliced in.
-    let text = |i: usize| -> rusqlite::Result<Option<&str>> {
-        row.get_ref(at + i)?
-            .as_str_or_null()
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(at + i, Type::Text, e.into()))
-    };
-    let head = EventHead {
-        event_id,
-        kind: "result.recorded",
-        occurred_at: text(0)?.unwrap_or_default(),
-        market: text(1)?.unwrap_or_default(),
-        stall: text(2)?,
-        sample: SampleBody {
-            id: text(3)?,
-            name: text(4)?,
-            category: text(5)?,
-        },
-        revision: None,
-    };
-    Ok(spliced_body(&head, text(6)?.unwrap_or_default(), None))
-}
-
-/// The row a `format = "results"` upstream receives: one JSON object; the uplink sends up
-/// to a batch of them as one JSON array (see [`crate::uplink`]).
-pub(crate) fn result_row_body(cx: &EventCx<'_>) -> (String, Vec<u8>) {
-    let id = event_id(cx.identity, "result.row").to_string();
-    let r = cx.reading;
-    let row = ResultRow {
-        id: cx.identity,
-        market: cx.market,
-        stall: cx.stall,
-        sample_id: r.sample_id.as_deref(),
-        sample_name: r.sample_name.as_deref(),
-        category: r.category.as_deref(),
-        analyte: &r.analyte,
-        method: r.method.as_deref(),
-        value: r.value,
-        unit: r.unit.as_deref(),
-        qualifier: r.qualifier,
-        device_verdict: r.device_verdict,
-        measured_at: r
-            .measured_at
-            .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, false)),
-        instrument: r.instrument.as_deref(),
-        tester: r.tester.as_deref(),
-        t_line: r.t_line,
-        c_line: r.c_line,
-        cutoff: r.cutoff,
-        assay_format: r.assay_format.as_deref(),
-        delta_a0: r.delta_a0,
-        delta_at: r.delta_at,
-        recomputed_rate: r.recomputed_rate,
-        protocol: r.protocol.as_str(),
-        result_status: r.result_status.as_deref(),
-        received_at: cx.occurred_at,
-    };
-    let bytes = serde_json::to_vec(&row).unwrap_or_default();
-    (id, bytes)
-}
-
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn queue_event(
-    tx: &Tx<'_>,
-    reading: Option<i64>,
-    route: &Route,
-    kind: &str,
-    hold: Option<&str>,
-    id: &str,
-    body: &[u8],
-    now_ms: i64,
-    fresh: bool,
-) -> rusqlite::Result<usize> {
-    let up = &route.upstream;
-    if fresh {
-        super::outbox::enqueue_new(tx, reading, id, up, kind, hold, body, now_ms)
-    } else {
-        super::outbox::enqueue(tx, reading, id, up, kind, hold, body, now_ms)
-    }
-}
-
-/// Queue `kind` for every route that takes it. Hold events go to `events` upstreams only;
-/// `results` upstreams get one row per reading instead (see [`queue_reading_events`]).
-fn queue_for_routes(
-    tx: &mut Tx<'_>,
-    settings: &StoreSettings,
-    cx: &EventCx<'_>,
-    kind: &str,
-    hold: Option<(&str, &str, &[HistoryEntry])>,
-    now_ms: i64,
-) -> rusqlite::Result<usize> {
-    queue_revision(tx, settings, cx, kind, 0, hold, now_ms)
-}
-
-/// [`queue_for_routes`] for revision `revision` of the event (0: the first).
-pub(crate) fn queue_revision(
-    tx: &mut Tx<'_>,
-    settings: &StoreSettings,
-    cx: &EventCx<'_>,
-    kind: &str,
-    revision: u32,
-    hold: Option<(&str, &str, &[HistoryEntry])>,
-    now_ms: i64,
-) -> rusqlite::Result<usize> {
-    let takes = |r: &Route| {
-        r.format == Format::Events && (kind != "result.recorded" || r.send == SendMode::All)
-    };
-    if !settings.routes.iter().any(takes) {
-        return Ok(0);
-    }
-    let (id, body) = if built_when_sent(kind, revision, hold) {
-        let id = revised_event_id(cx.identity, kind, revision);
-        (id, super::outbox::LAZY_BODY.to_vec())
-    } else {
-        event_body(cx, kind, revision, hold)
-    };
-    let mut n = 0;
-    for route in settings.routes.iter().filter(|r| takes(r)) {
-        n += queue_event(
-            tx,
-            Some(cx.reading_id),
-            route,
-            kind,
-            hold.map(|h| h.0),
-            &id,
-            &body,
-            now_ms,
-            cx.fresh,
-        )?;
-    }
-    tx.events_added(n);
-    Ok(n)
-}
-
-/// `sample.failed` / `result.recorded` to events upstreams, rows to results upstreams.
-pub(crate) fn queue_reading_events(
-    tx: &mut Tx<'_>,
-    settings: &StoreSettings,
-    cx: &EventCx<'_>,
-    failed: bool,
-    hold: Option<(&str, &str, &[HistoryEntry])>,
-    now_ms: i64,
-) -> rusqlite::Result<usize> {
-    let mut n = 0;
-    if failed {
-        n += queue_for_routes(tx, settings, cx, "sample.failed", hold, now_ms)?;
-    }
-    n += queue_for_routes(tx, settings, cx, "result.recorded", hold, now_ms)?;
-    let rows = |r: &&Route| r.format == Format::Results && (failed || r.send == SendMode::All);
-    if settings.routes.iter().any(|r| rows(&r)) {
-        let (id, body) = result_row_body(cx);
-        let mut m = 0;
-        for route in settings.routes.iter().filter(rows) {
-            m += queue_event(
-                tx,
-                Some(cx.reading_id),
-                route,
-                "result.row",
-                None,
-                &id,
-                &body,
-                now_ms,
-                cx.fresh,
-            )?;
-        }
-        tx.events_added(m);
-        n += m;
-    }
-    Ok(n)
 }
 
 fn store_frame(tx: &Tx<'_>, f: &RawFrame) -> rusqlite::Result<(i64, bool)> {
@@ -635,7 +264,7 @@ fn insert_reading(
     if let Some(sid) = item.reading.sample_id.as_deref() {
         let row = sample_by_key(tx, &super::samples::id_key(&item.market, sid))?;
         if let Some(reg) = row.as_ref().and_then(SampleRow::registration) {
-            super::samples::take_registered(&settings.judge, &mut item.reading, &reg);
+            settings.judge.take_registered(&mut item.reading, &reg);
             if reg.stall.is_some() {
                 item.stall = reg.stall;
             }
@@ -651,20 +280,10 @@ fn insert_reading(
         Some(i) => frames.id(tx, i)?,
         None => None,
     };
-    let json = serde_json::to_string(r).unwrap_or_default();
-    let measured = r
-        .measured_at
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, false));
-    let qualifier = r.qualifier.map(|q| match q {
-        foodgate_parsers::Qualifier::Below => "<",
-        foodgate_parsers::Qualifier::Above => ">",
-        foodgate_parsers::Qualifier::NotDetected => "ND",
-    });
-    let device_verdict = r.device_verdict.map(|d| match d {
-        foodgate_parsers::DeviceVerdict::Positive => "positive",
-        foodgate_parsers::DeviceVerdict::Negative => "negative",
-        foodgate_parsers::DeviceVerdict::Invalid => "invalid",
-    });
+    let json = to_json(r);
+    let measured = r.measured_at.map(measured_str);
+    let qualifier = r.qualifier.map(qualifier_str);
+    let device_verdict = r.device_verdict.map(device_verdict_str);
     let day = local_day(r, item.received_at, settings.utc_offset);
     let instrument = item
         .origin
@@ -748,7 +367,7 @@ fn insert_reading(
     let mut superseded_hold: Option<String> = None;
     if status.eq_ignore_ascii_case("C") {
         if let (Some(inst), Some(sid)) = (instrument.as_deref(), r.sample_id.as_deref()) {
-            let earlier: Vec<(i64, String, String)> = tx
+            let earlier: Vec<Superseded> = tx
                 .prepare_cached(
                     "SELECT id, local_day, verdict FROM readings WHERE sample_ref = ?5
                      AND instrument = ?1 AND sample_id = ?2 AND analyte = ?3 AND id <> ?4
@@ -756,28 +375,24 @@ fn insert_reading(
                 )?
                 .query_map(
                     params![inst, sid, r.analyte.as_str(), id, sample_ref],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                    |row| {
+                        Ok(Superseded {
+                            id: row.get(0)?,
+                            local_day: row.get(1)?,
+                            verdict: parse_verdict(row.get_ref(2)?.as_str()?),
+                        })
+                    },
                 )?
                 .collect::<rusqlite::Result<_>>()?;
-            for (old, old_day, old_verdict) in earlier {
+            for old in earlier {
                 // The correction is the test now: the earlier reading leaves coverage.
-                tx.coverage().remove(
-                    &item.market,
-                    &old_day,
-                    Some(sample_ref),
-                    parse_verdict(&old_verdict),
-                );
+                tx.coverage()
+                    .remove(&item.market, &old.local_day, Some(sample_ref), old.verdict);
                 tx.prepare_cached(
                     "UPDATE readings SET superseded = 1, superseded_by = ?1 WHERE id = ?2",
                 )?
-                .execute(params![id, old])?;
-                let open: Option<String> = tx
-                    .prepare_cached(
-                        "SELECT id FROM holds WHERE reading = ?1 AND status IN ('held', 'confirmed')",
-                    )?
-                    .query_row([old], |row| row.get(0))
-                    .optional()?;
-                if let Some(h) = open {
+                .execute(params![id, old.id])?;
+                if let Some(h) = open_hold_of(tx, old.id)? {
                     superseded_hold = Some(h);
                 }
             }
@@ -788,43 +403,44 @@ fn insert_reading(
             let history = set_hold_status(
                 tx,
                 h,
-                "review",
+                HoldStatus::Review,
                 item.origin.name(),
                 "a correction no longer fails: a person decides",
                 &received,
             )?;
-            events += queue_for_routes(
-                tx,
-                settings,
-                &cx,
-                "hold.review",
-                Some((h, "review", &history)),
-                now_ms,
-            )?;
+            let hold = HoldBody {
+                id: h,
+                status: HoldStatus::Review,
+                history: &history,
+            };
+            events +=
+                queue_for_routes(tx, settings, &cx, EventKind::HoldReview, Some(hold), now_ms)?;
         }
     }
 
     let failed = r.verdict == Verdict::Fail && !preliminary;
     if failed && superseded_hold.is_none() {
-        let hid = hold_id(&identity, id, now_ms).to_string();
-        tx.prepare_cached(
-            "INSERT INTO holds (id, reading, market, stall, sample_ref, status, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'held', ?6, ?6)",
-        )?
-        .execute(params![hid, id, item.market, stall, sample_ref, received])?;
-        let entry = HistoryEntry {
-            at: received.clone(),
-            status: "held".into(),
-            by: item.origin.name().to_string(),
-            reason: r.reason.to_string(),
-        };
-        add_history(tx, &hid, &entry)?;
-        hold = Some((hid, vec![entry]));
+        hold = Some(open_hold(
+            tx,
+            NewHold {
+                identity: &identity,
+                reading: id,
+                market: &item.market,
+                stall,
+                sample_ref: Some(sample_ref),
+                at: &received,
+                by: item.origin.name(),
+                reason: r.reason.to_string(),
+                now_ms,
+            },
+        )?);
     }
     if !preliminary {
-        let h = hold
-            .as_ref()
-            .map(|(id, hist)| (id.as_str(), "held", hist.as_slice()));
+        let h = hold.as_ref().map(|(id, entry)| HoldBody {
+            id,
+            status: HoldStatus::Held,
+            history: std::slice::from_ref(entry),
+        });
         events += queue_reading_events(tx, settings, &cx, failed, h, now_ms)?;
     }
     Ok(Outcome::Stored {
@@ -836,9 +452,13 @@ fn insert_reading(
     })
 }
 
-/// The sample `key` names, created or completed (a later reading may name what an earlier
-/// one left out). Read first, then write only what changes: an UPSERT with RETURNING would
-/// cost a statement journal per reading.
+/// An earlier reading a correction supersedes.
+struct Superseded {
+    id: i64,
+    local_day: String,
+    verdict: Verdict,
+}
+
 /// A `samples` row as the writer reads it for each reading.
 struct SampleRow {
     id: i64,
@@ -850,8 +470,8 @@ struct SampleRow {
 
 impl SampleRow {
     /// What a registered sample gives its readings.
-    fn registration(&self) -> Option<super::samples::Registered> {
-        self.registered.then(|| super::samples::Registered {
+    fn registration(&self) -> Option<crate::judge::Registered> {
+        self.registered.then(|| crate::judge::Registered {
             stall: self.stall.clone(),
             name: self.name.clone(),
             category: self.category.clone(),
@@ -877,6 +497,9 @@ fn sample_by_key(tx: &Tx<'_>, key: &str) -> rusqlite::Result<Option<SampleRow>> 
     )
 }
 
+/// The sample `key` names, created or completed (a later reading may name what an earlier
+/// one left out). Read first, then write only what changes: an UPSERT with RETURNING would
+/// cost a statement journal per reading.
 /// `known`: the row of `key` when the caller has looked it up already.
 fn upsert_sample(
     tx: &Tx<'_>,
@@ -927,190 +550,6 @@ fn upsert_sample(
                 received
             ])?;
             Ok(tx.last_insert_rowid())
-        }
-    }
-}
-
-pub(crate) fn add_history(tx: &Tx<'_>, hold: &str, e: &HistoryEntry) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO hold_history (hold, at, status, by, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![hold, e.at, e.status, e.by, e.reason])?;
-    Ok(())
-}
-
-/// Move a hold to `status`, record it in its history, return the whole history.
-pub fn set_hold_status(
-    tx: &Tx<'_>,
-    hold: &str,
-    status: &str,
-    by: &str,
-    reason: &str,
-    at: &str,
-) -> rusqlite::Result<Vec<HistoryEntry>> {
-    tx.prepare_cached("UPDATE holds SET status = ?1, updated_at = ?2 WHERE id = ?3")?
-        .execute(params![status, at, hold])?;
-    add_history(
-        tx,
-        hold,
-        &HistoryEntry {
-            at: at.to_string(),
-            status: status.to_string(),
-            by: by.to_string(),
-            reason: reason.to_string(),
-        },
-    )?;
-    hold_history(tx.conn(), hold)
-}
-
-pub fn hold_history(
-    conn: &rusqlite::Connection,
-    hold: &str,
-) -> rusqlite::Result<Vec<HistoryEntry>> {
-    conn.prepare_cached(
-        "SELECT at, status, by, reason FROM hold_history WHERE hold = ?1 ORDER BY id",
-    )?
-    .query_map([hold], |row| {
-        Ok(HistoryEntry {
-            at: row.get(0)?,
-            status: row.get(1)?,
-            by: row.get(2)?,
-            reason: row.get(3)?,
-        })
-    })?
-    .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use foodgate_parsers::Protocol;
-
-    #[derive(Serialize)]
-    struct WholeBody<'a> {
-        event_id: &'a str,
-        #[serde(rename = "type")]
-        kind: &'a str,
-        occurred_at: &'a str,
-        market: &'a str,
-        stall: Option<&'a str>,
-        sample: SampleBody<'a>,
-        reading: &'a Reading,
-        hold: Option<HoldBody<'a>>,
-    }
-
-    #[test]
-    fn the_local_day_takes_received_at_when_measured_at_is_more_than_24_h_away() {
-        let offset = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
-        let received = DateTime::parse_from_rfc3339("2025-03-05T01:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let mut r = Reading::new(Protocol::Astm, "chlorpyrifos");
-        let at = |s: &str| Some(DateTime::parse_from_rfc3339(s).unwrap());
-        // Exactly 24 h before: still the instrument's clock (local 2025-03-04).
-        r.measured_at = at("2025-03-04T01:00:00Z");
-        assert_eq!(local_day(&r, received, offset), "2025-03-04");
-        // Half a second more is "more than 24 h away": the day it was received (local 03-05).
-        r.measured_at = at("2025-03-04T00:59:59.500Z");
-        assert_eq!(local_day(&r, received, offset), "2025-03-05");
-        r.measured_at = at("2025-03-06T01:00:00.001Z");
-        assert_eq!(local_day(&r, received, offset), "2025-03-05");
-        r.measured_at = None;
-        assert_eq!(local_day(&r, received, offset), "2025-03-05");
-        // The local day, not the UTC one: 16:30 UTC is 00:30 the next day at +08:00.
-        r.measured_at = at("2025-03-04T16:30:00Z");
-        assert_eq!(local_day(&r, received, offset), "2025-03-05");
-    }
-
-    #[test]
-    fn a_body_built_when_sent_is_the_bytes_of_the_body_stored_otherwise() {
-        let mut r = Reading::new(Protocol::Astm, "chlorpyrifos");
-        r.sample_id = Some("S\"1".into());
-        r.sample_name = Some("菠菜".into());
-        r.value = Some(0.25);
-        let json = serde_json::to_string(&r).unwrap();
-        let conn = rusqlite::Connection::open_in_memory().unwrap();
-        for stall in [None, Some("A-12")] {
-            let cx = EventCx {
-                reading_id: 1,
-                identity: "abc",
-                occurred_at: "2025-03-04T01:30:00.000Z",
-                market: "ZB-0003",
-                stall,
-                reading: &r,
-                reading_json: &json,
-                fresh: true,
-            };
-            let (id, stored) = event_body(&cx, "result.recorded", 0, None);
-            let built = conn
-                .query_row(
-                    "SELECT 'x', ?1, ?2, ?3, ?4, ?5, ?6, ?7",
-                    params![
-                        cx.occurred_at,
-                        cx.market,
-                        stall,
-                        r.sample_id.as_deref(),
-                        r.sample_name.as_deref(),
-                        r.category.as_deref(),
-                        json
-                    ],
-                    |row| lazy_body(&id, row, 1),
-                )
-                .unwrap();
-            assert_eq!(
-                String::from_utf8(built).unwrap(),
-                String::from_utf8(stored).unwrap()
-            );
-        }
-    }
-
-    #[test]
-    fn a_spliced_event_body_is_the_bytes_of_the_whole_struct() {
-        let mut r = Reading::new(Protocol::Astm, "chlorpyrifos");
-        r.sample_id = Some("S\"1".into());
-        r.sample_name = Some("菠菜".into());
-        r.value = Some(0.25);
-        let json = serde_json::to_string(&r).unwrap();
-        let history = vec![HistoryEntry {
-            at: "2025-03-04T01:30:00.000Z".into(),
-            status: "held".into(),
-            by: "IN-1".into(),
-            reason: "over the limit".into(),
-        }];
-        let cx = EventCx {
-            reading_id: 1,
-            identity: "abc",
-            occurred_at: "2025-03-04T01:30:00.000Z",
-            market: "ZB-0003",
-            stall: None,
-            reading: &r,
-            reading_json: &json,
-            fresh: false,
-        };
-        for hold in [None, Some(("h1", "held", history.as_slice()))] {
-            let (id, bytes) = event_body(&cx, "sample.failed", 0, hold);
-            let whole = WholeBody {
-                event_id: &id,
-                kind: "sample.failed",
-                occurred_at: cx.occurred_at,
-                market: cx.market,
-                stall: None,
-                sample: SampleBody {
-                    id: r.sample_id.as_deref(),
-                    name: r.sample_name.as_deref(),
-                    category: None,
-                },
-                reading: &r,
-                hold: hold.map(|(id, status, history)| HoldBody {
-                    id,
-                    status,
-                    history,
-                }),
-            };
-            assert_eq!(
-                String::from_utf8(bytes).unwrap(),
-                serde_json::to_string(&whole).unwrap()
-            );
         }
     }
 }

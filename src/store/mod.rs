@@ -13,7 +13,11 @@
 //! # Layout
 //! - [`schema`]: connection pragmas and the `user_version` migrator (SQL in `migrations/`).
 //! - [`identity`]: reading identity, event and hold ids.
-//! - [`insert`]: storing a [`Batch`]: readings, raw frames, samples, holds, outbox rows.
+//! - [`insert`]: storing a [`Batch`]: readings, raw frames, samples, and what a failure opens.
+//! - [`codec`]: column codecs (verdicts, times, local day, JSON columns).
+//! - [`holds`]: the hold life cycle: opening, status changes, history, retests, reads.
+//! - [`events`]: outbox event kinds and their typed bodies.
+//! - [`queue`]: queueing outbox events for the upstreams that take them.
 //! - [`outbox`]: what the uplink reads and writes: due events, delivery results, stats.
 //! - [`samples`]: registered samples (the sampling record) and stall corrections, applied to
 //!   the readings already stored, with their corrected events.
@@ -25,17 +29,23 @@
 //! - [`stats`]: the operational reads of `/metrics`, `/healthz` and the instrument list.
 
 pub mod backup;
+pub mod codec;
 pub mod coverage;
+pub mod events;
+pub mod holds;
 pub mod identity;
 pub mod insert;
 pub mod instruments;
 pub mod outbox;
 pub mod results;
+pub mod queue;
 pub mod retention;
 pub mod samples;
 pub mod schema;
 pub mod stats;
 
+pub use events::EventKind;
+pub use holds::HoldStatus;
 pub use identity::Origin;
 pub use insert::{insert_batch, Batch, Committed, NewReading, Outcome, RawFrame};
 

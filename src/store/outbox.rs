@@ -14,7 +14,7 @@ pub struct DueEvent {
 }
 
 /// The body stored for an event built from its reading when it is sent (see
-/// `store::insert::built_when_sent`): the reading's row is all it is made of, and a change
+/// `store::events::built_when_sent`): the reading's row is all it is made of, and a change
 /// to that row first stores the bodies built from it as they were ([`freeze_bodies`]; the
 /// trigger of migration 0013 refuses the change otherwise), so every attempt sends the same
 /// bytes.
@@ -113,7 +113,7 @@ pub fn due(
             let event_id: String = r.get(1)?;
             let mut body: Vec<u8> = r.get(3)?;
             if body == LAZY_BODY && r.get_ref(11)? != rusqlite::types::ValueRef::Null {
-                body = super::insert::lazy_body(&event_id, r, 5)?;
+                body = super::events::lazy_body(&event_id, r, 5)?;
             }
             Ok(DueEvent {
                 id: r.get(0)?,
@@ -133,7 +133,7 @@ fn built_body(conn: &Connection, reading: i64, event_id: &str) -> rusqlite::Resu
         "SELECT received_at, market, stall, sample_id, sample_name, category, reading_json
          FROM readings WHERE id = ?1",
     )?
-    .query_row([reading], |row| super::insert::lazy_body(event_id, row, 0))
+    .query_row([reading], |row| super::events::lazy_body(event_id, row, 0))
 }
 
 /// Store the bodies of the events built from `reading`'s row, as that row is now: called

@@ -6,14 +6,14 @@
 //!
 //! - A reading stored later whose sample id matches takes the registered stall, name and
 //!   category (a field the registration leaves out keeps the reading's), and is judged with
-//!   that category ([`take_registered`], called by [`super::insert`]).
+//!   that category (by [`crate::judge::Judge::take_registered`], called by [`super::insert`]).
 //! - Registering the same content again is a no-op (`duplicate`); other content is a
 //!   correction (`updated`): given fields replace the registered ones, left-out fields keep
 //!   what is known, the revision goes up, the old values go to the audit log.
 //! - A registration or correction that comes after readings of the sample were stored is
 //!   applied to them ([`apply_to_readings`]): their stall, name and category, and the stall of
 //!   their holds, are filled in or corrected, noted in the hold history, and the corrected
-//!   events go upstream (a new revision: see [`super::insert::revised_event_id`]).
+//!   events go upstream (a new revision: see [`super::events::revised_event_id`]).
 //! - Those readings are judged again with the registered category. A machine never lifts a
 //!   hold: a reading that failed and would not fail under the registered category keeps its
 //!   verdict and its open hold (`held`, `confirmed`) goes to `review` (`hold.review`): a
@@ -29,14 +29,15 @@
 //! of the sample, and the hub); a hold whose reading has no sample id has only its own stall
 //! and its reading's corrected.
 
-use super::identity::hold_id;
-use super::insert::{
-    add_history, hold_history, queue_event, queue_reading_events, queue_revision, rfc3339,
-    set_hold_status, verdict_str, EventCx, HistoryEntry,
+use super::codec::{from_json, rfc3339, to_json, verdict_str};
+use super::events::{EventCx, EventKind, HoldBody};
+use super::holds::{
+    add_history, hold_history, hold_status, hold_subject, open_hold, set_hold_stall,
+    set_hold_status, HistoryEntry, HoldStatus, NewHold,
 };
+use super::queue::{queue_reading_events, queue_revision, queue_sample_record};
 use super::{StoreSettings, Tx};
 use crate::config::{Format, Send as SendMode};
-use crate::judge::Judge;
 use chrono::Utc;
 use foodgate_parsers::{Reading, Verdict};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -49,13 +50,7 @@ pub fn id_key(market: &str, sample_id: &str) -> String {
     format!("{market}\u{1f}id\u{1f}{sample_id}")
 }
 
-/// What a registered sample gives the readings of its sample id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Registered {
-    pub stall: Option<String>,
-    pub name: Option<String>,
-    pub category: Option<String>,
-}
+pub use crate::judge::Registered;
 
 /// The registration of `sample_id` in `market`, if any.
 pub fn registered(
@@ -74,32 +69,6 @@ pub fn registered(
         })
     })
     .optional()
-}
-
-/// Give `reading` the registered stall, name and category; judge it again when its category
-/// changes. Returns whether anything changed.
-pub fn take_registered(judge: &Judge, reading: &mut Reading, reg: &Registered) -> bool {
-    let mut changed = false;
-    if let Some(stall) = &reg.stall {
-        if reading.source.as_deref() != Some(stall.as_str()) {
-            reading.source = Some(stall.as_str().into());
-            changed = true;
-        }
-    }
-    if let Some(name) = &reg.name {
-        if reading.sample_name.as_deref() != Some(name.as_str()) {
-            reading.sample_name = Some(name.as_str().into());
-            changed = true;
-        }
-    }
-    if let Some(category) = &reg.category {
-        if reading.category.as_deref() != Some(category.as_str()) {
-            reading.category = Some(category.as_str().into());
-            judge.judge(reading);
-            changed = true;
-        }
-    }
-    changed
 }
 
 /// A valid sample record (one row of `POST /api/v1/samples`), as forwarded to a hub too.
@@ -153,19 +122,52 @@ pub enum Registration {
     Duplicate,
     /// A correction of the registration.
     Updated { readings: usize },
+    /// The market is not registered: nothing stored.
+    UnknownMarket,
 }
 
-type SampleRow = (
-    i64,
-    bool,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
+/// A `samples` row as a registration finds it.
+struct KnownSample {
+    id: i64,
+    registered: bool,
+    registration_hash: Option<String>,
+    stall: Option<String>,
+    name: Option<String>,
+    category: Option<String>,
+}
+
+/// What an audit entry of a correction keeps of the registration before it.
+#[derive(Serialize)]
+struct Before<'a> {
+    stall: Option<&'a str>,
+    name: Option<&'a str>,
+    category: Option<&'a str>,
+}
+
+/// The audit detail of a registration.
+#[derive(Serialize)]
+struct RegisterAudit<'a> {
+    market: &'a str,
+    record: &'a SampleRecord,
+    before: Option<Before<'a>>,
+}
+
+/// The audit detail of a stall set by hand.
+#[derive(Serialize)]
+struct StallAudit<'a> {
+    market: &'a str,
+    stall: &'a str,
+    hold: &'a str,
+}
+
+/// Whether market `code` is registered.
+pub fn market_exists(conn: &Connection, code: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM markets WHERE code = ?1")?
+        .exists([code])
+}
 
 /// Register (or correct) a sample; readings already stored are completed or corrected, and
-/// results upstreams get the record. The market must exist (the caller checked the scope).
+/// results upstreams get the record. The caller checked the token's scope.
 pub fn register(
     tx: &mut Tx<'_>,
     settings: &StoreSettings,
@@ -175,25 +177,30 @@ pub fn register(
     let key = id_key(&rec.market, &rec.sample_id);
     let hash = rec.content_hash();
     let now = rfc3339(Utc::now());
-    let known: Option<SampleRow> = tx
+    if !market_exists(tx.conn(), &rec.market)? {
+        return Ok(Registration::UnknownMarket);
+    }
+    let known: Option<KnownSample> = tx
         .prepare_cached(
             "SELECT id, registered_at IS NOT NULL, registration_hash, stall, name, category
              FROM samples WHERE key = ?1",
         )?
         .query_row([&key], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
+            Ok(KnownSample {
+                id: r.get(0)?,
+                registered: r.get(1)?,
+                registration_hash: r.get(2)?,
+                stall: r.get(3)?,
+                name: r.get(4)?,
+                category: r.get(5)?,
+            })
         })
         .optional()?;
     let (id, was_registered) = match &known {
-        Some((_, true, Some(h), ..)) if *h == hash => return Ok(Registration::Duplicate),
-        Some((id, registered, ..)) => {
+        Some(k) if k.registered && k.registration_hash.as_deref() == Some(hash.as_str()) => {
+            return Ok(Registration::Duplicate)
+        }
+        Some(k) => {
             tx.prepare_cached(
                 "UPDATE samples SET stall = coalesce(?1, stall), name = coalesce(?2, name),
                     category = coalesce(?3, category), vendor = coalesce(?4, vendor),
@@ -214,9 +221,9 @@ pub fn register(
                 now,
                 by,
                 hash,
-                id
+                k.id
             ])?;
-            (*id, *registered)
+            (k.id, k.registered)
         }
         None => {
             tx.prepare_cached(
@@ -252,11 +259,16 @@ pub fn register(
             "sample.register"
         },
         Some(&rec.sample_id),
-        &serde_json::json!({
-            "market": rec.market,
-            "record": rec,
-            "before": known.as_ref().map(|k| serde_json::json!({"stall": k.3, "name": k.4, "category": k.5})),
-        }),
+        &serde_json::to_value(RegisterAudit {
+            market: &rec.market,
+            record: rec,
+            before: known.as_ref().map(|k| Before {
+                stall: k.stall.as_deref(),
+                name: k.name.as_deref(),
+                category: k.category.as_deref(),
+            }),
+        })
+        .unwrap_or_default(),
     )?;
     let why = format!("sample {:?} registered by {by}", rec.sample_id);
     let readings = apply_to_readings(tx, settings, id, by, &why)?;
@@ -268,20 +280,27 @@ pub fn register(
     })
 }
 
+/// A sample's current record, as its hub gets it.
+struct CurrentRecord {
+    key: String,
+    revision: u32,
+    record: SampleRecord,
+}
+
 /// Queue the sample's current record for every results upstream (its hub).
 fn forward_record(tx: &mut Tx<'_>, settings: &StoreSettings, sample: i64) -> rusqlite::Result<()> {
     if !settings.routes.iter().any(|r| r.format == Format::Results) {
         return Ok(());
     }
-    let (key, revision, rec): (String, u32, SampleRecord) = tx.query_row(
+    let current: CurrentRecord = tx.query_row(
         "SELECT key, revision, sample_id, market, stall, name, category, vendor, supplier,
                 certificate_no, sampled_at FROM samples WHERE id = ?1",
         [sample],
         |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                SampleRecord {
+            Ok(CurrentRecord {
+                key: r.get(0)?,
+                revision: r.get(1)?,
+                record: SampleRecord {
                     sample_id: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
                     market: r.get(3)?,
                     stall: r.get(4)?,
@@ -292,31 +311,12 @@ fn forward_record(tx: &mut Tx<'_>, settings: &StoreSettings, sample: i64) -> rus
                     certificate_no: r.get(9)?,
                     sampled_at: r.get(10)?,
                 },
-            ))
+            })
         },
     )?;
-    let id = super::identity::event_id(&key, &format!("sample.record#{revision}")).to_string();
-    let body = serde_json::to_vec(&rec).unwrap_or_default();
+    let body = serde_json::to_vec(&current.record).unwrap_or_default();
     let now_ms = Utc::now().timestamp_millis();
-    let mut n = 0;
-    for route in settings
-        .routes
-        .iter()
-        .filter(|r| r.format == Format::Results)
-    {
-        n += queue_event(
-            tx,
-            None,
-            route,
-            "sample.record",
-            None,
-            &id,
-            &body,
-            now_ms,
-            false,
-        )?;
-    }
-    tx.events_added(n);
+    queue_sample_record(tx, settings, &current.key, current.revision, &body, now_ms)?;
     Ok(())
 }
 
@@ -329,13 +329,16 @@ struct Stored {
     reading: Reading,
     revision: u32,
     received_at: String,
-    hold: Option<(String, String)>,
+    local_day: String,
+    sample_ref: Option<i64>,
+    /// Its hold, if any, and the hold's status.
+    hold: Option<(String, HoldStatus)>,
 }
 
 fn stored_readings(tx: &Tx<'_>, sql_where: &str, arg: i64) -> rusqlite::Result<Vec<Stored>> {
     let sql = format!(
         "SELECT r.id, r.identity, r.market, r.stall, r.reading_json, r.revision, r.received_at,
-                h.id, h.status
+                h.id, h.status, r.local_day, r.sample_ref
          FROM readings r LEFT JOIN holds h ON h.reading = r.id
          WHERE {sql_where} AND r.superseded = 0 ORDER BY r.id"
     );
@@ -343,21 +346,17 @@ fn stored_readings(tx: &Tx<'_>, sql_where: &str, arg: i64) -> rusqlite::Result<V
         .query_map([arg], |r| {
             let json: String = r.get(4)?;
             let hold: Option<String> = r.get(7)?;
-            let status: Option<String> = r.get(8)?;
+            let status: Option<HoldStatus> = r.get(8)?;
             Ok(Stored {
                 id: r.get(0)?,
                 identity: r.get(1)?,
                 market: r.get(2)?,
                 stall: r.get(3)?,
-                reading: serde_json::from_str(&json).map_err(|e| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        4,
-                        rusqlite::types::Type::Text,
-                        Box::new(e),
-                    )
-                })?,
+                reading: from_json(4, &json)?,
                 revision: r.get(5)?,
                 received_at: r.get(6)?,
+                local_day: r.get(9)?,
+                sample_ref: r.get(10)?,
                 hold: hold.zip(status),
             })
         })?
@@ -408,7 +407,7 @@ fn correct_reading(
     // its `source`: compare with that.
     judged.source = s.stall.as_deref().map(Into::into);
     let stall_changed = reg.stall.is_some() && reg.stall != s.stall;
-    let changed = take_registered(&settings.judge, &mut judged, reg);
+    let changed = settings.judge.take_registered(&mut judged, reg);
     if !changed && !stall_changed {
         return Ok(false);
     }
@@ -432,16 +431,19 @@ fn correct_reading(
     }
     if judged.verdict != before {
         // The coverage aggregate counts failures and pass/fail samples: move this reading.
-        let (day, sample_ref): (String, Option<i64>) = tx
-            .prepare_cached("SELECT local_day, sample_ref FROM readings WHERE id = ?1")?
-            .query_row([s.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
         let cov = tx.coverage();
-        cov.remove(&s.market, &day, sample_ref, before);
-        cov.add(&s.market, &day, sample_ref, judged.verdict, &s.received_at);
+        cov.remove(&s.market, &s.local_day, s.sample_ref, before);
+        cov.add(
+            &s.market,
+            &s.local_day,
+            s.sample_ref,
+            judged.verdict,
+            &s.received_at,
+        );
         cov.verdict_changed(before, judged.verdict);
     }
     let revision = s.revision + 1;
-    let json = serde_json::to_string(&judged).unwrap_or_default();
+    let json = to_json(&judged);
     super::outbox::freeze_bodies(tx, s.id)?;
     tx.prepare_cached(
         "UPDATE readings SET stall = ?1, sample_name = ?2, category = ?3, verdict = ?4,
@@ -481,35 +483,54 @@ fn correct_reading(
                 judged.sample_name.as_deref().unwrap_or(""),
                 judged.category.as_deref().unwrap_or("")
             );
-            tx.prepare_cached("UPDATE holds SET stall = ?1, updated_at = ?2 WHERE id = ?3")?
-                .execute(params![stall, at, hold])?;
-            let mut status = status.clone();
+            set_hold_stall(tx, hold, stall.as_deref(), &at)?;
+            let mut status = *status;
             // Only an open hold goes to a person; one already in review, or released by a
             // retest, gets the note.
-            let to_review = kept_note.is_some() && matches!(status.as_str(), "held" | "confirmed");
+            let to_review = kept_note.is_some() && status.is_open();
             if let Some(kept) = &kept_note {
                 let _ = write!(note, "; {kept}: a person decides");
             }
             if to_review {
-                set_hold_status(tx, hold, "review", by, &note, &at)?;
-                status = "review".into();
+                set_hold_status(tx, hold, HoldStatus::Review, by, &note, &at)?;
+                status = HoldStatus::Review;
             } else {
                 add_history(
                     tx,
                     hold,
                     &HistoryEntry {
                         at: at.clone(),
-                        status: status.clone(),
+                        status,
                         by: by.to_string(),
                         reason: note,
                     },
                 )?;
             }
             let history = hold_history(tx.conn(), hold)?;
-            let h = Some((hold.as_str(), status.as_str(), history.as_slice()));
-            events += queue_revision(tx, settings, &cx, "sample.failed", revision, h, now_ms)?;
+            let h = Some(HoldBody {
+                id: hold,
+                status,
+                history: &history,
+            });
+            events += queue_revision(
+                tx,
+                settings,
+                &cx,
+                EventKind::SampleFailed,
+                revision,
+                h,
+                now_ms,
+            )?;
             if to_review {
-                events += queue_revision(tx, settings, &cx, "hold.review", revision, h, now_ms)?;
+                events += queue_revision(
+                    tx,
+                    settings,
+                    &cx,
+                    EventKind::HoldReview,
+                    revision,
+                    h,
+                    now_ms,
+                )?;
             }
         }
         None if judged.verdict == Verdict::Fail && before != Verdict::Fail => {
@@ -518,25 +539,25 @@ fn correct_reading(
                 .as_deref()
                 .is_some_and(|st| st.eq_ignore_ascii_case("P"));
             if !preliminary {
-                let hid = hold_id(&s.identity, s.id, now_ms).to_string();
-                let sample_ref: Option<i64> = tx.query_row(
-                    "SELECT sample_ref FROM readings WHERE id = ?1",
-                    [s.id],
-                    |r| r.get(0),
+                let (hid, entry) = open_hold(
+                    tx,
+                    NewHold {
+                        identity: &s.identity,
+                        reading: s.id,
+                        market: &s.market,
+                        stall: stall.as_deref(),
+                        sample_ref: s.sample_ref,
+                        at: &at,
+                        by,
+                        reason: format!("{why}: {}", judged.reason),
+                        now_ms,
+                    },
                 )?;
-                tx.prepare_cached(
-                    "INSERT INTO holds (id, reading, market, stall, sample_ref, status, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 'held', ?6, ?6)",
-                )?
-                .execute(params![hid, s.id, s.market, stall, sample_ref, at])?;
-                let entry = HistoryEntry {
-                    at: at.clone(),
-                    status: "held".into(),
-                    by: by.to_string(),
-                    reason: format!("{why}: {}", judged.reason),
-                };
-                add_history(tx, &hid, &entry)?;
-                let h = Some((hid.as_str(), "held", std::slice::from_ref(&entry)));
+                let h = Some(HoldBody {
+                    id: &hid,
+                    status: HoldStatus::Held,
+                    history: std::slice::from_ref(&entry),
+                });
                 events += queue_reading_events(tx, settings, &cx, true, h, now_ms)?;
             }
         }
@@ -546,20 +567,27 @@ fn correct_reading(
     let takes_all = |r: &super::Route| r.format == Format::Events && r.send == SendMode::All;
     if settings.routes.iter().any(takes_all) {
         let h = match &s.hold {
-            Some((hold, _)) => {
-                let history = hold_history(tx.conn(), hold)?;
-                let status: String =
-                    tx.query_row("SELECT status FROM holds WHERE id = ?1", [hold], |r| {
-                        r.get(0)
-                    })?;
-                Some((hold.clone(), status, history))
-            }
+            Some((hold, _)) => Some((
+                hold.as_str(),
+                hold_status(tx.conn(), hold)?,
+                hold_history(tx.conn(), hold)?,
+            )),
             None => None,
         };
-        let h = h
-            .as_ref()
-            .map(|(id, st, hist)| (id.as_str(), st.as_str(), hist.as_slice()));
-        events += queue_revision(tx, settings, &cx, "result.recorded", revision, h, now_ms)?;
+        let h = h.as_ref().map(|(id, status, history)| HoldBody {
+            id,
+            status: *status,
+            history,
+        });
+        events += queue_revision(
+            tx,
+            settings,
+            &cx,
+            EventKind::ResultRecorded,
+            revision,
+            h,
+            now_ms,
+        )?;
     }
     tracing::debug!(reading = s.id, revision, events, "stored reading corrected");
     Ok(true)
@@ -581,18 +609,8 @@ pub fn correct_hold_stall(
     stall: &str,
     by: &str,
 ) -> rusqlite::Result<StallCorrection> {
-    let (from, reading, sample_ref, sample_id, market): (
-        Option<String>,
-        i64,
-        Option<i64>,
-        Option<String>,
-        String,
-    ) = tx.query_row(
-        "SELECT h.stall, h.reading, h.sample_ref, r.sample_id, h.market
-         FROM holds h JOIN readings r ON r.id = h.reading WHERE h.id = ?1",
-        [hold],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-    )?;
+    let subject = hold_subject(tx.conn(), hold)?;
+    let from = subject.stall;
     let why = format!(
         "stall set to {stall:?} (was {}) by {by}",
         from.as_deref().unwrap_or("unset")
@@ -602,7 +620,7 @@ pub fn correct_hold_stall(
         name: None,
         category: None,
     };
-    let readings = match (sample_ref, sample_id) {
+    let readings = match (subject.sample_ref, subject.sample_id) {
         (Some(sample), Some(sid)) => {
             // The sample's registration is corrected: every reading of it, and the hub.
             tx.prepare_cached(
@@ -616,7 +634,12 @@ pub fn correct_hold_stall(
                 by,
                 "sample.correct",
                 Some(&sid),
-                &serde_json::json!({"market": market, "stall": stall, "hold": hold}),
+                &serde_json::to_value(StallAudit {
+                    market: &subject.market,
+                    stall,
+                    hold,
+                })
+                .unwrap_or_default(),
             )?;
             let n = apply_to_readings(tx, settings, sample, by, &why)?;
             forward_record(tx, settings, sample)?;
@@ -624,7 +647,7 @@ pub fn correct_hold_stall(
         }
         _ => {
             let mut n = 0;
-            for s in stored_readings(tx, "r.id = ?1", reading)? {
+            for s in stored_readings(tx, "r.id = ?1", subject.reading)? {
                 n += usize::from(correct_reading(tx, settings, s, &reg, by, &why)?);
             }
             n

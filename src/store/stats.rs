@@ -72,7 +72,7 @@ pub struct StoreFigures {
 
 /// Read the figures of one scrape (the readings' totals are kept with the readings, the
 /// outbox counts per upstream: a few rows).
-pub fn store_figures(conn: &Connection) -> rusqlite::Result<StoreFigures> {
+pub fn store_figures(conn: &super::Reader) -> rusqlite::Result<StoreFigures> {
     Ok(StoreFigures {
         readings_by_verdict: super::coverage::reading_totals(conn)?,
         outbox: outbox::counts(conn)?,

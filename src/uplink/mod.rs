@@ -278,7 +278,7 @@ pub const BATCH_ROWS: usize = 1000;
 /// offline keeps its hub busy without flooding it.
 pub const BATCHES_IN_FLIGHT: usize = 2;
 /// The outbox type of a sample record (posted to the hub's `/api/v1/samples`).
-pub const SAMPLE_RECORD: &str = "sample.record";
+pub const SAMPLE_RECORD: &str = crate::store::EventKind::SampleRecord.as_str();
 
 /// Cut due rows (oldest first) into at most `room` batches of one kind. Where rows and
 /// sample records meet, the later kind waits for the earlier one to be answered: a sample
@@ -554,7 +554,7 @@ mod tests {
 
     #[test]
     fn batches_keep_rows_and_sample_records_in_the_order_they_were_stored() {
-        let row = "result.row";
+        let row = crate::store::EventKind::ResultRow.as_str();
         let rec = SAMPLE_RECORD;
         // Rows up to the first record; the record waits for them.
         assert_eq!(
@@ -573,9 +573,9 @@ mod tests {
 
     #[test]
     fn a_batch_body_is_one_array_of_the_rows() {
-        let mut a = ev(1, "result.row");
+        let mut a = ev(1, crate::store::EventKind::ResultRow.as_str());
         a.body = br#"{"id":"a"}"#.to_vec();
-        let mut b = ev(2, "result.row");
+        let mut b = ev(2, crate::store::EventKind::ResultRow.as_str());
         b.body = br#"[{"id":"b"}]"#.to_vec(); // stored by an older version
         assert_eq!(batch_body(&[a, b]), br#"[{"id":"a"},{"id":"b"}]"#);
         assert_eq!(

@@ -9,6 +9,7 @@ use super::dashboard::hold_words;
 use super::html::{esc, page, respond};
 use crate::http::AppState;
 use crate::judge::Reference;
+use crate::store::HoldStatus;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -109,12 +110,12 @@ fn verdict_words(verdict: &str) -> (&'static str, &'static str) {
 }
 
 fn hold_words_zh(status: &str) -> &'static str {
-    match status {
-        "held" => "已暂停销售，等待复检",
-        "confirmed" => "复检仍不合格，已销毁",
-        "released" => "复检合格，已恢复销售",
-        "review" => "结果不一致，由监管人员复核",
-        _ => "",
+    match status.parse() {
+        Ok(HoldStatus::Held) => "已暂停销售，等待复检",
+        Ok(HoldStatus::Confirmed) => "复检仍不合格，已销毁",
+        Ok(HoldStatus::Released) => "复检合格，已恢复销售",
+        Ok(HoldStatus::Review) => "结果不一致，由监管人员复核",
+        Err(_) => "",
     }
 }
 

@@ -12,6 +12,7 @@ use crate::api::ops::{instrument_views, InstrumentView};
 use crate::auth::Role;
 use crate::http::AppState;
 use crate::store::coverage::{coverage_of, Coverage, MarketCoverage};
+use crate::store::HoldStatus;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -131,12 +132,12 @@ pub fn open_holds(
 
 /// A hold status in plain words (the dashboard and the board say the same).
 pub fn hold_words(status: &str) -> &'static str {
-    match status {
-        "held" => "Goods held from sale, awaiting retest",
-        "confirmed" => "Retest failed too: goods destroyed",
-        "released" => "Retest passed: goods released",
-        "review" => "Conflicting results: an inspector decides",
-        _ => "Unknown status",
+    match status.parse() {
+        Ok(HoldStatus::Held) => "Goods held from sale, awaiting retest",
+        Ok(HoldStatus::Confirmed) => "Retest failed too: goods destroyed",
+        Ok(HoldStatus::Released) => "Retest passed: goods released",
+        Ok(HoldStatus::Review) => "Conflicting results: an inspector decides",
+        Err(_) => "Unknown status",
     }
 }
 
@@ -364,8 +365,8 @@ impl View<'_> {
 
     fn summary(&self, s: &mut String, cov: &Coverage, hold_counts: &BTreeMap<String, u64>) {
         let m = &cov.summary;
-        let open = hold_counts.get("held").copied().unwrap_or(0)
-            + hold_counts.get("review").copied().unwrap_or(0);
+        let count = |h: HoldStatus| hold_counts.get(h.as_str()).copied().unwrap_or(0);
+        let open = count(HoldStatus::Held) + count(HoldStatus::Review);
         let card = |s: &mut String, id: &str, class: &str, n: u64, label: String| {
             let _ = write!(
                 s,
@@ -417,10 +418,11 @@ impl View<'_> {
     }
 
     fn holds(&self, s: &mut String, holds: &[OpenHold], counts: &BTreeMap<String, u64>) {
+        use HoldStatus::{Confirmed, Held, Released, Review};
         s.push_str("<section id=\"holds\"><h2>Open holds</h2><p class=\"muted\">");
-        let all: Vec<String> = ["held", "review", "confirmed", "released"]
+        let all: Vec<String> = [Held, Review, Confirmed, Released]
             .iter()
-            .map(|k| format!("{k}: {}", counts.get(*k).copied().unwrap_or(0)))
+            .map(|k| format!("{k}: {}", counts.get(k.as_str()).copied().unwrap_or(0)))
             .collect();
         let _ = write!(s, "All holds by status — {}", esc(&all.join(", ")));
         if holds.len() >= HOLDS_SHOWN {
@@ -460,8 +462,8 @@ impl View<'_> {
         let _ = write!(
             s,
             "</tbody></table></div><p class=\"muted\">held: {}; review: {}.</p></section>",
-            esc(hold_words("held")),
-            esc(hold_words("review"))
+            esc(hold_words(Held.as_str())),
+            esc(hold_words(Review.as_str()))
         );
     }
 

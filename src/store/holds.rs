@@ -1,0 +1,554 @@
+//! The hold life cycle: a failing reading opens a hold (`held`); retests, corrections and
+//! late registrations move it; every move is kept in its history and, where upstreams hear
+//! of it, sent as an event.
+//!
+//! What a retest (one upload row for the held sample, stored like any upload) does:
+//!
+//! | hold is | retest | hold becomes | event |
+//! | --- | --- | --- | --- |
+//! | held | fail | confirmed | `hold.confirmed` |
+//! | held | pass, other method or instrument | released | `hold.released` |
+//! | held | pass, same method and instrument | held (noted: it cannot release) | none |
+//! | confirmed | pass, other method or instrument | review (a conflict: a person decides) | `hold.review` |
+//! | released | fail | review | `hold.review` |
+//! | any | invalid / unknown, or nothing new | unchanged (noted) | none |
+//!
+//! A failing retest would open a hold of its own when stored; since it belongs to this hold,
+//! that second hold and its `sample.failed` events are removed in the same transaction (they
+//! were never committed, so no one saw them) and the hold's own event goes out instead.
+//! Hold events go to `format = "events"` upstreams, after the hold's earlier events.
+
+use super::codec::{parse_verdict, rfc3339, to_json, verdict_str};
+use super::events::{hold_change_body, EventKind, HoldBody, HoldChange};
+use super::identity::hold_id;
+use super::{StoreSettings, Tx};
+use chrono::Utc;
+use foodgate_parsers::Verdict;
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Where a hold is in its life cycle, as `holds.status` and every body and page say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HoldStatus {
+    /// Held from sale, awaiting a retest.
+    Held,
+    /// A retest failed too: the goods are destroyed.
+    Confirmed,
+    /// An independent retest passed: the goods are sold again.
+    Released,
+    /// The results conflict: a person decides.
+    Review,
+}
+
+impl HoldStatus {
+    pub const ALL: [HoldStatus; 4] = [
+        HoldStatus::Held,
+        HoldStatus::Confirmed,
+        HoldStatus::Released,
+        HoldStatus::Review,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            HoldStatus::Held => "held",
+            HoldStatus::Confirmed => "confirmed",
+            HoldStatus::Released => "released",
+            HoldStatus::Review => "review",
+        }
+    }
+
+    /// Goods still blocked by the machine's own verdict: what a correction that no longer
+    /// fails sends to a person.
+    pub fn is_open(self) -> bool {
+        matches!(self, HoldStatus::Held | HoldStatus::Confirmed)
+    }
+}
+
+impl fmt::Display for HoldStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown hold status {0:?}: expected held, confirmed, released or review")]
+pub struct UnknownHoldStatus(pub String);
+
+impl FromStr for HoldStatus {
+    type Err = UnknownHoldStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        HoldStatus::ALL
+            .into_iter()
+            .find(|h| h.as_str() == s)
+            .ok_or_else(|| UnknownHoldStatus(s.to_string()))
+    }
+}
+
+impl ToSql for HoldStatus {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for HoldStatus {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        value
+            .as_str()?
+            .parse()
+            .map_err(|e: UnknownHoldStatus| FromSqlError::Other(Box::new(e)))
+    }
+}
+
+/// One entry of a hold's history.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HistoryEntry {
+    pub at: String,
+    pub status: HoldStatus,
+    pub by: String,
+    pub reason: String,
+}
+
+pub(crate) fn add_history(tx: &Tx<'_>, hold: &str, e: &HistoryEntry) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO hold_history (hold, at, status, by, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![hold, e.at, e.status, e.by, e.reason])?;
+    Ok(())
+}
+
+/// Move a hold to `status`, record it in its history, return the whole history.
+pub fn set_hold_status(
+    tx: &Tx<'_>,
+    hold: &str,
+    status: HoldStatus,
+    by: &str,
+    reason: &str,
+    at: &str,
+) -> rusqlite::Result<Vec<HistoryEntry>> {
+    tx.prepare_cached("UPDATE holds SET status = ?1, updated_at = ?2 WHERE id = ?3")?
+        .execute(params![status, at, hold])?;
+    add_history(
+        tx,
+        hold,
+        &HistoryEntry {
+            at: at.to_string(),
+            status,
+            by: by.to_string(),
+            reason: reason.to_string(),
+        },
+    )?;
+    hold_history(tx.conn(), hold)
+}
+
+pub fn hold_history(conn: &Connection, hold: &str) -> rusqlite::Result<Vec<HistoryEntry>> {
+    conn.prepare_cached(
+        "SELECT at, status, by, reason FROM hold_history WHERE hold = ?1 ORDER BY id",
+    )?
+    .query_map([hold], |row| {
+        Ok(HistoryEntry {
+            at: row.get(0)?,
+            status: row.get(1)?,
+            by: row.get(2)?,
+            reason: row.get(3)?,
+        })
+    })?
+    .collect()
+}
+
+/// A hold a failing reading opens.
+pub(crate) struct NewHold<'a> {
+    /// The failing reading: its identity and row id make the hold's id.
+    pub identity: &'a str,
+    pub reading: i64,
+    pub market: &'a str,
+    pub stall: Option<&'a str>,
+    pub sample_ref: Option<i64>,
+    pub at: &'a str,
+    pub by: &'a str,
+    pub reason: String,
+    pub now_ms: i64,
+}
+
+/// Open a hold (`held`); returns its id and its first history entry.
+pub(crate) fn open_hold(tx: &Tx<'_>, h: NewHold<'_>) -> rusqlite::Result<(String, HistoryEntry)> {
+    let id = hold_id(h.identity, h.reading, h.now_ms).to_string();
+    tx.prepare_cached(
+        "INSERT INTO holds (id, reading, market, stall, sample_ref, status, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+    )?
+    .execute(params![
+        id,
+        h.reading,
+        h.market,
+        h.stall,
+        h.sample_ref,
+        HoldStatus::Held,
+        h.at
+    ])?;
+    let entry = HistoryEntry {
+        at: h.at.to_string(),
+        status: HoldStatus::Held,
+        by: h.by.to_string(),
+        reason: h.reason,
+    };
+    add_history(tx, &id, &entry)?;
+    Ok((id, entry))
+}
+
+/// The open (`held` or `confirmed`) hold of reading `reading`, if any.
+pub(crate) fn open_hold_of(tx: &Tx<'_>, reading: i64) -> rusqlite::Result<Option<String>> {
+    tx.prepare_cached("SELECT id FROM holds WHERE reading = ?1 AND status IN (?2, ?3)")?
+        .query_row(
+            params![reading, HoldStatus::Held, HoldStatus::Confirmed],
+            |row| row.get(0),
+        )
+        .optional()
+}
+
+pub(crate) fn set_hold_stall(
+    tx: &Tx<'_>,
+    hold: &str,
+    stall: Option<&str>,
+    at: &str,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE holds SET stall = ?1, updated_at = ?2 WHERE id = ?3")?
+        .execute(params![stall, at, hold])?;
+    Ok(())
+}
+
+pub(crate) fn hold_status(conn: &Connection, hold: &str) -> rusqlite::Result<HoldStatus> {
+    conn.query_row("SELECT status FROM holds WHERE id = ?1", [hold], |r| {
+        r.get(0)
+    })
+}
+
+/// Remove a hold never committed, with its history and its queued events.
+fn delete_hold(tx: &Tx<'_>, hold: &str) -> rusqlite::Result<()> {
+    super::outbox::delete_hold_events(tx, hold)?;
+    tx.execute("DELETE FROM hold_history WHERE hold = ?1", [hold])?;
+    tx.execute("DELETE FROM holds WHERE id = ?1", [hold])?;
+    Ok(())
+}
+
+/// What a stall correction needs to know of a hold.
+pub(crate) struct HoldSubject {
+    pub stall: Option<String>,
+    pub reading: i64,
+    pub sample_ref: Option<i64>,
+    /// The sample id its reading carries.
+    pub sample_id: Option<String>,
+    pub market: String,
+}
+
+pub(crate) fn hold_subject(conn: &Connection, hold: &str) -> rusqlite::Result<HoldSubject> {
+    conn.query_row(
+        "SELECT h.stall, h.reading, h.sample_ref, r.sample_id, h.market
+         FROM holds h JOIN readings r ON r.id = h.reading WHERE h.id = ?1",
+        [hold],
+        |r| {
+            Ok(HoldSubject {
+                stall: r.get(0)?,
+                reading: r.get(1)?,
+                sample_ref: r.get(2)?,
+                sample_id: r.get(3)?,
+                market: r.get(4)?,
+            })
+        },
+    )
+}
+
+/// A hold's sample as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SampleView {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub category: Option<String>,
+}
+
+/// A hold as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HoldView {
+    pub id: String,
+    pub market: String,
+    pub stall: Option<String>,
+    pub sample: SampleView,
+    pub reading: serde_json::Value,
+    pub status: HoldStatus,
+    pub history: Vec<HistoryEntry>,
+}
+
+const HOLD_SELECT: &str = "SELECT h.id, h.market, h.stall, h.status,
+        coalesce(s.sample_id, r.sample_id), coalesce(s.name, r.sample_name),
+        coalesce(s.category, r.category), r.reading_json, r.uploader
+     FROM holds h JOIN readings r ON r.id = h.reading LEFT JOIN samples s ON s.id = h.sample_ref";
+
+fn hold_row(conn: &Connection, r: &rusqlite::Row<'_>) -> rusqlite::Result<HoldView> {
+    let id: String = r.get(0)?;
+    let json: String = r.get(7)?;
+    let mut reading: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+    // An uploaded reading's protocol is the upload's, not an instrument's: shown as none.
+    if r.get::<_, Option<String>>(8)?.is_some() {
+        if let Some(o) = reading.as_object_mut() {
+            o.insert("protocol".into(), serde_json::Value::Null);
+        }
+    }
+    Ok(HoldView {
+        history: hold_history(conn, &id)?,
+        id,
+        market: r.get(1)?,
+        stall: r.get(2)?,
+        status: r.get(3)?,
+        sample: SampleView {
+            id: r.get(4)?,
+            name: r.get(5)?,
+            category: r.get(6)?,
+        },
+        reading,
+    })
+}
+
+/// Hold `id` as the API shows it.
+pub fn load_hold(reader: &super::Reader, id: &str) -> rusqlite::Result<Option<HoldView>> {
+    let conn = reader.conn();
+    let sql = format!("{HOLD_SELECT} WHERE h.id = ?1");
+    conn.prepare_cached(&sql)?
+        .query_row([id], |r| hold_row(conn, r))
+        .optional()
+}
+
+/// Holds newest first, at most 1000: of `status` if given, of `markets` if given.
+pub fn list_holds(
+    reader: &super::Reader,
+    status: Option<HoldStatus>,
+    markets: Option<&[String]>,
+) -> rusqlite::Result<Vec<HoldView>> {
+    let conn = reader.conn();
+    let scope = markets.map(to_json);
+    let sql = format!(
+        "{HOLD_SELECT} WHERE (?1 IS NULL OR h.status = ?1)
+         AND (?2 IS NULL OR h.market IN (SELECT value FROM json_each(?2)))
+         ORDER BY h.created_at DESC, h.id LIMIT 1000"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let v = stmt
+        .query_map(params![status, scope], |r| hold_row(conn, r))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(v)
+}
+
+/// The hold a retest is about, with what makes a retest independent of its reading.
+struct RetestedHold {
+    status: HoldStatus,
+    method: Option<String>,
+    /// The instrument, or the uploader of an upload.
+    instrument: Option<String>,
+    market: String,
+    stall: Option<String>,
+    sample_ref: Option<i64>,
+}
+
+/// The retest reading as stored.
+struct RetestReading {
+    verdict: Verdict,
+    method: Option<String>,
+    instrument: Option<String>,
+    identity: String,
+    json: String,
+}
+
+/// What a hold's `samples` row names.
+#[derive(Default)]
+struct SampleNames {
+    sample_id: Option<String>,
+    name: Option<String>,
+    category: Option<String>,
+}
+
+/// What a retest does to hold `status` (see the module table): the next status, if any,
+/// and the sentence for the history.
+fn retest_decision(
+    status: HoldStatus,
+    verdict: Verdict,
+    independent: bool,
+) -> (Option<HoldStatus>, String) {
+    use HoldStatus::{Confirmed, Held, Released, Review};
+    match (status, verdict) {
+        (Held, Verdict::Fail) => (
+            Some(Confirmed),
+            "the retest failed too: the goods are destroyed".into(),
+        ),
+        (Held, Verdict::Pass) if independent => (
+            Some(Released),
+            "a retest by another method or instrument passed: the goods are released".into(),
+        ),
+        (Held, Verdict::Pass) => (
+            None,
+            "recorded, but a pass by the same instrument and method cannot release the hold: retest with another method or instrument".into(),
+        ),
+        (Confirmed, Verdict::Pass) if independent => (
+            Some(Review),
+            "a retest by another method or instrument passed a confirmed hold: a person decides".into(),
+        ),
+        (Released, Verdict::Fail) => (
+            Some(Review),
+            "a retest failed a released hold: a person decides".into(),
+        ),
+        (_, Verdict::Pass | Verdict::Fail) => (None, format!("recorded; the hold stays {status}")),
+        (_, v) => (
+            None,
+            format!(
+                "recorded; a retest judged {} decides nothing: the hold stays {status}",
+                verdict_str(v)
+            ),
+        ),
+    }
+}
+
+/// Apply newly stored retest reading `reading` to hold `hold` (see the module table);
+/// `own_hold` is the hold the retest opened when it was stored, if it failed. Returns what
+/// the retest did, in one sentence.
+pub fn apply_retest(
+    tx: &mut Tx<'_>,
+    settings: &StoreSettings,
+    hold: &str,
+    by: &str,
+    reading: i64,
+    own_hold: Option<&str>,
+) -> rusqlite::Result<String> {
+    // A failing retest opened a hold of its own: it belongs to this one instead.
+    if let Some(own) = own_hold {
+        delete_hold(tx, own)?;
+    }
+    let held: RetestedHold = tx.query_row(
+        "SELECT h.status, r.method, coalesce(r.instrument, r.uploader), h.market, h.stall,
+                h.sample_ref
+         FROM holds h JOIN readings r ON r.id = h.reading WHERE h.id = ?1",
+        [hold],
+        |r| {
+            Ok(RetestedHold {
+                status: r.get(0)?,
+                method: r.get(1)?,
+                instrument: r.get(2)?,
+                market: r.get(3)?,
+                stall: r.get(4)?,
+                sample_ref: r.get(5)?,
+            })
+        },
+    )?;
+    let retest: RetestReading = tx.query_row(
+        "SELECT verdict, method, coalesce(instrument, uploader), identity, reading_json
+         FROM readings WHERE id = ?1",
+        [reading],
+        |r| {
+            Ok(RetestReading {
+                verdict: parse_verdict(r.get_ref(0)?.as_str()?),
+                method: r.get(1)?,
+                instrument: r.get(2)?,
+                identity: r.get(3)?,
+                json: r.get(4)?,
+            })
+        },
+    )?;
+    let independent = retest.method != held.method || retest.instrument != held.instrument;
+    let (next, why) = retest_decision(held.status, retest.verdict, independent);
+    let at = rfc3339(Utc::now());
+    let Some(next) = next else {
+        let entry = HistoryEntry {
+            at,
+            status: held.status,
+            by: by.to_string(),
+            reason: why,
+        };
+        add_history(tx, hold, &entry)?;
+        return Ok(entry.reason);
+    };
+    let history = set_hold_status(tx, hold, next, by, &why, &at)?;
+    let sample = match held.sample_ref {
+        Some(s) => tx
+            .query_row(
+                "SELECT sample_id, name, category FROM samples WHERE id = ?1",
+                [s],
+                |r| {
+                    Ok(SampleNames {
+                        sample_id: r.get(0)?,
+                        name: r.get(1)?,
+                        category: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?
+            .unwrap_or_default(),
+        None => SampleNames::default(),
+    };
+    let Some(kind) = EventKind::of_hold(next) else {
+        return Ok(why);
+    };
+    let (id, body) = hold_change_body(&HoldChange {
+        kind,
+        identity: &retest.identity,
+        occurred_at: &at,
+        market: &held.market,
+        stall: held.stall.as_deref(),
+        sample: (
+            sample.sample_id.as_deref(),
+            sample.name.as_deref(),
+            sample.category.as_deref(),
+        ),
+        reading_json: &retest.json,
+        hold: HoldBody {
+            id: hold,
+            status: next,
+            history: &history,
+        },
+    });
+    let now_ms = Utc::now().timestamp_millis();
+    super::queue::queue_hold_change(tx, settings, reading, kind, hold, &id, &body, now_ms)?;
+    Ok(why)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hold_statuses_read_back_and_serialize_as_their_text() {
+        for s in HoldStatus::ALL {
+            assert_eq!(s.as_str().parse::<HoldStatus>(), Ok(s));
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
+        }
+        assert!("open".parse::<HoldStatus>().is_err());
+    }
+
+    #[test]
+    fn a_machine_never_releases_a_confirmed_hold_or_decides_on_an_invalid_retest() {
+        use HoldStatus::*;
+        assert_eq!(
+            retest_decision(Held, Verdict::Fail, false).0,
+            Some(Confirmed)
+        );
+        assert_eq!(retest_decision(Held, Verdict::Pass, true).0, Some(Released));
+        assert_eq!(retest_decision(Held, Verdict::Pass, false).0, None);
+        assert_eq!(
+            retest_decision(Confirmed, Verdict::Pass, true).0,
+            Some(Review)
+        );
+        assert_eq!(retest_decision(Confirmed, Verdict::Pass, false).0, None);
+        assert_eq!(
+            retest_decision(Released, Verdict::Fail, false).0,
+            Some(Review)
+        );
+        let (next, why) = retest_decision(Review, Verdict::Invalid, true);
+        assert_eq!(next, None);
+        assert_eq!(
+            why,
+            "recorded; a retest judged invalid decides nothing: the hold stays review"
+        );
+    }
+}
