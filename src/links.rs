@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use foodgate_devices::archive::DEFAULT_MAX_FILE;
 use foodgate_devices::line::{self, LineSettings};
 use foodgate_devices::{
-    run_instrument, Batch, CommitReport, Endpoint, InstrumentLink, InstrumentStatus, Link,
+    run_instrument, CommitReport, Endpoint, InstrumentLink, InstrumentStatus, Link, LinkBatch,
     LinkTiming, RawArchive, SerialConfig, Sink, SinkError, StatusHandle,
 };
 use foodgate_parsers::DecoderConfig;
@@ -187,7 +187,7 @@ impl StoreSink {
 }
 
 impl Sink for StoreSink {
-    async fn commit(&self, batch: Batch) -> Result<CommitReport, SinkError> {
+    async fn commit(&self, batch: LinkBatch) -> Result<CommitReport, SinkError> {
         let instrument = batch.instrument.clone();
         let batch = self.store_batch(batch)?;
         let committed = match Pipeline::submit_within(&self.store, batch, self.commit_timeout).await

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 pub const DEFAULT_MAX_FILE: u64 = 64 * 1024 * 1024;
 
 #[derive(Debug)]
-struct Current {
+struct OpenFile {
     day: String,
     index: u32,
     file: File,
@@ -29,7 +29,7 @@ pub struct RawArchive {
     dir: PathBuf,
     offset: FixedOffset,
     max_file: u64,
-    current: Mutex<Option<Current>>,
+    current: Mutex<Option<OpenFile>>,
 }
 
 /// Instrument ids become directory names: anything but `[A-Za-z0-9._-]` is replaced.
@@ -74,14 +74,14 @@ impl RawArchive {
         }
     }
 
-    fn open(&self, day: &str, mut index: u32) -> io::Result<Current> {
+    fn open(&self, day: &str, mut index: u32) -> io::Result<OpenFile> {
         fs::create_dir_all(&self.dir)?;
         loop {
             let path = self.path(day, index);
             let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             if size < self.max_file {
                 let file = OpenOptions::new().create(true).append(true).open(&path)?;
-                return Ok(Current {
+                return Ok(OpenFile {
                     day: day.to_string(),
                     index,
                     file,

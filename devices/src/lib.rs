@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //!
-//! - [`sink`]: [`Batch`], the [`Sink`] trait the store implements, and [`MemorySink`] for
+//! - [`sink`]: [`LinkBatch`], the [`Sink`] trait the store implements, and [`MemorySink`] for
 //!   tests and demos.
 //! - [`session`]: the per-protocol link session over any `AsyncRead + AsyncWrite` stream
 //!   (ASTM ENQ/ACK/NAK, MLLP ACK, gold-card ack, receive-only printers and sentences).
@@ -30,6 +30,6 @@ pub mod transport;
 pub use archive::RawArchive;
 pub use line::LineSettings;
 pub use session::{run_session, Link, LinkTiming, SessionEnd};
-pub use sink::{Batch, CommitReport, MemorySink, Sink, SinkError};
+pub use sink::{CommitReport, LinkBatch, MemorySink, Sink, SinkError};
 pub use status::{InstrumentStatus, StatusHandle};
 pub use transport::{run_instrument, Endpoint, InstrumentLink, Pty, SerialConfig};

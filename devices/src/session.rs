@@ -8,7 +8,7 @@
 //! TCP connections, pty pairs and in-memory pipes all run the same code.
 
 use crate::archive::RawArchive;
-use crate::sink::{Batch, Sink, SinkError};
+use crate::sink::{LinkBatch, Sink, SinkError};
 use crate::status::StatusHandle;
 use chrono::Utc;
 use foodgate_parsers::event::{FrameOutcome, LinkEvent};
@@ -161,9 +161,9 @@ struct Session<'a, S> {
     /// ASTM: offsets of frames dropped since the last accepted one.
     dropped_at: Vec<u64>,
     /// Frames whose readings the sink refused, by frame/sequence number, not acknowledged.
-    unacked: Vec<(u32, Batch)>,
+    unacked: Vec<(u32, LinkBatch)>,
     /// Receive-only protocols: refused batches, retried in order.
-    backlog: Vec<Batch>,
+    backlog: Vec<LinkBatch>,
     /// Replies are no longer attempted once a write failed.
     writable: bool,
 }
@@ -365,8 +365,8 @@ impl<'a, S: Sink> Session<'a, S> {
         Ok(())
     }
 
-    fn batch(&mut self) -> Batch {
-        let batch = Batch {
+    fn batch(&mut self) -> LinkBatch {
+        let batch = LinkBatch {
             instrument: self.link.instrument.clone(),
             protocol: self.link.protocol,
             stream: self.stream,
@@ -381,7 +381,7 @@ impl<'a, S: Sink> Session<'a, S> {
     }
 
     /// Commit, counting; the batch comes back when the sink refused it.
-    async fn commit(&mut self, batch: Batch) -> Result<(), (Batch, SinkError)> {
+    async fn commit(&mut self, batch: LinkBatch) -> Result<(), (LinkBatch, SinkError)> {
         match self.link.sink.commit(batch.clone()).await {
             Ok(report) => {
                 let now = Utc::now();

@@ -16,7 +16,7 @@ use chrono::{FixedOffset, Utc};
 use foodgate_parsers::astm::{encode_frame, escape, Frame};
 use foodgate_parsers::enzyme_print::{encode_report, Report, ReportRow as Row};
 use foodgate_parsers::gold_card::{self, ResultPayload};
-use foodgate_parsers::hl7::{Obx, Order, Oru};
+use foodgate_parsers::hl7::{Obr, Obx, Oru};
 use foodgate_parsers::spectro::{encode_fsh, encode_fsi, Fsa};
 use foodgate_parsers::synth::Rng;
 use foodgate_parsers::{Encoding, Protocol};
@@ -115,7 +115,7 @@ pub struct SimReport {
 
 /// One sample as tested.
 #[derive(Debug, Clone, PartialEq)]
-struct Sample {
+struct SimSample {
     id: String,
     stall: String,
     name: &'static str,
@@ -160,7 +160,7 @@ impl Samples {
         }
     }
 
-    fn next(&mut self, kinds: &[Kind]) -> Sample {
+    fn next(&mut self, kinds: &[Kind]) -> SimSample {
         self.n += 1;
         let kind = self.rng.pick(kinds);
         let name = match kind {
@@ -170,7 +170,7 @@ impl Samples {
             Kind::Processed => self.rng.pick(&PROCESSED),
         };
         let positive = self.rng.below(1_000_000) < self.rate;
-        Sample {
+        SimSample {
             id: format!("S{:04}", self.n),
             stall: format!("A{:02}", self.rng.range(1, 40)),
             name,
@@ -328,7 +328,7 @@ fn verdict_word(positive: bool) -> &'static str {
 /// Test code, name, value, unit, range and flag of an ASTM/HL7 result for `s`.
 fn lab_result(
     samples: &mut Samples,
-    s: &Sample,
+    s: &SimSample,
 ) -> (
     &'static str,
     &'static str,
@@ -535,7 +535,7 @@ async fn hl7<T: AsyncRead + AsyncWrite + Unpin>(
             charset: None,
             source_id: s.stall.clone(),
             vendor: vec!["王".into(), "伟".into()],
-            orders: vec![Order {
+            orders: vec![Obr {
                 sample_id: s.id.clone(),
                 service: format!("{code}^{name}"),
                 observed_at: ts.clone(),

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 /// message, an HL7 message, a gold-card result frame; for the receive-only protocols, the
 /// readings one read chunk completed.
 #[derive(Debug, Clone)]
-pub struct Batch {
+pub struct LinkBatch {
     /// Configured instrument id (`[[instrument]] id`).
     pub instrument: String,
     pub protocol: Protocol,
@@ -49,7 +49,10 @@ pub struct SinkError(pub String);
 /// Durable storage for readings. `commit` must return `Ok` only once every reading of the
 /// batch is durably stored (or known already stored): the link acknowledges on it.
 pub trait Sink: Send + Sync + 'static {
-    fn commit(&self, batch: Batch) -> impl Future<Output = Result<CommitReport, SinkError>> + Send;
+    fn commit(
+        &self,
+        batch: LinkBatch,
+    ) -> impl Future<Output = Result<CommitReport, SinkError>> + Send;
 
     /// Whether a new transfer may start (ASTM answers `ENQ` with `NAK` when not).
     fn ready(&self) -> bool {
@@ -61,7 +64,7 @@ pub trait Sink: Send + Sync + 'static {
 /// be told to refuse.
 #[derive(Debug, Default)]
 pub struct MemorySink {
-    batches: Mutex<Vec<Batch>>,
+    batches: Mutex<Vec<LinkBatch>>,
     refusing: AtomicBool,
     refuse_next: AtomicUsize,
     refused: AtomicUsize,
@@ -87,7 +90,7 @@ impl MemorySink {
         self.refused.load(Ordering::SeqCst)
     }
 
-    pub fn batches(&self) -> Vec<Batch> {
+    pub fn batches(&self) -> Vec<LinkBatch> {
         self.batches.lock().map(|b| b.clone()).unwrap_or_default()
     }
 
@@ -110,7 +113,10 @@ impl MemorySink {
 }
 
 impl Sink for MemorySink {
-    fn commit(&self, batch: Batch) -> impl Future<Output = Result<CommitReport, SinkError>> + Send {
+    fn commit(
+        &self,
+        batch: LinkBatch,
+    ) -> impl Future<Output = Result<CommitReport, SinkError>> + Send {
         let result = if self.refuse_now() {
             self.refused.fetch_add(1, Ordering::SeqCst);
             Err(SinkError("memory sink told to refuse".into()))

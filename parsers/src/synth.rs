@@ -65,7 +65,7 @@ pub struct Capture {
 }
 
 /// One analyte as the analyzer reports it.
-struct Test {
+struct SynthTest {
     code: &'static str,
     /// Chinese name (HL7 OBX-3 text component).
     name: &'static str,
@@ -80,8 +80,8 @@ struct Test {
     lod: &'static str,
 }
 
-const TESTS: [Test; 6] = [
-    Test {
+const TESTS: [SynthTest; 6] = [
+    SynthTest {
         code: "OPI",
         name: "农药残留",
         unit: "%",
@@ -92,7 +92,7 @@ const TESTS: [Test; 6] = [
         qualitative: false,
         lod: "<5.0",
     },
-    Test {
+    SynthTest {
         code: "CLB",
         name: "克伦特罗",
         unit: "ug/kg",
@@ -103,7 +103,7 @@ const TESTS: [Test; 6] = [
         qualitative: true,
         lod: "<0.05",
     },
-    Test {
+    SynthTest {
         code: "RAC",
         name: "莱克多巴胺",
         unit: "ug/kg",
@@ -114,7 +114,7 @@ const TESTS: [Test; 6] = [
         qualitative: true,
         lod: "<0.05",
     },
-    Test {
+    SynthTest {
         code: "HCHO",
         name: "甲醛",
         unit: "mg/kg",
@@ -125,7 +125,7 @@ const TESTS: [Test; 6] = [
         qualitative: false,
         lod: "<0.5",
     },
-    Test {
+    SynthTest {
         code: "SO2",
         name: "二氧化硫",
         unit: "g/kg",
@@ -136,7 +136,7 @@ const TESTS: [Test; 6] = [
         qualitative: false,
         lod: "<0.005",
     },
-    Test {
+    SynthTest {
         code: "NO2",
         name: "亚硝酸盐",
         unit: "mg/kg",
@@ -243,7 +243,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// A result: the value as sent and its abnormal flag.
-fn result_value(rng: &mut Rng, t: &Test) -> (String, &'static str) {
+fn result_value(rng: &mut Rng, t: &SynthTest) -> (String, &'static str) {
     let roll = rng.below(100);
     if t.qualitative && roll < 25 {
         return if rng.chance(1, 5) {
@@ -264,7 +264,7 @@ fn result_value(rng: &mut Rng, t: &Test) -> (String, &'static str) {
 }
 
 /// Stream state shared by consecutive messages of one generator.
-struct Analyzer {
+struct SynthStream {
     rng: Rng,
     clock: Clock,
     serial: String,
@@ -272,12 +272,12 @@ struct Analyzer {
     sample: u64,
 }
 
-impl Analyzer {
+impl SynthStream {
     fn new(seed: u64) -> Self {
         let mut rng = Rng::new(seed);
         let clock = Clock::new(&mut rng);
         let serial = format!("SN{:08}", rng.below(100_000_000));
-        Analyzer {
+        SynthStream {
             rng,
             clock,
             serial,
@@ -410,7 +410,7 @@ fn hl7_escape(text: &str) -> String {
 /// `n` ASTM message texts (records each ended by CR), the same messages, in the same order,
 /// that [`astm_capture`] with this seed frames.
 pub fn astm_messages(n: usize, seed: u64) -> Vec<Vec<u8>> {
-    let mut a = Analyzer::new(seed);
+    let mut a = SynthStream::new(seed);
     (0..n).map(|_| a.astm_message().0).collect()
 }
 
@@ -422,7 +422,7 @@ pub fn astm_capture(target_bytes: usize, seed: u64) -> Vec<u8> {
 
 /// [`astm_capture`] with its message and `R` record counts.
 pub fn astm_capture_counted(target_bytes: usize, seed: u64) -> Capture {
-    let mut a = Analyzer::new(seed);
+    let mut a = SynthStream::new(seed);
     // Grouping draws from its own stream so the messages match `astm_messages`.
     let mut grouping = Rng::new(seed ^ 0x5EED_A57A);
     let mut cap = Capture {
@@ -451,7 +451,7 @@ pub fn hl7_capture(target_bytes: usize, seed: u64) -> Vec<u8> {
 
 /// [`hl7_capture`] with its message and `OBX` counts.
 pub fn hl7_capture_counted(target_bytes: usize, seed: u64) -> Capture {
-    let mut a = Analyzer::new(seed);
+    let mut a = SynthStream::new(seed);
     let mut cap = Capture {
         bytes: Vec::with_capacity(target_bytes + 4096),
         ..Capture::default()

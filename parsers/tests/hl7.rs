@@ -4,7 +4,7 @@ use crate::harness::{
     assert_chunking_invariant, check_fixtures, codes, decode, decode_chunked, fixtures_dir,
 };
 use foodgate_parsers::event::LinkEvent;
-use foodgate_parsers::hl7::{ack, escape, mllp_wrap, AckCode, AckHeader, Obx, Order, Oru};
+use foodgate_parsers::hl7::{ack, escape, mllp_wrap, AckCode, AckHeader, Obr, Obx, Oru};
 use foodgate_parsers::{
     DecoderConfig, DeviceVerdict, Encoding, Event, Level, Protocol, Qualifier, Reading,
 };
@@ -622,11 +622,11 @@ fn oru_strategy() -> impl Strategy<Value = Oru> {
             vendor: vec![vendor],
             orders: orders
                 .into_iter()
-                .map(|(id, name, results)| Order {
+                .map(|(id, name, results)| Obr {
                     sample_id: id,
                     sample_name: name,
                     results,
-                    ..Order::default()
+                    ..Obr::default()
                 })
                 .collect(),
             ..Oru::default()
@@ -685,7 +685,7 @@ proptest! {
         prop_assert_eq!(&decode_chunked(Protocol::Hl7, &config, &bytes, &sizes), &ev);
         prop_assert_eq!(codes(&ev), Vec::<&str>::new());
         let r = reads(&ev);
-        let expected: Vec<(&Order, &Obx)> = msg.orders.iter()
+        let expected: Vec<(&Obr, &Obx)> = msg.orders.iter()
             .flat_map(|o| o.results.iter().map(move |x| (o, x))).collect();
         prop_assert_eq!(r.len(), expected.len());
         for (r, (o, x)) in r.iter().zip(expected) {
@@ -756,7 +756,7 @@ fn throughput() {
         charset: Some("UNICODE UTF-8".into()),
         source_id: "A-017".into(),
         vendor: vec!["李".into(), "秀英".into()],
-        orders: vec![Order {
+        orders: vec![Obr {
             sample_id: "S20261128-000123".into(),
             service: "FOODSCREEN".into(),
             observed_at: "20261128091500".into(),

@@ -52,15 +52,3 @@ pub async fn run_instrument<S: Sink>(
         }
     }
 }
-
-/// Resolves when `shutdown` turns true; never when its sender is gone without doing so.
-pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    loop {
-        if *shutdown.borrow_and_update() {
-            return;
-        }
-        if shutdown.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
-}

@@ -1,6 +1,6 @@
 //! A configured serial port: opened, read until it goes away, reopened with backoff.
 
-use super::stopped;
+use super::stream::stopped;
 use super::stream::{HangUp, PortStream};
 use crate::line::LineSettings;
 use crate::session::{run_session, Link, SessionEnd};

@@ -14,6 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
+use tokio::sync::watch;
 
 /// What the reader thread does with a hang-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,5 +181,17 @@ impl AsyncWrite for PortStream {
     fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.tx = None;
         Poll::Ready(Ok(()))
+    }
+}
+
+/// Resolves when `shutdown` turns true; never when its sender is gone without doing so.
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    loop {
+        if *shutdown.borrow_and_update() {
+            return;
+        }
+        if shutdown.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! A TCP listener for instruments and lab systems that connect to us: each connection is
 //! its own session, several at once.
 
-use super::stopped;
+use super::stream::stopped;
 use crate::session::{run_session, Link, SessionEnd};
 use crate::sink::Sink;
 use std::sync::Arc;

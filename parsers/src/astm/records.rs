@@ -14,16 +14,16 @@ use chrono::{DateTime, FixedOffset};
 const FIELDS: usize = 17;
 
 #[derive(Debug, Clone, Copy)]
-struct Delims {
+struct RecordDelims {
     field: Delim,
     repeat: Delim,
     component: Delim,
     escape: u8,
 }
 
-impl Delims {
+impl RecordDelims {
     fn new(field: u8, repeat: u8, component: u8, escape: u8, dbcs: bool) -> Self {
-        Delims {
+        RecordDelims {
             field: Delim::new(field, dbcs),
             repeat: Delim::new(repeat, dbcs),
             component: Delim::new(component, dbcs),
@@ -33,7 +33,7 @@ impl Delims {
 }
 
 #[derive(Debug, Default, Clone)]
-struct Order {
+struct OrderRecord {
     sample_id: Option<Text>,
     sample_name: Option<Text>,
     collected_at: Option<DateTime<FixedOffset>>,
@@ -41,7 +41,7 @@ struct Order {
 }
 
 #[derive(Debug, Default, Clone)]
-struct Source {
+struct PatientRecord {
     id: Option<Text>,
     vendor: Option<Text>,
 }
@@ -49,7 +49,7 @@ struct Source {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Last {
     Other,
-    Order,
+    OrderRecord,
     Result,
 }
 
@@ -58,7 +58,7 @@ enum Last {
 pub(super) struct Records {
     config: DecoderConfig,
     encoding: Encoding,
-    delims: Delims,
+    delims: RecordDelims,
     active: bool,
     /// A message was discarded: its remaining records are dropped without more errors.
     discarding: bool,
@@ -66,8 +66,8 @@ pub(super) struct Records {
     orphans_reported: bool,
     header_instrument: Option<Text>,
     header_time: Option<DateTime<FixedOffset>>,
-    source: Source,
-    order: Order,
+    source: PatientRecord,
+    order: OrderRecord,
     last: Last,
     /// Boxed as they are built: each goes out as `Event::Reading(Box<_>)` unmoved.
     #[allow(clippy::vec_box)]
@@ -80,14 +80,14 @@ impl Records {
         Records {
             config,
             encoding,
-            delims: Delims::new(b'|', b'\\', b'^', b'&', dbcs),
+            delims: RecordDelims::new(b'|', b'\\', b'^', b'&', dbcs),
             active: false,
             discarding: false,
             orphans_reported: false,
             header_instrument: None,
             header_time: None,
-            source: Source::default(),
-            order: Order::default(),
+            source: PatientRecord::default(),
+            order: OrderRecord::default(),
             last: Last::Other,
             readings: Vec::new(),
         }
@@ -243,22 +243,22 @@ impl Records {
         self.fields(rec, &mut f);
         match kind {
             b'P' => {
-                self.source = Source {
+                self.source = PatientRecord {
                     id: self.component_text(f[2], 0),
                     vendor: self.person_name(f[5]),
                 };
-                self.order = Order::default();
+                self.order = OrderRecord::default();
                 self.last = Last::Other;
             }
             b'O' => {
                 let collected_at = self.datetime(f[7], "collection date-time (O.8)", offset, out);
-                self.order = Order {
+                self.order = OrderRecord {
                     sample_id: self.component_text(f[2], 0),
                     sample_name: self.component_text(f[15], 0),
                     collected_at,
                     comments: Vec::new(),
                 };
-                self.last = Last::Order;
+                self.last = Last::OrderRecord;
             }
             b'R' => {
                 self.result(&f, offset, out);
@@ -271,7 +271,7 @@ impl Records {
                                 r.comments.push(text);
                             }
                         }
-                        Last::Order => self.order.comments.push(text),
+                        Last::OrderRecord => self.order.comments.push(text),
                         Last::Other => {}
                     }
                 }
@@ -369,7 +369,7 @@ impl Records {
                     && r != e
                     && field.is_ascii_punctuation() =>
             {
-                Delims::new(field, r, c, e, dbcs)
+                RecordDelims::new(field, r, c, e, dbcs)
             }
             _ => {
                 out.push(Event::Diagnostic(Diagnostic::warning(
@@ -380,7 +380,7 @@ impl Records {
                         String::from_utf8_lossy(&rec[1..(2 + def.len()).min(rec.len())])
                     ),
                 )));
-                Delims::new(b'|', b'\\', b'^', b'&', dbcs)
+                RecordDelims::new(b'|', b'\\', b'^', b'&', dbcs)
             }
         };
         let mut f: [&[u8]; 15] = [&[]; 15];
@@ -396,8 +396,8 @@ impl Records {
         self.active = true;
         self.discarding = false;
         self.orphans_reported = false;
-        self.source = Source::default();
-        self.order = Order::default();
+        self.source = PatientRecord::default();
+        self.order = OrderRecord::default();
         self.last = Last::Other;
     }
 
@@ -475,7 +475,7 @@ impl Records {
         }));
         self.active = false;
         self.last = Last::Other;
-        self.order = Order::default();
-        self.source = Source::default();
+        self.order = OrderRecord::default();
+        self.source = PatientRecord::default();
     }
 }

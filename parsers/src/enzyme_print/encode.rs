@@ -11,7 +11,7 @@ pub struct Report {
     /// Header lines in order, key as printed: `("仪器编号", "NC12-2023-0457")`,
     /// `("对照 ΔA0", "0.412")`.
     pub header: Vec<(String, String)>,
-    pub rows: Vec<Row>,
+    pub rows: Vec<ReportRow>,
     /// `检测员` line, left out when `None`.
     pub tester: Option<String>,
     /// Lines end in CR LF rather than LF.
@@ -22,7 +22,7 @@ pub struct Report {
 
 /// One table row.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Row {
+pub enum ReportRow {
     Used {
         channel: u8,
         sample_id: String,
@@ -42,7 +42,7 @@ pub enum Row {
 impl Report {
     /// The report of the protocol document.
     pub fn example() -> Self {
-        let used = |channel, id: &str, name: &str, at, rate, c: &str| Row::Used {
+        let used = |channel, id: &str, name: &str, at, rate, c: &str| ReportRow::Used {
             channel,
             sample_id: id.into(),
             name: name.into(),
@@ -65,7 +65,7 @@ impl Report {
             rows: vec![
                 used(1, "S0001", "菠菜", 0.105, 74.5, "阳性"),
                 used(2, "S0002", "小白菜", 0.398, 3.4, "阴性"),
-                Row::Unused { channel: 3 },
+                ReportRow::Unused { channel: 3 },
                 used(4, "S0003", "上海青", 0.231, 43.9, "阴性"),
             ],
             tester: Some("李明".into()),
@@ -79,14 +79,14 @@ const EQ_RULE: &str = "================================";
 const DASH_RULE: &str = "--------------------------------";
 const TABLE_HEAD: &str = "通道 样品编号    样品名称   ΔAt    抑制率  结论";
 
-struct Printer {
+struct ReportPrinter {
     buf: Vec<u8>,
     encoding: Encoding,
     escpos: bool,
     eol: &'static [u8],
 }
 
-impl Printer {
+impl ReportPrinter {
     fn text(&mut self, s: &str) {
         self.buf.extend_from_slice(&self.encoding.encode(s));
     }
@@ -112,7 +112,7 @@ impl Printer {
 /// commands are sprinkled in the way real printers get them: at line starts, mid-line,
 /// between two characters of a name, and with argument bytes that look like LF and ESC.
 pub fn encode_report(report: &Report, encoding: Encoding, with_escpos: bool) -> Vec<u8> {
-    let mut p = Printer {
+    let mut p = ReportPrinter {
         buf: Vec::new(),
         encoding,
         escpos: with_escpos,
@@ -141,8 +141,8 @@ pub fn encode_report(report: &Report, encoding: Encoding, with_escpos: bool) -> 
     p.line(TABLE_HEAD);
     for row in &report.rows {
         match row {
-            Row::Unused { channel } => p.line(&format!("{channel:02}   --")),
-            Row::Used {
+            ReportRow::Unused { channel } => p.line(&format!("{channel:02}   --")),
+            ReportRow::Used {
                 channel,
                 sample_id,
                 name,

@@ -14,7 +14,7 @@ pub(crate) const GS: u8 = 0x1D;
 
 /// Where the stripper stands inside a command; commands may be split across chunks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+enum EscPosState {
     Text,
     /// After ESC.
     Esc,
@@ -43,7 +43,7 @@ pub(crate) enum Piece<'a> {
 /// Streaming ESC/POS command stripper.
 #[derive(Debug)]
 pub(crate) struct EscPos {
-    state: State,
+    state: EscPosState,
     /// Stream offset of the command being skipped.
     start: u64,
 }
@@ -51,7 +51,7 @@ pub(crate) struct EscPos {
 impl EscPos {
     pub(crate) fn new() -> Self {
         EscPos {
-            state: State::Text,
+            state: EscPosState::Text,
             start: 0,
         }
     }
@@ -68,15 +68,15 @@ impl EscPos {
         while let Some(&b) = chunk.get(*i) {
             let here = base + *i as u64;
             match self.state {
-                State::Text => {
+                EscPosState::Text => {
                     let rest = chunk.get(*i..).unwrap_or_default();
                     match memchr3(ESC, GS, FS, rest) {
                         Some(0) => {
                             self.start = here;
                             self.state = match b {
-                                ESC => State::Esc,
-                                GS => State::Gs,
-                                _ => State::Fs,
+                                ESC => EscPosState::Esc,
+                                GS => EscPosState::Gs,
+                                _ => EscPosState::Fs,
                             };
                             *i += 1;
                         }
@@ -90,40 +90,40 @@ impl EscPos {
                         }
                     }
                 }
-                State::Arg => {
+                EscPosState::Arg => {
                     *i += 1;
-                    self.state = State::Text;
+                    self.state = EscPosState::Text;
                 }
-                State::Esc => {
+                EscPosState::Esc => {
                     *i += 1;
                     match b {
-                        b'@' | b'2' => self.state = State::Text,
-                        b'!' | b'a' | b'E' | b'd' | b'3' => self.state = State::Arg,
+                        b'@' | b'2' => self.state = EscPosState::Text,
+                        b'!' | b'a' | b'E' | b'd' | b'3' => self.state = EscPosState::Arg,
                         _ => return Some(self.unknown()),
                     }
                 }
-                State::Gs => {
+                EscPosState::Gs => {
                     *i += 1;
                     match b {
-                        b'!' => self.state = State::Arg,
-                        b'V' => self.state = State::GsV,
+                        b'!' => self.state = EscPosState::Arg,
+                        b'V' => self.state = EscPosState::GsV,
                         _ => return Some(self.unknown()),
                     }
                 }
-                State::GsV => {
+                EscPosState::GsV => {
                     *i += 1;
                     // Function B cuts (65, 66) take a feed amount; the others do not.
                     self.state = if matches!(b, 0x41 | 0x42) {
-                        State::Arg
+                        EscPosState::Arg
                     } else {
-                        State::Text
+                        EscPosState::Text
                     };
                     return Some(Piece::Cut(self.start));
                 }
-                State::Fs => {
+                EscPosState::Fs => {
                     *i += 1;
                     match b {
-                        b'&' | b'.' => self.state = State::Text,
+                        b'&' | b'.' => self.state = EscPosState::Text,
                         _ => return Some(self.unknown()),
                     }
                 }
@@ -133,14 +133,14 @@ impl EscPos {
     }
 
     fn unknown(&mut self) -> Piece<'static> {
-        self.state = State::Text;
+        self.state = EscPosState::Text;
         Piece::Unknown(self.start)
     }
 
     /// End of input: the offset of a command the input stopped in the middle of.
     pub(crate) fn finish(&mut self) -> Option<u64> {
-        let cut = (self.state != State::Text).then_some(self.start);
-        self.state = State::Text;
+        let cut = (self.state != EscPosState::Text).then_some(self.start);
+        self.state = EscPosState::Text;
         cut
     }
 }

@@ -21,7 +21,7 @@ mod escpos;
 mod report;
 mod row;
 
-pub use encode::{encode_report, Report, Row as ReportRow};
+pub use encode::{encode_report, Report, ReportRow};
 
 use crate::decoder::{Decoder, DecoderConfig};
 use crate::event::{Diagnostic, Event};
@@ -29,11 +29,10 @@ use crate::text::Encoding;
 use escpos::{EscPos, Piece};
 use memchr::memchr;
 use report::Reports;
+pub use report::MAX_REPORT_LINES;
 
 /// Longest line accepted, printer commands excluded.
 pub const MAX_LINE: usize = 4096;
-/// Most non-blank lines one report may have before it is refused as runaway.
-pub const MAX_REPORT_LINES: usize = 1024;
 
 const LF: u8 = b'\n';
 

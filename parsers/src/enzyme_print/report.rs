@@ -8,13 +8,15 @@
 //! printer cuts the paper only after the last line of a report. Without that, a live
 //! printer line would hold a finished report until the next one is printed.
 
-use super::row::{parse_row, Row};
-use super::MAX_REPORT_LINES;
+use super::row::{parse_row, TableRow};
 use crate::decoder::DecoderConfig;
 use crate::event::{DeviceInfo, Diagnostic, Event};
 use crate::reading::{DeviceVerdict, Metadata, Protocol, Reading, Text};
 use crate::value::parse_decimal;
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone};
+
+/// Most non-blank lines one report may have before it is refused as runaway.
+pub const MAX_REPORT_LINES: usize = 1024;
 
 pub(crate) const ANALYTE: &str = "op_carbamate";
 pub(crate) const METHOD: &str = "enzyme_inhibition";
@@ -46,7 +48,7 @@ struct StoredRow {
 
 /// The report being read.
 #[derive(Debug, Default)]
-struct Current {
+struct OpenReport {
     offset: u64,
     lines: usize,
     model: Option<Text>,
@@ -63,7 +65,7 @@ pub(crate) struct Reports {
     utc_offset: FixedOffset,
     instrument: Option<Text>,
     phase: Phase,
-    cur: Current,
+    cur: OpenReport,
     /// An unknown printer command was already reported for the current report.
     warned_unknown: bool,
     /// Text outside any report was already reported since the last report started.
@@ -149,7 +151,7 @@ impl Reports {
             utc_offset: config.utc_offset,
             instrument: config.instrument.clone(),
             phase: Phase::Outside,
-            cur: Current::default(),
+            cur: OpenReport::default(),
             warned_unknown: false,
             warned_outside: false,
         }
@@ -171,9 +173,9 @@ impl Reports {
                 ),
                 _ => self.discard("a new report started before it was complete", out),
             }
-            self.cur = Current {
+            self.cur = OpenReport {
                 offset,
-                ..Current::default()
+                ..OpenReport::default()
             };
             self.phase = Phase::Header;
             self.warned_unknown = false;
@@ -286,8 +288,8 @@ impl Reports {
 
     fn row(&mut self, t: &str, offset: u64, out: &mut Vec<Event>) {
         match parse_row(t) {
-            Ok(Row::Unused) => {}
-            Ok(Row::Used(r)) => self.cur.rows.push(StoredRow {
+            Ok(TableRow::Unused) => {}
+            Ok(TableRow::Used(r)) => self.cur.rows.push(StoredRow {
                 offset,
                 sample_id: r.sample_id.into(),
                 name: r.name.into(),

@@ -15,7 +15,7 @@ use nom::{IResult, Parser};
 
 /// One row of the table, as printed (text normalized to ASCII spaces).
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Row<'a> {
+pub(crate) enum TableRow<'a> {
     Used(UsedRow<'a>),
     /// `03   --`: the channel held no sample.
     Unused,
@@ -86,10 +86,10 @@ pub(crate) fn conclusion(word: &str) -> Option<DeviceVerdict> {
 }
 
 /// Parse a body row; `line` is trimmed and has ASCII spaces only.
-pub(crate) fn parse_row(line: &str) -> Result<Row<'_>, RowError> {
+pub(crate) fn parse_row(line: &str) -> Result<TableRow<'_>, RowError> {
     let (_, start) = start(line).map_err(|_| RowError::Start)?;
     let Some((sample_id, body)) = start else {
-        return Ok(Row::Unused);
+        return Ok(TableRow::Unused);
     };
     let (body, word) = last_token(body).ok_or(RowError::Columns)?;
     let verdict = conclusion(word).ok_or_else(|| RowError::Conclusion(word.to_string()))?;
@@ -107,7 +107,7 @@ pub(crate) fn parse_row(line: &str) -> Result<Row<'_>, RowError> {
     let rate = parse_decimal(rate_text).ok_or_else(|| RowError::Rate(rate_text.to_string()))?;
     let (name, at_text) = last_token(body).ok_or(RowError::Columns)?;
     let delta_at = parse_decimal(at_text).ok_or_else(|| RowError::DeltaAt(at_text.to_string()))?;
-    Ok(Row::Used(UsedRow {
+    Ok(TableRow::Used(UsedRow {
         sample_id,
         name: name.trim_matches(is_space),
         delta_at,

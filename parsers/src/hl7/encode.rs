@@ -1,7 +1,7 @@
 //! HL7 encoders: ORU^R01 messages (simulators, tests), MLLP blocks and acknowledgements
 //! (the live link).
 
-use super::{CR, FS, VT};
+use super::wire::{CR, FS, VT};
 use crate::text::Encoding;
 
 /// Escape text for one component with the standard delimiters `|^~\&`; line ends become
@@ -59,7 +59,7 @@ pub struct Obx {
 
 /// One `OBR` group.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Order {
+pub struct Obr {
     /// OBR-3, the sample id.
     pub sample_id: String,
     /// OBR-4 component 1.
@@ -90,7 +90,7 @@ pub struct Oru {
     pub source_id: String,
     /// PID-5 components (family, given).
     pub vendor: Vec<String>,
-    pub orders: Vec<Order>,
+    pub orders: Vec<Obr>,
 }
 
 fn or<'a>(s: &'a str, default: &'a str) -> &'a str {

@@ -1,7 +1,7 @@
 //! One HL7 message: segments into readings and the `MessageEnd` the link answers on.
 
-use super::text::{charset, decodable, DelimError, Delims};
-use super::{CR, LF};
+use super::text::{charset, decodable, DelimError, Hl7Delims};
+use super::wire::{CR, LF};
 use crate::datetime::parse_compact;
 use crate::decoder::DecoderConfig;
 use crate::event::{Diagnostic, Event, LinkEvent};
@@ -67,14 +67,14 @@ fn join(parts: impl Iterator<Item = Text>, sep: &str) -> Option<Text> {
 
 /// Delimiters and charset of the message being read.
 #[derive(Clone, Copy)]
-struct Ctx<'c> {
-    d: Delims,
+struct MessageCtx<'c> {
+    d: Hl7Delims,
     encoding: Encoding,
     offset_tz: FixedOffset,
     config: &'c DecoderConfig,
 }
 
-impl Ctx<'_> {
+impl MessageCtx<'_> {
     /// Unescape and decode one leaf.
     fn text(&self, raw: &[u8]) -> Text {
         Text::from(self.encoding.decode(&self.d.unescape(raw)))
@@ -162,14 +162,14 @@ struct Header {
 }
 
 #[derive(Default, Clone)]
-struct Sample {
+struct ObrGroup {
     id: Option<Text>,
     name: Option<Text>,
     time: Option<DateTime<FixedOffset>>,
 }
 
 #[derive(Default, Clone)]
-struct Source {
+struct PidSource {
     id: Option<Text>,
     vendor: Option<Text>,
 }
@@ -228,7 +228,7 @@ impl Messages {
     }
 
     /// Read MSH-18 with delimiters scanned for `d`'s encoding.
-    fn declared(&self, d: Delims, msh: &[u8]) -> Option<Vec<u8>> {
+    fn declared(&self, d: Hl7Delims, msh: &[u8]) -> Option<Vec<u8>> {
         let f = d.fields(msh);
         let name = d.component(f[17], 0).trim_ascii();
         (!name.is_empty()).then(|| name.to_vec())
@@ -257,7 +257,7 @@ impl Messages {
             return;
         }
         let configured = self.encoding;
-        let d = match Delims::from_msh(msh, configured.is_double_byte()) {
+        let d = match Hl7Delims::from_msh(msh, configured.is_double_byte()) {
             Ok(d) => d,
             Err(e) => {
                 let code = match e {
@@ -314,7 +314,7 @@ impl Messages {
                 )));
             }
         }
-        let cx = Ctx {
+        let cx = MessageCtx {
             d,
             encoding,
             offset_tz: self.config.utc_offset,
@@ -350,15 +350,15 @@ impl Messages {
     #[allow(clippy::vec_box)]
     fn segments(
         &self,
-        cx: &Ctx<'_>,
+        cx: &MessageCtx<'_>,
         header: &Header,
         rest: &[u8],
         offset: u64,
         out: &mut Vec<Event>,
     ) -> Vec<Box<Reading>> {
         let mut readings: Vec<Box<Reading>> = Vec::new();
-        let mut source = Source::default();
-        let mut sample = Sample::default();
+        let mut source = PidSource::default();
+        let mut sample = ObrGroup::default();
         // An NTE belongs to the segment right before it: only an OBX's is kept.
         let mut after_obx = false;
         let segments = Segments { rest, offset };
@@ -367,15 +367,15 @@ impl Messages {
             let id = f[0].trim_ascii();
             match id {
                 b"PID" => {
-                    source = Source {
+                    source = PidSource {
                         id: cx.comp(f[3], 0),
                         vendor: cx.joined(f[5], " "),
                     };
-                    sample = Sample::default();
+                    sample = ObrGroup::default();
                     after_obx = false;
                 }
                 b"OBR" => {
-                    sample = Sample {
+                    sample = ObrGroup {
                         id: cx.comp(f[3], 0),
                         name: cx.comp(f[15], 0),
                         time: cx.datetime(f[7], "observation date-time (OBR-7)", at, out),
@@ -415,10 +415,10 @@ impl Messages {
     #[allow(clippy::too_many_arguments)]
     fn obx(
         &self,
-        cx: &Ctx<'_>,
+        cx: &MessageCtx<'_>,
         header: &Header,
-        source: &Source,
-        sample: &Sample,
+        source: &PidSource,
+        sample: &ObrGroup,
         f: &[&[u8]; super::text::FIELDS],
         at: u64,
         out: &mut Vec<Event>,

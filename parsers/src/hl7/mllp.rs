@@ -1,7 +1,7 @@
 //! MLLP framing (`VT` message `FS CR`) and the bare-export form (messages back to back).
 
 use super::message::Messages;
-use super::{CR, FS, LF, MAX_MESSAGE, VT};
+use super::wire::{CR, FS, LF, MAX_MESSAGE, VT};
 use crate::decoder::{Decoder, DecoderConfig};
 use crate::event::{Diagnostic, Event};
 use crate::noise::Noise;
@@ -16,7 +16,7 @@ enum Mode {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+enum MllpState {
     /// Framed, between blocks: looking for VT; anything else is noise.
     Between,
     /// Framed, `buf[0]` is the VT of an open block.
@@ -36,7 +36,7 @@ pub struct Hl7Decoder {
     /// Stream offset of `buf[0]`.
     base: u64,
     mode: Mode,
-    state: State,
+    state: MllpState,
     /// Bytes of the open block or message already searched for its end.
     scanned: usize,
     /// Start and length of the run of noise bytes being skipped.
@@ -85,7 +85,7 @@ impl Hl7Decoder {
             buf: Vec::new(),
             base: 0,
             mode: Mode::Undecided,
-            state: State::Between,
+            state: MllpState::Between,
             scanned: 0,
             noise: Noise::default(),
             messages: Messages::new(config),
@@ -115,12 +115,12 @@ impl Hl7Decoder {
             let rest = &buf[i..];
             let at = self.base + i as u64;
             match self.state {
-                State::Between => match memchr(VT, rest) {
+                MllpState::Between => match memchr(VT, rest) {
                     Some(p) => {
                         self.add_noise(&rest[..p], at);
                         self.flush_noise(out);
                         i += p;
-                        self.state = State::Block;
+                        self.state = MllpState::Block;
                         self.scanned = 0;
                     }
                     None => {
@@ -128,20 +128,20 @@ impl Hl7Decoder {
                         return buf.len();
                     }
                 },
-                State::Resync => match memchr(VT, rest) {
+                MllpState::Resync => match memchr(VT, rest) {
                     Some(p) => {
                         i += p;
-                        self.state = State::Between;
+                        self.state = MllpState::Between;
                     }
                     None => return buf.len(),
                 },
-                State::Block => {
+                MllpState::Block => {
                     let content = &rest[1.min(rest.len())..];
                     let from = self.scanned.min(content.len());
                     let Some(p) = memchr2(FS, VT, &content[from..]) else {
                         if content.len() > MAX_MESSAGE {
                             self.too_long(at, "MLLP block with no FS", out);
-                            self.state = State::Resync;
+                            self.state = MllpState::Resync;
                             self.scanned = 0;
                             return buf.len();
                         }
@@ -151,7 +151,7 @@ impl Hl7Decoder {
                     let end = from + p;
                     if end > MAX_MESSAGE {
                         self.too_long(at, "MLLP block with no FS", out);
-                        self.state = State::Resync;
+                        self.state = MllpState::Resync;
                         self.scanned = 0;
                         i += 1 + end;
                         continue;
@@ -183,10 +183,10 @@ impl Hl7Decoder {
                     };
                     self.messages.message(&content[..end], at + 1, out);
                     self.scanned = 0;
-                    self.state = State::Between;
+                    self.state = MllpState::Between;
                     i += 1 + end + trailer;
                 }
-                State::Message | State::Skip => return buf.len(),
+                MllpState::Message | MllpState::Skip => return buf.len(),
             }
         }
     }
@@ -197,7 +197,7 @@ impl Hl7Decoder {
             let rest = &buf[i..];
             let at = self.base + i as u64;
             match self.state {
-                State::Message => match next_msh(rest, self.scanned) {
+                MllpState::Message => match next_msh(rest, self.scanned) {
                     Next::At(q) => {
                         if q > MAX_MESSAGE {
                             self.too_long(at, "bare message", out);
@@ -210,7 +210,7 @@ impl Hl7Decoder {
                     Next::NotBefore(q) => {
                         if q > MAX_MESSAGE {
                             self.too_long(at, "bare message", out);
-                            self.state = State::Skip;
+                            self.state = MllpState::Skip;
                             self.scanned = 0;
                             // Keep the line end before a possible next MSH.
                             i += q - 1;
@@ -220,15 +220,15 @@ impl Hl7Decoder {
                         return i;
                     }
                 },
-                State::Skip => match next_msh(rest, 1) {
+                MllpState::Skip => match next_msh(rest, 1) {
                     Next::At(q) => {
                         i += q;
-                        self.state = State::Message;
+                        self.state = MllpState::Message;
                         self.scanned = 0;
                     }
                     Next::NotBefore(q) => return i + q.saturating_sub(1),
                 },
-                State::Between | State::Block | State::Resync => return buf.len(),
+                MllpState::Between | MllpState::Block | MllpState::Resync => return buf.len(),
             }
         }
     }
@@ -248,11 +248,11 @@ impl Hl7Decoder {
                         used = p;
                     } else if head == b"MSH" {
                         self.mode = Mode::Bare;
-                        self.state = State::Message;
+                        self.state = MllpState::Message;
                         used = p;
                     } else {
                         self.mode = Mode::Framed;
-                        self.state = State::Between;
+                        self.state = MllpState::Between;
                         used = p;
                     }
                 }
@@ -284,7 +284,7 @@ impl Decoder for Hl7Decoder {
         self.run(out, true);
         let end = self.base + self.buf.len() as u64;
         match (self.mode, self.state) {
-            (Mode::Framed, State::Block) => {
+            (Mode::Framed, MllpState::Block) => {
                 let content = self.buf.get(1..).unwrap_or(&[]);
                 if content.len() == self.scanned + 1 && content.last() == Some(&FS) {
                     // FS was the very last byte: the message is whole, only its CR is missing.
@@ -304,7 +304,7 @@ impl Decoder for Hl7Decoder {
                 }
             }
             (Mode::Framed, _) => self.flush_noise(out),
-            (Mode::Bare, State::Message) => {
+            (Mode::Bare, MllpState::Message) => {
                 if self.buf.len() > MAX_MESSAGE {
                     self.too_long(self.base, "bare message", out);
                 } else if !self.buf.is_empty() {
@@ -319,6 +319,6 @@ impl Decoder for Hl7Decoder {
         self.scanned = 0;
         self.noise.clear();
         self.mode = Mode::Undecided;
-        self.state = State::Between;
+        self.state = MllpState::Between;
     }
 }

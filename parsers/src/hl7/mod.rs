@@ -11,16 +11,8 @@ mod encode;
 mod message;
 mod mllp;
 mod text;
+mod wire;
 
-pub use encode::{ack, escape, mllp_wrap, AckCode, AckHeader, Obx, Order, Oru};
+pub use encode::{ack, escape, mllp_wrap, AckCode, AckHeader, Obr, Obx, Oru};
 pub use mllp::Hl7Decoder;
-
-/// MLLP start block.
-pub const VT: u8 = 0x0B;
-/// MLLP end block (followed by `CR`).
-pub const FS: u8 = 0x1C;
-pub(crate) const CR: u8 = 0x0D;
-pub(crate) const LF: u8 = 0x0A;
-
-/// Longest message accepted, framed or bare.
-pub const MAX_MESSAGE: usize = 1024 * 1024;
+pub use wire::{FS, MAX_MESSAGE, VT};

@@ -9,7 +9,7 @@ pub(super) const FIELDS: usize = 19;
 
 /// The five delimiters MSH-1 and MSH-2 declare.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Delims {
+pub(super) struct Hl7Delims {
     pub(super) field: Delim,
     pub(super) component: Delim,
     pub(super) repetition: Delim,
@@ -30,7 +30,7 @@ fn usable(b: u8) -> bool {
     b.is_ascii_punctuation()
 }
 
-impl Delims {
+impl Hl7Delims {
     /// Read MSH-1 (the byte after `MSH`) and MSH-2 (up to the next field separator).
     pub(super) fn from_msh(msh: &[u8], double_byte: bool) -> Result<Self, DelimError> {
         let Some(&field) = msh.get(3) else {
@@ -54,11 +54,11 @@ impl Delims {
                 String::from_utf8_lossy(&all).into_owned(),
             ));
         }
-        Ok(Delims::new(all, double_byte))
+        Ok(Hl7Delims::new(all, double_byte))
     }
 
     fn new([field, c, r, e, s]: [u8; 5], double_byte: bool) -> Self {
-        Delims {
+        Hl7Delims {
             field: Delim::new(field, double_byte),
             component: Delim::new(c, double_byte),
             repetition: Delim::new(r, double_byte),
@@ -69,7 +69,7 @@ impl Delims {
 
     /// The same delimiters, scanned for another encoding.
     pub(super) fn with_double_byte(self, double_byte: bool) -> Self {
-        Delims::new(
+        Hl7Delims::new(
             [
                 self.field.byte(),
                 self.component.byte(),
@@ -187,8 +187,8 @@ pub(super) fn decodable(encoding: Encoding, bytes: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn std_delims() -> Delims {
-        Delims::from_msh(b"MSH|^~\\&|X", false).unwrap()
+    fn std_delims() -> Hl7Delims {
+        Hl7Delims::from_msh(b"MSH|^~\\&|X", false).unwrap()
     }
 
     #[test]
@@ -205,14 +205,14 @@ mod tests {
     #[test]
     fn delimiter_errors() {
         assert_eq!(
-            Delims::from_msh(b"MSH|^~", false).err(),
+            Hl7Delims::from_msh(b"MSH|^~", false).err(),
             Some(DelimError::TooShort)
         );
         assert!(matches!(
-            Delims::from_msh(b"MSH|^^\\&|", false),
+            Hl7Delims::from_msh(b"MSH|^^\\&|", false),
             Err(DelimError::Unusable(_))
         ));
-        assert!(Delims::from_msh(b"MSH#$%*@#", false).is_ok());
+        assert!(Hl7Delims::from_msh(b"MSH#$%*@#", false).is_ok());
     }
 
     #[test]

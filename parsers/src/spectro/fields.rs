@@ -18,7 +18,7 @@ const MAX_FIELDS: usize = FSA_FIELDS + 1;
 
 /// A sentence whose checksum is right but whose fields cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FieldError {
+pub enum BadField {
     #[error("{kind} sentence has {got} field(s), expected {expected}")]
     FieldCount {
         kind: &'static str,
@@ -71,11 +71,11 @@ impl<'a> Fields<'a> {
         self.items.get(n).copied().unwrap_or(&[])
     }
 
-    fn expect(&self, kind: &'static str, expected: usize) -> Result<(), FieldError> {
+    fn expect(&self, kind: &'static str, expected: usize) -> Result<(), BadField> {
         if self.len == expected && !self.more {
             Ok(())
         } else {
-            Err(FieldError::FieldCount {
+            Err(BadField::FieldCount {
                 kind,
                 expected,
                 got: if self.more {
@@ -88,15 +88,15 @@ impl<'a> Fields<'a> {
     }
 }
 
-fn bad_number(field: &'static str, raw: &[u8]) -> FieldError {
-    FieldError::BadNumber {
+fn bad_number(field: &'static str, raw: &[u8]) -> BadField {
+    BadField::BadNumber {
         field,
         text: String::from_utf8_lossy(raw).into_owned(),
     }
 }
 
 /// A decimal integer field (digits only).
-fn integer(field: &'static str, raw: &[u8]) -> Result<u64, FieldError> {
+fn integer(field: &'static str, raw: &[u8]) -> Result<u64, BadField> {
     let t = raw.trim_ascii();
     if t.is_empty() || t.len() > 19 || !t.iter().all(u8::is_ascii_digit) {
         return Err(bad_number(field, raw));
@@ -109,7 +109,7 @@ fn integer(field: &'static str, raw: &[u8]) -> Result<u64, FieldError> {
 }
 
 /// An optional decimal field: empty → `None`.
-fn decimal(field: &'static str, raw: &[u8]) -> Result<Option<f64>, FieldError> {
+fn decimal(field: &'static str, raw: &[u8]) -> Result<Option<f64>, BadField> {
     let t = raw.trim_ascii();
     if t.is_empty() {
         return Ok(None);
@@ -175,8 +175,8 @@ impl Sentences {
         };
         if let Err(e) = result {
             let code = match e {
-                FieldError::FieldCount { .. } => "field_count",
-                FieldError::BadNumber { .. } => "bad_number",
+                BadField::FieldCount { .. } => "field_count",
+                BadField::BadNumber { .. } => "bad_number",
             };
             out.push(Event::Diagnostic(Diagnostic::error(
                 code,
@@ -186,7 +186,7 @@ impl Sentences {
         }
     }
 
-    fn fsi(&mut self, f: &Fields<'_>, offset: u64, out: &mut Vec<Event>) -> Result<(), FieldError> {
+    fn fsi(&mut self, f: &Fields<'_>, offset: u64, out: &mut Vec<Event>) -> Result<(), BadField> {
         f.expect("FSI", FSI_FIELDS)?;
         let info = DeviceInfo {
             offset,
@@ -201,7 +201,7 @@ impl Sentences {
         Ok(())
     }
 
-    fn fsa(&mut self, f: &Fields<'_>, offset: u64, out: &mut Vec<Event>) -> Result<(), FieldError> {
+    fn fsa(&mut self, f: &Fields<'_>, offset: u64, out: &mut Vec<Event>) -> Result<(), BadField> {
         f.expect("FSA", FSA_FIELDS)?;
         let seq = integer("seq", f.get(1))?;
         let absorbance = decimal("absorbance", f.get(7))?;
@@ -295,7 +295,7 @@ impl Sentences {
     }
 }
 
-fn fsh(f: &Fields<'_>, offset: u64, out: &mut Vec<Event>) -> Result<(), FieldError> {
+fn fsh(f: &Fields<'_>, offset: u64, out: &mut Vec<Event>) -> Result<(), BadField> {
     f.expect("FSH", FSH_FIELDS)?;
     let raw = f.get(1);
     let uptime_s = if raw.trim_ascii().is_empty() {

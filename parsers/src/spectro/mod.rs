@@ -10,6 +10,6 @@ mod sentence;
 mod wire;
 
 pub use encode::{checksum, encode_fsh, encode_fsi, encode_sentence, Fsa};
-pub use fields::FieldError;
+pub use fields::BadField;
 pub use sentence::SpectroDecoder;
 pub use wire::MAX_SENTENCE;
