@@ -8,8 +8,8 @@
 //! store itself (the demo) and decides when it stops.
 
 use crate::api;
-use crate::http::{ApiError, AppState, ConfiguredInstrument};
 use crate::config::Config;
+use crate::http::{ApiError, AppState, ConfiguredInstrument};
 use crate::judge::{Judge, Reference, ReferenceError};
 use crate::links;
 use crate::store::{self, Store, StoreError, StoreSettings};

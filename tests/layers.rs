@@ -306,14 +306,21 @@ fn load(src: &Path) -> Crate {
     }
     let mut edges: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for (m, lines) in &code {
-        let file = files[m].strip_prefix(root()).unwrap_or(&files[m]).display().to_string();
+        let file = files[m]
+            .strip_prefix(root())
+            .unwrap_or(&files[m])
+            .display()
+            .to_string();
         let mut refs: Vec<(usize, String)> = Vec::new();
         for (at, stmt) in use_statements(lines) {
             refs.extend(expand_use(&stmt).into_iter().map(|p| (at, p)));
         }
         for (n, line) in lines.iter().enumerate() {
             let t = line.trim_start();
-            if t.starts_with("use ") || t.starts_with("pub use ") || t.starts_with("pub(crate) use ") {
+            if t.starts_with("use ")
+                || t.starts_with("pub use ")
+                || t.starts_with("pub(crate) use ")
+            {
                 continue;
             }
             refs.extend(inline_paths(line).into_iter().map(|p| (n + 1, p)));
@@ -324,7 +331,11 @@ fn load(src: &Path) -> Crate {
             };
             let mut target = longest_module(&modules, &full);
             // An item a module re-exports belongs to the module it comes from.
-            let depth = if target.is_empty() { 0 } else { target.split("::").count() };
+            let depth = if target.is_empty() {
+                0
+            } else {
+                target.split("::").count()
+            };
             if let Some(item) = full.get(depth) {
                 let mut seen = 0;
                 while let Some(t) = reexports.get(&(target.clone(), item.clone())) {
@@ -451,7 +462,9 @@ fn no_import_circle_in_any_crate() {
 #[test]
 fn the_store_imports_nothing_above_it() {
     let c = load(&root().join("src"));
-    let above = ["api", "web", "auth", "links", "cli", "uplink", "service", "http", "demo"];
+    let above = [
+        "api", "web", "auth", "links", "cli", "uplink", "service", "http", "demo",
+    ];
     let mut wrong = Vec::new();
     for (from, to) in &c.edges {
         if from != "store" && !from.starts_with("store::") {
@@ -464,7 +477,11 @@ fn the_store_imports_nothing_above_it() {
             }
         }
     }
-    assert!(wrong.is_empty(), "the store imports from above it:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "the store imports from above it:\n{}",
+        wrong.join("\n")
+    );
 }
 
 /// SQL text in a string literal: a statement's keywords in the shape SQL writes them.
@@ -556,11 +573,18 @@ fn no_sql_outside_the_store() {
         for (line, s) in string_literals(&text) {
             if looks_like_sql(&s) {
                 let rel = p.strip_prefix(root()).unwrap_or(p).display().to_string();
-                found.push(format!("{rel}:{line}: {}", s.lines().next().unwrap_or("").trim()));
+                found.push(format!(
+                    "{rel}:{line}: {}",
+                    s.lines().next().unwrap_or("").trim()
+                ));
             }
         }
     }
-    assert!(found.is_empty(), "SQL outside src/store/:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "SQL outside src/store/:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]
@@ -569,8 +593,15 @@ fn files_stay_small() {
     rust_files(&root().join("src"), &mut paths);
     let mut big = Vec::new();
     for p in &paths {
-        let n = std::fs::read_to_string(p).unwrap_or_default().lines().count();
-        let limit = if p.ends_with("store/insert.rs") { 600 } else { 900 };
+        let n = std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .count();
+        let limit = if p.ends_with("store/insert.rs") {
+            600
+        } else {
+            900
+        };
         if n >= limit {
             big.push(format!("{}: {n} lines (limit {limit})", p.display()));
         }
@@ -582,11 +613,26 @@ fn files_stay_small() {
 fn the_checker_sees_a_circle_and_a_statement() {
     // The checks above must be able to fail: a made-up pair of modules that import each other.
     let mut edges: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    edges.entry("a".into()).or_default().insert("b".into(), "x:1".into());
-    edges.entry("b".into()).or_default().insert("c".into(), "x:2".into());
-    edges.entry("c".into()).or_default().insert("a".into(), "x:3".into());
-    edges.entry("c".into()).or_default().insert("d".into(), "x:4".into());
-    assert_eq!(circles(&edges), vec![vec!["a".to_string(), "b".into(), "c".into()]]);
+    edges
+        .entry("a".into())
+        .or_default()
+        .insert("b".into(), "x:1".into());
+    edges
+        .entry("b".into())
+        .or_default()
+        .insert("c".into(), "x:2".into());
+    edges
+        .entry("c".into())
+        .or_default()
+        .insert("a".into(), "x:3".into());
+    edges
+        .entry("c".into())
+        .or_default()
+        .insert("d".into(), "x:4".into());
+    assert_eq!(
+        circles(&edges),
+        vec![vec!["a".to_string(), "b".into(), "c".into()]]
+    );
     assert_eq!(
         expand_use("crate::store::{self, insert::{Batch, Outcome as O}, Store}"),
         vec![
@@ -637,7 +683,10 @@ fn type_names(src: &Path) -> BTreeMap<String, Vec<String>> {
                     .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                     .collect();
                 if !name.is_empty() {
-                    names.entry(name).or_default().push(format!("{rel}:{}", n + 1));
+                    names
+                        .entry(name)
+                        .or_default()
+                        .push(format!("{rel}:{}", n + 1));
                 }
             }
         }
@@ -662,7 +711,11 @@ fn every_type_name_is_used_once_and_shadows_no_std_name() {
     let mut wrong = Vec::new();
     for (name, at) in all {
         if at.len() > 1 {
-            wrong.push(format!("{name} defined {} times: {}", at.len(), at.join(", ")));
+            wrong.push(format!(
+                "{name} defined {} times: {}",
+                at.len(),
+                at.join(", ")
+            ));
         }
         if std_names.contains(&name.as_str()) {
             wrong.push(format!("{name} shadows a std name: {}", at.join(", ")));

@@ -6,8 +6,8 @@
 use super::openapi::{self, ErrorBody};
 use super::results::{prepare, store_rows, RowResult};
 use super::rows::{self, FieldError};
-use crate::http::{ApiError, AppState};
 use crate::auth::{audit, Role};
+use crate::http::{ApiError, AppState};
 use crate::store::holds::{apply_retest, list_holds, load_hold, HoldStatus, HoldView};
 use crate::store::samples::correct_hold_stall;
 use axum::body::Bytes;
