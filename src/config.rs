@@ -170,7 +170,7 @@ pub enum FlowControl {
 
 /// Which readings an upstream receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Send {
+pub enum SendMode {
     /// Failures and hold events only.
     Failures,
     /// Also a `result.recorded` event for every reading.
@@ -191,7 +191,7 @@ pub struct Upstream {
     pub name: String,
     /// Plain `http://` only: TLS belongs to a proxy (see README).
     pub url: String,
-    pub send: Send,
+    pub send: SendMode,
     pub format: Format,
     pub secret: Secret,
     pub token: Option<Secret>,
@@ -459,8 +459,8 @@ impl RawConfig {
                 ));
             }
             let send = match raw.send.as_deref() {
-                None | Some("failures") => Send::Failures,
-                Some("all") => Send::All,
+                None | Some("failures") => SendMode::Failures,
+                Some("all") => SendMode::All,
                 Some(other) => {
                     return Err(cx.err(
                         key("send"),
@@ -633,7 +633,7 @@ secret = "k"
             -(5 * 3600 + 1800)
         );
         let u = &c.upstreams[0];
-        assert_eq!((u.send, u.format), (Send::Failures, Format::Events));
+        assert_eq!((u.send, u.format), (SendMode::Failures, Format::Events));
         assert_eq!(u.timeout.as_secs(), 30);
         assert_eq!(format!("{:?}", u.secret), "Secret(***)");
     }

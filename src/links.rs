@@ -83,7 +83,7 @@ impl StoreSink {
     /// Judge the readings of a link batch and turn it into a store batch: one raw frame with
     /// the batch's bytes that every reading points to, and one rejected frame (with its
     /// decode errors) per offset the decoder dropped data at.
-    pub fn store_batch(&self, batch: Batch) -> Result<store::Batch, SinkError> {
+    pub fn store_batch(&self, batch: LinkBatch) -> Result<store::Batch, SinkError> {
         let Some(market) = self.markets.get(&batch.instrument) else {
             return Err(SinkError(format!(
                 "instrument {:?} is not configured",
@@ -351,7 +351,7 @@ fn load_baseline(store: &Store) -> Result<HashMap<String, Counters>, StoreError>
 
 /// One `instruments` row as written.
 #[derive(Debug, Clone)]
-struct StatusRow {
+struct LinkSnapshot {
     id: String,
     market: String,
     protocol: &'static str,
@@ -371,10 +371,10 @@ impl Links {
     /// Write every instrument's status into the `instruments` table (one transaction). An
     /// instrument whose market the registry does not know is skipped.
     pub async fn persist(&self, store: &Store) -> Result<(), StoreError> {
-        let rows: Vec<StatusRow> = self
+        let rows: Vec<LinkSnapshot> = self
             .links
             .iter()
-            .map(|l| StatusRow {
+            .map(|l| LinkSnapshot {
                 id: l.id.clone(),
                 market: l.market.clone(),
                 protocol: l.protocol,

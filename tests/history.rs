@@ -16,7 +16,7 @@ fn history_is_stored_judged_with_holds_and_queues_no_event() {
         utc_offset: offset,
         routes: vec![foodgate::store::Route {
             upstream: "up".into(),
-            send: foodgate::config::Send::Failures,
+            send: foodgate::config::SendMode::Failures,
             format: foodgate::config::Format::Events,
         }],
         judge: Judge::builtin(),

@@ -405,13 +405,13 @@ mod raw {
         pub(super) version: S<String>,
         pub(super) rules: Rules,
         #[serde(default)]
-        pub(super) analyte: Vec<Analyte>,
+        pub(super) analyte: Vec<RawAnalyte>,
         #[serde(default)]
         pub(super) groups: BTreeMap<String, S<Vec<S<String>>>>,
         #[serde(default)]
-        pub(super) category: Vec<Category>,
+        pub(super) category: Vec<RawCategory>,
         #[serde(default)]
-        pub(super) limit: Vec<Limit>,
+        pub(super) limit: Vec<RawLimit>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -440,7 +440,7 @@ mod raw {
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
-    pub(super) struct Analyte {
+    pub(super) struct RawAnalyte {
         pub(super) id: S<String>,
         #[serde(default)]
         pub(super) aliases: Vec<S<String>>,
@@ -450,7 +450,7 @@ mod raw {
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
-    pub(super) struct Category {
+    pub(super) struct RawCategory {
         pub(super) id: S<String>,
         pub(super) code: Option<S<String>>,
         #[serde(default)]
@@ -459,7 +459,7 @@ mod raw {
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
-    pub(super) struct Limit {
+    pub(super) struct RawLimit {
         pub(super) analyte: S<String>,
         pub(super) categories: S<Vec<S<String>>>,
         pub(super) value: S<f64>,

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 /// What the rules decided for a reading.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Outcome {
+pub struct Judgement {
     pub verdict: Verdict,
     /// One sentence: the rule or limit applied and its source, or why none could be.
     pub reason: String,
@@ -23,8 +23,8 @@ pub struct Outcome {
     pub recomputed_rate: Option<f64>,
 }
 
-fn outcome(verdict: Verdict, reason: String, limit: Option<AppliedLimit>) -> Outcome {
-    Outcome {
+fn outcome(verdict: Verdict, reason: String, limit: Option<AppliedLimit>) -> Judgement {
+    Judgement {
         verdict,
         reason,
         limit,
@@ -97,7 +97,7 @@ pub fn decide(
     reference: &Reference,
     r: &Reading,
     category: Option<(usize, CategorySource)>,
-) -> Outcome {
+) -> Judgement {
     let m = Measure::of(r);
     if let Some(o) = invalid_input(reference, r, m) {
         return o;
@@ -148,7 +148,7 @@ pub fn decide(
     }
 }
 
-fn no_rule(analyte: &Analyte) -> Outcome {
+fn no_rule(analyte: &Analyte) -> Judgement {
     outcome(
         Verdict::Unknown,
         format!(
@@ -160,7 +160,7 @@ fn no_rule(analyte: &Analyte) -> Outcome {
 }
 
 /// Rule 1: status `X`, a failed measurement, a failed control, a strip that did not run.
-fn invalid_input(reference: &Reference, r: &Reading, m: Measure) -> Option<Outcome> {
+fn invalid_input(reference: &Reference, r: &Reading, m: Measure) -> Option<Judgement> {
     let invalid = |reason: String| Some(outcome(Verdict::Invalid, reason, None));
     if r.result_status
         .as_deref()
@@ -217,7 +217,7 @@ fn invalid_input(reference: &Reference, r: &Reading, m: Measure) -> Option<Outco
 }
 
 /// Rule 3: T/C against the strip's cut-off, by exact integers, and the reader's verdict.
-fn colloidal_gold(reference: &Reference, r: &Reading, t: u32, c: u32) -> Outcome {
+fn colloidal_gold(reference: &Reference, r: &Reading, t: u32, c: u32) -> Judgement {
     let Some(cutoff) = r.cutoff else {
         return outcome(
             Verdict::Unknown,
@@ -280,7 +280,7 @@ fn colloidal_gold(reference: &Reference, r: &Reading, t: u32, c: u32) -> Outcome
 
 /// Rule 4: the inhibition rate against the 50% threshold, with the recomputation checks
 /// where ΔA0 and ΔAt are known.
-fn inhibition(reference: &Reference, r: &Reading, m: Measure) -> Outcome {
+fn inhibition(reference: &Reference, r: &Reading, m: Measure) -> Judgement {
     let inh = reference.inhibition();
     let thr = inh.threshold.value();
     let source = inh.threshold.shown_source();
@@ -294,7 +294,7 @@ fn inhibition(reference: &Reference, r: &Reading, m: Measure) -> Outcome {
         let shown = (rate * 10.0).round() / 10.0;
         let positive = compare(rate, thr) != Ordering::Less;
         let rule_says = if positive { "≥" } else { "<" };
-        let with_rate = |verdict, reason| Outcome {
+        let with_rate = |verdict, reason| Judgement {
             verdict,
             reason,
             limit: limit.clone(),
@@ -402,7 +402,11 @@ fn inhibition(reference: &Reference, r: &Reading, m: Measure) -> Outcome {
 }
 
 /// Rule 5: a device verdict with no number and no qualifier.
-fn qualitative(reference: &Reference, analyte: &Analyte, device: Option<DeviceVerdict>) -> Outcome {
+fn qualitative(
+    reference: &Reference,
+    analyte: &Analyte,
+    device: Option<DeviceVerdict>,
+) -> Judgement {
     // Rule 1 took readings with no device verdict or an invalid one.
     let positive = device == Some(DeviceVerdict::Positive);
     let screen = if positive { "positive" } else { "negative" };
@@ -445,7 +449,7 @@ fn qualitative(reference: &Reference, analyte: &Analyte, device: Option<DeviceVe
 }
 
 /// Rule 6: any detected amount of a prohibited analyte fails.
-fn prohibited(analyte: &Analyte, r: &Reading, m: Measure) -> Outcome {
+fn prohibited(analyte: &Analyte, r: &Reading, m: Measure) -> Judgement {
     let q = quantity(m, r.unit.as_deref());
     let source = analyte.source().unwrap_or_default();
     let id = analyte.id();
@@ -473,7 +477,7 @@ fn numeric(
     r: &Reading,
     m: Measure,
     category: Option<(usize, CategorySource)>,
-) -> Outcome {
+) -> Judgement {
     let id = reference.analyte_at(ai).id();
     let Some((ci, _)) = category else {
         let mut reason = String::from("no food category is known for this sample");

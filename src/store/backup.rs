@@ -35,7 +35,7 @@ pub enum BackupError {
 
 /// What the finished copy holds.
 #[derive(Debug, Clone, Copy)]
-pub struct Summary {
+pub struct BackupSummary {
     pub bytes: u64,
     pub readings: i64,
     pub schema_version: i64,
@@ -45,7 +45,7 @@ pub struct Summary {
 const PATIENCE: Duration = Duration::from_secs(600);
 
 /// Copy the database at `source` to `dest` (see the module comment).
-pub fn backup(source: &Path, dest: &Path) -> Result<Summary, BackupError> {
+pub fn backup(source: &Path, dest: &Path) -> Result<BackupSummary, BackupError> {
     let src = Connection::open_with_flags(
         source,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -90,7 +90,7 @@ pub fn backup(source: &Path, dest: &Path) -> Result<Summary, BackupError> {
         }
         // The copy keeps WAL mode; fold any WAL back so the file alone is the backup.
         copy.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Summary {
+        BackupSummary {
             bytes: 0,
             readings: copy.query_row("SELECT count(*) FROM readings", [], |r| r.get(0))?,
             schema_version: copy.query_row("PRAGMA user_version", [], |r| r.get(0))?,
@@ -110,7 +110,7 @@ pub fn backup(source: &Path, dest: &Path) -> Result<Summary, BackupError> {
             let _ = d.sync_all();
         }
     }
-    Ok(Summary { bytes, ..summary })
+    Ok(BackupSummary { bytes, ..summary })
 }
 
 fn partial_path(dest: &Path) -> PathBuf {

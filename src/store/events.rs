@@ -131,7 +131,7 @@ pub(crate) struct EventHead<'a> {
 
 /// An upload row (the `POST /api/v1/results` format) for `format = "results"` upstreams.
 #[derive(Serialize)]
-struct ResultRow<'a> {
+struct UploadRowBody<'a> {
     id: &'a str,
     market: &'a str,
     stall: Option<&'a str>,
@@ -270,7 +270,7 @@ pub(crate) fn lazy_body(
 pub(crate) fn result_row_body(cx: &EventCx<'_>) -> (String, Vec<u8>) {
     let id = event_id(cx.identity, EventKind::ResultRow.as_str()).to_string();
     let r = cx.reading;
-    let row = ResultRow {
+    let row = UploadRowBody {
         id: cx.identity,
         market: cx.market,
         stall: cx.stall,

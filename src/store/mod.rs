@@ -49,7 +49,7 @@ pub use holds::HoldStatus;
 pub use identity::Origin;
 pub use insert::{insert_batch, Batch, Committed, NewReading, Outcome, RawFrame};
 
-use crate::config::{Config, Format, Send as SendMode};
+use crate::config::{Config, Format, SendMode};
 use chrono::FixedOffset;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::path::{Path, PathBuf};
@@ -311,7 +311,7 @@ impl Reader {
     }
 }
 
-trait Job: std::marker::Send {
+trait WriterJob: std::marker::Send {
     /// Run the job; `false` when it failed (its error kept for its caller).
     fn run(&mut self, tx: &mut Tx<'_>) -> bool;
     fn reply(self: Box<Self>, result: Result<(), StoreError>);
@@ -323,7 +323,7 @@ struct FnJob<T, F> {
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
 
-impl<T, F> Job for FnJob<T, F>
+impl<T, F> WriterJob for FnJob<T, F>
 where
     T: std::marker::Send,
     F: FnOnce(&mut Tx<'_>) -> rusqlite::Result<T> + std::marker::Send,
@@ -351,15 +351,15 @@ where
     }
 }
 
-enum Command {
-    Job(Box<dyn Job>),
+enum WriterCommand {
+    Job(Box<dyn WriterJob>),
     Shutdown,
 }
 
 /// Handle to the store; cheap to clone, usable from any thread and from async code.
 #[derive(Clone)]
 pub struct Store {
-    tx: mpsc::Sender<Command>,
+    tx: mpsc::Sender<WriterCommand>,
     wake: watch::Receiver<u64>,
     path: Arc<PathBuf>,
     settings: Arc<StoreSettings>,
@@ -460,7 +460,7 @@ impl Store {
         self.wake.clone()
     }
 
-    fn job<T, F>(&self, f: F) -> (Command, oneshot::Receiver<Result<T, StoreError>>)
+    fn job<T, F>(&self, f: F) -> (WriterCommand, oneshot::Receiver<Result<T, StoreError>>)
     where
         T: std::marker::Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> rusqlite::Result<T> + std::marker::Send + 'static,
@@ -471,7 +471,7 @@ impl Store {
             out: None,
             reply,
         };
-        (Command::Job(Box::new(job)), rx)
+        (WriterCommand::Job(Box::new(job)), rx)
     }
 
     /// Run `f` in the writer's transaction; returns after COMMIT. If `f` fails, its own
@@ -517,7 +517,7 @@ impl Store {
     pub fn close(&self) {
         let handle = self.writer.lock().ok().and_then(|mut h| h.take());
         if let Some(handle) = handle {
-            let _ = self.tx.blocking_send(Command::Shutdown);
+            let _ = self.tx.blocking_send(WriterCommand::Shutdown);
             let _ = handle.join();
         }
     }
@@ -526,7 +526,7 @@ impl Store {
     pub async fn close_async(&self) {
         let handle = self.writer.lock().ok().and_then(|mut h| h.take());
         if let Some(handle) = handle {
-            let _ = self.tx.send(Command::Shutdown).await;
+            let _ = self.tx.send(WriterCommand::Shutdown).await;
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
     }
@@ -535,7 +535,7 @@ impl Store {
 fn writer_loop(
     mut conn: Connection,
     checkpointer: Connection,
-    mut rx: mpsc::Receiver<Command>,
+    mut rx: mpsc::Receiver<WriterCommand>,
     wake: watch::Sender<u64>,
 ) {
     // One pending signal at most: commits while a checkpoint runs make one more, not many.
@@ -544,17 +544,17 @@ fn writer_loop(
         .name("foodgate-checkpoint".into())
         .spawn(move || checkpoint_loop(checkpointer, committed))
         .ok();
-    let mut jobs: Vec<Box<dyn Job>> = Vec::with_capacity(GROUP);
+    let mut jobs: Vec<Box<dyn WriterJob>> = Vec::with_capacity(GROUP);
     let mut stop = false;
     while !stop {
         match rx.blocking_recv() {
-            Some(Command::Job(j)) => jobs.push(j),
-            Some(Command::Shutdown) | None => break,
+            Some(WriterCommand::Job(j)) => jobs.push(j),
+            Some(WriterCommand::Shutdown) | None => break,
         }
         while jobs.len() < GROUP {
             match rx.try_recv() {
-                Ok(Command::Job(j)) => jobs.push(j),
-                Ok(Command::Shutdown) => {
+                Ok(WriterCommand::Job(j)) => jobs.push(j),
+                Ok(WriterCommand::Shutdown) => {
                     stop = true;
                     break;
                 }
@@ -570,7 +570,7 @@ fn writer_loop(
     // Jobs still queued after a shutdown are refused, not silently dropped.
     rx.close();
     while let Ok(cmd) = rx.try_recv() {
-        if let Command::Job(j) = cmd {
+        if let WriterCommand::Job(j) = cmd {
             j.reply(Err(StoreError::Closed));
         }
     }
@@ -614,7 +614,7 @@ fn checkpoint_loop(conn: Connection, committed: std::sync::mpsc::Receiver<()>) {
 }
 
 /// Run `jobs` in one transaction, reply to each after COMMIT; returns events queued.
-fn run_group(conn: &mut Connection, jobs: &mut Vec<Box<dyn Job>>) -> usize {
+fn run_group(conn: &mut Connection, jobs: &mut Vec<Box<dyn WriterJob>>) -> usize {
     let mut results: Vec<Result<(), StoreError>> = Vec::with_capacity(jobs.len());
     let mut events = 0;
     let outcome = (|| -> rusqlite::Result<()> {

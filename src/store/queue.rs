@@ -7,7 +7,7 @@ use super::events::{
 use super::identity::event_id;
 use super::outbox;
 use super::{Route, StoreSettings, Tx};
-use crate::config::{Format, Send as SendMode};
+use crate::config::{Format, SendMode};
 
 /// Queue one event for one route; `fresh`: its reading was first stored in this transaction,
 /// so the event cannot be queued already.

@@ -37,7 +37,7 @@ use super::holds::{
 };
 use super::queue::{queue_reading_events, queue_revision, queue_sample_record};
 use super::{StoreSettings, Tx};
-use crate::config::{Format, Send as SendMode};
+use crate::config::{Format, SendMode};
 use chrono::Utc;
 use foodgate_parsers::{Reading, Verdict};
 use rusqlite::{params, Connection, OptionalExtension};
