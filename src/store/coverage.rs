@@ -341,8 +341,8 @@ pub struct TrendDay {
     pub samples: u64,
     pub tests: u64,
     pub failures: u64,
-    /// Coverage: the share of registered markets that met their quota, in percent.
-    pub coverage_pct: f64,
+    /// The share of registered markets that met their quota, in percent.
+    pub met_quota_pct: f64,
     /// The share of registered markets with at least one test, in percent.
     pub tested_pct: f64,
 }
@@ -401,7 +401,7 @@ pub fn trend(reader: &Reader, last_day: NaiveDate, days: u32) -> rusqlite::Resul
                 samples: count(samples),
                 tests: count(tests),
                 failures: count(failures),
-                coverage_pct: pct(met),
+                met_quota_pct: pct(met),
                 tested_pct: pct(tested),
             }
         })
