@@ -1,4 +1,4 @@
-//! Configuration (SPEC.md, "Configuration"): TOML as written ([`RawConfig`]) → validated
+//! Configuration (`docs/reference.md`, "Configuration"): TOML as written ([`RawConfig`]) → validated
 //! [`Config`] in which only valid values exist.
 //!
 //! Errors name the file, the key (`instrument[2].protocol`) and what was expected, so a
@@ -12,7 +12,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// The configuration that applies without `--config` (SPEC.md, "Command line", `serve`).
+/// The configuration that applies without `--config` (`docs/reference.md`, "Command line").
 pub const DEFAULT_CONFIG: &str = r#"
 [server]
 listen = "127.0.0.1:8080"
@@ -180,7 +180,7 @@ pub enum SendMode {
 /// What an upstream is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// The event bodies of SPEC.md, "Upstream events".
+    /// The event bodies of `docs/reference.md`, "Upstream events".
     Events,
     /// Upload rows to a city hub's `/api/v1/results`.
     Results,

@@ -121,7 +121,7 @@ struct Count {
     last: Option<String>,
 }
 
-/// The SPEC's count, from each reading's stored times, verdict and sample fields (not from
+/// The documented count, from each reading's stored times, verdict and sample fields (not from
 /// `local_day`, `sample_ref` or the aggregate).
 fn independent(conn: &Connection) -> BTreeMap<(String, String), Count> {
     let mut stmt = conn

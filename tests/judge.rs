@@ -1,4 +1,4 @@
-//! Judging: every row of limits.md and every method rule on both sides of each boundary,
+//! Judging: every limit row of the reference data and every method rule on both sides of each boundary,
 //! unit conversions, category resolution, "More outcomes", malformed reference files, and
 //! every fixture end to end through `foodgate parse`.
 
@@ -60,7 +60,7 @@ fn inhibition_limit() -> Option<AppliedLimit> {
 // ---------------------------------------------------------------------------------------
 // Numeric limits: every row, just under / equal / just over.
 
-/// (analyte, categories, limit, unit, shown source) for every row of limits.md.
+/// (analyte, categories, limit, unit, shown source) for every limit row of the reference data.
 fn limit_rows() -> Vec<(
     &'static str,
     Vec<&'static str>,

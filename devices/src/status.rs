@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use foodgate_parsers::event::DeviceInfo;
 use std::sync::{Arc, Mutex};
 
-/// One instrument's link status (SPEC `GET /api/v1/instruments`).
+/// One instrument's link status (`GET /api/v1/instruments`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InstrumentStatus {
     pub id: String,
@@ -37,7 +37,7 @@ pub struct InstrumentStatus {
 }
 
 impl InstrumentStatus {
-    /// `last_byte_at` or `last_heartbeat_at`, whichever is later (SPEC `last_seen`).
+    /// `last_byte_at` or `last_heartbeat_at`, whichever is later (the API's `last_seen`).
     pub fn last_seen(&self) -> Option<DateTime<Utc>> {
         self.last_byte_at.max(self.last_heartbeat_at)
     }

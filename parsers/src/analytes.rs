@@ -1,4 +1,4 @@
-//! Instrument test codes to canonical analyte ids (limits.md, "Canonical analytes").
+//! Instrument test codes to canonical analyte ids (`docs/judging.md`, "The reference data").
 
 use crate::reading::Text;
 use rustc_hash::FxHashMap;

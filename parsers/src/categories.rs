@@ -1,4 +1,4 @@
-//! Instrument food-category codes to canonical food categories (limits.md, "Food categories").
+//! Instrument food-category codes to canonical food categories (`docs/judging.md`, "The reference data").
 
 /// Code → category, as the `spectro` analyzers number them. The codes are numbers: `1` and
 /// `01` name the same category.

@@ -20,7 +20,7 @@ pub trait Decoder: Send {
     fn finish(&mut self, out: &mut Vec<Event>);
 }
 
-/// Per-instrument settings a decoder needs (SPEC.md, `[[instrument]]`).
+/// Per-instrument settings a decoder needs (`docs/reference.md`, "Configuration").
 #[derive(Debug, Clone)]
 pub struct DecoderConfig {
     /// Text encoding; `None` takes the protocol's default.

@@ -1,4 +1,4 @@
-//! The normalized result every decoder emits (SPEC.md, "Reading").
+//! The normalized result every decoder emits (`docs/reference.md`, "Reading").
 
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
@@ -120,7 +120,7 @@ pub struct AppliedLimit {
 
 /// One measurement of one analyte in one sample, as every protocol is normalized to.
 ///
-/// The first block of fields is the contract of SPEC.md and is always serialized (as `null`
+/// The first block of fields is the documented contract (`docs/reference.md`) and is always serialized (as `null`
 /// where the source has none); the rest are details kept for judging and tracing, serialized
 /// only when known.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

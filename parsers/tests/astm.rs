@@ -1,4 +1,4 @@
-//! The rules of `protocols/astm.md`, one test each, on the fixtures of `fixtures/astm/`
+//! The rules of `astm` (`docs/protocols.md`), one test each, on the fixtures of `fixtures/astm/`
 //! (inputs written by `fixtures/astm/make_fixtures.py`) and on generated transfers.
 
 use crate::harness::{

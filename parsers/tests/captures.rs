@@ -1,4 +1,5 @@
-//! The real instrument captures of `../shared/captures/` (never copied into this repo).
+//! The real instrument captures of the project's shared contract folder, read where they lie
+//! (never copied into this repository).
 
 use crate::harness::{assert_chunking_invariant, decode, readings};
 use foodgate_parsers::event::{FrameOutcome, LinkEvent};

@@ -1,4 +1,4 @@
-//! Protocol `spectro` (protocols/spectro.md): one test per rule, the fixtures, proptests.
+//! Protocol `spectro` (`docs/protocols.md`): one test per rule, the fixtures, proptests.
 
 use crate::harness::{
     assert_chunking_invariant, check_generated_fixtures, codes, decode, decode_chunked, readings,

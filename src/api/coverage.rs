@@ -1,4 +1,4 @@
-//! `GET /api/v1/coverage?date=YYYY-MM-DD[&format=csv]` (SPEC "Coverage: what is counted").
+//! `GET /api/v1/coverage?date=YYYY-MM-DD[&format=csv]` (`docs/reference.md`, "Coverage: what is counted").
 //!
 //! Every reading carries its `local_day` (of `measured_at`, or of `received_at` when the
 //! instrument clock is missing or more than 24 h off, in `server.utc_offset`), fixed when it

@@ -28,7 +28,7 @@ pub struct RowResult {
     pub verdict: Option<&'static str>,
     pub reason: Option<String>,
     pub errors: Vec<FieldError>,
-    /// The hold a failure opened (not in the SPEC's list: extra, for retests).
+    /// The hold a failure opened (beyond the documented answer fields: for retests).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hold: Option<String>,
     #[serde(skip)]

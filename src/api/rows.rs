@@ -6,7 +6,7 @@
 //! Uploads have no wire protocol, but [`Reading`] needs one and judging looks at it (a
 //! missing ΔA0 invalidates an `enzyme-print` report; an empty `spectro` value is a failed
 //! measurement). An upload row may name the protocol its reading was decoded from
-//! (`protocol`, an extension of the SPEC columns, so a station's forwarded reading is judged
+//! (`protocol`, an extension of the documented columns, so a station's forwarded reading is judged
 //! as at the station); without it the reading is judged as `astm`, the generic lab format that
 //! has neither special rule. The API shows `protocol: null` for uploaded readings.
 
@@ -49,7 +49,7 @@ pub const FIELDS: &[&str] = &[
 /// Columns added after rows were first stored: hashed only when present, so a row sent again
 /// as before keeps its content hash. `received_at` (RFC 3339): when the reading first reached
 /// a foodgate — a station forwarding to its hub sends it, so that the reading counts on the
-/// day the station received it (SPEC "Coverage"), however late it reaches the hub.
+/// day the station received it (`docs/reference.md`, "Coverage"), however late it reaches the hub.
 pub const LATER_FIELDS: &[&str] = &["received_at"];
 
 /// A `received_at` may be this far ahead of the receiving clock (clocks differ a little).

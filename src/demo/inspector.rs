@@ -1,5 +1,5 @@
 //! The demo's market inspector: the printer, strip reader and spectrophotometer send no stall,
-//! so a person at each of their markets names the stall of every failure (SPEC: `PATCH
+//! so a person at each of their markets names the stall of every failure (`PATCH
 //! /api/v1/holds/{id}`), as a tester does from the sampling sheet. Upstream then gets the
 //! corrected `sample.failed` naming the stall whose goods are blocked.
 

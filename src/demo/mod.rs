@@ -94,7 +94,7 @@ pub fn reachable(addr: SocketAddr) -> SocketAddr {
 }
 
 /// Where the regulator opens the dashboard: a sign-in link with a one-time code (valid 10
-/// minutes, single use; SPEC: never a token in a URL) that lands on `/dashboard`. After that,
+/// minutes, single use; never a token in a URL) that lands on `/dashboard`. After that,
 /// the printed token signs in at `/login`.
 pub async fn dashboard_url(store: &Store, token_name: &str, addr: SocketAddr) -> String {
     let name = token_name.to_string();

@@ -1,5 +1,5 @@
 //! Judging: each decoded [`Reading`] gets a verdict, a one-sentence reason and the limit it
-//! was compared with, by the rules of limits.md and the protocols' "Meaning" sections.
+//! was compared with, by the rules of `docs/judging.md`.
 //!
 //! Judging knows no decoding and no storage: it reads the reading's fields and the
 //! [`Reference`] data, and writes `category`, `verdict`, `reason`, `limit` (and
@@ -7,7 +7,7 @@
 //!
 //! - [`types`]: values with rules (`AnalyteId`, `Category`, `Unit`, `Limit`).
 //! - [`reference`]: the reference data (`reference.toml`, or `--limits FILE`), checked at load.
-//! - [`rules`]: the rules, in limits.md's order.
+//! - [`rules`]: the rules, in their order (`docs/judging.md`).
 //! - [`registration`]: judging again a reading that takes a registered sample's category.
 
 pub mod reference;

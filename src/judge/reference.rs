@@ -1,4 +1,4 @@
-//! The reference data judging reads (limits.md as data): analytes and their aliases, the
+//! The reference data judging reads (`docs/judging.md`): analytes and their aliases, the
 //! method rules, food categories with their instrument codes and commodities, and the
 //! numeric limits. Loaded from TOML in two stages: the file as written ([`raw`]), then a
 //! checked [`Reference`] in which every name resolves, or an error naming the file, the
@@ -107,7 +107,7 @@ pub enum Problem {
     MissingSource,
 }
 
-/// How an analyte is judged (limits.md, "method rule" column).
+/// How an analyte is judged (`docs/judging.md`, "The reference data").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AnalyteRule {

@@ -1,4 +1,4 @@
-//! The rules of limits.md ("Order of the rules"): the first that applies decides.
+//! The rules of `docs/judging.md` ("Order of the rules"): the first that applies decides.
 //!
 //! 1. invalid input, 2. unknown analyte, 3. colloidal gold, 4. inhibition rate,
 //! 5. qualitative, 6. prohibited, 7. numeric limit, 8. otherwise unknown.

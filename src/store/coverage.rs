@@ -1,7 +1,7 @@
 //! The per-market-per-day coverage aggregate (`coverage_days`, migration 0009), kept in the
 //! transaction that stores or supersedes the readings, and the queries that read it.
 //!
-//! SPEC "Coverage: what is counted": `tests` are the readings (not superseded) whose local day
+//! `docs/reference.md`, "Coverage: what is counted": `tests` are the readings (not superseded) whose local day
 //! is D, `failures` those that failed, `samples` the distinct samples with at least one pass
 //! or fail reading that day. Counting distinct samples incrementally needs, per sample and
 //! day, how many pass/fail readings still count (`coverage_samples`): a sample enters the

@@ -1,4 +1,4 @@
-//! Raw retention (SPEC "Operations"): raw bytes older than `raw_retention_days` are pruned in
+//! Raw retention (`docs/operations.md`, "Retention"): raw bytes older than `raw_retention_days` are pruned in
 //! small batches; readings, holds and the audit log never are.
 //!
 //! Pruning empties `raw_frames.bytes` and keeps the row (source, offset, hash, error, received
@@ -13,7 +13,7 @@ use rusqlite::params;
 /// Frames emptied per transaction: small, so instrument and upload commits never wait long.
 pub const BATCH: usize = 500;
 
-/// The default of `server.raw_retention_days` (SPEC "Configuration").
+/// The default of `server.raw_retention_days` (`docs/reference.md`, "Configuration").
 pub const DEFAULT_DAYS: u32 = 400;
 
 /// What one pruning pass did.

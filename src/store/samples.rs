@@ -1,4 +1,4 @@
-//! Registered samples (SPEC `POST /api/v1/samples`) and stall corrections.
+//! Registered samples (`POST /api/v1/samples`, `docs/reference.md`) and stall corrections.
 //!
 //! A registration is the sampling record a person makes: which stall a sample came from,
 //! what it is and its category. It lives in the sample's own `samples` row (keyed by market

@@ -1,4 +1,4 @@
-//! The uplink: delivers the outbox to every `[[upstream]]` (SPEC.md, "Upstream events").
+//! The uplink: delivers the outbox to every `[[upstream]]` (`docs/reference.md`, "Upstream events").
 //!
 //! One task per upstream keeps up to [`IN_FLIGHT`] events on the wire at once, each on its
 //! own schedule, so one event that fails or hangs never holds back the others; only the
