@@ -4,20 +4,13 @@
 //! in one transaction; bad ones are reported by line number and change nothing.
 
 use crate::api::rows::decode_text;
+use crate::store::audit::audit;
 use crate::store::insert::rfc3339;
-use crate::store::Tx;
+use crate::store::{markets, Tx};
 use chrono::Utc;
-use rusqlite::params;
 
 /// One registry line, checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MarketRow {
-    pub code: String,
-    pub name: String,
-    pub district: String,
-    pub kind: String,
-    pub quota: u32,
-}
+pub use crate::store::markets::MarketRow;
 
 /// A bad line: its 1-based line number in the file and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,33 +105,15 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<MarketRow>, Vec<LineError>), String> {
 
 /// Upsert `rows` (audited as `actor`); returns (inserted, updated).
 pub fn upsert(tx: &Tx<'_>, rows: &[MarketRow], actor: &str) -> rusqlite::Result<(usize, usize)> {
-    let now = rfc3339(Utc::now());
-    let (mut inserted, mut updated) = (0, 0);
-    for m in rows {
-        let existed = tx
-            .prepare_cached("SELECT 1 FROM markets WHERE code = ?1")?
-            .exists([&m.code])?;
-        tx.prepare_cached(
-            "INSERT INTO markets (code, name, district, type, quota, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (code) DO UPDATE SET name = excluded.name, district = excluded.district,
-                type = excluded.type, quota = excluded.quota, updated_at = excluded.updated_at",
-        )?
-        .execute(params![m.code, m.name, m.district, m.kind, m.quota, now])?;
-        if existed {
-            updated += 1;
-        } else {
-            inserted += 1;
-        }
-    }
-    crate::auth::audit(
+    let done = markets::upsert(tx, rows, &rfc3339(Utc::now()))?;
+    audit(
         tx,
         actor,
         "markets.import",
         None,
-        &serde_json::json!({"inserted": inserted, "updated": updated}),
+        &serde_json::json!({"inserted": done.inserted, "updated": done.updated}),
     )?;
-    Ok((inserted, updated))
+    Ok((done.inserted, done.updated))
 }
 
 #[cfg(test)]

@@ -20,8 +20,9 @@
 use super::results::{prepare, store_rows, RowResult};
 use super::rows::{self, FieldError};
 use super::{ApiError, AppState};
-use crate::auth::{audit, Role};
+use crate::auth::Role;
 use crate::config::Format;
+use crate::store::audit::audit;
 use crate::store::identity::event_id;
 use crate::store::insert::{hold_history, rfc3339, set_hold_status, HistoryEntry};
 use crate::store::samples::correct_hold_stall;

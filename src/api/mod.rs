@@ -246,12 +246,7 @@ impl AppState {
             let _ = self
                 .inner
                 .store
-                .write_async(move |tx| {
-                    tx.execute(
-                        "UPDATE tokens SET last_used_at = ?1 WHERE name = ?2",
-                        rusqlite::params![at, name],
-                    )
-                })
+                .write_async(move |tx| crate::store::tokens::touch(tx, &name, &at))
                 .await;
         }
     }

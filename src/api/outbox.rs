@@ -2,7 +2,8 @@
 //! putting a dead one back in the queue (after fixing a secret, say).
 
 use super::{ApiError, AppState};
-use crate::auth::{audit, Role};
+use crate::auth::Role;
+use crate::store::audit::audit;
 use crate::store::insert::rfc3339;
 use crate::store::outbox::{self, OutboxRow};
 use axum::extract::{Path, Query, State};

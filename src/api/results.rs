@@ -2,7 +2,8 @@
 
 use super::rows::{self, Cells, FieldError, Row};
 use super::{ApiError, AppState, MAX_ROWS};
-use crate::auth::{audit, Principal, Role};
+use crate::auth::{Principal, Role};
+use crate::store::audit::audit;
 use crate::store::insert::{insert_batch, parse_verdict, verdict_str};
 use crate::store::{Batch, NewReading, Origin, Outcome, RawFrame, StoreSettings, Tx};
 use axum::body::Bytes;

@@ -10,7 +10,8 @@
 
 use super::rows::{self, FieldError};
 use super::{ApiError, AppState, MAX_ROWS};
-use crate::auth::{audit, Principal, Role};
+use crate::auth::{Principal, Role};
+use crate::store::audit::audit;
 use crate::store::samples::{register, Registration, SampleRecord};
 use axum::body::Bytes;
 use axum::extract::State;

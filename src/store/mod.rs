@@ -18,14 +18,23 @@
 //! - [`samples`]: registered samples (the sampling record) and stall corrections, applied to
 //!   the readings already stored, with their corrected events.
 //! - [`coverage`]: the per-market-per-day coverage aggregate, kept by every writing job.
+//! - [`audit`]: the append-only audit log.
+//! - [`tokens`], [`sessions`]: API tokens (by hash), page sessions and one-time sign-in codes.
+//! - [`markets`]: the market registry.
+//! - [`pages`]: the reads only the web pages make (the public board, the dashboard's holds).
 
+pub mod audit;
 pub mod coverage;
 pub mod identity;
 pub mod insert;
+pub mod markets;
 pub mod outbox;
+pub mod pages;
 pub mod retention;
 pub mod samples;
 pub mod schema;
+pub mod sessions;
+pub mod tokens;
 
 pub use identity::Origin;
 pub use insert::{insert_batch, Batch, Committed, NewReading, Outcome, RawFrame};

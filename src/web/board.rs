@@ -9,11 +9,12 @@ use super::dashboard::hold_words;
 use super::html::{esc, page, respond};
 use crate::api::AppState;
 use crate::judge::Reference;
+use crate::store::{markets, pages};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::Connection;
 use std::fmt::Write as _;
 
 /// Results shown at most (failures first, so none is ever cut off behind passes).
@@ -34,53 +35,38 @@ pub struct BoardRow {
     pub preliminary: bool,
 }
 
-/// The market's name, if `code` is a registered market.
-pub fn market_name(conn: &Connection, code: &str) -> rusqlite::Result<Option<String>> {
-    conn.prepare_cached("SELECT name FROM markets WHERE code = ?1")?
-        .query_row([code], |r| r.get(0))
-        .optional()
-}
-
 /// The results of `market` on local day `day`: failures first, then newest first.
 pub fn board_rows(
     conn: &Connection,
     market: &str,
     day: NaiveDate,
 ) -> rusqlite::Result<Vec<BoardRow>> {
-    let mut rows = conn
-        .prepare_cached(
-            "SELECT r.measured_at, r.received_at, coalesce(s.name, r.sample_name),
-                    coalesce(h.stall, r.stall, s.stall), r.analyte, r.verdict, h.status,
-                    r.result_status
-             FROM readings r
-             LEFT JOIN samples s ON s.id = r.sample_ref
-             LEFT JOIN holds h ON h.reading = r.id
-             WHERE r.market = ?1 AND r.local_day = ?2 AND r.superseded = 0",
-        )?
-        .query_map(params![market, day.format("%Y-%m-%d").to_string()], |r| {
-            let measured: Option<String> = r.get(0)?;
-            let received: String = r.get(1)?;
-            let received = DateTime::parse_from_rfc3339(&received)
-                .map(|t| t.with_timezone(&Utc))
-                .unwrap_or_default();
-            // The same rule as the local day: the instrument's clock unless it is missing
-            // or more than 24 h away from the receipt.
-            let at = measured
-                .and_then(|m| DateTime::parse_from_rfc3339(&m).ok())
-                .map(|m| m.with_timezone(&Utc))
-                .filter(|m| (*m - received).num_hours().abs() <= 24)
-                .unwrap_or(received);
-            Ok(BoardRow {
-                at,
-                commodity: r.get(2)?,
-                stall: r.get(3)?,
-                analyte: r.get(4)?,
-                verdict: r.get(5)?,
-                hold: r.get(6)?,
-                preliminary: r.get::<_, Option<String>>(7)?.as_deref() == Some("P"),
+    let mut rows: Vec<BoardRow> =
+        pages::board_readings(conn, market, &day.format("%Y-%m-%d").to_string())?
+            .into_iter()
+            .map(|r| {
+                let received = DateTime::parse_from_rfc3339(&r.received_at)
+                    .map(|t| t.with_timezone(&Utc))
+                    .unwrap_or_default();
+                // The same rule as the local day: the instrument's clock unless it is missing
+                // or more than 24 h away from the receipt.
+                let at = r
+                    .measured_at
+                    .and_then(|m| DateTime::parse_from_rfc3339(&m).ok())
+                    .map(|m| m.with_timezone(&Utc))
+                    .filter(|m| (*m - received).num_hours().abs() <= 24)
+                    .unwrap_or(received);
+                BoardRow {
+                    at,
+                    commodity: r.commodity,
+                    stall: r.stall,
+                    analyte: r.analyte,
+                    verdict: r.verdict,
+                    hold: r.hold_status,
+                    preliminary: r.result_status.as_deref() == Some("P"),
+                }
             })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect();
     rows.sort_by(|a, b| {
         (b.verdict == "fail")
             .cmp(&(a.verdict == "fail"))
@@ -148,7 +134,7 @@ pub async fn board(State(state): State<AppState>, Path(code): Path<String>) -> R
     let c = code.clone();
     let data = state
         .read(move |conn| {
-            let Some(name) = market_name(conn, &c)? else {
+            let Some(name) = markets::name(conn, &c)? else {
                 return Ok(None);
             };
             Ok(Some((name, board_rows(conn, &c, today)?)))

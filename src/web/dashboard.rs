@@ -12,6 +12,7 @@ use crate::api::coverage::{coverage_of, Coverage, MarketCoverage};
 use crate::api::ops::{instrument_views, InstrumentView};
 use crate::api::AppState;
 use crate::auth::Role;
+use crate::store::pages;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -76,19 +77,7 @@ pub fn trend(
         .collect())
 }
 
-/// An open hold as the dashboard lists it.
-#[derive(Debug, Clone)]
-pub struct OpenHold {
-    pub created_at: String,
-    pub market: String,
-    pub market_name: String,
-    pub stall: Option<String>,
-    pub sample: Option<String>,
-    pub analyte: String,
-    pub value: Option<String>,
-    pub unit: Option<String>,
-    pub status: String,
-}
+pub use crate::store::pages::OpenHold;
 
 /// Holds still open (`held`, `review`), newest first, at most `limit`; and the number of
 /// holds in each status.
@@ -96,37 +85,7 @@ pub fn open_holds(
     conn: &Connection,
     limit: usize,
 ) -> rusqlite::Result<(Vec<OpenHold>, BTreeMap<String, u64>)> {
-    let holds = conn
-        .prepare_cached(
-            "SELECT h.created_at, h.market, coalesce(m.name, ''), h.stall,
-                    coalesce(s.name, r.sample_name), r.analyte, r.value_text, r.unit, h.status
-             FROM holds h JOIN readings r ON r.id = h.reading
-             LEFT JOIN samples s ON s.id = h.sample_ref
-             LEFT JOIN markets m ON m.code = h.market
-             WHERE h.status IN ('held', 'review')
-             ORDER BY h.created_at DESC, h.id LIMIT ?1",
-        )?
-        .query_map([limit as i64], |r| {
-            Ok(OpenHold {
-                created_at: r.get(0)?,
-                market: r.get(1)?,
-                market_name: r.get(2)?,
-                stall: r.get(3)?,
-                sample: r.get(4)?,
-                analyte: r.get(5)?,
-                value: r.get(6)?,
-                unit: r.get(7)?,
-                status: r.get(8)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let counts = conn
-        .prepare_cached("SELECT status, count(*) FROM holds GROUP BY status")?
-        .query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
-        })?
-        .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
-    Ok((holds, counts))
+    Ok((pages::open_holds(conn, limit)?, pages::hold_counts(conn)?))
 }
 
 /// A hold status in plain words (the dashboard and the board say the same).

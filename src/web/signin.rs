@@ -11,13 +11,14 @@ use super::session::{
 };
 use crate::api::{ApiError, AppState};
 use crate::auth::{self, hash_token};
-use crate::store::{insert::rfc3339, Tx};
+use crate::store::audit::audit;
+use crate::store::sessions::{self, NewSecret};
+use crate::store::{insert::rfc3339, tokens, Tx};
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{params, OptionalExtension};
 use serde::Deserialize;
 
 /// How long a sign-in code is valid.
@@ -32,18 +33,15 @@ pub fn issue_signin_code(
     now: DateTime<Utc>,
 ) -> rusqlite::Result<String> {
     let code = session::random_for_sql()?;
-    tx.prepare_cached("DELETE FROM signin_codes WHERE expires_at <= ?1")?
-        .execute([rfc3339(now)])?;
-    tx.prepare_cached(
-        "INSERT INTO signin_codes (hash, token_name, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![
-        hash_token(&code),
-        token_name,
-        rfc3339(now),
-        rfc3339(now + Duration::minutes(CODE_MINUTES))
-    ])?;
+    sessions::create_signin_code(
+        tx,
+        &NewSecret {
+            hash: &hash_token(&code),
+            token_name,
+            created_at: &rfc3339(now),
+            expires_at: &rfc3339(now + Duration::minutes(CODE_MINUTES)),
+        },
+    )?;
     Ok(code)
 }
 
@@ -51,24 +49,10 @@ pub fn issue_signin_code(
 /// (it is marked used either way the token turns out), and the token is still valid.
 fn use_code(tx: &Tx<'_>, code: &str, now: DateTime<Utc>) -> rusqlite::Result<Option<String>> {
     let at = rfc3339(now);
-    let name: Option<String> = tx
-        .prepare_cached(
-            "UPDATE signin_codes SET used_at = ?2
-             WHERE hash = ?1 AND used_at IS NULL AND expires_at > ?2
-             RETURNING token_name",
-        )?
-        .query_row(params![hash_token(code), at], |r| r.get(0))
-        .optional()?;
-    let Some(name) = name else {
+    let Some(name) = sessions::use_signin_code(tx, &hash_token(code), &at)? else {
         return Ok(None);
     };
-    let valid = tx
-        .prepare_cached(
-            "SELECT 1 FROM tokens WHERE name = ?1 AND revoked_at IS NULL
-             AND (expires_at IS NULL OR expires_at > ?2)",
-        )?
-        .exists(params![name, at])?;
-    Ok(valid.then_some(name))
+    Ok(tokens::is_usable(tx, &name, &at)?.then_some(name))
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,7 +84,7 @@ pub async fn login_page(
                 return Ok(None);
             };
             let sid = create_session(tx, &name, now)?;
-            auth::audit(
+            audit(
                 tx,
                 &name,
                 "session.create",
@@ -173,7 +157,7 @@ pub async fn login(
         .store()
         .write_async(move |tx| {
             let sid = create_session(tx, &name, now)?;
-            auth::audit(
+            audit(
                 tx,
                 &name,
                 "session.create",
@@ -212,7 +196,7 @@ pub async fn logout(
         .store()
         .write_async(move |tx| {
             if let Some(name) = session::end_session(tx, &sid)? {
-                auth::audit(
+                audit(
                     tx,
                     &name,
                     "session.end",
