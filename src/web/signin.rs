@@ -4,7 +4,7 @@
 //! carries a one-time code instead, valid [`CODE_MINUTES`] minutes and good for one sign-in.
 //! Codes, like sessions and tokens, are stored only as hashes.
 
-use super::html::{esc, page, respond};
+use super::html::{page, respond, Text};
 use super::session::{
     self, cookie, create_session, csrf_for, safe_next, same_secret, set_cookie, LOGIN_CSRF_COOKIE,
     SESSION_COOKIE, SESSION_HOURS,
@@ -19,6 +19,7 @@ use axum::extract::{Form, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
+use maud::html;
 use serde::Deserialize;
 
 /// How long a sign-in code is valid.
@@ -265,26 +266,32 @@ fn form(headers: &HeaderMap, status: StatusCode, next: &str, error: Option<&str>
         Ok(c) => c,
         Err(e) => return server_error(ApiError::internal(e)),
     };
-    let error = error
-        .map(|m| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(m)))
-        .unwrap_or_default();
-    let body = format!(
-        "<header><h1>foodgate · sign in</h1></header><main><section style=\"max-width:34rem\">\
-         <h2>Sign in</h2>{error}\
-         <form method=\"post\" action=\"/login\">\
-         <p><label for=\"token\">API token (regulator or admin)</label><br>\
-         <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"off\" required \
-          style=\"width:100%\" autofocus></p>\
-         <input type=\"hidden\" name=\"next\" value=\"{}\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-         <p><button type=\"submit\">Sign in</button></p></form>\
-         <p class=\"muted\">The token is sent once and never kept in the browser: you get a \
-         session cookie instead. A token is made with <code>foodgate token create</code>.</p>\
-         </section></main>",
-        esc(next),
-        esc(&csrf)
-    );
-    let mut r = respond(status, page("en", "Sign in · foodgate", "", &body));
+    let body = html! {
+        header { h1 { "foodgate · sign in" } }
+        main { section style="max-width:34rem" {
+            h2 { "Sign in" }
+            @if let Some(m) = error {
+                p class="error" role="alert" { (Text(m)) }
+            }
+            form method="post" action="/login" {
+                p {
+                    label for="token" { "API token (regulator or admin)" }
+                    br;
+                    input id="token" name="token" type="password" autocomplete="off" required
+                        style="width:100%" autofocus;
+                }
+                input type="hidden" name="next" value=(Text(next));
+                input type="hidden" name="csrf" value=(Text(&csrf));
+                p { button type="submit" { "Sign in" } }
+            }
+            p class="muted" {
+                "The token is sent once and never kept in the browser: you get a session \
+                 cookie instead. A token is made with "
+                code { "foodgate token create" } "."
+            }
+        } }
+    };
+    let mut r = respond(status, page("en", "Sign in · foodgate", html! {}, body));
     if let Some(c) = set_cookie(headers, LOGIN_CSRF_COOKIE, &csrf, "/login", 3600) {
         r.headers_mut().append(header::SET_COOKIE, c);
     }
