@@ -63,6 +63,7 @@ async fn start(name: &str) -> App {
     let dir = temp_dir(name);
     let cfg = config(&dir, &[("block", "http://127.0.0.1:9/events", "failures")]);
     let store = Store::open(&cfg.database_path(), StoreSettings::from_config(&cfg)).expect("open");
+    crate::support::import_builtin_markets(&store);
     let mut tokens = HashMap::new();
     tokens.insert(
         "station",
@@ -977,6 +978,7 @@ fn token_and_markets_commands() {
         ),
     )
     .unwrap();
+    crate::support::import_builtin_markets_with(&cfg);
     let run = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_foodgate"))
             .args(args)

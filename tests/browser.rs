@@ -245,6 +245,7 @@ async fn a_person_sees_the_dashboard_and_the_board_in_chromium() {
     let cfg = foodgate::config::Config::load_or_default(Some(&cfg_path)).expect("config");
     // Before `serve` starts: tokens, history, and two one-time codes (valid 10 minutes).
     let store = Store::open(&cfg.database_path(), StoreSettings::from_config(&cfg)).expect("open");
+    crate::support::import_builtin_markets(&store);
     let scope: Vec<String> = (1..=484).map(|i| format!("ZB-{i:04}")).collect();
     let contractor = create_token(&store, "承包商-王五", Role::Contractor, scope).await;
     let regulator = create_token(&store, "reg", Role::Regulator, vec![]).await;

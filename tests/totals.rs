@@ -212,6 +212,13 @@ fn migration_0012_keeps_an_old_databases_readings_holds_uploads_and_events() {
                 .unwrap();
             tx.commit().unwrap();
         }
+        // A database of that time had the demo markets its migrations inserted.
+        raw.execute(
+            "INSERT INTO markets (code, name, district, type, quota, updated_at)
+             VALUES ('ZB-0001', 'Demo market 1', 'District 1', 'convenience', 10, 'x')",
+            [],
+        )
+        .unwrap();
         raw.execute_batch(&format!(
             "PRAGMA foreign_keys = ON;
              INSERT INTO readings (id, identity, market, protocol, analyte, received_at,

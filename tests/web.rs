@@ -164,6 +164,7 @@ async fn start(name: &str) -> App {
     let dir = temp_dir(name);
     let cfg = config(&dir, &[]);
     let store = Store::open(&cfg.database_path(), StoreSettings::from_config(&cfg)).expect("open");
+    crate::support::import_builtin_markets(&store);
     let mut tokens = HashMap::new();
     tokens.insert(
         "regulator",

@@ -111,6 +111,7 @@ pub(crate) async fn run_service(
 ) -> anyhow::Result<ExitCode> {
     let path = config.database_path();
     warn_unknown_markets(&config, &store);
+    crate::markets::warn_if_registry_empty(&store);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut links = match links::start(&config, &store, reference.clone(), stop_rx.clone()).await {
         Ok(l) => l,
