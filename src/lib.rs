@@ -8,8 +8,12 @@
 //! - [`config`]: the TOML configuration, raw → validated.
 //! - [`store`]: SQLite: one writer thread, readings, raw frames, holds, outbox.
 //! - [`uplink`]: delivers the outbox to each `[[upstream]]`.
-//! - [`api`]: the HTTP API (axum) on the store; [`auth`]: tokens, roles, market scope.
-//! - [`web`]: the dashboard, the market boards and sign-in (HTML pages on the same router).
+//! - [`api`]: the HTTP API (axum) on the store; [`auth`]: tokens, roles, market scope and the
+//!   token checks (their rows live in `store::tokens`, the audit log in `store::audit`).
+//! - [`web`]: the dashboard, the market boards and sign-in (HTML pages built with `maud` on the
+//!   same router; their reads in `store::pages`, sessions in `store::sessions`).
+//! - [`markets`]: the registry import (CSV) and the built-in registry, which no migration
+//!   inserts: `markets import --builtin` and the demo load it.
 //! - [`ingest`]: decode → judge → store, for captures (and the shape live links follow).
 //! - [`links`]: the live instrument links inside `serve`: the store as their sink, status.
 //! - [`demo`]: the parts of `foodgate demo`: simulated analyzers and contractor, a receiver,

@@ -1,9 +1,9 @@
 //! `GET /markets/{code}/board`: the market's public display screen (no sign-in).
 //!
 //! It shows what shoppers may know and nothing else: time, commodity, stall, test item,
-//! verdict and what was done about a failure. The query reads only those columns, never
-//! `reading_json` (which carries the tester), the uploader, instruments or vendors, so
-//! nothing personal can reach the page by accident.
+//! verdict and what was done about a failure. Its query (`store::pages`) reads only those
+//! columns, never `reading_json` (which carries the tester), the uploader, instruments or
+//! vendors, so nothing personal can reach the page by accident.
 
 use super::dashboard::hold_words;
 use super::html::{page, respond, Text};
