@@ -398,6 +398,9 @@ mod tests {
             legacy_identity_keys: true,
         };
         let store = Store::open(&dir.join("h.db"), settings).expect("store");
+        store
+            .write(|tx| crate::markets::import_builtin(tx, "test"))
+            .expect("the built-in markets");
         let now = DateTime::parse_from_rfc3339("2026-03-10T12:00:00+08:00")
             .expect("time")
             .with_timezone(&Utc);
