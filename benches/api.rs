@@ -89,19 +89,22 @@ struct Server {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
+static TOKENS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 async fn start(cfg: &Config, role: Role, limit: Option<RateLimit>) -> Server {
     let store = Store::open(&cfg.database_path(), StoreSettings::from_config(cfg)).unwrap();
     let new = NewToken {
-        name: "bench".into(),
+        // A new name per server: a database the bench reuses keeps the tokens of earlier ones.
+        name: format!(
+            "bench-{}",
+            TOKENS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ),
         role,
         markets: Vec::new(),
         expires_days: None,
     };
     let token = store
-        .write_async(move |tx| {
-            tx.execute("DELETE FROM tokens WHERE name = 'bench'", [])?;
-            Ok(auth::create(tx, &new, "bench"))
-        })
+        .write_async(move |tx| Ok(auth::create(tx, &new, "bench")))
         .await
         .unwrap()
         .unwrap();

@@ -17,7 +17,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use foodgate_parsers::hl7::{Obx, Order, Oru};
+use foodgate_parsers::hl7::{Obr, Obx, Oru};
 use foodgate_parsers::Encoding;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -71,7 +71,7 @@ fn message(sample: String, instrument: usize, positive: bool) -> Vec<u8> {
         charset: None,
         source_id: "A01".into(),
         vendor: vec![],
-        orders: vec![Order {
+        orders: vec![Obr {
             sample_id: sample,
             service: "CLB^克伦特罗".into(),
             observed_at: ts.clone(),

@@ -6,15 +6,15 @@
 //! constant time, so neither the lookup nor the comparison tells an attacker how close a
 //! guess was to a real token.
 
-use crate::store::{insert::rfc3339, Tx};
+use crate::store::audit::audit;
+use crate::store::{insert::rfc3339, markets, tokens, Tx};
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::str::FromStr;
 use subtle::ConstantTimeEq;
 
-/// What a token may do (SPEC "HTTP API").
+/// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -116,7 +116,7 @@ pub fn generate_token() -> Result<String, getrandom::Error> {
 
 /// Check a presented token (the whole `Authorization` header value, if any).
 pub fn authenticate(
-    conn: &Connection,
+    conn: &impl crate::store::Db,
     header: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Principal, AuthError> {
@@ -128,40 +128,16 @@ pub fn authenticate(
         .filter(|t| !t.is_empty())
         .ok_or(AuthError::Malformed)?;
     let hash = hash_token(token);
-    type Row = (
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-    );
-    let row: Option<Row> = conn
-        .prepare_cached(
-            "SELECT hash, name, role, markets, expires_at, revoked_at FROM tokens WHERE hash = ?1",
-        )
-        .and_then(|mut s| {
-            s.query_row([&hash], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            })
-            .optional()
-        })
-        .map_err(|_| AuthError::Unknown)?;
-    let (stored, name, role, markets, expires, revoked) = row.ok_or(AuthError::Unknown)?;
-    if !bool::from(stored.as_bytes().ct_eq(hash.as_bytes())) {
+    let row = tokens::by_hash(conn, &hash)
+        .map_err(|_| AuthError::Unknown)?
+        .ok_or(AuthError::Unknown)?;
+    if !bool::from(row.hash.as_bytes().ct_eq(hash.as_bytes())) {
         return Err(AuthError::Unknown);
     }
-    if let Some(at) = revoked {
+    if let Some(at) = row.revoked_at {
         return Err(AuthError::Revoked(at));
     }
-    if let Some(at) = expires {
+    if let Some(at) = row.expires_at {
         let past = DateTime::parse_from_rfc3339(&at)
             .map(|t| t.with_timezone(&Utc) <= now)
             .unwrap_or(true);
@@ -169,12 +145,11 @@ pub fn authenticate(
             return Err(AuthError::Expired(at));
         }
     }
-    let role = Role::from_str(&role).map_err(|_| AuthError::Unknown)?;
-    let markets: Vec<String> = serde_json::from_str(&markets).unwrap_or_default();
+    let role = Role::from_str(&row.role).map_err(|_| AuthError::Unknown)?;
     Ok(Principal {
-        name,
+        name: row.name,
         role,
-        markets,
+        markets: row.markets,
     })
 }
 
@@ -216,17 +191,11 @@ pub fn create(tx: &Tx<'_>, new: &NewToken, actor: &str) -> Result<String, TokenE
         return Err(TokenError::MarketNotAllowed(new.role));
     }
     for m in &new.markets {
-        let known = tx
-            .prepare_cached("SELECT 1 FROM markets WHERE code = ?1")?
-            .exists([m])?;
-        if !known {
+        if !markets::exists(tx, m)? {
             return Err(TokenError::UnknownMarket(m.clone()));
         }
     }
-    let taken = tx
-        .prepare_cached("SELECT 1 FROM tokens WHERE name = ?1")?
-        .exists([&new.name])?;
-    if taken {
+    if tokens::name_exists(tx, &new.name)? {
         return Err(TokenError::NameTaken(new.name.clone()));
     }
     let token = generate_token().map_err(|e| TokenError::Random(e.to_string()))?;
@@ -234,18 +203,16 @@ pub fn create(tx: &Tx<'_>, new: &NewToken, actor: &str) -> Result<String, TokenE
     let expires = new
         .expires_days
         .map(|d| rfc3339(now + Duration::days(i64::from(d))));
-    let markets = serde_json::to_string(&new.markets).unwrap_or_else(|_| "[]".into());
-    tx.execute(
-        "INSERT INTO tokens (name, hash, role, markets, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            new.name,
-            hash_token(&token),
-            new.role.as_str(),
-            markets,
-            rfc3339(now),
-            expires
-        ],
+    tokens::insert(
+        tx,
+        &tokens::NewTokenRecord {
+            name: &new.name,
+            hash: &hash_token(&token),
+            role: new.role.as_str(),
+            markets: &new.markets,
+            created_at: &rfc3339(now),
+            expires_at: expires.as_deref(),
+        },
     )?;
     audit(
         tx,
@@ -259,12 +226,7 @@ pub fn create(tx: &Tx<'_>, new: &NewToken, actor: &str) -> Result<String, TokenE
 
 /// Revoke a token by name (audited); revoking twice is not an error.
 pub fn revoke(tx: &Tx<'_>, name: &str, actor: &str) -> Result<(), TokenError> {
-    let now = rfc3339(Utc::now());
-    let n = tx.execute(
-        "UPDATE tokens SET revoked_at = coalesce(revoked_at, ?1) WHERE name = ?2",
-        params![now, name],
-    )?;
-    if n == 0 {
+    if !tokens::revoke(tx, name, &rfc3339(Utc::now()))? {
         return Err(TokenError::NoSuchToken(name.to_string()));
     }
     audit(
@@ -274,54 +236,6 @@ pub fn revoke(tx: &Tx<'_>, name: &str, actor: &str) -> Result<(), TokenError> {
         Some(name),
         &serde_json::Value::Null,
     )?;
-    Ok(())
-}
-
-/// A token as `token list` shows it (never the token, never its hash).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct TokenInfo {
-    pub name: String,
-    pub role: String,
-    pub markets: Vec<String>,
-    pub created_at: String,
-    pub last_used_at: Option<String>,
-    pub expires_at: Option<String>,
-    pub revoked_at: Option<String>,
-}
-
-pub fn list(conn: &Connection) -> rusqlite::Result<Vec<TokenInfo>> {
-    conn.prepare(
-        "SELECT name, role, markets, created_at, last_used_at, expires_at, revoked_at
-         FROM tokens ORDER BY name",
-    )?
-    .query_map([], |r| {
-        let markets: String = r.get(2)?;
-        Ok(TokenInfo {
-            name: r.get(0)?,
-            role: r.get(1)?,
-            markets: serde_json::from_str(&markets).unwrap_or_default(),
-            created_at: r.get(3)?,
-            last_used_at: r.get(4)?,
-            expires_at: r.get(5)?,
-            revoked_at: r.get(6)?,
-        })
-    })?
-    .collect()
-}
-
-/// Append to the audit log (append-only by trigger).
-pub fn audit(
-    conn: &Connection,
-    actor: &str,
-    action: &str,
-    subject: Option<&str>,
-    detail: &serde_json::Value,
-) -> rusqlite::Result<()> {
-    let detail = (!detail.is_null()).then(|| detail.to_string());
-    conn.prepare_cached(
-        "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![rfc3339(Utc::now()), actor, action, subject, detail])?;
     Ok(())
 }
 

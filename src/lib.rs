@@ -10,8 +10,12 @@
 //! - [`uplink`]: delivers the outbox to each `[[upstream]]`.
 //! - [`http`]: what the API and the pages share: their state, the error answer, the rate
 //!   limit.
-//! - [`api`]: the HTTP API (axum) on the store; [`auth`]: tokens, roles, market scope.
-//! - [`web`]: the dashboard, the market boards and sign-in (HTML pages on the same router).
+//! - [`api`]: the HTTP API (axum) on the store; [`auth`]: tokens, roles, market scope and the
+//!   token checks (their rows live in `store::tokens`, the audit log in `store::audit`).
+//! - [`web`]: the dashboard, the market boards and sign-in (HTML pages built with `maud` on the
+//!   same router; their reads in `store::pages`, sessions in `store::sessions`).
+//! - [`markets`]: the registry import (CSV) and the built-in registry, which no migration
+//!   inserts: `markets import --builtin` and the demo load it.
 //! - [`service`]: the router (API and pages) and the service `serve` runs (store, links,
 //!   uplink, HTTP), startable in-process on port 0 and stopped gracefully.
 //! - [`pipeline`]: decode → judge → store, the one path of every reading into the store.

@@ -1,23 +1,20 @@
-//! The market registry: `foodgate markets import FILE.csv`.
+//! The market registry: `foodgate markets import FILE.csv` and the built-in registry.
 //!
 //! Header `code,name,district,type,quota` (any order, UTF-8 or GBK). Good lines are upserted
 //! in one transaction; bad ones are reported by line number and change nothing.
+//!
+//! The built-in registry (the 484 demo markets `ZB-0001` … `ZB-0484`, named as the city's
+//! real registry looks, every name marked 演示) is product data, not schema: a new database
+//! has no markets until `foodgate markets import --builtin` (or `foodgate demo`) loads it.
 
 use crate::api::rows::decode_text;
+use crate::store::audit::audit;
 use crate::store::insert::rfc3339;
-use crate::store::Tx;
+use crate::store::{markets, Store, Tx};
 use chrono::Utc;
-use rusqlite::params;
 
 /// One registry line, checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MarketRow {
-    pub code: String,
-    pub name: String,
-    pub district: String,
-    pub kind: String,
-    pub quota: u32,
-}
+pub use crate::store::markets::MarketRow;
 
 /// A bad line: its 1-based line number in the file and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,40 +107,68 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<MarketRow>, Vec<LineError>), String> {
     Ok((good, bad))
 }
 
+/// The built-in registry as CSV, in the import format.
+pub const BUILTIN_CSV: &str = include_str!("markets/builtin.csv");
+
+/// The markets of the built-in registry (every line of it is good: a unit test checks).
+pub fn builtin() -> Vec<MarketRow> {
+    parse(BUILTIN_CSV.as_bytes())
+        .map(|(good, _)| good)
+        .unwrap_or_default()
+}
+
+/// Upsert the built-in registry (audited as `actor`); returns (inserted, updated).
+pub fn import_builtin(tx: &Tx<'_>, actor: &str) -> rusqlite::Result<(usize, usize)> {
+    upsert(tx, &builtin(), actor)
+}
+
+/// Say at start when the registry is empty: every reading would be refused (unknown market)
+/// until markets are imported.
+pub fn warn_if_registry_empty(store: &Store) {
+    let count = store
+        .reader()
+        .map_err(|e| e.to_string())
+        .and_then(|conn| markets::count(&conn).map_err(|e| e.to_string()));
+    match count {
+        Ok(0) => tracing::warn!(
+            "the market registry is empty: every reading is refused until markets are imported \
+             (`foodgate markets import FILE.csv`, or `foodgate markets import --builtin` for the \
+             484 built-in demo markets)"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot count the registered markets: {e}"),
+    }
+}
+
 /// Upsert `rows` (audited as `actor`); returns (inserted, updated).
 pub fn upsert(tx: &Tx<'_>, rows: &[MarketRow], actor: &str) -> rusqlite::Result<(usize, usize)> {
-    let now = rfc3339(Utc::now());
-    let (mut inserted, mut updated) = (0, 0);
-    for m in rows {
-        let existed = tx
-            .prepare_cached("SELECT 1 FROM markets WHERE code = ?1")?
-            .exists([&m.code])?;
-        tx.prepare_cached(
-            "INSERT INTO markets (code, name, district, type, quota, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (code) DO UPDATE SET name = excluded.name, district = excluded.district,
-                type = excluded.type, quota = excluded.quota, updated_at = excluded.updated_at",
-        )?
-        .execute(params![m.code, m.name, m.district, m.kind, m.quota, now])?;
-        if existed {
-            updated += 1;
-        } else {
-            inserted += 1;
-        }
-    }
-    crate::auth::audit(
+    let done = markets::upsert(tx, rows, &rfc3339(Utc::now()))?;
+    audit(
         tx,
         actor,
         "markets.import",
         None,
-        &serde_json::json!({"inserted": inserted, "updated": updated}),
+        &serde_json::json!({"inserted": done.inserted, "updated": done.updated}),
     )?;
-    Ok((inserted, updated))
+    Ok((done.inserted, done.updated))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_builtin_registry_has_484_good_markets() {
+        let (good, bad) = parse(BUILTIN_CSV.as_bytes()).expect("parses");
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(good.len(), 484);
+        assert_eq!(good[0].code, "ZB-0001");
+        assert_eq!(good[0].name, "张店区城乡农贸市场001（演示）");
+        assert_eq!(good[483].code, "ZB-0484");
+        assert!(good
+            .iter()
+            .all(|m| m.quota == 10 && m.name.ends_with("（演示）")));
+    }
 
     #[test]
     fn parses_gbk_and_reports_bad_lines() {

@@ -298,6 +298,7 @@ pub async fn run(
     on_ready: impl FnOnce(Ready),
 ) -> Result<Stopped, ServiceError> {
     warn_unknown_markets(&config, &store);
+    crate::markets::warn_if_registry_empty(&store);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut links = match links::start(&config, &store, reference.clone(), stop_rx.clone()).await {
         Ok(l) => l,

@@ -5,6 +5,7 @@ use crate::support::{config, temp_dir};
 use foodgate::auth::{self, NewToken, Role};
 use foodgate::http::AppState;
 use foodgate::judge::Judge;
+use foodgate::store::Db;
 use foodgate::store::{Store, StoreSettings};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -63,6 +64,7 @@ async fn start(name: &str) -> App {
     let dir = temp_dir(name);
     let cfg = config(&dir, &[("block", "http://127.0.0.1:9/events", "failures")]);
     let store = Store::open(&cfg.database_path(), StoreSettings::from_config(&cfg)).expect("open");
+    crate::support::import_builtin_markets(&store);
     let mut tokens = HashMap::new();
     tokens.insert(
         "station",
@@ -977,6 +979,7 @@ fn token_and_markets_commands() {
         ),
     )
     .unwrap();
+    crate::support::import_builtin_markets_with(&cfg);
     let run = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_foodgate"))
             .args(args)
@@ -1067,7 +1070,7 @@ async fn instruments_show_the_status_serve_records() {
     let app = start("api-instruments").await;
     app.store
         .write_async(|tx| {
-            tx.execute_batch(
+            tx.connection().execute_batch(
                 "INSERT INTO instruments (id, market, protocol, serial_number, firmware, last_seen,
                                           online, readings, duplicates, decode_errors, reconnects,
                                           last_error)
@@ -1193,7 +1196,7 @@ async fn outbox_is_listed_and_a_dead_event_retried_by_an_admin() {
     // The upstream refused it for good (a 4xx): dead, with its answer; then retried.
     app.store
         .write_async(move |tx| {
-            tx.execute(
+            tx.connection().execute(
                 "UPDATE outbox SET status = 'dead', last_answer = 'HTTP 422: unknown stall' WHERE id = ?1",
                 [id],
             )?;

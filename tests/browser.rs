@@ -7,6 +7,7 @@ use crate::support::{reading, temp_dir, TestApp};
 use crate::web::{request, row, Resp};
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use foodgate::auth::{self, NewToken, Role};
+use foodgate::store::Db;
 use foodgate::store::{Batch, NewReading, Origin, Store, StoreSettings};
 use foodgate::web::issue_signin_code;
 use foodgate_parsers::Verdict;
@@ -138,7 +139,7 @@ async fn seed_history(store: &Store, tz: FixedOffset) {
     store
         .write_async(|tx| {
             for i in 1..=12i64 {
-                tx.execute(
+                tx.connection().execute(
                     "INSERT INTO instruments (id, market, protocol, serial_number, last_seen, online, readings)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     rusqlite::params![
@@ -202,6 +203,7 @@ async fn a_person_sees_the_dashboard_and_the_board_in_chromium() {
     let cfg = foodgate::config::Config::load_or_default(Some(&cfg_path)).expect("config");
     // Before `serve` starts: tokens, history, and two one-time codes (valid 10 minutes).
     let store = Store::open(&cfg.database_path(), StoreSettings::from_config(&cfg)).expect("open");
+    crate::support::import_builtin_markets(&store);
     let scope: Vec<String> = (1..=484).map(|i| format!("ZB-{i:04}")).collect();
     let contractor = create_token(&store, "承包商-王五", Role::Contractor, scope).await;
     let regulator = create_token(&store, "reg", Role::Regulator, vec![]).await;

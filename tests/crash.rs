@@ -105,6 +105,7 @@ fn sigkill_during_ingest_and_delivery_loses_and_doubles_nothing() {
         ),
     )
     .unwrap();
+    crate::support::import_builtin_markets_with(&cfg);
     // One capture per trial, each for its own market so its readings can be counted.
     let mut expected = Vec::new();
     for t in 0..TRIALS {

@@ -114,6 +114,7 @@ fn hub_config(dir: &Path, listen: &str, receiver: &str) -> PathBuf {
     );
     let path = dir.join("hub.toml");
     std::fs::write(&path, text).unwrap();
+    crate::support::import_builtin_markets_with(&path);
     path
 }
 
@@ -150,6 +151,7 @@ async fn a_station_feeds_the_hub_through_an_outage_with_stalls_from_samples() {
         ),
     )
     .unwrap();
+    crate::support::import_builtin_markets_with(&station_cfg);
     let station = ServeProcess::start(&station_cfg, station_dir.join("station.log")).await;
     let tester = token(&station_cfg, "station", "tester");
 

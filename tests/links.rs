@@ -110,6 +110,7 @@ fn config_text(dir: &Path, instruments: &str, upstream: Option<&str>) -> PathBuf
     }
     let path = dir.join("foodgate.toml");
     std::fs::write(&path, text).unwrap();
+    crate::support::import_builtin_markets_with(&path);
     path
 }
 

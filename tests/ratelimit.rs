@@ -49,6 +49,7 @@ async fn a_burst_beyond_the_bucket_gets_429_and_other_tokens_are_unaffected() {
     let dir = temp_dir("ratelimit");
     let cfg = config(&dir, &[]);
     let store = Store::open(&cfg.database_path(), StoreSettings::from_config(&cfg)).expect("open");
+    crate::support::import_builtin_markets(&store);
     let busy = token(&store, "busy").await;
     let calm = token(&store, "calm").await;
     // A small bucket refilled slowly: the burst below cannot be refilled while it runs.

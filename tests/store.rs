@@ -376,6 +376,7 @@ fn ingest_command_is_safe_to_run_twice_and_refuses_bad_input() {
         ),
     )
     .unwrap();
+    crate::support::import_builtin_markets_with(&cfg_path);
     let run = |extra: &[&str]| {
         foodgate()
             .args(["ingest", "--config"])
@@ -446,6 +447,7 @@ fn outbox_commands_list_and_requeue_dead_events() {
         ),
     )
     .unwrap();
+    crate::support::import_builtin_markets_with(&cfg_path);
     let out = foodgate()
         .args(["ingest", "--config"])
         .arg(&cfg_path)
@@ -623,4 +625,79 @@ fn a_result_body_built_when_sent_stays_the_same_when_the_reading_changes() {
         (Some("R9"), Some(1))
     );
     store.close();
+}
+
+/// A fresh `serve` database has no markets (and `serve` says how to import them);
+/// `markets import --builtin` loads the 484 built-in ones, and a second run changes none.
+#[test]
+fn a_fresh_database_has_no_markets_until_the_builtin_registry_is_imported() {
+    let dir = temp_dir("builtin-markets");
+    let cfg_path = dir.join("foodgate.toml");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n",
+            dir.join("data")
+        ),
+    )
+    .unwrap();
+    let log = dir.join("serve.log");
+    let mut child = foodgate()
+        .args(["serve", "--config"])
+        .arg(&cfg_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start serve");
+    let start = std::time::Instant::now();
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("foodgate: API on") {
+            break text;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("serve exited: {status}: {text}");
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "serve did not start: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        text.contains("the market registry is empty")
+            && text.contains("foodgate markets import --builtin"),
+        "{text}"
+    );
+    let markets = |sql: &str| {
+        let conn = Connection::open(dir.join("data").join("foodgate.db")).unwrap();
+        count(&conn, sql)
+    };
+    assert_eq!(markets("SELECT count(*) FROM markets"), 0);
+    let out = foodgate()
+        .args(["markets", "import", "--builtin", "--config"])
+        .arg(&cfg_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("484 markets added, 0 updated"),
+        "{out:?}"
+    );
+    assert_eq!(
+        markets("SELECT count(*) FROM markets WHERE code GLOB 'ZB-[0-9][0-9][0-9][0-9]'"),
+        484
+    );
+    let again = foodgate()
+        .args(["markets", "import", "--builtin", "--config"])
+        .arg(&cfg_path)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("0 markets added, 484 updated"),
+        "{again:?}"
+    );
+    assert_eq!(markets("SELECT count(*) FROM markets"), 484);
 }

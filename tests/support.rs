@@ -47,7 +47,20 @@ pub fn config(dir: &std::path::Path, upstreams: &[(&str, &str, &str)]) -> Config
 }
 
 pub fn open(config: &Config) -> Store {
-    Store::open(&config.database_path(), StoreSettings::from_config(config)).expect("open store")
+    let store = Store::open(&config.database_path(), StoreSettings::from_config(config))
+        .expect("open store");
+    import_builtin_markets(&store);
+    store
+}
+
+/// Load the built-in registry (ZB-0001 … ZB-0484) into `store`: a new database has no
+/// markets. From a thread of its own, so async tests may call it too.
+pub fn import_builtin_markets(store: &Store) {
+    let store = store.clone();
+    std::thread::spawn(move || store.write(|tx| foodgate::markets::import_builtin(tx, "test")))
+        .join()
+        .expect("import thread")
+        .expect("import the built-in markets");
 }
 
 /// A judged reading of sample `sample` with `verdict`.
@@ -250,11 +263,6 @@ impl TestAppBuilder {
         }
     }
 }
-
-/// The built-in market registry in `store`. Fresh databases still get it from their
-/// migrations: nothing to import until they do not.
-#[allow(dead_code)]
-pub fn import_builtin_markets(_store: &Store) {}
 
 /// The whole service (store, links, uplink, API and pages) in this test's runtime, on
 /// 127.0.0.1:0; stopped by [`TestApp::shutdown`] (graceful: the store is closed when it
@@ -476,4 +484,19 @@ impl Drop for ServeProcess {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The same for a test that runs the binary: `foodgate markets import --builtin` with the
+/// configuration file `config`.
+pub fn import_builtin_markets_with(config: &std::path::Path) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_foodgate"))
+        .args(["markets", "import", "--builtin", "--config"])
+        .arg(config)
+        .output()
+        .expect("run foodgate markets import --builtin");
+    assert!(
+        out.status.success(),
+        "markets import --builtin: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -9,6 +9,7 @@ use foodgate::store::coverage::reading_totals;
 use foodgate::store::identity::hex_key;
 use foodgate::store::outbox::event_key;
 use foodgate::store::samples::{register, Registration, SampleRecord};
+use foodgate::store::Db;
 use foodgate::store::{Reader, StoreSettings};
 use rusqlite::Connection;
 use std::collections::BTreeMap;
@@ -214,6 +215,13 @@ fn migration_0012_keeps_an_old_databases_readings_holds_uploads_and_events() {
                 .unwrap();
             tx.commit().unwrap();
         }
+        // A database of that time had the demo markets its migrations inserted.
+        raw.execute(
+            "INSERT INTO markets (code, name, district, type, quota, updated_at)
+             VALUES ('ZB-0001', 'Demo market 1', 'District 1', 'convenience', 10, 'x')",
+            [],
+        )
+        .unwrap();
         raw.execute_batch(&format!(
             "PRAGMA foreign_keys = ON;
              INSERT INTO readings (id, identity, market, protocol, analyte, received_at,
@@ -329,7 +337,10 @@ fn migration_0012_keeps_an_old_databases_readings_holds_uploads_and_events() {
     assert_eq!(readings, vec![None, Some(1)]);
     // References are enforced on the rebuilt table.
     let refused = store
-        .write(|tx| tx.execute("DELETE FROM readings WHERE id = 2", []))
+        .write(|tx| {
+            tx.connection()
+                .execute("DELETE FROM readings WHERE id = 2", [])
+        })
         .unwrap_err();
     assert!(refused.to_string().contains("FOREIGN KEY"), "{refused}");
     store.close();

@@ -8,6 +8,7 @@ use chrono::{Duration, FixedOffset, Utc};
 use foodgate::auth::{self, NewToken, Role};
 use foodgate::http::AppState;
 use foodgate::judge::Judge;
+use foodgate::store::Db;
 use foodgate::store::Store;
 use foodgate::store::StoreSettings;
 use foodgate::web::issue_signin_code;
@@ -164,6 +165,7 @@ async fn start(name: &str) -> App {
     let dir = temp_dir(name);
     let cfg = config(&dir, &[]);
     let store = Store::open(&cfg.database_path(), StoreSettings::from_config(&cfg)).expect("open");
+    crate::support::import_builtin_markets(&store);
     let mut tokens = HashMap::new();
     tokens.insert(
         "regulator",
@@ -486,7 +488,7 @@ async fn revoking_the_token_ends_its_session_at_once() {
     let sid = app.session("admin").await;
     app.store
         .write_async(|tx| {
-            tx.execute(
+            tx.connection().execute(
                 "UPDATE tokens SET expires_at = '2020-01-01T00:00:00.000Z' WHERE name = 'adm'",
                 [],
             )
@@ -729,11 +731,11 @@ async fn board_shows_failures_first_in_red_and_nothing_personal() {
     // A vendor and a stall holder's name in the store, for this very sample and stall.
     app.store
         .write_async(|tx| {
-            tx.execute(
+            tx.connection().execute(
                 "UPDATE samples SET vendor = '李四商行', supplier = '赵六批发' WHERE market = 'ZB-0003'",
                 [],
             )?;
-            tx.execute(
+            tx.connection().execute(
                 "INSERT INTO stalls (market, code, vendor) VALUES ('ZB-0003', 'A12', '李四商行')",
                 [],
             )

@@ -6,8 +6,9 @@
 use super::openapi::{self, ErrorBody};
 use super::results::{prepare, store_rows, RowResult};
 use super::rows::{self, FieldError};
-use crate::auth::{audit, Role};
+use crate::auth::Role;
 use crate::http::{ApiError, AppState};
+use crate::store::audit::audit;
 use crate::store::holds::{apply_retest, list_holds, load_hold, HoldStatus, HoldView};
 use crate::store::samples::correct_hold_stall;
 use axum::body::Bytes;

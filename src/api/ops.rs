@@ -57,7 +57,7 @@ pub async fn instruments(
 /// ordered by id (the API and the dashboard show the same list).
 pub async fn instrument_views(state: &AppState) -> Result<Vec<InstrumentView>, ApiError> {
     let recorded = state
-        .read(|conn| Ok(stats::recorded_instruments(conn.raw())?))
+        .read(|conn| Ok(stats::recorded_instruments(conn)?))
         .await?;
     let mut all: BTreeMap<String, InstrumentView> = BTreeMap::new();
     for i in recorded {

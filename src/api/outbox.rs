@@ -2,8 +2,9 @@
 //! putting a dead one back in the queue (after fixing a secret, say).
 
 use super::openapi::{ErrorBody, OutboxEventDoc, OutboxPageDoc, OutboxStatusDoc};
-use crate::auth::{audit, Role};
+use crate::auth::Role;
 use crate::http::{ApiError, AppState};
+use crate::store::audit::audit;
 use crate::store::insert::rfc3339;
 use crate::store::outbox::{self, OutboxRow};
 use axum::extract::{Path, Query, State};

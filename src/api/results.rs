@@ -3,9 +3,10 @@
 use super::openapi::{ErrorBody, ResultRowsDoc, ResultsPageDoc, RowStatusDoc, VerdictNameDoc};
 use super::rows::{self, Cells, FieldError, Row};
 use super::MAX_ROWS;
-use crate::auth::{audit, Principal, Role};
+use crate::auth::{Principal, Role};
 use crate::http::{ApiError, AppState};
 use crate::pipeline::{Pipeline, Place, SentBy};
+use crate::store::audit::audit;
 use crate::store::insert::verdict_str;
 use crate::store::results;
 use crate::store::{Batch, NewReading, Outcome, RawFrame, StoreSettings, Tx};

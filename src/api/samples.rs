@@ -11,8 +11,9 @@
 use super::openapi::{ErrorBody, SampleRecordsDoc, SampleStatusDoc};
 use super::rows::{self, FieldError};
 use super::MAX_ROWS;
-use crate::auth::{audit, Principal, Role};
+use crate::auth::{Principal, Role};
 use crate::http::{ApiError, AppState};
+use crate::store::audit::audit;
 use crate::store::samples::{register, Registration, SampleRecord};
 use axum::body::Bytes;
 use axum::extract::State;

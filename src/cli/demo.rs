@@ -150,6 +150,8 @@ async fn demo(args: &DemoArgs, dir: &Path, started: Instant) -> anyhow::Result<E
         let judge = Judge::new(reference.clone());
         let offset = config.utc_offset;
         tokio::task::spawn_blocking(move || {
+            // The demo's markets: a new database has none until they are imported.
+            store.write(|tx| crate::markets::import_builtin(tx, "demo"))?;
             let t = Instant::now();
             let h = history::generate(&store, &judge, offset, Utc::now(), HISTORY_DAYS, 1)?;
             let tokens = demo::create_tokens(&store)?;

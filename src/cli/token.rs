@@ -133,7 +133,7 @@ pub fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
         }
         TokenCommand::List => {
             let conn = store.reader()?;
-            let tokens = auth::list(conn.raw())?;
+            let tokens = crate::store::tokens::list(&conn)?;
             for t in &tokens {
                 println!("{}", serde_json::to_string(t)?);
             }

@@ -163,8 +163,7 @@ impl AppState {
             .map(|v| v.to_str().map(str::to_string).unwrap_or_default());
         let principal = self
             .read(move |reader| {
-                auth::authenticate(reader.raw(), header.as_deref(), Utc::now())
-                    .map_err(ApiError::from)
+                auth::authenticate(reader, header.as_deref(), Utc::now()).map_err(ApiError::from)
             })
             .await?;
         if let Err(wait) = self.inner.buckets.take(&principal.name, Instant::now()) {
@@ -216,12 +215,7 @@ impl AppState {
             let _ = self
                 .inner
                 .store
-                .write_async(move |tx| {
-                    tx.execute(
-                        "UPDATE tokens SET last_used_at = ?1 WHERE name = ?2",
-                        rusqlite::params![at, name],
-                    )
-                })
+                .write_async(move |tx| crate::store::tokens::touch(tx, &name, &at))
                 .await;
         }
     }

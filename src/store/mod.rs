@@ -27,7 +27,12 @@
 //! - [`backup`]: a consistent copy of a live database.
 //! - [`retention`]: what is kept how long.
 //! - [`stats`]: the operational reads of `/metrics`, `/healthz` and the instrument list.
+//! - [`audit`]: the append-only audit log.
+//! - [`tokens`], [`sessions`]: API tokens (by hash), page sessions and one-time sign-in codes.
+//! - [`markets`]: the market registry.
+//! - [`pages`]: the reads only the web pages make (the public board, the dashboard's holds).
 
+pub mod audit;
 pub mod backup;
 pub mod codec;
 pub mod coverage;
@@ -36,13 +41,17 @@ pub mod holds;
 pub mod identity;
 pub mod insert;
 pub mod instruments;
+pub mod markets;
 pub mod outbox;
+pub mod pages;
 pub mod queue;
 pub mod results;
 pub mod retention;
 pub mod samples;
 pub mod schema;
+pub mod sessions;
 pub mod stats;
+pub mod tokens;
 
 pub use events::EventKind;
 pub use holds::HoldStatus;
@@ -287,6 +296,33 @@ impl<'a> Tx<'a> {
     }
 }
 
+/// What a store read runs on: a [`Reader`], or the writer's [`Tx`] when a write reads
+/// first. Store functions that only read take `&impl Db`, so the API and the pages read
+/// through a reader and a write job through its transaction, with the same function.
+pub trait Db {
+    /// The connection inside; for the store's own modules (SQL lives in the store only).
+    #[doc(hidden)]
+    fn connection(&self) -> &Connection;
+}
+
+impl Db for Reader {
+    fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl Db for Tx<'_> {
+    fn connection(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Db for Connection {
+    fn connection(&self) -> &Connection {
+        self
+    }
+}
+
 /// A read connection of the store (see [`Store::reader`]): the store's read functions take
 /// it, and only they see the connection inside.
 pub struct Reader {
@@ -301,12 +337,6 @@ impl std::fmt::Debug for Reader {
 
 impl Reader {
     pub(in crate::store) fn conn(&self) -> &Connection {
-        &self.conn
-    }
-
-    /// The connection, for the read code outside the store that is still being moved into
-    /// it; made store-private once none is left.
-    pub(crate) fn raw(&self) -> &Connection {
         &self.conn
     }
 }

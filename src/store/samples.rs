@@ -250,7 +250,7 @@ pub fn register(
             (tx.last_insert_rowid(), false)
         }
     };
-    crate::auth::audit(
+    super::audit::audit(
         tx,
         by,
         if was_registered {
@@ -629,7 +629,7 @@ pub fn correct_hold_stall(
                  WHERE id = ?4",
             )?
             .execute(params![stall, rfc3339(Utc::now()), by, sample])?;
-            crate::auth::audit(
+            super::audit::audit(
                 tx,
                 by,
                 "sample.correct",

@@ -5,7 +5,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use std::time::Duration;
 
 /// Every migration, in order; migration `i` brings `user_version` from `i` to `i + 1`.
-/// Append only: a released migration is never edited.
+/// Append only: a released migration's schema is never edited. (0002 and 0011 no longer insert
+/// demo markets: applied migrations are not re-run and their text is not checked.)
 pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_demo_markets.sql"),

@@ -4,7 +4,6 @@
 
 use super::outbox::{self, OutboxCounts};
 use super::Tx;
-use rusqlite::Connection;
 
 /// An instrument as `serve` last recorded it (it writes each link's status every few
 /// seconds and at shutdown).
@@ -25,7 +24,8 @@ pub struct InstrumentRow {
 }
 
 /// Every recorded instrument, in no particular order.
-pub fn recorded_instruments(conn: &Connection) -> rusqlite::Result<Vec<InstrumentRow>> {
+pub fn recorded_instruments(db: &impl super::Db) -> rusqlite::Result<Vec<InstrumentRow>> {
+    let conn = db.connection();
     conn.prepare_cached(
         "SELECT id, market, protocol, serial_number, firmware, last_seen, online,
                 readings, duplicates, decode_errors, reconnects, last_error

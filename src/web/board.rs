@@ -1,21 +1,20 @@
 //! `GET /markets/{code}/board`: the market's public display screen (no sign-in).
 //!
 //! It shows what shoppers may know and nothing else: time, commodity, stall, test item,
-//! verdict and what was done about a failure. The query reads only those columns, never
-//! `reading_json` (which carries the tester), the uploader, instruments or vendors, so
-//! nothing personal can reach the page by accident.
+//! verdict and what was done about a failure. Its query (`store::pages`) reads only those
+//! columns, never `reading_json` (which carries the tester), the uploader, instruments or
+//! vendors, so nothing personal can reach the page by accident.
 
 use super::dashboard::hold_words;
-use super::html::{esc, page, respond};
+use super::html::{page, respond, Text};
 use crate::http::AppState;
 use crate::judge::Reference;
-use crate::store::HoldStatus;
+use crate::store::{markets, pages, HoldStatus};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
-use std::fmt::Write as _;
+use maud::{html, Markup, PreEscaped};
 
 /// Results shown at most (failures first, so none is ever cut off behind passes).
 const SHOWN: usize = 500;
@@ -35,53 +34,38 @@ pub struct BoardRow {
     pub preliminary: bool,
 }
 
-/// The market's name, if `code` is a registered market.
-pub fn market_name(conn: &Connection, code: &str) -> rusqlite::Result<Option<String>> {
-    conn.prepare_cached("SELECT name FROM markets WHERE code = ?1")?
-        .query_row([code], |r| r.get(0))
-        .optional()
-}
-
 /// The results of `market` on local day `day`: failures first, then newest first.
 pub fn board_rows(
-    conn: &Connection,
+    conn: &impl crate::store::Db,
     market: &str,
     day: NaiveDate,
 ) -> rusqlite::Result<Vec<BoardRow>> {
-    let mut rows = conn
-        .prepare_cached(
-            "SELECT r.measured_at, r.received_at, coalesce(s.name, r.sample_name),
-                    coalesce(h.stall, r.stall, s.stall), r.analyte, r.verdict, h.status,
-                    r.result_status
-             FROM readings r
-             LEFT JOIN samples s ON s.id = r.sample_ref
-             LEFT JOIN holds h ON h.reading = r.id
-             WHERE r.market = ?1 AND r.local_day = ?2 AND r.superseded = 0",
-        )?
-        .query_map(params![market, day.format("%Y-%m-%d").to_string()], |r| {
-            let measured: Option<String> = r.get(0)?;
-            let received: String = r.get(1)?;
-            let received = DateTime::parse_from_rfc3339(&received)
-                .map(|t| t.with_timezone(&Utc))
-                .unwrap_or_default();
-            // The same rule as the local day: the instrument's clock unless it is missing
-            // or more than 24 h away from the receipt.
-            let at = measured
-                .and_then(|m| DateTime::parse_from_rfc3339(&m).ok())
-                .map(|m| m.with_timezone(&Utc))
-                .filter(|m| (*m - received).num_hours().abs() <= 24)
-                .unwrap_or(received);
-            Ok(BoardRow {
-                at,
-                commodity: r.get(2)?,
-                stall: r.get(3)?,
-                analyte: r.get(4)?,
-                verdict: r.get(5)?,
-                hold: r.get(6)?,
-                preliminary: r.get::<_, Option<String>>(7)?.as_deref() == Some("P"),
+    let mut rows: Vec<BoardRow> =
+        pages::board_readings(conn, market, &day.format("%Y-%m-%d").to_string())?
+            .into_iter()
+            .map(|r| {
+                let received = DateTime::parse_from_rfc3339(&r.received_at)
+                    .map(|t| t.with_timezone(&Utc))
+                    .unwrap_or_default();
+                // The same rule as the local day: the instrument's clock unless it is missing
+                // or more than 24 h away from the receipt.
+                let at = r
+                    .measured_at
+                    .and_then(|m| DateTime::parse_from_rfc3339(&m).ok())
+                    .map(|m| m.with_timezone(&Utc))
+                    .filter(|m| (*m - received).num_hours().abs() <= 24)
+                    .unwrap_or(received);
+                BoardRow {
+                    at,
+                    commodity: r.commodity,
+                    stall: r.stall,
+                    analyte: r.analyte,
+                    verdict: r.verdict,
+                    hold: r.hold_status,
+                    preliminary: r.result_status.as_deref() == Some("P"),
+                }
             })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect();
     rows.sort_by(|a, b| {
         (b.verdict == "fail")
             .cmp(&(a.verdict == "fail"))
@@ -149,10 +133,10 @@ pub async fn board(State(state): State<AppState>, Path(code): Path<String>) -> R
     let c = code.clone();
     let data = state
         .read(move |conn| {
-            let Some(name) = market_name(conn.raw(), &c)? else {
+            let Some(name) = markets::name(conn, &c)? else {
                 return Ok(None);
             };
-            Ok(Some((name, board_rows(conn.raw(), &c, today)?)))
+            Ok(Some((name, board_rows(conn, &c, today)?)))
         })
         .await;
     let (name, rows) = match data {
@@ -165,96 +149,110 @@ pub async fn board(State(state): State<AppState>, Path(code): Path<String>) -> R
                 page(
                     "zh-CN",
                     "暂时无法显示 · Unavailable",
-                    "<meta http-equiv=\"refresh\" content=\"60\">",
-                    "<main><section><p class=\"big\">暂时无法显示检测结果，一分钟后自动重试。</p>\
-                     <p>The results cannot be shown just now; this page retries every minute.</p></section></main>",
+                    html! { meta http-equiv="refresh" content="60"; },
+                    html! { main { section {
+                        p class="big" { "暂时无法显示检测结果，一分钟后自动重试。" }
+                        p { "The results cannot be shown just now; this page retries every minute." }
+                    } } },
                 ),
             );
         }
     };
     let reference = state.judge().reference();
     let failures = rows.iter().filter(|r| r.verdict == "fail").count();
-    let mut s = String::with_capacity(64 * 1024);
-    let _ = write!(
-        s,
-        "<header><h1>{} <span class=\"muted\">{}</span></h1>\
-         <div class=\"big\">今日快检结果 · Today's test results · {}</div></header><main>\
-         <section><p class=\"big\" id=\"counts\">今日检测 <strong>{}</strong> 项，不合格 <strong>{}</strong> 项 \
-         · {} tests today, {} failed</p>",
-        esc(&name),
-        esc(&code),
-        today.format("%Y-%m-%d"),
-        rows.len(),
-        failures,
-        rows.len(),
-        failures,
-    );
-    if rows.is_empty() {
-        s.push_str("<p class=\"big\">今天还没有检测结果。 · No results yet today.</p>");
-    } else {
-        s.push_str(
-            "<div class=\"scroll\"><table><thead><tr><th>时间<br><span class=\"muted\">Time</span></th>\
-             <th>商品<br><span class=\"muted\">Commodity</span></th>\
-             <th>摊位<br><span class=\"muted\">Stall</span></th>\
-             <th>检测项目<br><span class=\"muted\">Test</span></th>\
-             <th>结果<br><span class=\"muted\">Result</span></th>\
-             <th>处理情况<br><span class=\"muted\">What was done</span></th></tr></thead><tbody>",
-        );
-        for r in &rows {
-            let (zh, en) = verdict_words(&r.verdict);
-            let class = match r.verdict.as_str() {
-                "fail" => "fail",
-                "pass" => "pass",
-                _ => "other",
-            };
-            let handled = match (&r.hold, r.verdict.as_str()) {
-                (Some(h), _) => format!("{}<br><span class=\"muted\">{}</span>", esc(hold_words_zh(h)), esc(hold_words(h))),
-                (None, "fail") if r.preliminary => {
-                    "初步结果，待确认<br><span class=\"muted\">Preliminary result, to be confirmed</span>".to_string()
-                }
-                (None, "fail") => {
-                    "复检结果，见上方处理<br><span class=\"muted\">A retest: see the hold it belongs to</span>".to_string()
-                }
-                _ => String::new(),
-            };
-            let _ = write!(
-                s,
-                "<tr class=\"{class}\"><td class=\"t\">{}</td><td class=\"c\">{}</td><td class=\"s\">{}</td><td class=\"i\">{}</td>\
-                 <td class=\"v\">{zh}<br><span style=\"font-size:1rem\">{en}</span></td><td>{handled}</td></tr>",
-                r.at.with_timezone(&offset).format("%H:%M"),
-                esc(r.commodity.as_deref().unwrap_or("—")),
-                esc(r.stall.as_deref().unwrap_or("—")),
-                esc(&item_name(reference, &r.analyte)),
-            );
+    let body = html! {
+        header {
+            h1 { (Text(&name)) " " span class="muted" { (Text(&code)) } }
+            div class="big" { "今日快检结果 · Today's test results · " (today.format("%Y-%m-%d")) }
         }
-        s.push_str("</tbody></table></div>");
-    }
-    let _ = write!(
-        s,
-        "</section><p class=\"muted\">每分钟自动刷新 · Refreshes every minute · {}</p></main>",
-        now.format("%H:%M")
-    );
+        main {
+            section {
+                p class="big" id="counts" {
+                    "今日检测 " strong { (rows.len()) } " 项，不合格 " strong { (failures) } " 项 · "
+                    (rows.len()) " tests today, " (failures) " failed"
+                }
+                @if rows.is_empty() {
+                    p class="big" { "今天还没有检测结果。 · No results yet today." }
+                } @else {
+                    div class="scroll" { table {
+                        thead { tr {
+                            th { "时间" br; span class="muted" { "Time" } }
+                            th { "商品" br; span class="muted" { "Commodity" } }
+                            th { "摊位" br; span class="muted" { "Stall" } }
+                            th { "检测项目" br; span class="muted" { "Test" } }
+                            th { "结果" br; span class="muted" { "Result" } }
+                            th { "处理情况" br; span class="muted" { "What was done" } }
+                        } }
+                        tbody {
+                            @for r in &rows {
+                                (result_row(r, reference, offset))
+                            }
+                        }
+                    } }
+                }
+            }
+            p class="muted" { "每分钟自动刷新 · Refreshes every minute · " (now.format("%H:%M")) }
+        }
+    };
     respond(
         StatusCode::OK,
         page(
             "zh-CN",
             &format!("{name} · 今日快检结果"),
-            &format!("<meta http-equiv=\"refresh\" content=\"{REFRESH_S}\">{BOARD_CSS}"),
-            &s,
+            html! {
+                meta http-equiv="refresh" content=(REFRESH_S);
+                (PreEscaped(BOARD_CSS))
+            },
+            body,
         ),
     )
 }
 
+/// One result line: the verdict in words, and what was done about a failure.
+fn result_row(r: &BoardRow, reference: &Reference, offset: FixedOffset) -> Markup {
+    let (zh, en) = verdict_words(&r.verdict);
+    let class = match r.verdict.as_str() {
+        "fail" => "fail",
+        "pass" => "pass",
+        _ => "other",
+    };
+    html! {
+        tr class=(class) {
+            td class="t" { (r.at.with_timezone(&offset).format("%H:%M")) }
+            td class="c" { (Text(r.commodity.as_deref().unwrap_or("—"))) }
+            td class="s" { (Text(r.stall.as_deref().unwrap_or("—"))) }
+            td class="i" { (Text(&item_name(reference, &r.analyte))) }
+            td class="v" { (zh) br; span style="font-size:1rem" { (en) } }
+            td {
+                @match (&r.hold, r.verdict.as_str()) {
+                    (Some(h), _) => {
+                        (hold_words_zh(h)) br; span class="muted" { (hold_words(h)) }
+                    }
+                    (None, "fail") if r.preliminary => {
+                        "初步结果，待确认" br;
+                        span class="muted" { "Preliminary result, to be confirmed" }
+                    }
+                    (None, "fail") => {
+                        "复检结果，见上方处理" br;
+                        span class="muted" { "A retest: see the hold it belongs to" }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
 fn not_found(code: &str) -> Response {
-    let body = format!(
-        "<header><h1>没有这个市场 · No such market</h1></header><main><section>\
-         <p class=\"big\">市场代码 {} 未登记。</p><p>No market with the code {} is registered.</p>\
-         </section></main>",
-        esc(code),
-        esc(code)
-    );
+    let body = html! {
+        header { h1 { "没有这个市场 · No such market" } }
+        main { section {
+            p class="big" { "市场代码 " (Text(code)) " 未登记。" }
+            p { "No market with the code " (Text(code)) " is registered." }
+        } }
+    };
     respond(
         StatusCode::NOT_FOUND,
-        page("zh-CN", "没有这个市场 · No such market", "", &body),
+        page("zh-CN", "没有这个市场 · No such market", html! {}, body),
     )
 }

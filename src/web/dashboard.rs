@@ -4,7 +4,7 @@
 //! page and the API cannot disagree. Sorting is by query-string links: it works without
 //! JavaScript (the page has none).
 
-use super::html::{esc, message_page, page, respond, url_encode};
+use super::html::{message_page, page, respond, url_encode, Text};
 use super::session::csrf_for;
 use super::signin::redirect;
 use super::svg;
@@ -12,16 +12,15 @@ use crate::api::ops::{instrument_views, InstrumentView};
 use crate::auth::Role;
 use crate::http::AppState;
 use crate::store::coverage::{coverage_of, Coverage, MarketCoverage};
-use crate::store::HoldStatus;
+use crate::store::{pages, HoldStatus};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
-use rusqlite::Connection;
+use maud::{html, Markup};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 /// Days in the trend chart.
 pub const TREND_DAYS: u32 = 30;
@@ -77,57 +76,15 @@ pub fn trend(
         .collect())
 }
 
-/// An open hold as the dashboard lists it.
-#[derive(Debug, Clone)]
-pub struct OpenHold {
-    pub created_at: String,
-    pub market: String,
-    pub market_name: String,
-    pub stall: Option<String>,
-    pub sample: Option<String>,
-    pub analyte: String,
-    pub value: Option<String>,
-    pub unit: Option<String>,
-    pub status: String,
-}
+pub use crate::store::pages::OpenHold;
 
 /// Holds still open (`held`, `review`), newest first, at most `limit`; and the number of
 /// holds in each status.
 pub fn open_holds(
-    conn: &Connection,
+    conn: &impl crate::store::Db,
     limit: usize,
 ) -> rusqlite::Result<(Vec<OpenHold>, BTreeMap<String, u64>)> {
-    let holds = conn
-        .prepare_cached(
-            "SELECT h.created_at, h.market, coalesce(m.name, ''), h.stall,
-                    coalesce(s.name, r.sample_name), r.analyte, r.value_text, r.unit, h.status
-             FROM holds h JOIN readings r ON r.id = h.reading
-             LEFT JOIN samples s ON s.id = h.sample_ref
-             LEFT JOIN markets m ON m.code = h.market
-             WHERE h.status IN ('held', 'review')
-             ORDER BY h.created_at DESC, h.id LIMIT ?1",
-        )?
-        .query_map([limit as i64], |r| {
-            Ok(OpenHold {
-                created_at: r.get(0)?,
-                market: r.get(1)?,
-                market_name: r.get(2)?,
-                stall: r.get(3)?,
-                sample: r.get(4)?,
-                analyte: r.get(5)?,
-                value: r.get(6)?,
-                unit: r.get(7)?,
-                status: r.get(8)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let counts = conn
-        .prepare_cached("SELECT status, count(*) FROM holds GROUP BY status")?
-        .query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
-        })?
-        .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
-    Ok((holds, counts))
+    Ok((pages::open_holds(conn, limit)?, pages::hold_counts(conn)?))
 }
 
 /// A hold status in plain words (the dashboard and the board say the same).
@@ -199,16 +156,23 @@ pub async fn dashboard(
     };
     if !matches!(who.role, Role::Regulator | Role::Admin) {
         // With a way out: another token needs this session ended first.
-        let body = format!(
-            "<header><h1>Not allowed</h1></header><main><section><p>You are signed in as {} \
-             with a {} token: the dashboard is for regulator and admin tokens only.</p>\
-             <form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" \
-             value=\"{}\"><button type=\"submit\">Sign out</button></form></section></main>",
-            esc(&who.name),
-            esc(who.role.as_str()),
-            esc(&csrf_for(&sid))
+        let body = html! {
+            header { h1 { "Not allowed" } }
+            main { section {
+                p {
+                    "You are signed in as " (Text(&who.name)) " with a " (who.role.as_str())
+                    " token: the dashboard is for regulator and admin tokens only."
+                }
+                form method="post" action="/logout" {
+                    input type="hidden" name="csrf" value=(csrf_for(&sid));
+                    button type="submit" { "Sign out" }
+                }
+            } }
+        };
+        return respond(
+            StatusCode::FORBIDDEN,
+            page("en", "Not allowed", html! {}, body),
         );
-        return respond(StatusCode::FORBIDDEN, page("en", "Not allowed", "", &body));
     }
     let Ok(Query(q)) = query else {
         return message_page(
@@ -246,7 +210,7 @@ pub async fn dashboard(
         .read(move |conn| {
             let cov = coverage_of(conn, &day)?;
             let trend = trend(conn, date, TREND_DAYS, offset)?;
-            let holds = open_holds(conn.raw(), HOLDS_SHOWN)?;
+            let holds = open_holds(conn, HOLDS_SHOWN)?;
             Ok((cov, trend, holds))
         })
         .await;
@@ -273,8 +237,8 @@ pub async fn dashboard(
         page(
             "en",
             &format!("Dashboard {} · foodgate", cov.date),
-            "",
-            &body,
+            html! {},
+            body,
         ),
     )
 }
@@ -320,201 +284,183 @@ impl View<'_> {
         holds: &[OpenHold],
         hold_counts: &BTreeMap<String, u64>,
         instruments: &[InstrumentView],
-    ) -> String {
-        let mut s = String::with_capacity(256 * 1024);
-        let date = self.date.format("%Y-%m-%d").to_string();
-        let _ = write!(
-            s,
-            "<header><h1>foodgate · market testing dashboard</h1>\
-             <form method=\"get\" action=\"/dashboard\" class=\"inline\">\
-             <label>Date <input type=\"date\" name=\"date\" value=\"{}\"></label>\
-             <input type=\"hidden\" name=\"sort\" value=\"{}\">\
-             <input type=\"hidden\" name=\"dir\" value=\"{}\"> <button type=\"submit\">Show</button></form>\
-             <div>Signed in as <strong>{}</strong> ({}) \
-             <form method=\"post\" action=\"/logout\" class=\"inline\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-             <button type=\"submit\" class=\"link\">Sign out</button></form></div></header><main>",
-            esc(&date),
-            esc(self.sort),
-            if self.descending { "desc" } else { "asc" },
-            esc(&self.who.name),
-            esc(self.who.role.as_str()),
-            esc(&self.csrf),
-        );
-        self.summary(&mut s, cov, hold_counts);
-        let _ = write!(
-            s,
-            "<section id=\"trend\"><h2>Last {} days</h2><div class=\"scroll\">{}</div>\
-             <p class=\"legend\"><span><i class=\"sw\" style=\"background:{}\"></i>tests</span>\
-             <span><i class=\"sw\" style=\"background:{}\"></i>failures</span>\
-             <span><i class=\"sw\" style=\"background:{}\"></i>coverage (markets tested, % of all, right axis)</span></p></section>",
-            trend.len(),
-            svg::trend_chart(trend),
-            svg::TESTS_COLOR,
-            svg::FAIL_COLOR,
-            svg::COVERAGE_COLOR
-        );
-        s.push_str("<div class=\"two\">");
-        self.holds(&mut s, holds, hold_counts);
-        self.instruments(&mut s, instruments);
-        s.push_str("</div>");
-        self.coverage_table(&mut s, cov);
-        s.push_str("</main>");
-        s
+    ) -> Markup {
+        html! {
+            header {
+                h1 { "foodgate · market testing dashboard" }
+                form method="get" action="/dashboard" class="inline" {
+                    label { "Date " input type="date" name="date" value=(self.date.format("%Y-%m-%d")); }
+                    input type="hidden" name="sort" value=(Text(self.sort));
+                    input type="hidden" name="dir" value=(if self.descending { "desc" } else { "asc" });
+                    " " button type="submit" { "Show" }
+                }
+                div {
+                    "Signed in as " strong { (Text(&self.who.name)) } " (" (self.who.role.as_str()) ") "
+                    form method="post" action="/logout" class="inline" {
+                        input type="hidden" name="csrf" value=(self.csrf);
+                        button type="submit" class="link" { "Sign out" }
+                    }
+                }
+            }
+            main {
+                (self.summary(cov, hold_counts))
+                section id="trend" {
+                    h2 { "Last " (trend.len()) " days" }
+                    div class="scroll" { (svg::trend_chart(trend)) }
+                    p class="legend" {
+                        span { i class="sw" style={ "background:" (svg::TESTS_COLOR) } {} "tests" }
+                        span { i class="sw" style={ "background:" (svg::FAIL_COLOR) } {} "failures" }
+                        span {
+                            i class="sw" style={ "background:" (svg::COVERAGE_COLOR) } {}
+                            "coverage (markets tested, % of all, right axis)"
+                        }
+                    }
+                }
+                div class="two" {
+                    (self.holds(holds, hold_counts))
+                    (self.instruments(instruments))
+                }
+                (self.coverage_table(cov))
+            }
+        }
     }
 
-    fn summary(&self, s: &mut String, cov: &Coverage, hold_counts: &BTreeMap<String, u64>) {
+    fn summary(&self, cov: &Coverage, hold_counts: &BTreeMap<String, u64>) -> Markup {
         let m = &cov.summary;
         let count = |h: HoldStatus| hold_counts.get(h.as_str()).copied().unwrap_or(0);
         let open = count(HoldStatus::Held) + count(HoldStatus::Review);
-        let card = |s: &mut String, id: &str, class: &str, n: u64, label: String| {
-            let _ = write!(
-                s,
-                "<div class=\"card {class}\" id=\"{id}\"><span class=\"n\">{n}</span>{}</div>",
-                esc(&label)
-            );
+        let card = |id: &str, class: &str, n: u64, label: String| {
+            html! {
+                div class={ "card " (class) } id=(id) { span class="n" { (n) } (label) }
+            }
         };
-        s.push_str("<section id=\"summary\"><h2>");
-        let _ = write!(
-            s,
-            "Summary for {}</h2><div class=\"cards\">",
-            esc(&cov.date)
-        );
-        card(
-            s,
-            "markets-tested",
-            "",
-            m.markets_tested,
-            format!("markets tested of {}", m.markets),
-        );
-        card(
-            s,
-            "markets-met-quota",
-            if m.markets_met_quota == m.markets {
-                "good"
-            } else {
-                ""
-            },
-            m.markets_met_quota,
-            format!("met their quota of {}", m.markets),
-        );
-        card(s, "samples", "", m.samples, "samples".into());
-        card(s, "tests", "", m.tests, "tests".into());
-        card(
-            s,
-            "failures",
-            if m.failures > 0 { "bad" } else { "good" },
-            m.failures,
-            "failures".into(),
-        );
-        card(
-            s,
-            "open-holds",
-            if open > 0 { "bad" } else { "" },
-            open,
-            "holds open (all days)".into(),
-        );
-        s.push_str("</div></section>");
+        html! {
+            section id="summary" {
+                h2 { "Summary for " (Text(&cov.date)) }
+                div class="cards" {
+                    (card("markets-tested", "", m.markets_tested, format!("markets tested of {}", m.markets)))
+                    (card(
+                        "markets-met-quota",
+                        if m.markets_met_quota == m.markets { "good" } else { "" },
+                        m.markets_met_quota,
+                        format!("met their quota of {}", m.markets),
+                    ))
+                    (card("samples", "", m.samples, "samples".into()))
+                    (card("tests", "", m.tests, "tests".into()))
+                    (card("failures", if m.failures > 0 { "bad" } else { "good" }, m.failures, "failures".into()))
+                    (card("open-holds", if open > 0 { "bad" } else { "" }, open, "holds open (all days)".into()))
+                }
+            }
+        }
     }
 
-    fn holds(&self, s: &mut String, holds: &[OpenHold], counts: &BTreeMap<String, u64>) {
+    fn holds(&self, holds: &[OpenHold], counts: &BTreeMap<String, u64>) -> Markup {
         use HoldStatus::{Confirmed, Held, Released, Review};
-        s.push_str("<section id=\"holds\"><h2>Open holds</h2><p class=\"muted\">");
         let all: Vec<String> = [Held, Review, Confirmed, Released]
             .iter()
             .map(|k| format!("{k}: {}", counts.get(k.as_str()).copied().unwrap_or(0)))
             .collect();
-        let _ = write!(s, "All holds by status — {}", esc(&all.join(", ")));
-        if holds.len() >= HOLDS_SHOWN {
-            let _ = write!(s, " (the newest {HOLDS_SHOWN} open ones shown)");
+        html! {
+            section id="holds" {
+                h2 { "Open holds" }
+                p class="muted" {
+                    "All holds by status — " (all.join(", "))
+                    @if holds.len() >= HOLDS_SHOWN {
+                        " (the newest " (HOLDS_SHOWN) " open ones shown)"
+                    }
+                }
+                @if holds.is_empty() {
+                    p { "No open holds." }
+                } @else {
+                    div class="scroll box" { table {
+                        thead { tr {
+                            th { "Since" } th { "Market" } th { "Stall" } th { "Sample" }
+                            th { "Item" } th { "Status" }
+                        } }
+                        tbody { @for h in holds { (self.hold_row(h)) } }
+                    } }
+                    p class="muted" {
+                        "held: " (hold_words(Held.as_str())) "; review: " (hold_words(Review.as_str())) "."
+                    }
+                }
+            }
         }
-        s.push_str("</p>");
-        if holds.is_empty() {
-            s.push_str("<p>No open holds.</p></section>");
-            return;
-        }
-        s.push_str(
-            "<div class=\"scroll box\"><table><thead><tr><th>Since</th><th>Market</th><th>Stall</th>\
-             <th>Sample</th><th>Item</th><th>Status</th></tr></thead><tbody>",
-        );
-        for h in holds {
-            let value = match (&h.value, &h.unit) {
-                (Some(v), Some(u)) => format!("{v} {u}"),
-                (Some(v), None) => v.clone(),
-                _ => String::new(),
-            };
-            let _ = write!(
-                s,
-                "<tr><td>{}</td><td title=\"{}\">{}</td><td>{}</td><td>{}</td>\
-                 <td title=\"{}\">{}</td><td><span class=\"tag {}\" title=\"{}\">{}</span></td></tr>",
-                esc(&local_time(&h.created_at, self.offset, Some(self.date))),
-                esc(&h.market_name),
-                esc(&h.market),
-                esc(h.stall.as_deref().unwrap_or("—")),
-                esc(h.sample.as_deref().unwrap_or("—")),
-                esc(&value),
-                esc(&h.analyte),
-                esc(&h.status),
-                esc(hold_words(&h.status)),
-                esc(&h.status),
-            );
-        }
-        let _ = write!(
-            s,
-            "</tbody></table></div><p class=\"muted\">held: {}; review: {}.</p></section>",
-            esc(hold_words(Held.as_str())),
-            esc(hold_words(Review.as_str()))
-        );
     }
 
-    fn instruments(&self, s: &mut String, instruments: &[InstrumentView]) {
+    fn hold_row(&self, h: &OpenHold) -> Markup {
+        let value = match (&h.value, &h.unit) {
+            (Some(v), Some(u)) => format!("{v} {u}"),
+            (Some(v), None) => v.clone(),
+            _ => String::new(),
+        };
+        html! {
+            tr {
+                td { (local_time(&h.created_at, self.offset, Some(self.date))) }
+                td title=(Text(&h.market_name)) { (Text(&h.market)) }
+                td { (Text(h.stall.as_deref().unwrap_or("—"))) }
+                td { (Text(h.sample.as_deref().unwrap_or("—"))) }
+                td title=(Text(&value)) { (Text(&h.analyte)) }
+                td {
+                    span class={ "tag " (Text(&h.status)) } title=(hold_words(&h.status)) {
+                        (Text(&h.status))
+                    }
+                }
+            }
+        }
+    }
+
+    fn instruments(&self, instruments: &[InstrumentView]) -> Markup {
         let online = instruments.iter().filter(|i| i.online).count();
-        let _ = write!(
-            s,
-            "<section id=\"instruments\"><h2>Instruments: {online} online, {} offline</h2>",
-            instruments.len() - online
-        );
-        if instruments.is_empty() {
-            s.push_str("<p>No instruments are configured or recorded.</p></section>");
-            return;
+        html! {
+            section id="instruments" {
+                h2 { "Instruments: " (online) " online, " (instruments.len() - online) " offline" }
+                @if instruments.is_empty() {
+                    p { "No instruments are configured or recorded." }
+                } @else {
+                    div class="scroll box" { table {
+                        thead { tr {
+                            th { "Instrument" } th { "Market" } th { "Protocol" } th { "Link" }
+                            th { "Last seen" } th class="num" { "Readings" }
+                        } }
+                        tbody { @for i in instruments { (self.instrument_row(i)) } }
+                    } }
+                }
+            }
         }
-        s.push_str(
-            "<div class=\"scroll box\"><table><thead><tr><th>Instrument</th><th>Market</th>\
-             <th>Protocol</th><th>Link</th><th>Last seen</th><th class=\"num\">Readings</th>\
-             </tr></thead><tbody>",
-        );
-        for i in instruments {
-            let detail = format!(
-                "decode errors: {}, reconnects: {}{}",
-                i.decode_errors,
-                i.reconnects,
-                i.last_error
-                    .as_deref()
-                    .map(|e| format!(", last error: {e}"))
-                    .unwrap_or_default()
-            );
-            let _ = write!(
-                s,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td><span class=\"tag {}\" title=\"{}\">{}</span></td>\
-                 <td>{}</td><td class=\"num\">{}</td></tr>",
-                esc(&i.id),
-                esc(&i.market),
-                esc(&i.protocol),
-                if i.online { "on" } else { "off" },
-                esc(&detail),
-                if i.online { "online" } else { "offline" },
-                esc(&i
-                    .last_seen
-                    .as_deref()
-                    .map(|t| local_time(t, self.offset, Some(self.date)))
-                    .unwrap_or_else(|| "never".into())),
-                i.readings,
-            );
-        }
-        s.push_str("</tbody></table></div></section>");
     }
 
-    fn sort_link(&self, key: &str, title: &str, numeric: bool) -> String {
+    fn instrument_row(&self, i: &InstrumentView) -> Markup {
+        let detail = format!(
+            "decode errors: {}, reconnects: {}{}",
+            i.decode_errors,
+            i.reconnects,
+            i.last_error
+                .as_deref()
+                .map(|e| format!(", last error: {e}"))
+                .unwrap_or_default()
+        );
+        let last_seen = i
+            .last_seen
+            .as_deref()
+            .map(|t| local_time(t, self.offset, Some(self.date)))
+            .unwrap_or_else(|| "never".into());
+        html! {
+            tr {
+                td { (Text(&i.id)) }
+                td { (Text(&i.market)) }
+                td { (Text(&i.protocol)) }
+                td {
+                    span class={ "tag " (if i.online { "on" } else { "off" }) } title=(Text(&detail)) {
+                        (if i.online { "online" } else { "offline" })
+                    }
+                }
+                td { (last_seen) }
+                td class="num" { (i.readings) }
+            }
+        }
+    }
+
+    fn sort_link(&self, key: &str, title: &str, numeric: bool) -> Markup {
         let current = self.sort == key;
         // A click on the current column flips it; another column starts in its natural
         // direction (largest numbers first, text A→Z).
@@ -524,59 +470,51 @@ impl View<'_> {
             (true, true) => " ▼",
             (true, false) => " ▲",
         };
-        format!(
-            "<a href=\"/dashboard?date={}&amp;sort={}&amp;dir={}\">{}</a>{arrow}",
-            esc(&url_encode(&self.date.format("%Y-%m-%d").to_string())),
-            esc(&url_encode(key)),
+        let href = format!(
+            "/dashboard?date={}&sort={}&dir={}",
+            url_encode(&self.date.format("%Y-%m-%d").to_string()),
+            url_encode(key),
             if desc { "desc" } else { "asc" },
-            esc(title)
-        )
+        );
+        html! { a href=(href) { (title) } (arrow) }
     }
 
-    fn coverage_table(&self, s: &mut String, cov: &Coverage) {
-        let _ = write!(
-            s,
-            "<section id=\"coverage\"><h2>Coverage of all {} markets on {}</h2>\
-             <div class=\"scroll\"><table><thead><tr>",
-            cov.markets.len(),
-            esc(&cov.date)
-        );
-        for (key, title, numeric) in COLUMNS {
-            let _ = write!(
-                s,
-                "<th{}>{}</th>",
-                if numeric && key != "met" && key != "last" {
-                    " class=\"num\""
-                } else {
-                    ""
-                },
-                self.sort_link(key, title, numeric)
-            );
+    fn coverage_table(&self, cov: &Coverage) -> Markup {
+        html! {
+            section id="coverage" {
+                h2 { "Coverage of all " (cov.markets.len()) " markets on " (Text(&cov.date)) }
+                div class="scroll" { table {
+                    thead { tr {
+                        @for (key, title, numeric) in COLUMNS {
+                            th class=[(numeric && key != "met" && key != "last").then_some("num")] {
+                                (self.sort_link(key, title, numeric))
+                            }
+                        }
+                    } }
+                    tbody { @for m in &cov.markets { (self.market_row(m)) } }
+                } }
+            }
         }
-        s.push_str("</tr></thead><tbody>");
-        for m in &cov.markets {
-            let _ = write!(
-                s,
-                "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{} / {}</td>\
-                 <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
-                if m.failures > 0 { " class=\"fail\"" } else { "" },
-                esc(&m.market),
-                esc(&m.name),
-                esc(&m.district),
-                esc(&m.kind),
-                m.samples,
-                m.quota,
-                m.tests,
-                m.failures,
-                if m.met { "met" } else { "unmet" },
-                if m.met { "✓ met" } else { "✗ not met" },
-                esc(&m
-                    .last_result_at
-                    .as_deref()
-                    .map(|t| local_time(t, self.offset, Some(self.date)))
-                    .unwrap_or_default()),
-            );
+    }
+
+    fn market_row(&self, m: &MarketCoverage) -> Markup {
+        let last = m
+            .last_result_at
+            .as_deref()
+            .map(|t| local_time(t, self.offset, Some(self.date)))
+            .unwrap_or_default();
+        html! {
+            tr class=[(m.failures > 0).then_some("fail")] {
+                td { (Text(&m.market)) }
+                td { (Text(&m.name)) }
+                td { (Text(&m.district)) }
+                td { (Text(&m.kind)) }
+                td class="num" { (m.samples) " / " (m.quota) }
+                td class="num" { (m.tests) }
+                td class="num" { (m.failures) }
+                td class=(if m.met { "met" } else { "unmet" }) { (if m.met { "✓ met" } else { "✗ not met" }) }
+                td { (last) }
+            }
         }
-        s.push_str("</tbody></table></div></section>");
     }
 }

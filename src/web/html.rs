@@ -1,38 +1,35 @@
-//! HTML escaping, the page frame (inline CSS, no external files) and HTML responses.
+//! The page frame (inline CSS, no external files), outside text in pages, and HTML responses.
 //!
-//! Every value that is not a literal of this crate goes into a page through [`esc`]: names,
-//! codes and sample names come from instruments and uploads, so any of them may be hostile.
+//! Pages are built with `maud`, which escapes every spliced value by its type: a `&str` or
+//! `String` is always text, only [`PreEscaped`] is markup. Names, codes and sample names
+//! come from instruments and uploads, so any of them may be hostile; they go in as [`Text`].
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
-use std::fmt;
+use maud::{html, Markup, PreEscaped, Render, DOCTYPE};
 
-/// A string written with `&`, `<`, `>`, `"` and `'` escaped: safe in element text and in
-/// quoted attribute values.
+/// Text from outside foodgate (instruments, uploads, the registry, the address bar).
+/// Escaped as maud escapes any string and `'` too (as `&#39;`), so the value stays inert
+/// even if someone later puts it into a single-quoted attribute.
 #[derive(Debug, Clone, Copy)]
-pub struct Esc<'a>(pub &'a str);
+pub struct Text<'a>(pub &'a str);
 
-/// Escape `s` for HTML (see [`Esc`]).
-pub fn esc(s: &str) -> Esc<'_> {
-    Esc(s)
-}
-
-impl fmt::Display for Esc<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Render for Text<'_> {
+    fn render_to(&self, out: &mut String) {
         let mut rest = self.0;
         while let Some(i) = rest.find(['&', '<', '>', '"', '\'']) {
-            f.write_str(&rest[..i])?;
-            f.write_str(match rest.as_bytes()[i] {
+            out.push_str(&rest[..i]);
+            out.push_str(match rest.as_bytes()[i] {
                 b'&' => "&amp;",
                 b'<' => "&lt;",
                 b'>' => "&gt;",
                 b'"' => "&quot;",
                 _ => "&#39;",
-            })?;
+            });
             rest = &rest[i + 1..];
         }
-        f.write_str(rest)
+        out.push_str(rest);
     }
 }
 
@@ -94,17 +91,25 @@ svg.chart{width:100%;max-height:360px}
 @media (max-width:700px){main{padding:.6rem}section{padding:.7rem}.card .n{font-size:1.5rem}th,td{padding:.3rem}}
 ";
 
-/// A whole page: `title` (text), `head` (extra trusted markup after the shared style: a meta
-/// refresh, a page's own style),
-/// `body` (markup whose values are already escaped).
-pub fn page(lang: &str, title: &str, head: &str, body: &str) -> String {
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"{}\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{}</title><style>{CSS}</style>{head}</head><body>{body}</body></html>\n",
-        esc(lang),
-        esc(title)
-    )
+/// A whole page: `title` (text), `extra_head` (after the shared style: a meta refresh, a
+/// page's own style), `body`.
+pub fn page(lang: &str, title: &str, extra_head: Markup, body: Markup) -> String {
+    let mut s = html! {
+        (DOCTYPE) "\n"
+        html lang=(Text(lang)) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (Text(title)) }
+                style { (PreEscaped(CSS)) }
+                (extra_head)
+            }
+            body { (body) }
+        }
+    }
+    .into_string();
+    s.push('\n');
+    s
 }
 
 /// An HTML response. The pages load nothing from anywhere (CSP `default-src 'none'`), are
@@ -138,13 +143,14 @@ pub fn respond(status: StatusCode, html: String) -> Response {
 
 /// A short page that says what went wrong (404, 403, 400, 500), in the pages' frame.
 pub fn message_page(status: StatusCode, title: &str, message: &str) -> Response {
-    let body = format!(
-        "<header><h1>{}</h1></header><main><section><p>{}</p>\
-         <p><a href=\"/dashboard\">Dashboard</a></p></section></main>",
-        esc(title),
-        esc(message)
-    );
-    respond(status, page("en", title, "", &body))
+    let body = html! {
+        header { h1 { (Text(title)) } }
+        main { section {
+            p { (Text(message)) }
+            p { a href="/dashboard" { "Dashboard" } }
+        } }
+    };
+    respond(status, page("en", title, html! {}, body))
 }
 
 #[cfg(test)]
@@ -153,12 +159,13 @@ mod tests {
 
     #[test]
     fn escapes_markup_and_quotes() {
+        let text = |s: &str| html! { (Text(s)) }.into_string();
         assert_eq!(
-            esc("<script>alert('x')</script> & \"y\"").to_string(),
+            text("<script>alert('x')</script> & \"y\""),
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;y&quot;"
         );
-        assert_eq!(esc("菠菜 A12").to_string(), "菠菜 A12");
-        assert_eq!(esc("").to_string(), "");
+        assert_eq!(text("菠菜 A12"), "菠菜 A12");
+        assert_eq!(text(""), "");
     }
 
     #[test]

@@ -1,14 +1,17 @@
-//! The two web pages and sign-in (SPEC "HTTP API": `/dashboard`, `/markets/{code}/board`,
+//! The two web pages and sign-in (`/dashboard`, `/markets/{code}/board`,
 //! `/login`, `/logout`). Server-rendered HTML with inline CSS and SVG: no script, no CDN,
 //! nothing loaded from anywhere, so the pages work offline.
 //!
-//! - [`html`]: escaping (every interpolated value), the page frame, HTML responses.
-//! - [`session`]: session cookies, the session table, CSRF tokens, the `next` rule.
+//! Pages are built with `maud`, which escapes every spliced value by its type; the SQL they
+//! need is in the store (`store::pages`, `store::sessions`, `store::markets`, `store::coverage`).
+//!
+//! - [`html`]: the page frame, outside text ([`html::Text`]), HTML responses.
+//! - [`session`]: session cookies, sessions (stored by hash), CSRF tokens, the `next` rule.
 //! - [`signin`]: the sign-in form, one-time codes ([`signin::issue_signin_code`]), logout.
-//! - [`dashboard`]: the regulators' page; its queries (`trend`, `open_holds`) take a
+//! - [`dashboard`]: the regulators' page; its reads (`trend`, `open_holds`) take a
 //!   `&Connection`.
 //! - [`board`]: a market's public display screen.
-//! - [`svg`]: the trend chart.
+//! - [`svg`]: the trend chart, as SVG markup.
 //!
 //! Page errors (401, 403, 404) are HTML too: `api::json_errors` leaves `text/html` alone.
 
@@ -49,7 +52,7 @@ pub(crate) async fn signed_in(
     };
     let id = sid.clone();
     let who = state
-        .read(move |conn| Ok(session::session_principal(conn.raw(), &id, Utc::now())?))
+        .read(move |conn| Ok(session::session_principal(conn, &id, Utc::now())?))
         .await
         .map_err(|e| {
             tracing::error!(error = %e.message, "session lookup failed");

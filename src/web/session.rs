@@ -11,9 +11,10 @@
 
 use crate::auth::{hash_token, Principal, Role};
 use crate::store::insert::rfc3339;
+use crate::store::sessions::{self, NewSecret};
+use crate::store::Tx;
 use axum::http::{header, HeaderMap, HeaderValue};
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
 use std::str::FromStr;
 use subtle::ConstantTimeEq;
 
@@ -41,67 +42,36 @@ pub(crate) fn random_for_sql() -> rusqlite::Result<String> {
 
 /// Start a session for the token `token_name`; returns the session id (for the cookie).
 pub fn create_session(
-    tx: &Connection,
+    tx: &Tx<'_>,
     token_name: &str,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<String> {
     let id = random_for_sql()?;
-    // Finished sessions are of no use to anyone: clear them while here.
-    tx.prepare_cached("DELETE FROM web_sessions WHERE expires_at <= ?1")?
-        .execute([rfc3339(now)])?;
-    tx.prepare_cached(
-        "INSERT INTO web_sessions (hash, token_name, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![
-        hash_token(&id),
-        token_name,
-        rfc3339(now),
-        rfc3339(now + Duration::hours(SESSION_HOURS))
-    ])?;
+    sessions::create_session(
+        tx,
+        &NewSecret {
+            hash: &hash_token(&id),
+            token_name,
+            created_at: &rfc3339(now),
+            expires_at: &rfc3339(now + Duration::hours(SESSION_HOURS)),
+        },
+    )?;
     Ok(id)
 }
 
 /// End a session (logout); ending one that is gone already is not an error.
-pub fn end_session(tx: &Connection, session_id: &str) -> rusqlite::Result<Option<String>> {
-    tx.prepare_cached("DELETE FROM web_sessions WHERE hash = ?1 RETURNING token_name")?
-        .query_row([hash_token(session_id)], |r| r.get(0))
-        .optional()
+pub fn end_session(tx: &Tx<'_>, session_id: &str) -> rusqlite::Result<Option<String>> {
+    sessions::end_session(tx, &hash_token(session_id))
 }
 
 /// Who a session cookie signs in: `None` when the session is unknown or expired, or its
 /// token was revoked or has expired since.
 pub fn session_principal(
-    conn: &Connection,
+    conn: &impl crate::store::Db,
     session_id: &str,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<Option<Principal>> {
-    type Row = (
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        String,
-    );
-    let row: Option<Row> = conn
-        .prepare_cached(
-            "SELECT t.name, t.role, t.markets, t.expires_at, t.revoked_at, s.expires_at
-             FROM web_sessions s JOIN tokens t ON t.name = s.token_name
-             WHERE s.hash = ?1",
-        )?
-        .query_row([hash_token(session_id)], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        })
-        .optional()?;
-    let Some((name, role, markets, token_expires, revoked, session_expires)) = row else {
+    let Some(row) = sessions::session_token(conn, &hash_token(session_id))? else {
         return Ok(None);
     };
     let past = |at: &str| {
@@ -109,16 +79,19 @@ pub fn session_principal(
             .map(|t| t.with_timezone(&Utc) <= now)
             .unwrap_or(true)
     };
-    if revoked.is_some() || token_expires.as_deref().is_some_and(past) || past(&session_expires) {
+    if row.token_revoked_at.is_some()
+        || row.token_expires_at.as_deref().is_some_and(past)
+        || past(&row.session_expires_at)
+    {
         return Ok(None);
     }
-    let Ok(role) = Role::from_str(&role) else {
+    let Ok(role) = Role::from_str(&row.role) else {
         return Ok(None);
     };
     Ok(Some(Principal {
-        name,
+        name: row.token_name,
         role,
-        markets: serde_json::from_str(&markets).unwrap_or_default(),
+        markets: row.markets,
     }))
 }
 

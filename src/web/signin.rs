@@ -4,20 +4,22 @@
 //! carries a one-time code instead, valid [`CODE_MINUTES`] minutes and good for one sign-in.
 //! Codes, like sessions and tokens, are stored only as hashes.
 
-use super::html::{esc, page, respond};
+use super::html::{page, respond, Text};
 use super::session::{
     self, cookie, create_session, csrf_for, safe_next, same_secret, set_cookie, LOGIN_CSRF_COOKIE,
     SESSION_COOKIE, SESSION_HOURS,
 };
 use crate::auth::{self, hash_token};
 use crate::http::{ApiError, AppState};
-use crate::store::{insert::rfc3339, Tx};
+use crate::store::audit::audit;
+use crate::store::sessions::{self, NewSecret};
+use crate::store::{insert::rfc3339, tokens, Tx};
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{params, OptionalExtension};
+use maud::html;
 use serde::Deserialize;
 
 /// How long a sign-in code is valid.
@@ -32,18 +34,15 @@ pub fn issue_signin_code(
     now: DateTime<Utc>,
 ) -> rusqlite::Result<String> {
     let code = session::random_for_sql()?;
-    tx.prepare_cached("DELETE FROM signin_codes WHERE expires_at <= ?1")?
-        .execute([rfc3339(now)])?;
-    tx.prepare_cached(
-        "INSERT INTO signin_codes (hash, token_name, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![
-        hash_token(&code),
-        token_name,
-        rfc3339(now),
-        rfc3339(now + Duration::minutes(CODE_MINUTES))
-    ])?;
+    sessions::create_signin_code(
+        tx,
+        &NewSecret {
+            hash: &hash_token(&code),
+            token_name,
+            created_at: &rfc3339(now),
+            expires_at: &rfc3339(now + Duration::minutes(CODE_MINUTES)),
+        },
+    )?;
     Ok(code)
 }
 
@@ -51,24 +50,10 @@ pub fn issue_signin_code(
 /// (it is marked used either way the token turns out), and the token is still valid.
 fn use_code(tx: &Tx<'_>, code: &str, now: DateTime<Utc>) -> rusqlite::Result<Option<String>> {
     let at = rfc3339(now);
-    let name: Option<String> = tx
-        .prepare_cached(
-            "UPDATE signin_codes SET used_at = ?2
-             WHERE hash = ?1 AND used_at IS NULL AND expires_at > ?2
-             RETURNING token_name",
-        )?
-        .query_row(params![hash_token(code), at], |r| r.get(0))
-        .optional()?;
-    let Some(name) = name else {
+    let Some(name) = sessions::use_signin_code(tx, &hash_token(code), &at)? else {
         return Ok(None);
     };
-    let valid = tx
-        .prepare_cached(
-            "SELECT 1 FROM tokens WHERE name = ?1 AND revoked_at IS NULL
-             AND (expires_at IS NULL OR expires_at > ?2)",
-        )?
-        .exists(params![name, at])?;
-    Ok(valid.then_some(name))
+    Ok(tokens::is_usable(tx, &name, &at)?.then_some(name))
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,7 +85,7 @@ pub async fn login_page(
                 return Ok(None);
             };
             let sid = create_session(tx, &name, now)?;
-            auth::audit(
+            audit(
                 tx,
                 &name,
                 "session.create",
@@ -152,7 +137,7 @@ pub async fn login(
     let bearer = format!("Bearer {}", f.token.trim());
     let now = Utc::now();
     let who = state
-        .read(move |conn| Ok(auth::authenticate(conn.raw(), Some(&bearer), now).ok()))
+        .read(move |conn| Ok(auth::authenticate(conn, Some(&bearer), now).ok()))
         .await;
     let who = match who {
         Ok(Some(p)) => p,
@@ -173,7 +158,7 @@ pub async fn login(
         .store()
         .write_async(move |tx| {
             let sid = create_session(tx, &name, now)?;
-            auth::audit(
+            audit(
                 tx,
                 &name,
                 "session.create",
@@ -212,7 +197,7 @@ pub async fn logout(
         .store()
         .write_async(move |tx| {
             if let Some(name) = session::end_session(tx, &sid)? {
-                auth::audit(
+                audit(
                     tx,
                     &name,
                     "session.end",
@@ -281,26 +266,32 @@ fn form(headers: &HeaderMap, status: StatusCode, next: &str, error: Option<&str>
         Ok(c) => c,
         Err(e) => return server_error(ApiError::internal(e)),
     };
-    let error = error
-        .map(|m| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(m)))
-        .unwrap_or_default();
-    let body = format!(
-        "<header><h1>foodgate · sign in</h1></header><main><section style=\"max-width:34rem\">\
-         <h2>Sign in</h2>{error}\
-         <form method=\"post\" action=\"/login\">\
-         <p><label for=\"token\">API token (regulator or admin)</label><br>\
-         <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"off\" required \
-          style=\"width:100%\" autofocus></p>\
-         <input type=\"hidden\" name=\"next\" value=\"{}\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-         <p><button type=\"submit\">Sign in</button></p></form>\
-         <p class=\"muted\">The token is sent once and never kept in the browser: you get a \
-         session cookie instead. A token is made with <code>foodgate token create</code>.</p>\
-         </section></main>",
-        esc(next),
-        esc(&csrf)
-    );
-    let mut r = respond(status, page("en", "Sign in · foodgate", "", &body));
+    let body = html! {
+        header { h1 { "foodgate · sign in" } }
+        main { section style="max-width:34rem" {
+            h2 { "Sign in" }
+            @if let Some(m) = error {
+                p class="error" role="alert" { (Text(m)) }
+            }
+            form method="post" action="/login" {
+                p {
+                    label for="token" { "API token (regulator or admin)" }
+                    br;
+                    input id="token" name="token" type="password" autocomplete="off" required
+                        style="width:100%" autofocus;
+                }
+                input type="hidden" name="next" value=(Text(next));
+                input type="hidden" name="csrf" value=(Text(&csrf));
+                p { button type="submit" { "Sign in" } }
+            }
+            p class="muted" {
+                "The token is sent once and never kept in the browser: you get a session \
+                 cookie instead. A token is made with "
+                code { "foodgate token create" } "."
+            }
+        } }
+    };
+    let mut r = respond(status, page("en", "Sign in · foodgate", html! {}, body));
     if let Some(c) = set_cookie(headers, LOGIN_CSRF_COOKIE, &csrf, "/login", 3600) {
         r.headers_mut().append(header::SET_COOKIE, c);
     }

@@ -1,8 +1,7 @@
 //! Charts drawn on the server as inline SVG: no script, no library, no network.
 
 use super::dashboard::DayTrend;
-use super::html::esc;
-use std::fmt::Write as _;
+use maud::{html, Markup};
 
 const W: f64 = 760.0;
 const H: f64 = 250.0;
@@ -29,8 +28,13 @@ pub fn nice_max(v: u64) -> u64 {
     }
 }
 
+/// A coordinate as the chart writes it: one decimal.
+fn at(v: f64) -> String {
+    format!("{v:.1}")
+}
+
 /// Tests (bars), failures (red bars in front) and coverage % (line, right axis) per day.
-pub fn trend_chart(days: &[DayTrend]) -> String {
+pub fn trend_chart(days: &[DayTrend]) -> Markup {
     let n = days.len().max(1) as f64;
     let plot_w = W - LEFT - RIGHT;
     let plot_h = H - TOP - BOTTOM;
@@ -39,88 +43,55 @@ pub fn trend_chart(days: &[DayTrend]) -> String {
     let bar = (slot * 0.7).max(1.0);
     let y = |v: u64| TOP + plot_h - plot_h * (v as f64) / (top as f64);
     let y_pct = |p: f64| TOP + plot_h - plot_h * p.clamp(0.0, 100.0) / 100.0;
-    let mut s = String::with_capacity(16 * 1024);
-    let _ = write!(
-        s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\" class=\"chart\" \
-         role=\"img\" aria-labelledby=\"trend-title\" font-family=\"sans-serif\" \
-         font-size=\"11\"><title id=\"trend-title\">Tests, failures and coverage over {} days</title>",
-        days.len()
-    );
-    // Grid and axes: tests on the left, coverage % on the right.
-    for i in 0..=4u64 {
-        let v = top * i / 4;
-        let gy = y(v);
-        let pct = 25 * i;
-        let _ = write!(
-            s,
-            "<line x1=\"{LEFT}\" y1=\"{gy:.1}\" x2=\"{:.1}\" y2=\"{gy:.1}\" stroke=\"#e3e7eb\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#52606d\">{v}</text>\
-             <text x=\"{:.1}\" y=\"{:.1}\" fill=\"{COVERAGE_COLOR}\">{pct}%</text>",
-            W - RIGHT,
-            LEFT - 6.0,
-            gy + 4.0,
-            W - RIGHT + 6.0,
-            gy + 4.0
-        );
-    }
-    let mut line = String::new();
-    for (i, d) in days.iter().enumerate() {
-        let x = LEFT + slot * i as f64 + (slot - bar) / 2.0;
-        let cx = LEFT + slot * i as f64 + slot / 2.0;
-        let pct = d.coverage_pct();
-        let _ = write!(
-            s,
-            "<g class=\"day\"><title>{}: {} tests, {} failures, {} of {} markets tested ({:.1}%)</title>\
-             <rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{bar:.1}\" height=\"{:.1}\" fill=\"{TESTS_COLOR}\"/>\
-             <rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{bar:.1}\" height=\"{:.1}\" fill=\"{FAIL_COLOR}\"/></g>",
-            esc(&d.day.format("%Y-%m-%d").to_string()),
-            d.tests,
-            d.failures,
-            d.markets_tested,
-            d.markets,
-            pct,
-            y(d.tests),
-            TOP + plot_h - y(d.tests),
-            y(d.failures),
-            TOP + plot_h - y(d.failures),
-        );
-        let _ = write!(
-            line,
-            "{}{cx:.1},{:.1}",
-            if i == 0 { "" } else { " " },
-            y_pct(pct)
-        );
-        // A date under every fifth day and the last, so labels never overlap.
-        if i % 5 == 0 || i + 1 == days.len() {
-            let _ = write!(
-                s,
-                "<text x=\"{cx:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#52606d\">{}</text>",
-                H - BOTTOM + 16.0,
-                d.day.format("%m-%d")
-            );
+    let center = |i: usize| LEFT + slot * i as f64 + slot / 2.0;
+    let line = days
+        .iter()
+        .enumerate()
+        .map(|(i, d)| format!("{:.1},{:.1}", center(i), y_pct(d.coverage_pct())))
+        .collect::<Vec<_>>()
+        .join(" ");
+    // SVG elements are closed explicitly: inside HTML, `<rect>` without `/>` or `</rect>`
+    // would swallow its siblings as children.
+    html! {
+        svg xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (W) " " (H) } class="chart"
+            role="img" aria-labelledby="trend-title" font-family="sans-serif" font-size="11" {
+            title id="trend-title" { "Tests, failures and coverage over " (days.len()) " days" }
+            // Grid and axes: tests on the left, coverage % on the right.
+            @for i in 0..=4u64 {
+                @let v = top * i / 4;
+                @let gy = y(v);
+                line x1=(LEFT) y1=(at(gy)) x2=(at(W - RIGHT)) y2=(at(gy)) stroke="#e3e7eb" {}
+                text x=(at(LEFT - 6.0)) y=(at(gy + 4.0)) text-anchor="end" fill="#52606d" { (v) }
+                text x=(at(W - RIGHT + 6.0)) y=(at(gy + 4.0)) fill=(COVERAGE_COLOR) { (25 * i) "%" }
+            }
+            @for (i, d) in days.iter().enumerate() {
+                @let x = LEFT + slot * i as f64 + (slot - bar) / 2.0;
+                g class="day" {
+                    title {
+                        (d.day.format("%Y-%m-%d")) ": " (d.tests) " tests, " (d.failures)
+                        " failures, " (d.markets_tested) " of " (d.markets) " markets tested ("
+                        (format!("{:.1}", d.coverage_pct())) "%)"
+                    }
+                    rect x=(at(x)) y=(at(y(d.tests))) width=(at(bar))
+                        height=(at(TOP + plot_h - y(d.tests))) fill=(TESTS_COLOR) {}
+                    rect x=(at(x)) y=(at(y(d.failures))) width=(at(bar))
+                        height=(at(TOP + plot_h - y(d.failures))) fill=(FAIL_COLOR) {}
+                }
+                // A date under every fifth day and the last, so labels never overlap.
+                @if i % 5 == 0 || i + 1 == days.len() {
+                    text x=(at(center(i))) y=(at(H - BOTTOM + 16.0)) text-anchor="middle"
+                        fill="#52606d" { (d.day.format("%m-%d")) }
+                }
+            }
+            polyline points=(line) fill="none" stroke=(COVERAGE_COLOR) stroke-width="2" {}
+            @for (i, d) in days.iter().enumerate() {
+                circle cx=(at(center(i))) cy=(at(y_pct(d.coverage_pct()))) r="2.5"
+                    fill=(COVERAGE_COLOR) {}
+            }
+            line x1=(LEFT) y1=(at(TOP + plot_h)) x2=(at(W - RIGHT)) y2=(at(TOP + plot_h))
+                stroke="#52606d" {}
         }
     }
-    let _ = write!(
-        s,
-        "<polyline points=\"{line}\" fill=\"none\" stroke=\"{COVERAGE_COLOR}\" stroke-width=\"2\"/>"
-    );
-    for (i, d) in days.iter().enumerate() {
-        let cx = LEFT + slot * i as f64 + slot / 2.0;
-        let _ = write!(
-            s,
-            "<circle cx=\"{cx:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"{COVERAGE_COLOR}\"/>",
-            y_pct(d.coverage_pct())
-        );
-    }
-    let _ = write!(
-        s,
-        "<line x1=\"{LEFT}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#52606d\"/></svg>",
-        TOP + plot_h,
-        W - RIGHT,
-        TOP + plot_h
-    );
-    s
 }
 
 #[cfg(test)]
@@ -148,7 +119,7 @@ mod tests {
             markets_met_quota: 0,
             markets: 4,
         };
-        let svg = trend_chart(&[day(1, 10, 2, 1), day(2, 0, 0, 0), day(3, 20, 0, 4)]);
+        let svg = trend_chart(&[day(1, 10, 2, 1), day(2, 0, 0, 0), day(3, 20, 0, 4)]).into_string();
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert_eq!(svg.matches("<g class=\"day\">").count(), 3);
         assert_eq!(svg.matches("<circle").count(), 3);
