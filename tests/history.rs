@@ -23,6 +23,7 @@ fn history_is_stored_judged_with_holds_and_queues_no_event() {
         legacy_identity_keys: true,
     };
     let store = Store::open(&dir.join("h.db"), settings).expect("store");
+    crate::support::import_builtin_markets(&store);
     let now = DateTime::parse_from_rfc3339("2026-03-10T12:00:00+08:00")
         .expect("time")
         .with_timezone(&Utc);

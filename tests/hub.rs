@@ -424,7 +424,8 @@ impl Node {
             "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\nutc_offset = \"+08:00\"\n{upstreams}",
             dir.join("data")
         );
-        let app = TestApp::from_toml(&text).await;
+        let config = foodgate::config::Config::parse(&text, "node.toml").expect("config");
+        let app = TestApp::builder(config).builtin_markets().start().await;
         Node {
             store: app.store().clone(),
             addr: app.addr(),

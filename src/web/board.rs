@@ -6,7 +6,7 @@
 //! vendors, so nothing personal can reach the page by accident.
 
 use super::dashboard::hold_words;
-use super::html::{page, respond, Text};
+use super::html::{page, respond, PlainText};
 use crate::http::AppState;
 use crate::judge::Reference;
 use crate::store::{markets, pages, HoldStatus};
@@ -162,7 +162,7 @@ pub async fn board(State(state): State<AppState>, Path(code): Path<String>) -> R
     let failures = rows.iter().filter(|r| r.verdict == "fail").count();
     let body = html! {
         header {
-            h1 { (Text(&name)) " " span class="muted" { (Text(&code)) } }
+            h1 { (PlainText(&name)) " " span class="muted" { (PlainText(&code)) } }
             div class="big" { "今日快检结果 · Today's test results · " (today.format("%Y-%m-%d")) }
         }
         main {
@@ -219,9 +219,9 @@ fn result_row(r: &BoardRow, reference: &Reference, offset: FixedOffset) -> Marku
     html! {
         tr class=(class) {
             td class="t" { (r.at.with_timezone(&offset).format("%H:%M")) }
-            td class="c" { (Text(r.commodity.as_deref().unwrap_or("—"))) }
-            td class="s" { (Text(r.stall.as_deref().unwrap_or("—"))) }
-            td class="i" { (Text(&item_name(reference, &r.analyte))) }
+            td class="c" { (PlainText(r.commodity.as_deref().unwrap_or("—"))) }
+            td class="s" { (PlainText(r.stall.as_deref().unwrap_or("—"))) }
+            td class="i" { (PlainText(&item_name(reference, &r.analyte))) }
             td class="v" { (zh) br; span style="font-size:1rem" { (en) } }
             td {
                 @match (&r.hold, r.verdict.as_str()) {
@@ -247,8 +247,8 @@ fn not_found(code: &str) -> Response {
     let body = html! {
         header { h1 { "没有这个市场 · No such market" } }
         main { section {
-            p class="big" { "市场代码 " (Text(code)) " 未登记。" }
-            p { "No market with the code " (Text(code)) " is registered." }
+            p class="big" { "市场代码 " (PlainText(code)) " 未登记。" }
+            p { "No market with the code " (PlainText(code)) " is registered." }
         } }
     };
     respond(

@@ -4,7 +4,7 @@
 //! page and the API cannot disagree. Sorting is by query-string links: it works without
 //! JavaScript (the page has none).
 
-use super::html::{message_page, page, respond, url_encode, Text};
+use super::html::{message_page, page, respond, url_encode, PlainText};
 use super::session::csrf_for;
 use super::signin::redirect;
 use super::svg;
@@ -160,7 +160,7 @@ pub async fn dashboard(
             header { h1 { "Not allowed" } }
             main { section {
                 p {
-                    "You are signed in as " (Text(&who.name)) " with a " (who.role.as_str())
+                    "You are signed in as " (PlainText(&who.name)) " with a " (who.role.as_str())
                     " token: the dashboard is for regulator and admin tokens only."
                 }
                 form method="post" action="/logout" {
@@ -290,12 +290,12 @@ impl View<'_> {
                 h1 { "foodgate · market testing dashboard" }
                 form method="get" action="/dashboard" class="inline" {
                     label { "Date " input type="date" name="date" value=(self.date.format("%Y-%m-%d")); }
-                    input type="hidden" name="sort" value=(Text(self.sort));
+                    input type="hidden" name="sort" value=(PlainText(self.sort));
                     input type="hidden" name="dir" value=(if self.descending { "desc" } else { "asc" });
                     " " button type="submit" { "Show" }
                 }
                 div {
-                    "Signed in as " strong { (Text(&self.who.name)) } " (" (self.who.role.as_str()) ") "
+                    "Signed in as " strong { (PlainText(&self.who.name)) } " (" (self.who.role.as_str()) ") "
                     form method="post" action="/logout" class="inline" {
                         input type="hidden" name="csrf" value=(self.csrf);
                         button type="submit" class="link" { "Sign out" }
@@ -336,7 +336,7 @@ impl View<'_> {
         };
         html! {
             section id="summary" {
-                h2 { "Summary for " (Text(&cov.date)) }
+                h2 { "Summary for " (PlainText(&cov.date)) }
                 div class="cards" {
                     (card("markets-tested", "", m.markets_tested, format!("markets tested of {}", m.markets)))
                     (card(
@@ -396,13 +396,13 @@ impl View<'_> {
         html! {
             tr {
                 td { (local_time(&h.created_at, self.offset, Some(self.date))) }
-                td title=(Text(&h.market_name)) { (Text(&h.market)) }
-                td { (Text(h.stall.as_deref().unwrap_or("—"))) }
-                td { (Text(h.sample.as_deref().unwrap_or("—"))) }
-                td title=(Text(&value)) { (Text(&h.analyte)) }
+                td title=(PlainText(&h.market_name)) { (PlainText(&h.market)) }
+                td { (PlainText(h.stall.as_deref().unwrap_or("—"))) }
+                td { (PlainText(h.sample.as_deref().unwrap_or("—"))) }
+                td title=(PlainText(&value)) { (PlainText(&h.analyte)) }
                 td {
-                    span class={ "tag " (Text(&h.status)) } title=(hold_words(&h.status)) {
-                        (Text(&h.status))
+                    span class={ "tag " (PlainText(&h.status)) } title=(hold_words(&h.status)) {
+                        (PlainText(&h.status))
                     }
                 }
             }
@@ -446,11 +446,11 @@ impl View<'_> {
             .unwrap_or_else(|| "never".into());
         html! {
             tr {
-                td { (Text(&i.id)) }
-                td { (Text(&i.market)) }
-                td { (Text(&i.protocol)) }
+                td { (PlainText(&i.id)) }
+                td { (PlainText(&i.market)) }
+                td { (PlainText(&i.protocol)) }
                 td {
-                    span class={ "tag " (if i.online { "on" } else { "off" }) } title=(Text(&detail)) {
+                    span class={ "tag " (if i.online { "on" } else { "off" }) } title=(PlainText(&detail)) {
                         (if i.online { "online" } else { "offline" })
                     }
                 }
@@ -482,7 +482,7 @@ impl View<'_> {
     fn coverage_table(&self, cov: &Coverage) -> Markup {
         html! {
             section id="coverage" {
-                h2 { "Coverage of all " (cov.markets.len()) " markets on " (Text(&cov.date)) }
+                h2 { "Coverage of all " (cov.markets.len()) " markets on " (PlainText(&cov.date)) }
                 div class="scroll" { table {
                     thead { tr {
                         @for (key, title, numeric) in COLUMNS {
@@ -505,10 +505,10 @@ impl View<'_> {
             .unwrap_or_default();
         html! {
             tr class=[(m.failures > 0).then_some("fail")] {
-                td { (Text(&m.market)) }
-                td { (Text(&m.name)) }
-                td { (Text(&m.district)) }
-                td { (Text(&m.kind)) }
+                td { (PlainText(&m.market)) }
+                td { (PlainText(&m.name)) }
+                td { (PlainText(&m.district)) }
+                td { (PlainText(&m.kind)) }
                 td class="num" { (m.samples) " / " (m.quota) }
                 td class="num" { (m.tests) }
                 td class="num" { (m.failures) }

@@ -2,20 +2,20 @@
 //!
 //! Pages are built with `maud`, which escapes every spliced value by its type: a `&str` or
 //! `String` is always text, only [`PreEscaped`] is markup. Names, codes and sample names
-//! come from instruments and uploads, so any of them may be hostile; they go in as [`Text`].
+//! come from instruments and uploads, so any of them may be hostile; they go in as [`PlainText`].
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use maud::{html, Markup, PreEscaped, Render, DOCTYPE};
 
-/// Text from outside foodgate (instruments, uploads, the registry, the address bar).
+/// PlainText from outside foodgate (instruments, uploads, the registry, the address bar).
 /// Escaped as maud escapes any string and `'` too (as `&#39;`), so the value stays inert
 /// even if someone later puts it into a single-quoted attribute.
 #[derive(Debug, Clone, Copy)]
-pub struct Text<'a>(pub &'a str);
+pub struct PlainText<'a>(pub &'a str);
 
-impl Render for Text<'_> {
+impl Render for PlainText<'_> {
     fn render_to(&self, out: &mut String) {
         let mut rest = self.0;
         while let Some(i) = rest.find(['&', '<', '>', '"', '\'']) {
@@ -96,11 +96,11 @@ svg.chart{width:100%;max-height:360px}
 pub fn page(lang: &str, title: &str, extra_head: Markup, body: Markup) -> String {
     let mut s = html! {
         (DOCTYPE) "\n"
-        html lang=(Text(lang)) {
+        html lang=(PlainText(lang)) {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (Text(title)) }
+                title { (PlainText(title)) }
                 style { (PreEscaped(CSS)) }
                 (extra_head)
             }
@@ -144,9 +144,9 @@ pub fn respond(status: StatusCode, html: String) -> Response {
 /// A short page that says what went wrong (404, 403, 400, 500), in the pages' frame.
 pub fn message_page(status: StatusCode, title: &str, message: &str) -> Response {
     let body = html! {
-        header { h1 { (Text(title)) } }
+        header { h1 { (PlainText(title)) } }
         main { section {
-            p { (Text(message)) }
+            p { (PlainText(message)) }
             p { a href="/dashboard" { "Dashboard" } }
         } }
     };
@@ -159,7 +159,7 @@ mod tests {
 
     #[test]
     fn escapes_markup_and_quotes() {
-        let text = |s: &str| html! { (Text(s)) }.into_string();
+        let text = |s: &str| html! { (PlainText(s)) }.into_string();
         assert_eq!(
             text("<script>alert('x')</script> & \"y\""),
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;y&quot;"

@@ -5,7 +5,7 @@
 //! Pages are built with `maud`, which escapes every spliced value by its type; the SQL they
 //! need is in the store (`store::pages`, `store::sessions`, `store::markets`, `store::coverage`).
 //!
-//! - [`html`]: the page frame, outside text ([`html::Text`]), HTML responses.
+//! - [`html`]: the page frame, outside text ([`html::PlainText`]), HTML responses.
 //! - [`session`]: session cookies, sessions (stored by hash), CSRF tokens, the `next` rule.
 //! - [`signin`]: the sign-in form, one-time codes ([`signin::issue_signin_code`]), logout.
 //! - [`dashboard`]: the regulators' page; its reads (`trend`, `open_holds`) take a

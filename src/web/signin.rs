@@ -4,7 +4,7 @@
 //! carries a one-time code instead, valid [`CODE_MINUTES`] minutes and good for one sign-in.
 //! Codes, like sessions and tokens, are stored only as hashes.
 
-use super::html::{page, respond, Text};
+use super::html::{page, respond, PlainText};
 use super::session::{
     self, cookie, create_session, csrf_for, safe_next, same_secret, set_cookie, LOGIN_CSRF_COOKIE,
     SESSION_COOKIE, SESSION_HOURS,
@@ -271,7 +271,7 @@ fn form(headers: &HeaderMap, status: StatusCode, next: &str, error: Option<&str>
         main { section style="max-width:34rem" {
             h2 { "Sign in" }
             @if let Some(m) = error {
-                p class="error" role="alert" { (Text(m)) }
+                p class="error" role="alert" { (PlainText(m)) }
             }
             form method="post" action="/login" {
                 p {
@@ -280,8 +280,8 @@ fn form(headers: &HeaderMap, status: StatusCode, next: &str, error: Option<&str>
                     input id="token" name="token" type="password" autocomplete="off" required
                         style="width:100%" autofocus;
                 }
-                input type="hidden" name="next" value=(Text(next));
-                input type="hidden" name="csrf" value=(Text(&csrf));
+                input type="hidden" name="next" value=(PlainText(next));
+                input type="hidden" name="csrf" value=(PlainText(&csrf));
                 p { button type="submit" { "Sign in" } }
             }
             p class="muted" {
