@@ -45,7 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/instruments", get(ops::instruments))
         .route("/api/v1/outbox", get(outbox::list))
         .route("/api/v1/outbox/{id}/retry", post(outbox::retry))
-        .route("/api/v1/openapi.json", get(ops::openapi))
+        .route("/api/v1/openapi.json", get(api::openapi::openapi))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .merge(crate::web::routes())

@@ -117,16 +117,18 @@ fn code_lines(text: &str) -> Vec<String> {
         }
         let opens = code.matches('{').count() as i64;
         let closes = code.matches('}').count() as i64;
-        if skip_depth.is_none() && pending_test && !trimmed.starts_with("#[") {
-            if opens > 0 || trimmed.ends_with(';') {
-                pending_test = false;
-                if opens > closes {
-                    skip_depth = Some(depth);
-                }
-                depth += opens - closes;
-                out.push(String::new());
-                continue;
+        if skip_depth.is_none()
+            && pending_test
+            && !trimmed.starts_with("#[")
+            && (opens > 0 || trimmed.ends_with(';'))
+        {
+            pending_test = false;
+            if opens > closes {
+                skip_depth = Some(depth);
             }
+            depth += opens - closes;
+            out.push(String::new());
+            continue;
         }
         depth += opens - closes;
         if let Some(d) = skip_depth {
@@ -195,6 +197,10 @@ fn inline_paths(code: &str) -> Vec<String> {
             from = at + start.len();
             let before = at.checked_sub(1).map(|i| bytes[i]);
             if before.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':') {
+                continue;
+            }
+            // `pub(in crate::store)` names who may see an item, not an import.
+            if code[..at].ends_with("(in ") {
                 continue;
             }
             let end = code[at..]

@@ -7,7 +7,7 @@
 //! tested, with every registered market listed, tested or not.
 //! A superseded reading (replaced by a correction) is not counted: the correction is the test.
 
-use super::openapi::{self, ErrorBody};
+use super::schemas::{self, ErrorBody};
 use crate::auth::Role;
 use crate::http::{csv_response, ApiError, AppState};
 use axum::extract::{Query, State};
@@ -33,7 +33,7 @@ pub struct CoverageQuery {
     params(CoverageQuery),
     responses(
         (status = 200, description = "the day's summary and every market (`format=csv`: the markets as CSV with a header row)", content(
-            (openapi::CoverageDoc = "application/json"),
+            (schemas::CoverageDoc = "application/json"),
             (String = "text/csv"),
         )),
         (status = 400, description = "bad request", body = ErrorBody)

@@ -3,9 +3,9 @@
 //!
 //! What a retest does to a hold: [`crate::store::holds`].
 
-use super::openapi::{self, ErrorBody};
 use super::results::{prepare, store_rows, RowResult};
 use super::rows::{self, FieldError};
+use super::schemas::{self, ErrorBody};
 use crate::auth::Role;
 use crate::http::{ApiError, AppState};
 use crate::store::audit::audit;
@@ -30,7 +30,7 @@ pub struct HoldsQuery {
     summary = "Holds (scoped)",
     params(HoldsQuery),
     responses(
-        (status = 200, description = "the holds", body = openapi::HoldsPageDoc),
+        (status = 200, description = "the holds", body = schemas::HoldsPageDoc),
         (status = 400, description = "bad request", body = ErrorBody)
     ))]
 pub async fn list(
@@ -92,7 +92,7 @@ pub struct PatchHold {
     params(("id" = String, Path, description = "hold id")),
     request_body(content = PatchHold, content_type = "application/json"),
     responses(
-        (status = 200, description = "the hold", body = openapi::HoldDoc),
+        (status = 200, description = "the hold", body = schemas::HoldDoc),
         (status = 404, description = "not found", body = ErrorBody),
         (status = 422, description = "invalid", body = ErrorBody)
     ))]
@@ -149,7 +149,7 @@ pub async fn patch_hold(
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RetestAnswer {
     #[serde(flatten)]
-    #[schema(value_type = openapi::HoldDoc)]
+    #[schema(value_type = schemas::HoldDoc)]
     pub hold: HoldView,
     /// What the retest did, in one sentence.
     pub outcome: String,
@@ -160,7 +160,7 @@ pub struct RetestAnswer {
 #[utoipa::path(post, path = "/api/v1/holds/{id}/retest", operation_id = "retest_hold",
     summary = "Retest a held sample: one result row; station, contractor",
     params(("id" = String, Path, description = "hold id")),
-    request_body(content = openapi::ResultRowDoc, content_type = "application/json"),
+    request_body(content = schemas::ResultRowDoc, content_type = "application/json"),
     responses(
         (status = 200, description = "the hold with its new status and history, `outcome` and `retest`", body = RetestAnswer),
         (status = 400, description = "bad request", body = ErrorBody),

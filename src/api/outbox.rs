@@ -1,7 +1,7 @@
 //! `GET /api/v1/outbox`, `POST /api/v1/outbox/{id}/retry` (admin): why events wait, and
 //! putting a dead one back in the queue (after fixing a secret, say).
 
-use super::openapi::{ErrorBody, OutboxEventDoc, OutboxPageDoc, OutboxStatusDoc};
+use super::schemas::{ErrorBody, OutboxEventDoc, OutboxPageDoc, OutboxStatusDoc};
 use crate::auth::Role;
 use crate::http::{ApiError, AppState};
 use crate::store::audit::audit;

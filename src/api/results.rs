@@ -1,7 +1,7 @@
 //! `POST /api/v1/results` (upload rows → judged, stored readings) and `GET /api/v1/results`.
 
-use super::openapi::{ErrorBody, ResultRowsDoc, ResultsPageDoc, RowStatusDoc, VerdictNameDoc};
 use super::rows::{self, Cells, FieldError, Row};
+use super::schemas::{ErrorBody, ResultRowsDoc, ResultsPageDoc, RowStatusDoc, VerdictNameDoc};
 use super::MAX_ROWS;
 use crate::auth::{Principal, Role};
 use crate::http::{ApiError, AppState};

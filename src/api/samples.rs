@@ -8,8 +8,8 @@
 //! the number of readings already stored that the registration completed or corrected. What a
 //! registration does to readings, holds and upstreams: [`crate::store::samples`].
 
-use super::openapi::{ErrorBody, SampleRecordsDoc, SampleStatusDoc};
 use super::rows::{self, FieldError};
+use super::schemas::{ErrorBody, SampleRecordsDoc, SampleStatusDoc};
 use super::MAX_ROWS;
 use crate::auth::{Principal, Role};
 use crate::http::{ApiError, AppState};

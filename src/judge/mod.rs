@@ -79,6 +79,16 @@ impl Judge {
             })
     }
 
+    /// Give `reading` the registered stall (as its `source`), name and category, and judge it
+    /// again when its category changes. Returns whether anything changed.
+    pub fn take_registered(&self, reading: &mut Reading, reg: &Registered) -> bool {
+        let taken = reg.give(reading);
+        if taken.category {
+            self.judge(reading);
+        }
+        taken.changed
+    }
+
     /// Judge one reading in place: sets `category` to the resolved category (null when
     /// unknown), and `verdict`, `reason`, `limit`.
     pub fn judge(&self, reading: &mut Reading) {

@@ -3,7 +3,7 @@
 //! each body's shape.
 
 use super::codec::measured_str;
-use super::holds::{HistoryEntry, HoldStatus};
+use super::hold_status::{HistoryEntry, HoldStatus};
 use super::identity::event_id;
 use foodgate_parsers::{DeviceVerdict, Qualifier, Reading};
 use rusqlite::types::Type;

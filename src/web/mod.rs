@@ -12,6 +12,7 @@
 //!   `&Connection`.
 //! - [`board`]: a market's public display screen.
 //! - [`svg`]: the trend chart, as SVG markup.
+//! - [`trend`]: the 30-day trend the chart draws.
 //!
 //! Page errors (401, 403, 404) are HTML too: `api::json_errors` leaves `text/html` alone.
 
@@ -21,6 +22,7 @@ pub mod html;
 pub mod session;
 pub mod signin;
 pub mod svg;
+pub mod trend;
 
 use crate::auth::Principal;
 use crate::http::AppState;

@@ -1,6 +1,6 @@
 //! Charts drawn on the server as inline SVG: no script, no library, no network.
 
-use super::dashboard::DayTrend;
+use super::trend::DayTrend;
 use maud::{html, Markup};
 
 const W: f64 = 760.0;
@@ -47,7 +47,7 @@ pub fn trend_chart(days: &[DayTrend]) -> Markup {
     let line = days
         .iter()
         .enumerate()
-        .map(|(i, d)| format!("{:.1},{:.1}", center(i), y_pct(d.coverage_pct())))
+        .map(|(i, d)| format!("{:.1},{:.1}", center(i), y_pct(d.tested_pct())))
         .collect::<Vec<_>>()
         .join(" ");
     // SVG elements are closed explicitly: inside HTML, `<rect>` without `/>` or `</rect>`
@@ -70,7 +70,7 @@ pub fn trend_chart(days: &[DayTrend]) -> Markup {
                     title {
                         (d.day.format("%Y-%m-%d")) ": " (d.tests) " tests, " (d.failures)
                         " failures, " (d.markets_tested) " of " (d.markets) " markets tested ("
-                        (format!("{:.1}", d.coverage_pct())) "%)"
+                        (format!("{:.1}", d.tested_pct())) "%)"
                     }
                     rect x=(at(x)) y=(at(y(d.tests))) width=(at(bar))
                         height=(at(TOP + plot_h - y(d.tests))) fill=(TESTS_COLOR) {}
@@ -85,7 +85,7 @@ pub fn trend_chart(days: &[DayTrend]) -> Markup {
             }
             polyline points=(line) fill="none" stroke=(COVERAGE_COLOR) stroke-width="2" {}
             @for (i, d) in days.iter().enumerate() {
-                circle cx=(at(center(i))) cy=(at(y_pct(d.coverage_pct()))) r="2.5"
+                circle cx=(at(center(i))) cy=(at(y_pct(d.tested_pct()))) r="2.5"
                     fill=(COVERAGE_COLOR) {}
             }
             line x1=(LEFT) y1=(at(TOP + plot_h)) x2=(at(W - RIGHT)) y2=(at(TOP + plot_h))
