@@ -11,11 +11,20 @@
 //! read while the writer writes.
 //!
 //! # Layout
+//! This module only maps and re-exports; what a job sees and how it runs:
+//! - [`writer`]: the [`Store`] handle, the writer thread, group commit, checkpoints.
+//! - [`tx`]: the writing transaction a job gets ([`Tx`]); [`reader`]: read connections and
+//!   [`Db`], what every read function takes (a reader, or a job's transaction).
+//! - [`settings`]: routes and settings from the config; [`error`]: [`StoreError`].
+//! - [`outbox_tally`]: the outbox count changes a job makes, written when it ends.
+//!
+//! One module per table or concern (the seam a second backend will fill in):
 //! - [`schema`]: connection pragmas and the `user_version` migrator (SQL in `migrations/`).
 //! - [`identity`]: reading identity, event and hold ids.
 //! - [`insert`]: storing a [`Batch`]: readings, raw frames, samples, and what a failure opens.
 //! - [`codec`]: column codecs (verdicts, times, local day, JSON columns).
-//! - [`holds`]: the hold life cycle: opening, status changes, history, retests, reads.
+//! - [`holds`]: the hold life cycle: opening, status changes, history, retests, reads;
+//!   [`hold_status`]: its words ([`HoldStatus`]) and history entries.
 //! - [`events`]: outbox event kinds and their typed bodies.
 //! - [`queue`]: queueing outbox events for the upstreams that take them.
 //! - [`outbox`]: what the uplink reads and writes: due events, delivery results, stats.
