@@ -14,6 +14,7 @@
 //!   token checks (their rows live in `store::tokens`, the audit log in `store::audit`).
 //! - [`web`]: the dashboard, the market boards and sign-in (HTML pages built with `maud` on the
 //!   same router; their reads in `store::pages`, sessions in `store::sessions`).
+//! - [`charset`]: uploaded and imported text, UTF-8 or GBK.
 //! - [`markets`]: the registry import (CSV) and the built-in registry, which no migration
 //!   inserts: `markets import --builtin` and the demo load it.
 //! - [`service`]: the router (API and pages) and the service `serve` runs (store, links,
@@ -27,6 +28,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod charset;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -7,7 +7,7 @@
 //! real registry looks, every name marked 演示) is product data, not schema: a new database
 //! has no markets until `foodgate markets import --builtin` (or `foodgate demo`) loads it.
 
-use crate::api::rows::decode_text;
+use crate::charset::decode_text;
 use crate::store::audit::audit;
 use crate::store::insert::rfc3339;
 use crate::store::{markets, Store, Tx};
