@@ -10,7 +10,6 @@ use foodgate::store::{Store, StoreSettings};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
 struct App {
@@ -118,39 +117,24 @@ impl App {
         ctype: &str,
         body: &[u8],
     ) -> Resp {
-        let mut s = tokio::net::TcpStream::connect(self.addr)
-            .await
-            .expect("connect");
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        if let Some(w) = who {
+        let bearer = who.map(|w| {
             let t = self.tokens.get(w).cloned().unwrap_or_else(|| w.to_string());
-            head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+            format!("Bearer {t}")
+        });
+        let mut headers = Vec::new();
+        if let Some(b) = &bearer {
+            headers.push(("Authorization", b.as_str()));
         }
         if !ctype.is_empty() {
-            head.push_str(&format!("Content-Type: {ctype}\r\n"));
+            headers.push(("Content-Type", ctype));
         }
-        head.push_str("\r\n");
-        s.write_all(head.as_bytes()).await.expect("write");
-        // The server may answer (413) before reading a big body: a failed write is fine.
-        let _ = s.write_all(body).await;
-        let mut buf = Vec::new();
-        let _ = s.read_to_end(&mut buf).await;
-        let split = buf
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("response head");
-        let headers = String::from_utf8_lossy(&buf[..split]).to_string();
-        let status: u16 = headers[9..12].parse().expect("status");
-        let mut body = buf[split + 4..].to_vec();
-        if headers
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            body = dechunk(&body);
-        }
+        let (status, head, body) =
+            crate::support::request(self.addr, method, path, &headers, body).await;
+        let headers = head
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect::<Vec<_>>()
+            .join("\r\n");
         Resp {
             status,
             headers,
@@ -176,20 +160,6 @@ impl App {
     fn db(&self) -> rusqlite::Connection {
         self.store.inspect().expect("reader")
     }
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
-        let n = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap_or("0").trim(), 16)
-            .unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&b[eol + 2..eol + 2 + n]);
-        b = &b[eol + 4 + n..];
-    }
-    out
 }
 
 fn row(id: &str, market: &str, value: &str) -> Value {

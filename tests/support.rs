@@ -341,37 +341,68 @@ pub async fn http(
     content_type: Option<&str>,
     body: &[u8],
 ) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(t) = token {
-        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut headers = Vec::new();
+    if let Some(b) = &bearer {
+        headers.push(("Authorization", b.as_str()));
     }
     if let Some(c) = content_type {
-        head.push_str(&format!("Content-Type: {c}\r\n"));
+        headers.push(("Content-Type", c));
     }
-    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let (status, _, body) = request(addr, method, path, &headers, body).await;
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// One HTTP/1.1 request on a fresh connection, `headers` added to it: the status, the
+/// response headers and the body (de-chunked).
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
     s.write_all(head.as_bytes()).await.expect("write");
-    s.write_all(body).await.expect("write");
+    // The server may answer (413) before reading a big body: a failed write is fine.
+    let _ = s.write_all(body).await;
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf).await;
     let split = buf
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .expect("response head");
-    let head = String::from_utf8_lossy(&buf[..split]).to_ascii_lowercase();
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
     let status: u16 = head
         .get(9..12)
         .and_then(|s| s.parse().ok())
         .expect("status");
+    let headers: Vec<(String, String)> = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
     let mut body = buf[split + 4..].to_vec();
-    if head.contains("transfer-encoding: chunked") {
-        body = unchunk(&body);
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    if chunked {
+        body = dechunk(&body);
     }
-    (status, String::from_utf8_lossy(&body).into_owned())
+    (status, headers, body)
 }
 
-fn unchunk(mut b: &[u8]) -> Vec<u8> {
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
         let size = std::str::from_utf8(&b[..eol])
