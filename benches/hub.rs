@@ -142,9 +142,8 @@ async fn run(n: usize) {
             r.value = v.parse().ok();
             r.unit = Some("mg/kg".into());
             r.measured_at = Some(at.fixed_offset());
-            judge.judge(&mut r);
             readings.push(NewReading {
-                reading: r,
+                reading: judge.judged(r),
                 market: MARKET.into(),
                 stall: Some(format!("A{:02}", i % 40)),
                 origin: Origin::Instrument("IN-1".into()),

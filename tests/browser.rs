@@ -3,6 +3,7 @@
 //! `--screenshot` for the record, saved under `target/screenshots/`). Skipped, with a note,
 //! when Chromium is not installed.
 
+use foodgate::judge::Verdict;
 use crate::support::{reading, temp_dir, TestApp};
 use crate::web::{request, row, Resp};
 use chrono::{DateTime, Duration, FixedOffset, Utc};
@@ -10,7 +11,6 @@ use foodgate::auth::{self, NewToken, Role};
 use foodgate::store::Db;
 use foodgate::store::{Batch, NewReading, Origin, Store, StoreSettings};
 use foodgate::web::issue_signin_code;
-use foodgate_parsers::Verdict;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

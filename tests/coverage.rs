@@ -3,11 +3,11 @@
 //! 24 h off, readings without a time, corrections (also onto another day), several markets
 //! and days; kept by the insert path, and back-filled by the migration.
 
+use foodgate::judge::Verdict;
 use crate::support::{config, open, reading, temp_dir};
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, TimeZone, Utc};
 use foodgate::store::coverage::{coverage_of, trend};
 use foodgate::store::{Batch, NewReading, Origin, Reader, Store};
-use foodgate_parsers::Verdict;
 use rusqlite::Connection;
 use std::collections::{BTreeMap, HashSet};
 

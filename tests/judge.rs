@@ -3,9 +3,10 @@
 //! every fixture end to end through `foodgate parse`.
 
 use foodgate::judge::reference::{BUILTIN_NAME, BUILTIN_TEXT};
-use foodgate::judge::{Judge, Problem, Reference, ReferenceError};
-use foodgate_parsers::reading::{AppliedLimit, NOT_JUDGED};
-use foodgate_parsers::{AliasTable, DeviceVerdict, Protocol, Qualifier, Reading, Verdict};
+use foodgate::judge::{
+    AppliedLimit, Judge, JudgedReading, Problem, Reference, ReferenceError, Verdict, NOT_JUDGED,
+};
+use foodgate_parsers::{AliasTable, DeviceVerdict, Protocol, Qualifier, Reading};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -21,8 +22,8 @@ const VEGETABLES: [&str; 6] = [
     "root_vegetable",
 ];
 
-fn judge(mut r: Reading) -> Reading {
-    Judge::builtin().judge(&mut r);
+fn judge(r: Reading) -> JudgedReading {
+    let r = Judge::builtin().judged(r);
     assert!(!r.reason.is_empty() && *r.reason != *NOT_JUDGED);
     r
 }
@@ -295,8 +296,7 @@ fn unit_conversions() {
         (10.0, "mg/kg", Unknown),
         (0.01, "g/kg", Unknown),
     ] {
-        let mut r = num("formaldehyde", Some("aquatic_product"), value, unit);
-        judge_l.judge(&mut r);
+        let r = judge_l.judged(num("formaldehyde", Some("aquatic_product"), value, unit));
         assert_eq!(r.verdict, want, "{value} {unit}: {}", r.reason);
     }
     // No unit at all: never a silent comparison.
@@ -718,8 +718,7 @@ fn category_resolution_paths() {
         r.category = category.map(Into::into);
         r.category_code = code.map(Into::into);
         r.sample_name = name.map(Into::into);
-        j.judge(&mut r);
-        r
+        j.judged(r)
     };
     // The reading's own category wins over its sample name.
     let r = run(Some("cured_meat"), None, Some("酸菜"));
@@ -1084,7 +1083,7 @@ fn a_replaced_reference_changes_limits_aliases_and_the_dictionary() {
     let j = Judge::new(reference.clone());
     let mut r = num("nitrite", None, 35.0, "mg/kg");
     r.sample_name = Some("Bacon".into());
-    j.judge(&mut r);
+    let r = j.judged(r);
     assert_eq!(r.verdict, Pass, "{}", r.reason);
     assert_eq!(r.category.as_deref(), Some("cured_meat"));
     assert_eq!(reference.alias_table().lookup("nit"), Some("nitrite"));

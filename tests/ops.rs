@@ -1,10 +1,10 @@
 //! Operations: `foodgate backup` under load, raw retention.
 
+use foodgate::judge::Verdict;
 use crate::support::{config, open, reading, temp_dir};
 use chrono::{Duration as ChronoDuration, Utc};
 use foodgate::store::retention;
 use foodgate::store::{Batch, NewReading, Origin, Outcome, RawFrame};
-use foodgate_parsers::Verdict;
 use rusqlite::{Connection, OpenFlags};
 use std::collections::HashSet;
 use std::process::Command;

@@ -1,13 +1,14 @@
 //! The store: dedup, a failure's hold and event in one transaction, corrections,
 //! preliminaries, unknown markets, the migrator; `foodgate ingest` end to end.
 
+use foodgate::judge::Verdict;
 use crate::support::{config, open, reading, temp_dir};
 use chrono::Utc;
 use foodgate::ingest::{ingest, IngestTarget};
 use foodgate::store::{
     insert_batch, Batch, NewReading, Origin, Outcome, Reader, Store, StoreError,
 };
-use foodgate_parsers::{new_decoder, DecoderConfig, Encoding, Protocol, Reading, Verdict};
+use foodgate_parsers::{new_decoder, DecoderConfig, Encoding, Protocol, Reading};
 use rusqlite::Connection;
 use std::path::Path;
 use std::process::Command;

@@ -189,8 +189,8 @@ fn event_key_is_the_first_15_hex_digits_of_the_event_id() {
 fn migration_0012_keeps_an_old_databases_readings_holds_uploads_and_events() {
     use crate::support::reading;
     use foodgate::store::identity::{reading_identity, Origin};
+    use foodgate::judge::Verdict;
     use foodgate::store::{Batch, NewReading, Outcome};
-    use foodgate_parsers::Verdict;
 
     let dir = temp_dir("migration-0012");
     let cfg = config(&dir, &[("up", "http://127.0.0.1:9/events", "all")]);

@@ -1,12 +1,13 @@
 //! The uplink against a real HTTP receiver: 2xx, 4xx, 503, hangs, refused connections,
 //! restarts, hold ordering, no head-of-line blocking.
 
+use foodgate::judge::Verdict;
 use crate::support::{config, open, reading, temp_dir, wait_until, Action, Receiver};
 use chrono::Utc;
 use foodgate::config::Config;
 use foodgate::store::{Batch, NewReading, Origin, Store};
 use foodgate::uplink;
-use foodgate_parsers::{Reading, Verdict};
+use foodgate_parsers::Reading;
 use std::time::Duration;
 use tokio::sync::watch;
 

@@ -2,7 +2,7 @@
 //! category, and the category decides the limit.
 
 use super::Judge;
-use foodgate_parsers::Reading;
+use super::JudgedReading;
 
 /// What a registered sample gives the readings of its sample id (a field left out keeps the
 /// reading's own).
@@ -16,7 +16,8 @@ pub struct Registered {
 impl Judge {
     /// Give `reading` the registered stall (as its `source`), name and category, and judge it
     /// again when its category changes. Returns whether anything changed.
-    pub fn take_registered(&self, reading: &mut Reading, reg: &Registered) -> bool {
+    pub fn take_registered(&self, judged: &mut JudgedReading, reg: &Registered) -> bool {
+        let reading = &mut judged.reading;
         let mut changed = false;
         if let Some(stall) = &reg.stall {
             if reading.source.as_deref() != Some(stall.as_str()) {
@@ -33,7 +34,8 @@ impl Judge {
         if let Some(category) = &reg.category {
             if reading.category.as_deref() != Some(category.as_str()) {
                 reading.category = Some(category.as_str().into());
-                self.judge(reading);
+                let judgement = self.judge(reading);
+                judged.set(judgement);
                 changed = true;
             }
         }

@@ -11,9 +11,9 @@
 //! once per job ([`CoverageDelta::flush`]) before the job's changes are committed, so a
 //! 2,000-reading batch costs a few aggregate writes, not two per reading.
 
+use crate::judge::Verdict;
 use super::Reader;
 use chrono::{Days, FixedOffset, NaiveDate, Utc};
-use foodgate_parsers::Verdict;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use std::collections::HashMap;
