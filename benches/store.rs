@@ -16,10 +16,10 @@
 //! background checkpoints included) instead of wall time: on a shared, loaded machine wall
 //! time measures the neighbours.
 
-use foodgate::judge::{JudgedReading, Judgement, Verdict};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use foodgate::config::Config;
 use foodgate::ingest::{ingest, IngestTarget};
+use foodgate::judge::{JudgedReading, Judgement, Verdict};
 use foodgate::store::{Store, StoreSettings};
 use foodgate_parsers::{decode_all, new_decoder, DecoderConfig, Event, Protocol, Reading};
 use std::path::PathBuf;

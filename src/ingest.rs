@@ -8,8 +8,8 @@
 //! minus the frame's `stream_offset`. A frame the decoder dropped with an error is kept on
 //! its own, with the error.
 
-pub use crate::pipeline::MAX_RAW;
 use crate::judge::Verdict;
+pub use crate::pipeline::MAX_RAW;
 use crate::pipeline::{self, Judging, Pipeline, Place, RawWindow, SentBy};
 use crate::store::{Batch, Committed, Outcome, RawFrame, Store, StoreError};
 use chrono::{DateTime, Utc};

@@ -7,8 +7,8 @@
 //! store [`Batch`], keeps the frames a decoder rejected with their errors, and hands the batch
 //! to the store's writer. Nothing is acknowledged before the writer's COMMIT returns.
 
-use crate::judge::{JudgedReading, Judgement, Verdict};
 use crate::judge::Judge;
+use crate::judge::{JudgedReading, Judgement, Verdict};
 use crate::store::insert::insert_batch;
 use crate::store::{
     Batch, Committed, NewReading, Origin, RawFrame, Store, StoreError, StoreSettings, Tx,

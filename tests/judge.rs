@@ -178,7 +178,7 @@ fn every_limit_row_on_both_sides_of_the_boundary() {
                 assert_eq!(r.limit, limit(l, unit, source), "{analyte} {cat}");
                 assert!(r.reason.contains(source), "{}", r.reason);
                 assert!(r.reason.contains(cat), "{}", r.reason);
-                assert_eq!(r.category.as_deref(), Some(cat));
+                assert_eq!(r.reading.category.as_deref(), Some(cat));
             }
             // `<x`: x ≤ limit passes, x above it cannot tell.
             for (x, want) in [(l - step, Pass), (l, Pass), (l + step, Unknown)] {
@@ -405,7 +405,7 @@ fn enzyme_inhibition_control_recomputation_and_conclusion() {
     let r = judge(enzyme(Some(0.4), 0.2, 50.0, Some(Pos)));
     assert_eq!(r.verdict, Fail, "{}", r.reason);
     assert_eq!(r.limit, inhibition_limit());
-    assert_eq!(r.recomputed_rate, Some(50.0));
+    assert_eq!(r.reading.recomputed_rate, Some(50.0));
     let r = judge(enzyme(Some(0.4), 0.2004, 49.9, Some(Neg)));
     assert_eq!(r.verdict, Pass, "49.9%: {}", r.reason);
     let r = judge(enzyme(Some(0.412), 0.105, 74.5, Some(Pos)));
@@ -440,7 +440,7 @@ fn enzyme_inhibition_control_recomputation_and_conclusion() {
     let mut r = num("op_carbamate", None, 74.5, "%");
     r.delta_a0 = Some(0.412);
     r.delta_at = Some(0.105);
-    assert_eq!(judge(r).recomputed_rate, Some(74.5));
+    assert_eq!(judge(r).reading.recomputed_rate, Some(74.5));
 }
 
 fn strip(
@@ -505,7 +505,7 @@ fn colloidal_gold_exact_integers_and_reader_cross_check() {
     let r = judge(strip("clenbuterol", "competitive", 1000, 3001, 333, None));
     assert_eq!(r.verdict, Pass, "1000/3001 = 0.33322 > 0.333: {}", r.reason);
     let r = judge(strip("clenbuterol", "competitive", 1000, 3003, 333, None));
-    assert_eq!(r.value, Some(0.333), "rounds to the cut-off");
+    assert_eq!(r.reading.value, Some(0.333), "rounds to the cut-off");
     assert_eq!(
         r.verdict, Pass,
         "but 1000 × 1000 > 333 × 3003: {}",
@@ -722,19 +722,19 @@ fn category_resolution_paths() {
     };
     // The reading's own category wins over its sample name.
     let r = run(Some("cured_meat"), None, Some("酸菜"));
-    assert_eq!(r.category.as_deref(), Some("cured_meat"));
+    assert_eq!(r.reading.category.as_deref(), Some("cured_meat"));
     assert_eq!(r.verdict, Pass);
     // An instrument code (the reference's table), `1` and `01` alike.
     let r = run(None, Some("22"), Some("腊肉"));
-    assert_eq!(r.category.as_deref(), Some("pickled_vegetable"));
+    assert_eq!(r.reading.category.as_deref(), Some("pickled_vegetable"));
     assert_eq!(r.verdict, Fail, "25 > 20 for pickled_vegetable");
     assert_eq!(
-        run(None, Some("1"), None).category.as_deref(),
+        run(None, Some("1"), None).reading.category.as_deref(),
         Some("leafy_vegetable")
     );
     // A category the reference does not know falls through to the code, then the name.
     let r = run(Some("moon_rock"), Some("99"), Some("腊肠"));
-    assert_eq!(r.category.as_deref(), Some("cured_meat"));
+    assert_eq!(r.reading.category.as_deref(), Some("cured_meat"));
     // The commodity dictionary: exact, either of two names, case, spaces.
     for (name, cat) in [
         ("腊肉", "cured_meat"),
@@ -752,7 +752,7 @@ fn category_resolution_paths() {
         ("西式火腿", "western_ham"),
     ] {
         assert_eq!(
-            run(None, None, Some(name)).category.as_deref(),
+            run(None, None, Some(name)).reading.category.as_deref(),
             Some(cat),
             "{name:?}"
         );
@@ -763,7 +763,7 @@ fn category_resolution_paths() {
         run(None, None, None),
         run(Some("moon_rock"), None, None),
     ] {
-        assert_eq!(r.category, None);
+        assert_eq!(r.reading.category, None);
         assert_eq!(r.verdict, Unknown);
         assert!(r.reason.contains("no food category"), "{}", r.reason);
     }
@@ -1085,7 +1085,7 @@ fn a_replaced_reference_changes_limits_aliases_and_the_dictionary() {
     r.sample_name = Some("Bacon".into());
     let r = j.judged(r);
     assert_eq!(r.verdict, Pass, "{}", r.reason);
-    assert_eq!(r.category.as_deref(), Some("cured_meat"));
+    assert_eq!(r.reading.category.as_deref(), Some("cured_meat"));
     assert_eq!(reference.alias_table().lookup("nit"), Some("nitrite"));
     assert_eq!(
         reference.analyte("NIT").map(|a| a.id().as_str()),

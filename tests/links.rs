@@ -6,8 +6,8 @@
 //! (its write lock held by another connection) answered NAK / AR, never ACK / AA; a serial
 //! port unplugged and plugged again.
 
-use foodgate::judge::NOT_JUDGED;
 use crate::support::{temp_dir, wait_until, Action, Receiver, ServeProcess, SECRET};
+use foodgate::judge::NOT_JUDGED;
 use foodgate_devices::sim::{self, Faults, SimConfig, SimReport};
 use foodgate_devices::transport::{PortStream, Pty};
 use foodgate_parsers::Protocol;

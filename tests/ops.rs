@@ -1,8 +1,8 @@
 //! Operations: `foodgate backup` under load, raw retention.
 
-use foodgate::judge::Verdict;
 use crate::support::{config, open, reading, temp_dir};
 use chrono::{Duration as ChronoDuration, Utc};
+use foodgate::judge::Verdict;
 use foodgate::store::retention;
 use foodgate::store::{Batch, NewReading, Origin, Outcome, RawFrame};
 use rusqlite::{Connection, OpenFlags};

@@ -76,7 +76,10 @@ fn document_example_fields() {
     );
     assert_eq!(first["metadata"]["method"], "GB/T 5009.199-2003");
     for judged in ["verdict", "reason", "limit"] {
-        assert!(first.get(judged).is_none(), "decoders never judge: {judged}");
+        assert!(
+            first.get(judged).is_none(),
+            "decoders never judge: {judged}"
+        );
     }
     assert_eq!(first["offset"], find(&bytes, &gbk("01   S0001")));
     assert_eq!(r[1]["sample_name"], "小白菜");

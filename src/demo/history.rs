@@ -356,6 +356,7 @@ fn formaldehyde(rng: &mut Rng, fail: bool) -> Reading {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::judge::JudgedReading;
 
     fn judged(r: Reading) -> JudgedReading {
         Judge::builtin().judged(r)
@@ -373,8 +374,12 @@ mod tests {
                 ] {
                     let want = if fail { Verdict::Fail } else { Verdict::Pass };
                     let r = judged(r);
-                    assert_eq!(r.verdict, want, "{}: {}", r.analyte, r.reason);
-                    assert!(r.category.is_some(), "{} has a category", r.analyte);
+                    assert_eq!(r.verdict, want, "{}: {}", r.reading.analyte, r.reason);
+                    assert!(
+                        r.reading.category.is_some(),
+                        "{} has a category",
+                        r.reading.analyte
+                    );
                 }
             }
         }

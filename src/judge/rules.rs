@@ -5,8 +5,8 @@
 
 use super::reference::{Analyte, AnalyteRule, Reference};
 use super::types::{compare, Unit};
-use super::CategorySource;
 use super::verdict::{AppliedLimit, Judgement, Verdict};
+use super::CategorySource;
 use foodgate_parsers::{DeviceVerdict, Protocol, Qualifier, Reading};
 use std::cmp::Ordering;
 use std::fmt::Write as _;

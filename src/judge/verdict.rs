@@ -131,9 +131,15 @@ mod tests {
         })
         .unwrap();
         for (k, val) in extra.as_object().unwrap() {
-            plain.as_object_mut().unwrap().insert(k.clone(), val.clone());
+            plain
+                .as_object_mut()
+                .unwrap()
+                .insert(k.clone(), val.clone());
         }
-        assert_eq!(v, plain, "the reading's keys and the judgement's, nothing else");
+        assert_eq!(
+            v, plain,
+            "the reading's keys and the judgement's, nothing else"
+        );
 
         assert_eq!(JudgedReading::from_json(&text).unwrap(), j);
         assert_eq!(serde_json::from_str::<JudgedReading>(&text).unwrap(), j);

@@ -11,8 +11,8 @@
 //! once per job ([`CoverageDelta::flush`]) before the job's changes are committed, so a
 //! 2,000-reading batch costs a few aggregate writes, not two per reading.
 
-use crate::judge::Verdict;
 use super::Reader;
+use crate::judge::Verdict;
 use chrono::{Days, FixedOffset, NaiveDate, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;

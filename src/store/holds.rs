@@ -18,11 +18,11 @@
 //! were never committed, so no one saw them) and the hold's own event goes out instead.
 //! Hold events go to `format = "events"` upstreams, after the hold's earlier events.
 
-use crate::judge::Verdict;
 use super::codec::{parse_verdict, rfc3339, to_json, verdict_str};
 use super::events::{hold_change_body, EventKind, HoldBody, HoldChange};
 use super::identity::hold_id;
 use super::{StoreSettings, Tx};
+use crate::judge::Verdict;
 use chrono::Utc;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension};

@@ -1,13 +1,13 @@
 //! Storing a batch: each reading with its raw bytes, its sample, and, for a failure, its hold
 //! and outbox events, all in the caller's transaction.
 
-use crate::judge::{JudgedReading, Verdict};
 use super::codec::{device_verdict_str, measured_str, qualifier_str, to_json};
 use super::events::{EventCx, EventKind, HoldBody};
 use super::holds::{open_hold, open_hold_of, set_hold_status, HoldStatus, NewHold};
 use super::identity::{reading_identity, Origin};
 use super::queue::{queue_for_routes, queue_reading_events};
 use super::{StoreSettings, Tx};
+use crate::judge::{JudgedReading, Verdict};
 use chrono::{DateTime, Utc};
 use foodgate_parsers::Reading;
 use rusqlite::{params, OptionalExtension};
@@ -345,8 +345,13 @@ fn insert_reading(
         },
     )?;
     let id = tx.last_insert_rowid();
-    tx.coverage()
-        .add(&item.market, &day, Some(sample_ref), judged.verdict, &received);
+    tx.coverage().add(
+        &item.market,
+        &day,
+        Some(sample_ref),
+        judged.verdict,
+        &received,
+    );
     tx.coverage().stored(judged.verdict);
 
     let status = r.result_status.as_deref().unwrap_or("F");

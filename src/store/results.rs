@@ -2,9 +2,9 @@
 //! `uploads` ledger that tells an uploaded row seen before (same uploader, same row id) from
 //! a new one.
 
-use crate::judge::Verdict;
 use super::insert::parse_verdict;
 use super::{Reader, Tx};
+use crate::judge::Verdict;
 use rusqlite::{params, OptionalExtension};
 
 /// What a results page is filtered by; `None` is "any".

@@ -29,7 +29,6 @@
 //! of the sample, and the hub); a hold whose reading has no sample id has only its own stall
 //! and its reading's corrected.
 
-use crate::judge::{JudgedReading, Verdict};
 use super::codec::{judged_from_json, rfc3339, to_json, verdict_str};
 use super::events::{EventCx, EventKind, HoldBody};
 use super::holds::{
@@ -39,6 +38,7 @@ use super::holds::{
 use super::queue::{queue_reading_events, queue_revision, queue_sample_record};
 use super::{StoreSettings, Tx};
 use crate::config::{Format, SendMode};
+use crate::judge::{JudgedReading, Verdict};
 use chrono::Utc;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -535,7 +535,8 @@ fn correct_reading(
         }
         None if judged.verdict == Verdict::Fail && before != Verdict::Fail => {
             let preliminary = judged
-                .reading.result_status
+                .reading
+                .result_status
                 .as_deref()
                 .is_some_and(|st| st.eq_ignore_ascii_case("P"));
             if !preliminary {
