@@ -144,4 +144,19 @@ mod tests {
         assert_eq!(JudgedReading::from_json(&text).unwrap(), j);
         assert_eq!(serde_json::from_str::<JudgedReading>(&text).unwrap(), j);
     }
+
+    #[test]
+    fn a_row_written_when_the_reading_carried_its_verdict_reads_back() {
+        // The judge's keys between `category` and the details, as rows were once written.
+        let old = r#"{"protocol":"astm","instrument":null,"sample_id":"S1","sample_name":null,"source":null,"analyte":"nitrite","method":null,"value":0.5,"unit":"mg/kg","qualifier":null,"device_verdict":null,"measured_at":null,"category":"cured_meat","verdict":"pass","reason":"below the limit","limit":{"value":30.0,"unit":"mg/kg","source":"GB 2760"},"offset":12}"#;
+        let j = JudgedReading::from_json(old).unwrap();
+        assert_eq!(j.verdict, Verdict::Pass);
+        assert_eq!(j.reason, "below the limit");
+        assert_eq!(j.limit.as_ref().map(|l| l.value), Some(30.0));
+        assert_eq!(j.reading.category.as_deref(), Some("cured_meat"));
+        assert_eq!(j.reading.offset, Some(12));
+        let again: serde_json::Value = serde_json::to_value(&j).unwrap();
+        let was: serde_json::Value = serde_json::from_str(old).unwrap();
+        assert_eq!(again, was, "the same keys and values");
+    }
 }
