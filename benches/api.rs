@@ -103,6 +103,11 @@ async fn start(cfg: &Config, role: Role, limit: Option<RateLimit>) -> Server {
         markets: Vec::new(),
         expires_days: None,
     };
+    // A new database has no markets: the built-in registry (an existing one keeps its own).
+    store
+        .write_async(|tx| foodgate::markets::import_builtin(tx, "bench"))
+        .await
+        .unwrap();
     let token = store
         .write_async(move |tx| Ok(auth::create(tx, &new, "bench")))
         .await
@@ -296,10 +301,12 @@ fn year_store() -> Config {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let t = Instant::now();
-    // The schema of every migration.
-    Store::open(&cfg.database_path(), StoreSettings::from_config(&cfg))
-        .unwrap()
-        .close();
+    // The schema of every migration, and the built-in market registry.
+    let store = Store::open(&cfg.database_path(), StoreSettings::from_config(&cfg)).unwrap();
+    store
+        .write(|tx| foodgate::markets::import_builtin(tx, "bench"))
+        .unwrap();
+    store.close();
     let mut conn = rusqlite::Connection::open(cfg.database_path()).unwrap();
     conn.pragma_update(None, "cache_size", -524_288).unwrap();
     // `sample_ref` numbers samples without rows in `samples` (3.5 million of them that

@@ -77,6 +77,13 @@ fn main() {
     rt.block_on(run(n));
 }
 
+/// The built-in market registry: a new database has no markets.
+fn import_markets(store: &Store) {
+    store
+        .write(|tx| foodgate::markets::import_builtin(tx, "bench"))
+        .expect("import the built-in markets");
+}
+
 async fn run(n: usize) {
     // The hub: store and API.
     let hub_cfg = config(&dir("hub"), "");
@@ -85,6 +92,7 @@ async fn run(n: usize) {
         StoreSettings::from_config(&hub_cfg),
     )
     .expect("hub store");
+    tokio::task::block_in_place(|| import_markets(&hub));
     let token = |name: &str, role: Role, markets: &[&str]| {
         let new = NewToken {
             name: name.into(),
@@ -123,6 +131,7 @@ async fn run(n: usize) {
         StoreSettings::from_config(&station_cfg),
     )
     .expect("station store");
+    tokio::task::block_in_place(|| import_markets(&station));
     let judge = Judge::builtin();
     let now = Utc::now();
     let fill = Instant::now();
@@ -142,9 +151,8 @@ async fn run(n: usize) {
             r.value = v.parse().ok();
             r.unit = Some("mg/kg".into());
             r.measured_at = Some(at.fixed_offset());
-            judge.judge(&mut r);
             readings.push(NewReading {
-                reading: r,
+                reading: judge.judged(r),
                 market: MARKET.into(),
                 stall: Some(format!("A{:02}", i % 40)),
                 origin: Origin::Instrument("IN-1".into()),

@@ -19,8 +19,9 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use foodgate::config::Config;
 use foodgate::ingest::{ingest, IngestTarget};
+use foodgate::judge::{JudgedReading, Judgement, Verdict};
 use foodgate::store::{Store, StoreSettings};
-use foodgate_parsers::{decode_all, new_decoder, DecoderConfig, Event, Protocol, Reading, Verdict};
+use foodgate_parsers::{decode_all, new_decoder, DecoderConfig, Event, Protocol, Reading};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -104,19 +105,23 @@ fn capture(n: usize) -> (Vec<u8>, usize) {
 }
 
 /// Fails one reading in ten (deterministically), passes the rest.
-fn judge(r: &mut Reading) {
+fn judge(r: &mut Reading) -> Judgement {
     let h = r
         .sample_id
         .as_deref()
         .map_or(0, |s| s.bytes().map(u32::from).sum::<u32>());
-    r.verdict = if (h + r.analyte.len() as u32) % 10 == 0 {
+    let verdict = if (h + r.analyte.len() as u32) % 10 == 0 {
         Verdict::Fail
     } else {
         Verdict::Pass
     };
+    Judgement {
+        verdict,
+        ..Judgement::not_judged()
+    }
 }
 
-fn bare_insert(path: &std::path::Path, readings: &[Reading]) {
+fn bare_insert(path: &std::path::Path, readings: &[JudgedReading]) {
     bare_insert_keyed(path, readings, |i| format!("{i:064}"))
 }
 
@@ -124,7 +129,7 @@ fn bare_insert(path: &std::path::Path, readings: &[Reading]) {
 /// foodgate's identities are).
 fn bare_insert_keyed(
     path: &std::path::Path,
-    readings: &[Reading],
+    readings: &[JudgedReading],
     identity: impl Fn(usize) -> String,
 ) {
     let mut conn = rusqlite::Connection::open(path).unwrap();
@@ -145,7 +150,8 @@ fn bare_insert_keyed(
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )
             .unwrap();
-        for (i, r) in readings.iter().enumerate() {
+        for (i, j) in readings.iter().enumerate() {
+            let r = &j.reading;
             stmt.execute(rusqlite::params![
                 identity(i),
                 "ZB-0001",
@@ -158,8 +164,8 @@ fn bare_insert_keyed(
                 r.unit.as_deref(),
                 r.measured_at.map(|t| t.to_rfc3339()),
                 "pass",
-                r.reason.as_str(),
-                serde_json::to_string(r).unwrap(),
+                j.reason.as_str(),
+                serde_json::to_string(j).unwrap(),
             ])
             .unwrap();
         }
@@ -249,12 +255,22 @@ fn bare_same_rows(path: &std::path::Path, schema: &[String], rows: &Rows) {
     tx.commit().unwrap();
 }
 
+/// A fresh store with the built-in market registry (a new database has no markets), not
+/// timed.
+fn open_store(cfg: &Config) -> Store {
+    let store = Store::open(&cfg.database_path(), StoreSettings::from_config(cfg)).unwrap();
+    store
+        .write(|tx| foodgate::markets::import_builtin(tx, "bench"))
+        .unwrap();
+    store
+}
+
 /// `bytes` (`n` readings) ingested into a fresh store with a `send = "all"` upstream; returns
 /// the time it took on the bench's clock, the store's directory and its config.
 fn timed_ingest(bytes: &[u8], n: usize) -> (Duration, PathBuf, Config) {
     let dir = fresh_dir();
     let cfg = config(&dir, "http://127.0.0.1:9/events", "all");
-    let store = Store::open(&cfg.database_path(), StoreSettings::from_config(&cfg)).unwrap();
+    let store = open_store(&cfg);
     let target = IngestTarget {
         market: "ZB-0001".into(),
         stall: None,
@@ -284,13 +300,13 @@ fn strings(conn: &rusqlite::Connection, sql: &str, params: impl rusqlite::Params
 
 fn bench_ingest(c: &mut Criterion) {
     let (bytes, n) = capture(readings_wanted());
-    let decoded: Vec<Reading> = decode_all(
+    let decoded: Vec<JudgedReading> = decode_all(
         new_decoder(Protocol::Astm, DecoderConfig::default()).as_mut(),
         &bytes,
     )
     .into_iter()
     .filter_map(|e| match e {
-        Event::Reading(r) => Some(*r),
+        Event::Reading(r) => Some(JudgedReading::new(*r, Judgement::not_judged())),
         _ => None,
     })
     .collect();
@@ -414,8 +430,7 @@ fn bench_deliver(c: &mut Criterion) {
             for _ in 0..iters {
                 let dir = fresh_dir();
                 let cfg = config(&dir, &url, "all");
-                let store =
-                    Store::open(&cfg.database_path(), StoreSettings::from_config(&cfg)).unwrap();
+                let store = open_store(&cfg);
                 let target = IngestTarget {
                     market: "ZB-0001".into(),
                     stall: None,
@@ -423,7 +438,10 @@ fn bench_deliver(c: &mut Criterion) {
                     source: "bench".into(),
                 };
                 let mut d = new_decoder(Protocol::Astm, DecoderConfig::default());
-                let pass = |r: &mut Reading| r.verdict = Verdict::Pass;
+                let pass = |_: &mut Reading| Judgement {
+                    verdict: Verdict::Pass,
+                    ..Judgement::not_judged()
+                };
                 let s = ingest(&store, d.as_mut(), &pass, &target, &bytes[..]).unwrap();
                 let want = s.stored;
                 let conn = store.inspect().unwrap();

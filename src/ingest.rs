@@ -8,11 +8,12 @@
 //! minus the frame's `stream_offset`. A frame the decoder dropped with an error is kept on
 //! its own, with the error.
 
+use crate::judge::Verdict;
 pub use crate::pipeline::MAX_RAW;
 use crate::pipeline::{self, Judging, Pipeline, Place, RawWindow, SentBy};
 use crate::store::{Batch, Committed, Outcome, RawFrame, Store, StoreError};
 use chrono::{DateTime, Utc};
-use foodgate_parsers::{Decoder, Event, Reading, Verdict};
+use foodgate_parsers::{Decoder, Event, Reading};
 use std::io::{self, Read};
 /// Bytes kept behind the decoder's position so a record that started in an earlier chunk
 /// still has its bytes when its reading comes out.

@@ -8,32 +8,33 @@
 //! to the store's writer. Nothing is acknowledged before the writer's COMMIT returns.
 
 use crate::judge::Judge;
+use crate::judge::{JudgedReading, Judgement, Verdict};
 use crate::store::insert::insert_batch;
 use crate::store::{
     Batch, Committed, NewReading, Origin, RawFrame, Store, StoreError, StoreSettings, Tx,
 };
 use chrono::{DateTime, Utc};
-use foodgate_parsers::{Diagnostic, Level, Reading, Verdict};
+use foodgate_parsers::{Diagnostic, Level, Reading};
 use std::time::Duration;
 
 /// Raw bytes kept per reading's frame or rejected frame, at most.
 pub const MAX_RAW: usize = 64 * 1024;
 
-/// What sets a reading's `verdict`, `reason`, `limit` and `category`: the reference
+/// What judges a reading (returns its judgement, and sets its `category`): the reference
 /// [`Judge`], or (in tests and benchmarks) any function that does.
 pub trait Judging: Sync {
-    fn judge_reading(&self, reading: &mut Reading);
+    fn judge_reading(&self, reading: &mut Reading) -> Judgement;
 }
 
 impl Judging for Judge {
-    fn judge_reading(&self, reading: &mut Reading) {
-        self.judge(reading);
+    fn judge_reading(&self, reading: &mut Reading) -> Judgement {
+        self.judge(reading)
     }
 }
 
-impl<F: Fn(&mut Reading) + Sync> Judging for F {
-    fn judge_reading(&self, reading: &mut Reading) {
-        self(reading);
+impl<F: Fn(&mut Reading) -> Judgement + Sync> Judging for F {
+    fn judge_reading(&self, reading: &mut Reading) -> Judgement {
+        self(reading)
     }
 }
 
@@ -84,16 +85,16 @@ impl<'j> Pipeline<'j> {
         Pipeline { judge }
     }
 
-    /// Judge `reading` in place (for a caller that must judge before it knows the place,
-    /// e.g. to answer a rejected row first); [`Pipeline::admit`] judges on its own.
-    pub fn judge(&self, reading: &mut Reading) {
-        self.judge.judge_reading(reading);
+    /// Judge `reading` (for a caller that must judge before it knows the place, e.g. to
+    /// answer a rejected row first); [`Pipeline::admit`] judges on its own.
+    pub fn judge(&self, mut reading: Reading) -> JudgedReading {
+        let judgement = self.judge.judge_reading(&mut reading);
+        JudgedReading::new(reading, judgement)
     }
 
     /// Judge `reading` and build its store row at `place`.
-    pub fn judged(&self, mut reading: Reading, place: Place<'_>) -> NewReading {
-        self.judge(&mut reading);
-        placed(reading, place)
+    pub fn judged(&self, reading: Reading, place: Place<'_>) -> NewReading {
+        placed(self.judge(reading), place)
     }
 
     /// Judge `reading` and add it to `batch` at `place`; returns its verdict.
@@ -133,10 +134,11 @@ impl<'j> Pipeline<'j> {
 }
 
 /// A judged reading's store row at `place`.
-fn placed(reading: Reading, place: Place<'_>) -> NewReading {
+fn placed(reading: JudgedReading, place: Place<'_>) -> NewReading {
     let origin = match place.sender {
         SentBy::Instrument { unnamed } => Origin::Instrument(
             reading
+                .reading
                 .instrument
                 .as_deref()
                 .map_or_else(|| unnamed.to_string(), str::to_string),

@@ -7,10 +7,10 @@ use crate::support::{reading, temp_dir, TestApp};
 use crate::web::{request, row, Resp};
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use foodgate::auth::{self, NewToken, Role};
+use foodgate::judge::Verdict;
 use foodgate::store::Db;
 use foodgate::store::{Batch, NewReading, Origin, Store, StoreSettings};
 use foodgate::web::issue_signin_code;
-use foodgate_parsers::Verdict;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -118,8 +118,9 @@ async fn seed_history(store: &Store, tz: FixedOffset) {
                     if fail { Verdict::Fail } else { Verdict::Pass },
                 );
                 let at = format!("{day}T{:02}:{:02}:00+08:00", 7 + t % 10, rng.below(60));
-                r.measured_at = DateTime::parse_from_rfc3339(&at).ok();
+                r.reading.measured_at = DateTime::parse_from_rfc3339(&at).ok();
                 let received = r
+                    .reading
                     .measured_at
                     .map(|t| t.with_timezone(&Utc) + Duration::minutes(2))
                     .unwrap_or_else(Utc::now);

@@ -5,9 +5,9 @@
 
 use crate::support::{config, open, reading, temp_dir};
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, TimeZone, Utc};
+use foodgate::judge::Verdict;
 use foodgate::store::coverage::{coverage_of, trend};
 use foodgate::store::{Batch, NewReading, Origin, Reader, Store};
-use foodgate_parsers::Verdict;
 use rusqlite::Connection;
 use std::collections::{BTreeMap, HashSet};
 
@@ -55,16 +55,18 @@ pub(crate) fn generate(store: &Store, rng: &mut Rng) -> (usize, usize) {
             };
             let sample = format!("S{}", rng.below(60));
             let mut r = reading(&sample, &format!("0.{b}{i}"), verdict);
-            r.instrument = Some(format!("IN-{}", rng.below(3)).into());
-            r.measured_at = measured;
+            r.reading.instrument = Some(format!("IN-{}", rng.below(3)).into());
+            r.reading.measured_at = measured;
             if rng.below(3) == 0 {
                 // No sample id: the sample is stall + commodity + hour.
-                r.sample_id = None;
-                r.sample_name = Some(["菠菜", "韭菜"][rng.below(2) as usize].into());
+                r.reading.sample_id = None;
+                r.reading.sample_name = Some(["菠菜", "韭菜"][rng.below(2) as usize].into());
             }
             let stall = format!("A{}", rng.below(3));
             items.push(NewReading {
-                origin: Origin::Instrument(r.instrument.as_deref().unwrap_or("").to_string()),
+                origin: Origin::Instrument(
+                    r.reading.instrument.as_deref().unwrap_or("").to_string(),
+                ),
                 reading: r,
                 market: market.to_string(),
                 stall: Some(stall),
@@ -81,19 +83,19 @@ pub(crate) fn generate(store: &Store, rng: &mut Rng) -> (usize, usize) {
             else {
                 break;
             };
-            if old.reading.sample_id.is_none() {
+            if old.reading.reading.sample_id.is_none() {
                 continue;
             }
             let mut c = old.clone();
-            c.reading.result_status = Some("C".into());
-            c.reading.value_text = Some(format!("0.{}c", rng.below(1000)).into());
+            c.reading.reading.result_status = Some("C".into());
+            c.reading.reading.value_text = Some(format!("0.{}c", rng.below(1000)).into());
             c.reading.verdict = if rng.below(2) == 0 {
                 Verdict::Pass
             } else {
                 Verdict::Fail
             };
             c.received_at = old.received_at + Duration::minutes(30 + rng.below(3 * 24 * 60) as i64);
-            c.reading.measured_at = Some(c.received_at.with_timezone(&tz()));
+            c.reading.reading.measured_at = Some(c.received_at.with_timezone(&tz()));
             items.push(c);
             corrections += 1;
         }

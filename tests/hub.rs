@@ -470,10 +470,9 @@ fn results_upstream(hub: SocketAddr, token: &str) -> String {
 
 /// A judged chlorpyrifos reading of sample `sample` from instrument IN-1.
 fn new_reading(sample: &str, value: &str, market: &str) -> foodgate::store::NewReading {
-    let mut r = crate::support::reading(sample, value, foodgate_parsers::Verdict::Unknown);
-    foodgate::judge::Judge::builtin().judge(&mut r);
+    let r = crate::support::reading(sample, value, foodgate::judge::Verdict::Unknown);
     foodgate::store::NewReading {
-        reading: r,
+        reading: foodgate::judge::Judge::builtin().judged(r.reading),
         market: market.into(),
         stall: None,
         origin: foodgate::store::Origin::Instrument("IN-1".into()),

@@ -3,9 +3,10 @@
 //! every fixture end to end through `foodgate parse`.
 
 use foodgate::judge::reference::{BUILTIN_NAME, BUILTIN_TEXT};
-use foodgate::judge::{Judge, Problem, Reference, ReferenceError};
-use foodgate_parsers::reading::{AppliedLimit, NOT_JUDGED};
-use foodgate_parsers::{AliasTable, DeviceVerdict, Protocol, Qualifier, Reading, Verdict};
+use foodgate::judge::{
+    AppliedLimit, Judge, JudgedReading, Problem, Reference, ReferenceError, Verdict, NOT_JUDGED,
+};
+use foodgate_parsers::{AliasTable, DeviceVerdict, Protocol, Qualifier, Reading};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -21,8 +22,8 @@ const VEGETABLES: [&str; 6] = [
     "root_vegetable",
 ];
 
-fn judge(mut r: Reading) -> Reading {
-    Judge::builtin().judge(&mut r);
+fn judge(r: Reading) -> JudgedReading {
+    let r = Judge::builtin().judged(r);
     assert!(!r.reason.is_empty() && *r.reason != *NOT_JUDGED);
     r
 }
@@ -177,7 +178,7 @@ fn every_limit_row_on_both_sides_of_the_boundary() {
                 assert_eq!(r.limit, limit(l, unit, source), "{analyte} {cat}");
                 assert!(r.reason.contains(source), "{}", r.reason);
                 assert!(r.reason.contains(cat), "{}", r.reason);
-                assert_eq!(r.category.as_deref(), Some(cat));
+                assert_eq!(r.reading.category.as_deref(), Some(cat));
             }
             // `<x`: x ≤ limit passes, x above it cannot tell.
             for (x, want) in [(l - step, Pass), (l, Pass), (l + step, Unknown)] {
@@ -295,8 +296,7 @@ fn unit_conversions() {
         (10.0, "mg/kg", Unknown),
         (0.01, "g/kg", Unknown),
     ] {
-        let mut r = num("formaldehyde", Some("aquatic_product"), value, unit);
-        judge_l.judge(&mut r);
+        let r = judge_l.judged(num("formaldehyde", Some("aquatic_product"), value, unit));
         assert_eq!(r.verdict, want, "{value} {unit}: {}", r.reason);
     }
     // No unit at all: never a silent comparison.
@@ -405,7 +405,7 @@ fn enzyme_inhibition_control_recomputation_and_conclusion() {
     let r = judge(enzyme(Some(0.4), 0.2, 50.0, Some(Pos)));
     assert_eq!(r.verdict, Fail, "{}", r.reason);
     assert_eq!(r.limit, inhibition_limit());
-    assert_eq!(r.recomputed_rate, Some(50.0));
+    assert_eq!(r.reading.recomputed_rate, Some(50.0));
     let r = judge(enzyme(Some(0.4), 0.2004, 49.9, Some(Neg)));
     assert_eq!(r.verdict, Pass, "49.9%: {}", r.reason);
     let r = judge(enzyme(Some(0.412), 0.105, 74.5, Some(Pos)));
@@ -440,7 +440,7 @@ fn enzyme_inhibition_control_recomputation_and_conclusion() {
     let mut r = num("op_carbamate", None, 74.5, "%");
     r.delta_a0 = Some(0.412);
     r.delta_at = Some(0.105);
-    assert_eq!(judge(r).recomputed_rate, Some(74.5));
+    assert_eq!(judge(r).reading.recomputed_rate, Some(74.5));
 }
 
 fn strip(
@@ -505,7 +505,7 @@ fn colloidal_gold_exact_integers_and_reader_cross_check() {
     let r = judge(strip("clenbuterol", "competitive", 1000, 3001, 333, None));
     assert_eq!(r.verdict, Pass, "1000/3001 = 0.33322 > 0.333: {}", r.reason);
     let r = judge(strip("clenbuterol", "competitive", 1000, 3003, 333, None));
-    assert_eq!(r.value, Some(0.333), "rounds to the cut-off");
+    assert_eq!(r.reading.value, Some(0.333), "rounds to the cut-off");
     assert_eq!(
         r.verdict, Pass,
         "but 1000 × 1000 > 333 × 3003: {}",
@@ -718,24 +718,23 @@ fn category_resolution_paths() {
         r.category = category.map(Into::into);
         r.category_code = code.map(Into::into);
         r.sample_name = name.map(Into::into);
-        j.judge(&mut r);
-        r
+        j.judged(r)
     };
     // The reading's own category wins over its sample name.
     let r = run(Some("cured_meat"), None, Some("酸菜"));
-    assert_eq!(r.category.as_deref(), Some("cured_meat"));
+    assert_eq!(r.reading.category.as_deref(), Some("cured_meat"));
     assert_eq!(r.verdict, Pass);
     // An instrument code (the reference's table), `1` and `01` alike.
     let r = run(None, Some("22"), Some("腊肉"));
-    assert_eq!(r.category.as_deref(), Some("pickled_vegetable"));
+    assert_eq!(r.reading.category.as_deref(), Some("pickled_vegetable"));
     assert_eq!(r.verdict, Fail, "25 > 20 for pickled_vegetable");
     assert_eq!(
-        run(None, Some("1"), None).category.as_deref(),
+        run(None, Some("1"), None).reading.category.as_deref(),
         Some("leafy_vegetable")
     );
     // A category the reference does not know falls through to the code, then the name.
     let r = run(Some("moon_rock"), Some("99"), Some("腊肠"));
-    assert_eq!(r.category.as_deref(), Some("cured_meat"));
+    assert_eq!(r.reading.category.as_deref(), Some("cured_meat"));
     // The commodity dictionary: exact, either of two names, case, spaces.
     for (name, cat) in [
         ("腊肉", "cured_meat"),
@@ -753,7 +752,7 @@ fn category_resolution_paths() {
         ("西式火腿", "western_ham"),
     ] {
         assert_eq!(
-            run(None, None, Some(name)).category.as_deref(),
+            run(None, None, Some(name)).reading.category.as_deref(),
             Some(cat),
             "{name:?}"
         );
@@ -764,7 +763,7 @@ fn category_resolution_paths() {
         run(None, None, None),
         run(Some("moon_rock"), None, None),
     ] {
-        assert_eq!(r.category, None);
+        assert_eq!(r.reading.category, None);
         assert_eq!(r.verdict, Unknown);
         assert!(r.reason.contains("no food category"), "{}", r.reason);
     }
@@ -1084,9 +1083,9 @@ fn a_replaced_reference_changes_limits_aliases_and_the_dictionary() {
     let j = Judge::new(reference.clone());
     let mut r = num("nitrite", None, 35.0, "mg/kg");
     r.sample_name = Some("Bacon".into());
-    j.judge(&mut r);
+    let r = j.judged(r);
     assert_eq!(r.verdict, Pass, "{}", r.reason);
-    assert_eq!(r.category.as_deref(), Some("cured_meat"));
+    assert_eq!(r.reading.category.as_deref(), Some("cured_meat"));
     assert_eq!(reference.alias_table().lookup("nit"), Some("nitrite"));
     assert_eq!(
         reference.analyte("NIT").map(|a| a.id().as_str()),

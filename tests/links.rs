@@ -7,9 +7,9 @@
 //! port unplugged and plugged again.
 
 use crate::support::{temp_dir, wait_until, Action, Receiver, ServeProcess, SECRET};
+use foodgate::judge::NOT_JUDGED;
 use foodgate_devices::sim::{self, Faults, SimConfig, SimReport};
 use foodgate_devices::transport::{PortStream, Pty};
-use foodgate_parsers::reading::NOT_JUDGED;
 use foodgate_parsers::Protocol;
 use rusqlite::Connection;
 use std::net::SocketAddr;

@@ -2,9 +2,9 @@
 
 use crate::support::{config, open, reading, temp_dir};
 use chrono::{Duration as ChronoDuration, Utc};
+use foodgate::judge::Verdict;
 use foodgate::store::retention;
 use foodgate::store::{Batch, NewReading, Origin, Outcome, RawFrame};
-use foodgate_parsers::Verdict;
 use rusqlite::{Connection, OpenFlags};
 use std::collections::HashSet;
 use std::process::Command;

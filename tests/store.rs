@@ -4,17 +4,24 @@
 use crate::support::{config, open, reading, temp_dir};
 use chrono::Utc;
 use foodgate::ingest::{ingest, IngestTarget};
+use foodgate::judge::{JudgedReading, Judgement, Verdict};
 use foodgate::store::{
     insert_batch, Batch, NewReading, Origin, Outcome, Reader, Store, StoreError,
 };
-use foodgate_parsers::{new_decoder, DecoderConfig, Encoding, Protocol, Reading, Verdict};
+use foodgate_parsers::{new_decoder, DecoderConfig, Encoding, Protocol, Reading};
 use rusqlite::Connection;
 use std::path::Path;
 use std::process::Command;
 
-fn item(r: Reading, market: &str) -> NewReading {
+fn item(r: JudgedReading, market: &str) -> NewReading {
     NewReading {
-        origin: Origin::Instrument(r.instrument.as_deref().unwrap_or("IN-1").to_string()),
+        origin: Origin::Instrument(
+            r.reading
+                .instrument
+                .as_deref()
+                .unwrap_or("IN-1")
+                .to_string(),
+        ),
         reading: r,
         market: market.into(),
         stall: Some("A12".into()),
@@ -193,7 +200,7 @@ fn preliminary_makes_no_hold_and_correction_sends_the_hold_to_review() {
     let cfg = config(&dir, &[("up", "http://127.0.0.1:9/events", "failures")]);
     let store = open(&cfg);
     let mut pre = reading("S5", "0.7", Verdict::Fail);
-    pre.result_status = Some("P".into());
+    pre.reading.result_status = Some("P".into());
     let done = store.submit(batch(vec![item(pre, "ZB-0002")])).unwrap();
     assert!(matches!(
         done.outcomes[0],
@@ -206,7 +213,7 @@ fn preliminary_makes_no_hold_and_correction_sends_the_hold_to_review() {
 
     let fail = reading("S1", "0.9", Verdict::Fail);
     let mut fix = reading("S1", "0.02", Verdict::Pass);
-    fix.result_status = Some("C".into());
+    fix.reading.result_status = Some("C".into());
     let first = store.submit(batch(vec![item(fail, "ZB-0002")])).unwrap();
     let Outcome::Stored {
         hold: Some(hold), ..
@@ -306,7 +313,10 @@ fn ingesting_a_capture_twice_stores_once_and_keeps_raw_bytes() {
         instrument: None,
         source: "ingest:ZB-0003".into(),
     };
-    let fail_all = |r: &mut Reading| r.verdict = Verdict::Fail;
+    let fail_all = |_: &mut Reading| Judgement {
+        verdict: Verdict::Fail,
+        ..Judgement::not_judged()
+    };
     let run = |store: &Store| {
         let mut d = new_decoder(
             Protocol::Astm,

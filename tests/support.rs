@@ -7,8 +7,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use foodgate::config::Config;
+use foodgate::judge::{JudgedReading, Judgement, Verdict};
 use foodgate::store::{Store, StoreSettings};
-use foodgate_parsers::{Protocol, Reading, Verdict};
+use foodgate_parsers::{Protocol, Reading};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -64,7 +65,7 @@ pub fn import_builtin_markets(store: &Store) {
 }
 
 /// A judged reading of sample `sample` with `verdict`.
-pub fn reading(sample: &str, value: &str, verdict: Verdict) -> Reading {
+pub fn reading(sample: &str, value: &str, verdict: Verdict) -> JudgedReading {
     let mut r = Reading::new(Protocol::Astm, "chlorpyrifos");
     r.instrument = Some("IN-1".into());
     r.sample_id = Some(sample.into());
@@ -75,9 +76,14 @@ pub fn reading(sample: &str, value: &str, verdict: Verdict) -> Reading {
     r.value = value.parse().ok();
     r.unit = Some("mg/kg".into());
     r.measured_at = chrono::DateTime::parse_from_rfc3339("2025-03-04T09:30:00+08:00").ok();
-    r.verdict = verdict;
-    r.reason = "test verdict".into();
-    r
+    JudgedReading::new(
+        r,
+        Judgement {
+            verdict,
+            reason: "test verdict".into(),
+            limit: None,
+        },
+    )
 }
 
 pub async fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {

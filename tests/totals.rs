@@ -188,16 +188,16 @@ fn event_key_is_the_first_15_hex_digits_of_the_event_id() {
 #[test]
 fn migration_0012_keeps_an_old_databases_readings_holds_uploads_and_events() {
     use crate::support::reading;
+    use foodgate::judge::Verdict;
     use foodgate::store::identity::{reading_identity, Origin};
     use foodgate::store::{Batch, NewReading, Outcome};
-    use foodgate_parsers::Verdict;
 
     let dir = temp_dir("migration-0012");
     let cfg = config(&dir, &[("up", "http://127.0.0.1:9/events", "all")]);
     std::fs::create_dir_all(cfg.database_path().parent().unwrap()).unwrap();
     let origin = Origin::Instrument("IN-1".into());
     let again = reading("S1", "0.05", Verdict::Pass);
-    let identity = reading_identity(&origin, &again);
+    let identity = reading_identity(&origin, &again.reading);
     let event = "0f1e2d3c-4b5a-5968-8776-a5b4c3d2e1f0";
     {
         let mut raw = Connection::open(cfg.database_path()).unwrap();

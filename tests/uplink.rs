@@ -4,13 +4,13 @@
 use crate::support::{config, open, reading, temp_dir, wait_until, Action, Receiver};
 use chrono::Utc;
 use foodgate::config::Config;
+use foodgate::judge::{JudgedReading, Verdict};
 use foodgate::store::{Batch, NewReading, Origin, Store};
 use foodgate::uplink;
-use foodgate_parsers::{Reading, Verdict};
 use std::time::Duration;
 use tokio::sync::watch;
 
-fn new(r: Reading) -> NewReading {
+fn new(r: JudgedReading) -> NewReading {
     NewReading {
         origin: Origin::Instrument("IN-1".into()),
         reading: r,
@@ -21,7 +21,7 @@ fn new(r: Reading) -> NewReading {
     }
 }
 
-async fn submit(store: &Store, readings: Vec<Reading>) {
+async fn submit(store: &Store, readings: Vec<JudgedReading>) {
     store
         .submit_async(Batch {
             frames: Vec::new(),
@@ -31,7 +31,7 @@ async fn submit(store: &Store, readings: Vec<Reading>) {
         .expect("submit");
 }
 
-fn failures(n: usize) -> Vec<Reading> {
+fn failures(n: usize) -> Vec<JudgedReading> {
     (0..n)
         .map(|i| reading(&format!("S{i}"), "0.9", Verdict::Fail))
         .collect()
@@ -264,7 +264,7 @@ async fn events_of_one_hold_go_in_order_and_others_do_not_wait() {
     let cfg = config(&dir, &[("up", &rx.url(), "failures")]);
     let store = open(&cfg);
     let mut fix = reading("S1", "0.01", Verdict::Pass);
-    fix.result_status = Some("C".into());
+    fix.reading.result_status = Some("C".into());
     submit(&store, vec![reading("S1", "0.9", Verdict::Fail)]).await;
     submit(&store, vec![fix]).await;
     submit(&store, vec![reading("S2", "0.8", Verdict::Fail)]).await;

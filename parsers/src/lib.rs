@@ -46,7 +46,7 @@ pub mod value;
 pub use analytes::AliasTable;
 pub use decoder::{decode_all, Decoder, DecoderConfig};
 pub use event::{Diagnostic, Event, Level, LinkEvent};
-pub use reading::{DeviceVerdict, Protocol, Qualifier, Reading, Verdict};
+pub use reading::{DeviceVerdict, Protocol, Qualifier, Reading};
 pub use text::Encoding;
 
 /// Build the decoder for `protocol`.

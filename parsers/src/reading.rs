@@ -22,9 +22,6 @@ pub fn trimmed(s: Text) -> Option<Text> {
     }
 }
 
-/// Reason given to a reading that no judge has looked at yet.
-pub const NOT_JUDGED: &str = "not judged: decoded only, no limit or method rule was applied";
-
 /// The wire protocols foodgate decodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -100,29 +97,12 @@ pub enum DeviceVerdict {
     Invalid,
 }
 
-/// foodgate's own judgement of a reading.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Pass,
-    Fail,
-    Invalid,
-    Unknown,
-}
-
-/// The numeric threshold a verdict was reached with.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AppliedLimit {
-    pub value: f64,
-    pub unit: String,
-    pub source: String,
-}
-
 /// One measurement of one analyte in one sample, as every protocol is normalized to.
 ///
 /// The first block of fields is the documented contract (`docs/reference.md`) and is always serialized (as `null`
 /// where the source has none); the rest are details kept for judging and tracing, serialized
-/// only when known.
+/// only when known. A decoder does not judge: the verdict, reason and limit are foodgate's,
+/// kept beside the reading.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reading {
     pub protocol: Protocol,
@@ -138,9 +118,6 @@ pub struct Reading {
     pub device_verdict: Option<DeviceVerdict>,
     pub measured_at: Option<DateTime<FixedOffset>>,
     pub category: Option<Text>,
-    pub verdict: Verdict,
-    pub reason: Text,
-    pub limit: Option<AppliedLimit>,
 
     /// Byte offset in the decoded stream of the record or frame this reading came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -212,7 +189,7 @@ pub struct Reading {
 }
 
 impl Reading {
-    /// A reading with every optional key empty, not yet judged.
+    /// A reading with every optional key empty.
     pub fn new(protocol: Protocol, analyte: impl Into<Text>) -> Self {
         Reading {
             protocol,
@@ -228,9 +205,6 @@ impl Reading {
             device_verdict: None,
             measured_at: None,
             category: None,
-            verdict: Verdict::Unknown,
-            reason: Text::const_new(NOT_JUDGED),
-            limit: None,
             offset: None,
             analyte_code: None,
             value_text: None,

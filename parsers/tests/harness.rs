@@ -1,6 +1,6 @@
 //! Shared fixture harness: every `fixtures/<protocol>/NAME.bin` comes with
-//! `NAME.expected.jsonl` (the readings, one JSON object a line, as `foodgate parse` prints
-//! them) and `NAME.diagnostics.jsonl` (`{"level","error","offset"}` a line). A fixture may
+//! `NAME.expected.jsonl` (the readings as decoded, one JSON object a line: what
+//! `foodgate parse` prints without the judge's `verdict`, `reason` and `limit`) and `NAME.diagnostics.jsonl` (`{"level","error","offset"}` a line). A fixture may
 //! have `NAME.encoding` holding an encoding name for the decoder.
 //!
 //! `UPDATE_FIXTURES=1 cargo test -p foodgate-parsers` rewrites the expected files from the

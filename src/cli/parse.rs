@@ -95,9 +95,9 @@ impl<O: Write, E: Write> Printer<O, E> {
     fn print(&mut self, events: &mut Vec<Event>) -> io::Result<()> {
         for event in events.drain(..) {
             match event {
-                Event::Reading(mut r) => {
-                    self.judge.judge(&mut r);
-                    serde_json::to_writer(&mut self.out, &r)?;
+                Event::Reading(r) => {
+                    let judged = self.judge.judged(*r);
+                    serde_json::to_writer(&mut self.out, &judged)?;
                     self.out.write_all(b"\n")?;
                 }
                 Event::Diagnostic(d) => {

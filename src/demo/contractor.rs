@@ -148,8 +148,7 @@ async fn upload(
 mod tests {
     use super::*;
     use crate::api::rows::{json_cells, parse_row};
-    use crate::judge::Judge;
-    use foodgate_parsers::Verdict;
+    use crate::judge::{Judge, Verdict};
 
     #[test]
     fn rows_are_valid_uploads_that_pass_or_fail_as_drawn() {
@@ -161,12 +160,12 @@ mod tests {
         for batch in 0..100 {
             for row in rows(&mut rng, batch, offset) {
                 let cells = json_cells(&row.to_string()).expect("cells");
-                let mut parsed = parse_row(cells, &judge, &aliases).expect("valid row");
-                judge.judge(&mut parsed.reading);
-                match parsed.reading.verdict {
+                let parsed = parse_row(cells, &judge, &aliases).expect("valid row");
+                let judged = judge.judged(parsed.reading);
+                match judged.verdict {
                     Verdict::Pass => pass += 1,
                     Verdict::Fail => fail += 1,
-                    v => panic!("{row}: {v:?} {}", parsed.reading.reason),
+                    v => panic!("{row}: {v:?} {}", judged.reason),
                 }
                 assert!(MARKETS.contains(&parsed.market.as_str()));
             }

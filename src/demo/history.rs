@@ -13,12 +13,12 @@
 //! for vegetables, a colloidal gold reader for meat and fish, and a spectrophotometer for
 //! formaldehyde in aquatic products. A handful of samples fail each day.
 
-use crate::judge::Judge;
+use crate::judge::{Judge, Verdict};
 use crate::store::holds::{set_hold_status, HoldStatus};
 use crate::store::{insert_batch, Batch, NewReading, Origin, Store, StoreError, StoreSettings};
 use chrono::{DateTime, Duration, FixedOffset, NaiveTime, TimeZone, Utc};
 use foodgate_parsers::synth::Rng;
-use foodgate_parsers::{DeviceVerdict, Protocol, Reading, Verdict};
+use foodgate_parsers::{DeviceVerdict, Protocol, Reading};
 
 /// Readings stored per writer job: big enough that commits do not dominate.
 const BATCH: usize = 4096;
@@ -150,13 +150,13 @@ fn draw(
                 }
                 let sample = format!("{}-{}-{:02}", code, day.format("%y%m%d"), n + 1);
                 let fail = rng.chance(1, FAIL_ONE_IN);
-                let mut reading = sample_reading(&mut rng, &code, &sample, at, fail);
-                judge.judge(&mut reading);
+                let reading = judge.judged(sample_reading(&mut rng, &code, &sample, at, fail));
                 if reading.verdict == Verdict::Fail {
                     out.failures += 1;
                 }
                 let origin = Origin::Instrument(
                     reading
+                        .reading
                         .instrument
                         .as_deref()
                         .unwrap_or("unknown")
@@ -356,10 +356,10 @@ fn formaldehyde(rng: &mut Rng, fail: bool) -> Reading {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::judge::JudgedReading;
 
-    fn judged(mut r: Reading) -> Reading {
-        Judge::builtin().judge(&mut r);
-        r
+    fn judged(r: Reading) -> JudgedReading {
+        Judge::builtin().judged(r)
     }
 
     #[test]
@@ -374,8 +374,12 @@ mod tests {
                 ] {
                     let want = if fail { Verdict::Fail } else { Verdict::Pass };
                     let r = judged(r);
-                    assert_eq!(r.verdict, want, "{}: {}", r.analyte, r.reason);
-                    assert!(r.category.is_some(), "{} has a category", r.analyte);
+                    assert_eq!(r.verdict, want, "{}: {}", r.reading.analyte, r.reason);
+                    assert!(
+                        r.reading.category.is_some(),
+                        "{} has a category",
+                        r.reading.analyte
+                    );
                 }
             }
         }

@@ -2,9 +2,11 @@
 //! was compared with, by the rules of `docs/judging.md`.
 //!
 //! Judging knows no decoding and no storage: it reads the reading's fields and the
-//! [`Reference`] data, and writes `category`, `verdict`, `reason`, `limit` (and
-//! `recomputed_rate` where it recomputes one).
+//! [`Reference`] data, writes the reading's `category` (and `recomputed_rate` where it
+//! recomputes one), and returns a [`Judgement`]; a reading with its judgement is a
+//! [`JudgedReading`].
 //!
+//! - [`verdict`]: what judging gives (`Verdict`, `AppliedLimit`, `Judgement`, `JudgedReading`).
 //! - [`types`]: values with rules (`AnalyteId`, `Category`, `Unit`, `Limit`).
 //! - [`reference`]: the reference data (`reference.toml`, or `--limits FILE`), checked at load.
 //! - [`rules`]: the rules, in their order (`docs/judging.md`).
@@ -14,10 +16,12 @@ pub mod reference;
 pub mod registration;
 pub mod rules;
 pub mod types;
+pub mod verdict;
 
 pub use reference::{Analyte, AnalyteRule, CategoryDef, Problem, Reference, ReferenceError};
 pub use registration::Registered;
 pub use types::{AnalyteId, Category, Limit, Unit};
+pub use verdict::{AppliedLimit, JudgedReading, Judgement, Verdict, NOT_JUDGED};
 
 use foodgate_parsers::Reading;
 use std::sync::Arc;
@@ -79,34 +83,35 @@ impl Judge {
             })
     }
 
-    /// Give `reading` the registered stall (as its `source`), name and category, and judge it
+    /// Give `judged` the registered stall (as its `source`), name and category, and judge it
     /// again when its category changes. Returns whether anything changed.
-    pub fn take_registered(&self, reading: &mut Reading, reg: &Registered) -> bool {
-        let taken = reg.give(reading);
+    pub fn take_registered(&self, judged: &mut JudgedReading, reg: &Registered) -> bool {
+        let taken = reg.give(&mut judged.reading);
         if taken.category {
-            self.judge(reading);
+            let judgement = self.judge(&mut judged.reading);
+            judged.set(judgement);
         }
         taken.changed
     }
 
-    /// Judge one reading in place: sets `category` to the resolved category (null when
-    /// unknown), and `verdict`, `reason`, `limit`.
-    pub fn judge(&self, reading: &mut Reading) {
+    /// Judge one reading: sets its `category` to the resolved category (null when unknown)
+    /// and its `recomputed_rate` when the rules recomputed one, and returns the judgement.
+    pub fn judge(&self, reading: &mut Reading) -> Judgement {
         let category = self.resolve_category(reading);
-        let outcome = rules::decide(&self.reference, reading, category);
+        let decision = rules::decide(&self.reference, reading, category);
         reading.category =
             category.map(|(i, _)| self.reference.category_at(i).id().as_str().into());
         if reading.recomputed_rate.is_none() {
-            if let Some(rate) = outcome.recomputed_rate {
+            if let Some(rate) = decision.recomputed_rate {
                 reading.recomputed_rate = Some(rate);
             }
         }
-        reading.verdict = outcome.verdict;
-        // `into`: Reading's text fields may become a compact string type.
-        #[allow(clippy::useless_conversion)]
-        {
-            reading.reason = outcome.reason.into();
-        }
-        reading.limit = outcome.limit;
+        decision.judgement
+    }
+
+    /// `reading` judged.
+    pub fn judged(&self, mut reading: Reading) -> JudgedReading {
+        let judgement = self.judge(&mut reading);
+        JudgedReading::new(reading, judgement)
     }
 }

@@ -5,29 +5,28 @@
 
 use super::reference::{Analyte, AnalyteRule, Reference};
 use super::types::{compare, Unit};
+use super::verdict::{AppliedLimit, Judgement, Verdict};
 use super::CategorySource;
-use foodgate_parsers::reading::AppliedLimit;
-use foodgate_parsers::{DeviceVerdict, Protocol, Qualifier, Reading, Verdict};
+use foodgate_parsers::{DeviceVerdict, Protocol, Qualifier, Reading};
 use std::cmp::Ordering;
 use std::fmt::Write as _;
 
-/// What the rules decided for a reading.
+/// What the rules decided for a reading: its judgement (with a limit for rules 3, 4 and 7)
+/// and what they learned on the way.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Judgement {
-    pub verdict: Verdict,
-    /// One sentence: the rule or limit applied and its source, or why none could be.
-    pub reason: String,
-    /// The threshold a value was compared with (rules 3, 4 and 7), else `None`.
-    pub limit: Option<AppliedLimit>,
+pub struct Decision {
+    pub judgement: Judgement,
     /// The inhibition rate recomputed from ΔA0 and ΔAt, to one decimal, when it was.
     pub recomputed_rate: Option<f64>,
 }
 
-fn outcome(verdict: Verdict, reason: String, limit: Option<AppliedLimit>) -> Judgement {
-    Judgement {
-        verdict,
-        reason,
-        limit,
+fn outcome(verdict: Verdict, reason: String, limit: Option<AppliedLimit>) -> Decision {
+    Decision {
+        judgement: Judgement {
+            verdict,
+            reason,
+            limit,
+        },
         recomputed_rate: None,
     }
 }
@@ -97,7 +96,7 @@ pub fn decide(
     reference: &Reference,
     r: &Reading,
     category: Option<(usize, CategorySource)>,
-) -> Judgement {
+) -> Decision {
     let m = Measure::of(r);
     if let Some(o) = invalid_input(reference, r, m) {
         return o;
@@ -148,7 +147,7 @@ pub fn decide(
     }
 }
 
-fn no_rule(analyte: &Analyte) -> Judgement {
+fn no_rule(analyte: &Analyte) -> Decision {
     outcome(
         Verdict::Unknown,
         format!(
@@ -160,7 +159,7 @@ fn no_rule(analyte: &Analyte) -> Judgement {
 }
 
 /// Rule 1: status `X`, a failed measurement, a failed control, a strip that did not run.
-fn invalid_input(reference: &Reference, r: &Reading, m: Measure) -> Option<Judgement> {
+fn invalid_input(reference: &Reference, r: &Reading, m: Measure) -> Option<Decision> {
     let invalid = |reason: String| Some(outcome(Verdict::Invalid, reason, None));
     if r.result_status
         .as_deref()
@@ -217,7 +216,7 @@ fn invalid_input(reference: &Reference, r: &Reading, m: Measure) -> Option<Judge
 }
 
 /// Rule 3: T/C against the strip's cut-off, by exact integers, and the reader's verdict.
-fn colloidal_gold(reference: &Reference, r: &Reading, t: u32, c: u32) -> Judgement {
+fn colloidal_gold(reference: &Reference, r: &Reading, t: u32, c: u32) -> Decision {
     let Some(cutoff) = r.cutoff else {
         return outcome(
             Verdict::Unknown,
@@ -280,7 +279,7 @@ fn colloidal_gold(reference: &Reference, r: &Reading, t: u32, c: u32) -> Judgeme
 
 /// Rule 4: the inhibition rate against the 50% threshold, with the recomputation checks
 /// where ΔA0 and ΔAt are known.
-fn inhibition(reference: &Reference, r: &Reading, m: Measure) -> Judgement {
+fn inhibition(reference: &Reference, r: &Reading, m: Measure) -> Decision {
     let inh = reference.inhibition();
     let thr = inh.threshold.value();
     let source = inh.threshold.shown_source();
@@ -294,10 +293,12 @@ fn inhibition(reference: &Reference, r: &Reading, m: Measure) -> Judgement {
         let shown = (rate * 10.0).round() / 10.0;
         let positive = compare(rate, thr) != Ordering::Less;
         let rule_says = if positive { "≥" } else { "<" };
-        let with_rate = |verdict, reason| Judgement {
-            verdict,
-            reason,
-            limit: limit.clone(),
+        let with_rate = |verdict, reason| Decision {
+            judgement: Judgement {
+                verdict,
+                reason,
+                limit: limit.clone(),
+            },
             recomputed_rate: Some(shown),
         };
         let recomputed = format!(
@@ -406,7 +407,7 @@ fn qualitative(
     reference: &Reference,
     analyte: &Analyte,
     device: Option<DeviceVerdict>,
-) -> Judgement {
+) -> Decision {
     // Rule 1 took readings with no device verdict or an invalid one.
     let positive = device == Some(DeviceVerdict::Positive);
     let screen = if positive { "positive" } else { "negative" };
@@ -449,7 +450,7 @@ fn qualitative(
 }
 
 /// Rule 6: any detected amount of a prohibited analyte fails.
-fn prohibited(analyte: &Analyte, r: &Reading, m: Measure) -> Judgement {
+fn prohibited(analyte: &Analyte, r: &Reading, m: Measure) -> Decision {
     let q = quantity(m, r.unit.as_deref());
     let source = analyte.source().unwrap_or_default();
     let id = analyte.id();
@@ -477,7 +478,7 @@ fn numeric(
     r: &Reading,
     m: Measure,
     category: Option<(usize, CategorySource)>,
-) -> Judgement {
+) -> Decision {
     let id = reference.analyte_at(ai).id();
     let Some((ci, _)) = category else {
         let mut reason = String::from("no food category is known for this sample");

@@ -1,7 +1,7 @@
 //! Values with rules of their own: built only through constructors that check them, so a
 //! judge never meets an analyte id with spaces, a limit of NaN or a unit nobody can convert.
 
-use foodgate_parsers::reading::AppliedLimit;
+use super::verdict::AppliedLimit;
 use std::cmp::Ordering;
 use std::fmt;
 
@@ -222,7 +222,7 @@ impl Limit {
         &self.shown_source
     }
 
-    /// The `limit` object of a Reading.
+    /// The `limit` object of a judgement.
     pub fn applied(&self) -> AppliedLimit {
         AppliedLimit {
             value: self.value,

@@ -1,8 +1,9 @@
 //! Column codecs: how values are written to and read from their text columns. The texts are
 //! part of the stored data and of the API, so they never change.
 
+use crate::judge::{JudgedReading, Verdict};
 use chrono::{DateTime, FixedOffset, SecondsFormat, TimeDelta, Utc};
-use foodgate_parsers::{DeviceVerdict, Qualifier, Reading, Verdict};
+use foodgate_parsers::{DeviceVerdict, Qualifier, Reading};
 
 /// The `readings.verdict` text of a verdict.
 pub fn verdict_str(v: Verdict) -> &'static str {
@@ -69,6 +70,14 @@ pub fn local_day(r: &Reading, received_at: DateTime<Utc>, offset: FixedOffset) -
 /// column `col`, not a panic.
 pub fn from_json<T: serde::de::DeserializeOwned>(col: usize, text: &str) -> rusqlite::Result<T> {
     serde_json::from_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+/// A `reading_json` column read back; one that does not parse is a conversion error of
+/// column `col`.
+pub fn judged_from_json(col: usize, text: &str) -> rusqlite::Result<JudgedReading> {
+    JudgedReading::from_json(text).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, Box::new(e))
     })
 }

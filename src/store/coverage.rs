@@ -12,8 +12,8 @@
 //! 2,000-reading batch costs a few aggregate writes, not two per reading.
 
 use super::Reader;
+use crate::judge::Verdict;
 use chrono::{Days, FixedOffset, NaiveDate, Utc};
-use foodgate_parsers::Verdict;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use std::collections::HashMap;

@@ -22,8 +22,8 @@ use super::codec::{parse_verdict, rfc3339, to_json, verdict_str};
 use super::events::{hold_change_body, EventKind, HoldBody, HoldChange};
 use super::identity::hold_id;
 use super::{StoreSettings, Tx};
+use crate::judge::Verdict;
 use chrono::Utc;
-use foodgate_parsers::Verdict;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 

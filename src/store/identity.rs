@@ -195,7 +195,9 @@ mod tests {
         let o = Origin::Instrument("I1".into());
         let a = reading_identity(&o, &r);
         let mut same = r.clone();
-        same.verdict = foodgate_parsers::Verdict::Fail; // judging is not identity
+        // Judging is not identity: what the judge writes into a reading (its category).
+        let _ = crate::judge::Judge::builtin().judge(&mut same);
+        same.category = Some("leafy_vegetable".into());
         assert_eq!(a, reading_identity(&o, &same));
         let mut other = r.clone();
         other.value_text = Some("0.050".into());

@@ -7,8 +7,9 @@ use super::holds::{open_hold, open_hold_of, set_hold_status, HoldStatus, NewHold
 use super::identity::{reading_identity, Origin};
 use super::queue::{queue_for_routes, queue_reading_events};
 use super::{StoreSettings, Tx};
+use crate::judge::{JudgedReading, Verdict};
 use chrono::{DateTime, Utc};
-use foodgate_parsers::{Reading, Verdict};
+use foodgate_parsers::Reading;
 use rusqlite::{params, OptionalExtension};
 use sha2::{Digest, Sha256};
 
@@ -31,7 +32,7 @@ pub struct RawFrame {
 /// A judged reading to store.
 #[derive(Debug, Clone)]
 pub struct NewReading {
-    pub reading: Reading,
+    pub reading: JudgedReading,
     pub market: String,
     /// Stall code; `None` takes the reading's `source`.
     pub stall: Option<String>,
@@ -218,8 +219,8 @@ fn insert_reading(
     markets: &mut Vec<String>,
 ) -> rusqlite::Result<Outcome> {
     let mut item = item;
-    let identity = reading_identity(&item.origin, &item.reading);
-    let identity_key = super::identity::reading_key(&item.reading, &identity);
+    let identity = reading_identity(&item.origin, &item.reading.reading);
+    let identity_key = super::identity::reading_key(&item.reading.reading, &identity);
     let stored_under = |key: i64| -> rusqlite::Result<Option<(i64, String)>> {
         tx.hot(
             "SELECT id, verdict FROM readings WHERE identity_key = ?1 AND identity = ?2",
@@ -261,7 +262,7 @@ fn insert_reading(
     // limit, so the reading is judged again with it.
     // The sample row of a sample id is looked up once, for this and for `upsert_sample`.
     let mut by_id = None;
-    if let Some(sid) = item.reading.sample_id.as_deref() {
+    if let Some(sid) = item.reading.reading.sample_id.as_deref() {
         let row = sample_by_key(tx, &super::samples::id_key(&item.market, sid))?;
         if let Some(reg) = row.as_ref().and_then(SampleRow::registration) {
             settings.judge.take_registered(&mut item.reading, &reg);
@@ -271,7 +272,8 @@ fn insert_reading(
         }
         by_id = Some(row);
     }
-    let r = &item.reading;
+    let judged = &item.reading;
+    let r = &judged.reading;
     let stall: Option<&str> = item.stall.as_deref().or(r.source.as_deref());
     let received = rfc3339(item.received_at);
     let key = sample_key(&item.market, stall, r, item.received_at);
@@ -280,7 +282,7 @@ fn insert_reading(
         Some(i) => frames.id(tx, i)?,
         None => None,
     };
-    let json = to_json(r);
+    let json = to_json(judged);
     let measured = r.measured_at.map(measured_str);
     let qualifier = r.qualifier.map(qualifier_str);
     let device_verdict = r.device_verdict.map(device_verdict_str);
@@ -323,11 +325,11 @@ fn insert_reading(
                 received,
                 day,
                 r.category.as_deref(),
-                verdict_str(r.verdict),
-                r.reason.as_str(),
-                r.limit.as_ref().map(|l| l.value),
-                r.limit.as_ref().map(|l| l.unit.as_str()),
-                r.limit.as_ref().map(|l| l.source.as_str()),
+                verdict_str(judged.verdict),
+                judged.reason.as_str(),
+                judged.limit.as_ref().map(|l| l.value),
+                judged.limit.as_ref().map(|l| l.unit.as_str()),
+                judged.limit.as_ref().map(|l| l.source.as_str()),
                 r.result_status.as_deref(),
                 r.t_line,
                 r.c_line,
@@ -343,9 +345,14 @@ fn insert_reading(
         },
     )?;
     let id = tx.last_insert_rowid();
-    tx.coverage()
-        .add(&item.market, &day, Some(sample_ref), r.verdict, &received);
-    tx.coverage().stored(r.verdict);
+    tx.coverage().add(
+        &item.market,
+        &day,
+        Some(sample_ref),
+        judged.verdict,
+        &received,
+    );
+    tx.coverage().stored(judged.verdict);
 
     let status = r.result_status.as_deref().unwrap_or("F");
     let preliminary = status.eq_ignore_ascii_case("P");
@@ -399,7 +406,7 @@ fn insert_reading(
         }
     }
     if let Some(h) = &superseded_hold {
-        if r.verdict != Verdict::Fail {
+        if judged.verdict != Verdict::Fail {
             let history = set_hold_status(
                 tx,
                 h,
@@ -418,7 +425,7 @@ fn insert_reading(
         }
     }
 
-    let failed = r.verdict == Verdict::Fail && !preliminary;
+    let failed = judged.verdict == Verdict::Fail && !preliminary;
     if failed && superseded_hold.is_none() {
         hold = Some(open_hold(
             tx,
@@ -430,7 +437,7 @@ fn insert_reading(
                 sample_ref: Some(sample_ref),
                 at: &received,
                 by: item.origin.name(),
-                reason: r.reason.to_string(),
+                reason: judged.reason.to_string(),
                 now_ms,
             },
         )?);
@@ -446,7 +453,7 @@ fn insert_reading(
     Ok(Outcome::Stored {
         id,
         identity: identity.clone(),
-        verdict: r.verdict,
+        verdict: judged.verdict,
         hold: hold.map(|(h, _)| h),
         events,
     })
@@ -518,8 +525,8 @@ fn upsert_sample(
         Some(row) => {
             let id = row.id;
             let fills = (row.stall.is_none() && stall.is_some())
-                || (row.name.is_none() && r.sample_name.is_some())
-                || (row.category.is_none() && r.category.is_some());
+                || (row.name.is_none() && r.reading.sample_name.is_some())
+                || (row.category.is_none() && r.reading.category.is_some());
             if fills {
                 tx.prepare_cached(
                     "UPDATE samples SET stall = coalesce(stall, ?1), name = coalesce(name, ?2),
@@ -527,8 +534,8 @@ fn upsert_sample(
                 )?
                 .execute(params![
                     stall,
-                    r.sample_name.as_deref(),
-                    r.category.as_deref(),
+                    r.reading.sample_name.as_deref(),
+                    r.reading.category.as_deref(),
                     id
                 ])?;
             }
@@ -543,10 +550,10 @@ fn upsert_sample(
                 key,
                 item.market,
                 stall,
-                r.sample_id.as_deref(),
-                r.sample_name.as_deref(),
-                r.category.as_deref(),
-                r.vendor.as_deref(),
+                r.reading.sample_id.as_deref(),
+                r.reading.sample_name.as_deref(),
+                r.reading.category.as_deref(),
+                r.reading.vendor.as_deref(),
                 received
             ])?;
             Ok(tx.last_insert_rowid())

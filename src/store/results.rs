@@ -4,7 +4,7 @@
 
 use super::insert::parse_verdict;
 use super::{Reader, Tx};
-use foodgate_parsers::Verdict;
+use crate::judge::Verdict;
 use rusqlite::{params, OptionalExtension};
 
 /// What a results page is filtered by; `None` is "any".

@@ -29,7 +29,7 @@
 //! of the sample, and the hub); a hold whose reading has no sample id has only its own stall
 //! and its reading's corrected.
 
-use super::codec::{from_json, rfc3339, to_json, verdict_str};
+use super::codec::{judged_from_json, rfc3339, to_json, verdict_str};
 use super::events::{EventCx, EventKind, HoldBody};
 use super::holds::{
     add_history, hold_history, hold_status, hold_subject, open_hold, set_hold_stall,
@@ -38,8 +38,8 @@ use super::holds::{
 use super::queue::{queue_reading_events, queue_revision, queue_sample_record};
 use super::{StoreSettings, Tx};
 use crate::config::{Format, SendMode};
+use crate::judge::{JudgedReading, Verdict};
 use chrono::Utc;
-use foodgate_parsers::{Reading, Verdict};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -326,7 +326,7 @@ struct Stored {
     identity: String,
     market: String,
     stall: Option<String>,
-    reading: Reading,
+    reading: JudgedReading,
     revision: u32,
     received_at: String,
     local_day: String,
@@ -352,7 +352,7 @@ fn stored_readings(tx: &Tx<'_>, sql_where: &str, arg: i64) -> rusqlite::Result<V
                 identity: r.get(1)?,
                 market: r.get(2)?,
                 stall: r.get(3)?,
-                reading: from_json(4, &json)?,
+                reading: judged_from_json(4, &json)?,
                 revision: r.get(5)?,
                 received_at: r.get(6)?,
                 local_day: r.get(9)?,
@@ -405,7 +405,7 @@ fn correct_reading(
     let mut judged = s.reading.clone();
     // The stored reading's stall is the stall column (an upload's or `--stall`), not always
     // its `source`: compare with that.
-    judged.source = s.stall.as_deref().map(Into::into);
+    judged.reading.source = s.stall.as_deref().map(Into::into);
     let stall_changed = reg.stall.is_some() && reg.stall != s.stall;
     let changed = settings.judge.take_registered(&mut judged, reg);
     if !changed && !stall_changed {
@@ -420,14 +420,14 @@ fn correct_reading(
         // A machine never lifts a hold: the verdict and its reason stay; a person decides.
         kept_note = Some(format!(
             "the registered category {:?} would give {}: {}",
-            judged.category.as_deref().unwrap_or(""),
+            judged.reading.category.as_deref().unwrap_or(""),
             verdict_str(judged.verdict),
             judged.reason
         ));
         judged.verdict = s.reading.verdict;
         judged.reason = s.reading.reason.clone();
         judged.limit = s.reading.limit.clone();
-        judged.category = s.reading.category.clone();
+        judged.reading.category = s.reading.reading.category.clone();
     }
     if judged.verdict != before {
         // The coverage aggregate counts failures and pass/fail samples: move this reading.
@@ -453,8 +453,8 @@ fn correct_reading(
     )?
     .execute(params![
         stall,
-        judged.sample_name.as_deref(),
-        judged.category.as_deref(),
+        judged.reading.sample_name.as_deref(),
+        judged.reading.category.as_deref(),
         verdict_str(judged.verdict),
         judged.reason.as_str(),
         judged.limit.as_ref().map(|l| l.value),
@@ -470,7 +470,7 @@ fn correct_reading(
         occurred_at: &s.received_at,
         market: &s.market,
         stall: stall.as_deref(),
-        reading: &judged,
+        reading: &judged.reading,
         reading_json: &json,
         fresh: false,
     };
@@ -480,8 +480,8 @@ fn correct_reading(
             let mut note = format!(
                 "{why}: stall {}, sample {:?}, category {:?}",
                 stall.as_deref().unwrap_or("unset"),
-                judged.sample_name.as_deref().unwrap_or(""),
-                judged.category.as_deref().unwrap_or("")
+                judged.reading.sample_name.as_deref().unwrap_or(""),
+                judged.reading.category.as_deref().unwrap_or("")
             );
             set_hold_stall(tx, hold, stall.as_deref(), &at)?;
             let mut status = *status;
@@ -535,6 +535,7 @@ fn correct_reading(
         }
         None if judged.verdict == Verdict::Fail && before != Verdict::Fail => {
             let preliminary = judged
+                .reading
                 .result_status
                 .as_deref()
                 .is_some_and(|st| st.eq_ignore_ascii_case("P"));
