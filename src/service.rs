@@ -392,7 +392,7 @@ pub async fn run(
 fn warn_unknown_markets(config: &Config, store: &Store) {
     let Ok(conn) = store.reader() else { return };
     for i in &config.instruments {
-        let known = crate::store::instruments::market_known(&conn, &i.market).unwrap_or(true);
+        let known = crate::store::markets::exists(&conn, &i.market).unwrap_or(true);
         if !known {
             tracing::warn!(
                 instrument = %i.id,

@@ -81,7 +81,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open(&config.database_path(), settings)
         .with_context(|| format!("cannot open the store {}", config.database_path().display()))?;
     let conn = store.reader()?;
-    let known = crate::store::instruments::market_known(&conn, &args.market)?;
+    let known = crate::store::markets::exists(&conn, &args.market)?;
     drop(conn);
     if !known {
         eprintln!(

@@ -11,6 +11,7 @@
 //! once per job ([`CoverageDelta::flush`]) before the job's changes are committed, so a
 //! 2,000-reading batch costs a few aggregate writes, not two per reading.
 
+use super::Db;
 use super::Reader;
 use crate::judge::Verdict;
 use chrono::{Days, FixedOffset, NaiveDate, Utc};
@@ -235,7 +236,7 @@ impl CoverageDelta {
 
 /// Stored readings per verdict (superseded ones included), every verdict present.
 pub fn reading_totals(reader: &Reader) -> rusqlite::Result<Vec<(&'static str, u64)>> {
-    let conn = reader.conn();
+    let conn = reader.connection();
     let mut stmt = conn.prepare_cached("SELECT n FROM reading_totals WHERE verdict = ?1")?;
     VERDICTS
         .iter()
@@ -288,7 +289,7 @@ fn count(n: i64) -> u64 {
 
 /// Coverage of every registered market on local day `date` (`YYYY-MM-DD`).
 pub fn coverage_of(reader: &Reader, date: &str) -> rusqlite::Result<Coverage> {
-    let conn = reader.conn();
+    let conn = reader.connection();
     let markets: Vec<MarketCoverage> = conn
         .prepare_cached(
             "SELECT m.code, m.name, m.district, m.type, m.quota, coalesce(c.tests, 0),
@@ -355,7 +356,7 @@ pub fn today(utc_offset: FixedOffset) -> NaiveDate {
 /// The `days` local days ending with `last_day` (oldest first, every day present, days
 /// without data as zeros), against the markets registered now and their current quotas.
 pub fn trend(reader: &Reader, last_day: NaiveDate, days: u32) -> rusqlite::Result<Vec<TrendDay>> {
-    let conn = reader.conn();
+    let conn = reader.connection();
     let days = days.max(1);
     let first = last_day
         .checked_sub_days(Days::new(u64::from(days - 1)))

@@ -21,6 +21,7 @@
 use super::codec::{parse_verdict, rfc3339, to_json, verdict_str};
 use super::events::{hold_change_body, EventKind, HoldBody, HoldChange};
 use super::identity::hold_id;
+use super::Db;
 use super::{StoreSettings, Tx};
 use crate::judge::Verdict;
 use chrono::Utc;
@@ -230,7 +231,7 @@ fn hold_row(conn: &Connection, r: &rusqlite::Row<'_>) -> rusqlite::Result<HoldVi
 
 /// Hold `id` as the API shows it.
 pub fn load_hold(reader: &super::Reader, id: &str) -> rusqlite::Result<Option<HoldView>> {
-    let conn = reader.conn();
+    let conn = reader.connection();
     let sql = format!("{HOLD_SELECT} WHERE h.id = ?1");
     conn.prepare_cached(&sql)?
         .query_row([id], |r| hold_row(conn, r))
@@ -243,7 +244,7 @@ pub fn list_holds(
     status: Option<HoldStatus>,
     markets: Option<&[String]>,
 ) -> rusqlite::Result<Vec<HoldView>> {
-    let conn = reader.conn();
+    let conn = reader.connection();
     let scope = markets.map(to_json);
     let sql = format!(
         "{HOLD_SELECT} WHERE (?1 IS NULL OR h.status = ?1)

@@ -1,6 +1,7 @@
 //! The `instruments` table: the last known status of each live link, with its counters
 //! summed over every run of `serve` (a restart does not reset them).
 
+use super::Db;
 use super::{Reader, Tx};
 use rusqlite::params;
 use std::collections::HashMap;
@@ -18,7 +19,7 @@ pub struct Counters {
 
 /// The stored counters of every instrument, by id.
 pub fn counters(reader: &Reader) -> rusqlite::Result<HashMap<String, Counters>> {
-    let mut stmt = reader.conn().prepare(
+    let mut stmt = reader.connection().prepare(
         "SELECT id, readings, duplicates, decode_errors, reconnects, retransmissions,
                 refused_commits FROM instruments",
     )?;
@@ -105,13 +106,4 @@ pub fn upsert_status(tx: &Tx<'_>, row: &StatusRow<'_>) -> rusqlite::Result<()> {
         row.status_at,
     ])?;
     Ok(())
-}
-
-/// Whether the registry knows market `code` (an instrument of an unknown market cannot
-/// store anything).
-pub fn market_known(reader: &Reader, code: &str) -> rusqlite::Result<bool> {
-    reader
-        .conn()
-        .prepare_cached("SELECT 1 FROM markets WHERE code = ?1")?
-        .exists([code])
 }

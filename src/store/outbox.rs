@@ -1,5 +1,6 @@
 //! The outbox as the uplink and the operators see it.
 
+use super::Db;
 use super::{Reader, Tx};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -92,7 +93,7 @@ pub fn due(
     now_ms: i64,
     limit: usize,
 ) -> rusqlite::Result<Vec<DueEvent>> {
-    let conn = reader.conn();
+    let conn = reader.connection();
     conn.prepare_cached(
         // INDEXED BY: left to itself SQLite takes `outbox_due` and sorts every due row by id.
         // The join brings the reading of an event whose body is built when sent.
@@ -158,7 +159,7 @@ pub fn next_due_after(
     upstream: &str,
     now_ms: i64,
 ) -> rusqlite::Result<Option<i64>> {
-    let conn = reader.conn();
+    let conn = reader.connection();
     conn.prepare_cached(
         "SELECT min(next_attempt_ms) FROM outbox
          WHERE status = 'pending' AND upstream = ?1 AND next_attempt_ms > ?2",
@@ -278,7 +279,7 @@ pub struct OutboxCounts {
 /// Read from `outbox_upstreams` and the first pending event of each upstream: a scrape
 /// costs the same at a year of events as on the first day.
 pub fn counts(reader: &Reader) -> rusqlite::Result<Vec<OutboxCounts>> {
-    let conn = reader.conn();
+    let conn = reader.connection();
     let mut out: Vec<OutboxCounts> = conn
         .prepare_cached(
             "SELECT upstream, pending, delivered, dead, last_error FROM outbox_upstreams
@@ -346,7 +347,7 @@ pub fn list(
     status: Option<&str>,
     limit: usize,
 ) -> rusqlite::Result<Vec<OutboxRow>> {
-    let conn = reader.conn();
+    let conn = reader.connection();
     conn.prepare_cached(&format!(
         "SELECT {ROW_COLUMNS} FROM outbox WHERE (?1 IS NULL OR status = ?1) ORDER BY id LIMIT ?2"
     ))?
@@ -359,7 +360,7 @@ pub fn list(
 
 /// One outbox row by id.
 pub fn get(reader: &Reader, id: i64) -> rusqlite::Result<Option<OutboxRow>> {
-    let conn = reader.conn();
+    let conn = reader.connection();
     use rusqlite::OptionalExtension;
     conn.prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM outbox WHERE id = ?1"))?
         .query_row([id], row)

@@ -34,9 +34,3 @@ impl std::fmt::Debug for Reader {
         f.debug_struct("Reader").finish_non_exhaustive()
     }
 }
-
-impl Reader {
-    pub(in crate::store) fn conn(&self) -> &Connection {
-        &self.conn
-    }
-}

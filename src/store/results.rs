@@ -3,6 +3,7 @@
 //! a new one.
 
 use super::insert::parse_verdict;
+use super::Db;
 use super::{Reader, Tx};
 use crate::judge::Verdict;
 use rusqlite::{params, OptionalExtension};
@@ -45,7 +46,7 @@ pub fn list(reader: &Reader, f: &ResultsFilter) -> rusqlite::Result<Vec<ResultRo
         .scope
         .as_ref()
         .map(|m| serde_json::to_string(m).unwrap_or_default());
-    let mut stmt = reader.conn().prepare_cached(
+    let mut stmt = reader.connection().prepare_cached(
         "SELECT id, identity, market, stall, uploader, received_at, reading_json FROM readings
          WHERE (?1 IS NULL OR market = ?1) AND (?2 IS NULL OR local_day = ?2)
            AND (?3 IS NULL OR verdict = ?3) AND (?4 IS NULL OR analyte = ?4)

@@ -160,12 +160,6 @@ struct StallAudit<'a> {
     hold: &'a str,
 }
 
-/// Whether market `code` is registered.
-pub fn market_exists(conn: &Connection, code: &str) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT 1 FROM markets WHERE code = ?1")?
-        .exists([code])
-}
-
 /// Register (or correct) a sample; readings already stored are completed or corrected, and
 /// results upstreams get the record. The caller checked the token's scope.
 pub fn register(
@@ -177,7 +171,7 @@ pub fn register(
     let key = id_key(&rec.market, &rec.sample_id);
     let hash = rec.content_hash();
     let now = rfc3339(Utc::now());
-    if !market_exists(tx.conn(), &rec.market)? {
+    if !super::markets::exists(tx, &rec.market)? {
         return Ok(Registration::UnknownMarket);
     }
     let known: Option<KnownSample> = tx
