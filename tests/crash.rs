@@ -78,7 +78,6 @@ fn count(conn: &Connection, sql: &str) -> i64 {
 
 #[test]
 fn sigkill_during_ingest_and_delivery_loses_and_doubles_nothing() {
-    let started = Instant::now();
     // The receiver lives on its own runtime; this thread drives the processes.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -193,25 +192,15 @@ fn sigkill_during_ingest_and_delivery_loses_and_doubles_nothing() {
         total + holds,
         "one result.recorded per reading and one sample.failed per failure, none twice"
     );
-    let t = Instant::now();
-    while count(
-        &conn,
-        "SELECT count(*) FROM outbox WHERE status <> 'delivered'",
-    ) > 0
-    {
-        let left: Vec<(String, i64, i64, Option<String>)> = conn
-            .prepare("SELECT status, count(*), max(attempts), max(last_answer) FROM outbox GROUP BY status")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "not all delivered: {left:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // Delivery goes on at the machine's pace: fail only when it stops moving.
+    crate::support::wait_progress_blocking("events delivered", crate::support::PATIENT, || {
+        count(
+            &conn,
+            "SELECT count(*) FROM outbox WHERE status = 'pending'",
+        ) as u64
+    });
+    let dead = count(&conn, "SELECT count(*) FROM outbox WHERE status = 'dead'");
+    assert_eq!(dead, 0, "no event dead");
     // A clean stop on SIGTERM.
     let pid = server.id().to_string();
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
@@ -251,11 +240,6 @@ fn sigkill_during_ingest_and_delivery_loses_and_doubles_nothing() {
             "event {id} delivered but never accepted"
         );
     }
-    assert!(
-        started.elapsed() < Duration::from_secs(150),
-        "bounded: {:?}",
-        started.elapsed()
-    );
     assert!(
         finished.len() < TRIALS,
         "some ingests were killed midway ({} of {TRIALS} finished)",

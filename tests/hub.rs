@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::Duration;
 
 const MARKET: &str = "ZB-0003";
-const LONG: Duration = Duration::from_secs(60);
+const LONG: Duration = crate::support::PATIENT;
 
 fn foodgate(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_foodgate"))

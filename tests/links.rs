@@ -86,12 +86,12 @@ fn stored(conn: &Connection, instrument: &str) -> i64 {
     .unwrap()
 }
 
-/// Wait (up to 20 s) until `instrument`'s link has stored `n` readings.
+/// Wait until `instrument`'s link has stored `n` readings.
 async fn until_stored(dir: &Path, instrument: &str, n: i64) {
     let conn = db(dir);
     wait_until(
         &format!("{instrument} stores {n} readings"),
-        Duration::from_secs(20),
+        crate::support::PATIENT,
         || stored(&conn, instrument) >= n,
     )
     .await;
@@ -323,7 +323,7 @@ async fn serve_stores_every_protocol_once_judged_acknowledged_and_delivered() {
 
     // Every event reaches the receiver: one result.recorded per reading (send = "all"),
     // one sample.failed per failure.
-    wait_until("events delivered", Duration::from_secs(15), || {
+    wait_until("events delivered", crate::support::PATIENT, || {
         rx.accepted().len() as i64 == 38 + failures
     })
     .await;
@@ -333,7 +333,7 @@ async fn serve_stores_every_protocol_once_judged_acknowledged_and_delivered() {
         got.iter().filter(|r| r.kind == "sample.failed").count() as i64,
         failures
     );
-    wait_until("outbox delivered", Duration::from_secs(5), || {
+    wait_until("outbox delivered", crate::support::PATIENT, || {
         count(
             &conn,
             "SELECT count(*) FROM outbox WHERE status <> 'delivered'",

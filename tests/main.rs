@@ -5,6 +5,7 @@ mod browser;
 mod coverage;
 mod crash;
 mod demo;
+mod federation;
 mod history;
 mod hub;
 mod judge;

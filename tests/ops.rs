@@ -396,7 +396,7 @@ async fn an_upstream_refusing_our_secret_then_fixed_gets_every_event_once_with_t
         )
         .unwrap()
     };
-    wait_until("every event dead", Duration::from_secs(20), || dead() == 10).await;
+    wait_until("every event dead", crate::support::PATIENT, || dead() == 10).await;
     let metrics = http_get(&addr, "/metrics");
     assert!(
         metrics.contains("foodgate_upstream_up{upstream=\"block\"} 0"),
@@ -417,7 +417,7 @@ async fn an_upstream_refusing_our_secret_then_fixed_gets_every_event_once_with_t
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    wait_until("every event delivered", Duration::from_secs(20), || {
+    wait_until("every event delivered", crate::support::PATIENT, || {
         rx.accepted().len() >= 10
     })
     .await;

@@ -86,6 +86,53 @@ pub fn reading(sample: &str, value: &str, verdict: Verdict) -> JudgedReading {
     )
 }
 
+/// How long a test waits for the service to do something before calling it stuck. Generous:
+/// a busy 2-core machine is slow, not broken; a passing test never waits this long.
+pub const PATIENT: Duration = Duration::from_secs(120);
+
+/// Wait until `left()` is 0, failing only when it has not gone down for `stall`: the work is
+/// still moving however slowly a loaded machine does it. `left` says what is not done yet.
+pub async fn wait_progress(what: &str, stall: Duration, mut left: impl FnMut() -> u64) {
+    let mut last = u64::MAX;
+    let mut moved = Instant::now();
+    loop {
+        let n = left();
+        if n == 0 {
+            return;
+        }
+        if n < last {
+            last = n;
+            moved = Instant::now();
+        }
+        assert!(
+            moved.elapsed() < stall,
+            "{what}: {n} left, none done for {stall:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// [`wait_progress`] for a test on a plain thread.
+pub fn wait_progress_blocking(what: &str, stall: Duration, mut left: impl FnMut() -> u64) {
+    let mut last = u64::MAX;
+    let mut moved = Instant::now();
+    loop {
+        let n = left();
+        if n == 0 {
+            return;
+        }
+        if n < last {
+            last = n;
+            moved = Instant::now();
+        }
+        assert!(
+            moved.elapsed() < stall,
+            "{what}: {n} left, none done for {stall:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub async fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
@@ -434,7 +481,7 @@ pub struct ServeProcess {
 }
 
 impl ServeProcess {
-    /// Start it and wait (up to 20 s) until its API listens.
+    /// Start it and wait until its API listens.
     pub async fn start(config: &Path, log: PathBuf) -> ServeProcess {
         let err = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_foodgate"))
@@ -459,10 +506,7 @@ impl ServeProcess {
             {
                 break a;
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "serve did not start:\n{text}"
-            );
+            assert!(start.elapsed() < PATIENT, "serve did not start:\n{text}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
         serve
@@ -481,7 +525,7 @@ impl ServeProcess {
         let start = Instant::now();
         while !self.log().contains(what) {
             assert!(
-                start.elapsed() < Duration::from_secs(10),
+                start.elapsed() < PATIENT,
                 "no {what:?} in the log:\n{}",
                 self.log()
             );
@@ -499,7 +543,7 @@ impl ServeProcess {
                 return status;
             }
             assert!(
-                start.elapsed() < Duration::from_secs(10),
+                start.elapsed() < PATIENT,
                 "serve did not stop on SIGTERM:\n{}",
                 self.log()
             );

@@ -8,6 +8,7 @@
 //! - [`rows`]: upload rows (JSON or CSV, UTF-8 or GBK) → readings ready to judge.
 //! - [`results`]: `POST /api/v1/results`, `GET /api/v1/results`.
 //! - [`samples`]: `POST /api/v1/samples` (sample registration).
+//! - [`stalls`]: `POST /api/v1/results/stalls` (a station's stall corrections, at its hub).
 //! - [`coverage`]: `GET /api/v1/coverage`.
 //! - [`holds`]: holds, retests, stall corrections.
 //! - [`ops`]: instruments, health, metrics (prometheus-client), the OpenAPI document's handler.
@@ -24,6 +25,7 @@ pub mod results;
 pub mod rows;
 pub mod samples;
 pub mod schemas;
+pub mod stalls;
 
 /// Request bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 32 * 1024 * 1024;

@@ -55,6 +55,9 @@ pub const LATER_FIELDS: &[&str] = &["received_at"];
 /// A `received_at` may be this far ahead of the receiving clock (clocks differ a little).
 const CLOCK_SLACK: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
+/// How a reading names an analyte code that is not in the reference data.
+const UNKNOWN_PREFIX: &str = "unknown:";
+
 /// Longest accepted text in one cell.
 const MAX_CELL: usize = 1024;
 
@@ -188,22 +191,30 @@ pub fn parse_row(
                 Protocol::Astm
             }),
     };
+    // What a decoder could not map is `unknown:<code>`: a station stores it (verdict
+    // `unknown`), so its hub must too, with the code as the instrument sent it.
+    let unknown_code = analyte_sent
+        .strip_prefix(UNKNOWN_PREFIX)
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
     let analyte = if analyte_sent.is_empty() {
         String::new()
+    } else if let Some(code) = unknown_code {
+        format!("{UNKNOWN_PREFIX}{code}")
     } else {
         match aliases.lookup(&analyte_sent) {
             Some(a) => a.to_string(),
             None => {
                 errors.push(FieldError::new(
                     "analyte",
-                    format!("unknown analyte {analyte_sent:?}: not a canonical id or alias of the reference data"),
+                    format!("unknown analyte {analyte_sent:?}: not a canonical id or alias of the reference data (an unmapped instrument code is sent as \"unknown:<code>\")"),
                 ));
                 String::new()
             }
         }
     };
     let mut r = Reading::new(protocol, analyte.as_str());
-    r.analyte_code = Some(analyte_sent.as_str().into());
+    r.analyte_code = Some(unknown_code.unwrap_or(&analyte_sent).into());
     let text = |f: &str| get(f).map(Into::into);
     r.sample_id = text("sample_id");
     r.sample_name = text("sample_name");

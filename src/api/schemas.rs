@@ -138,6 +138,48 @@ pub struct ResultRowsDoc;
 /// The body of `POST /api/v1/samples`: at most [`MAX_ROWS`] records.
 pub struct SampleRecordsDoc;
 
+/// The body of `POST /api/v1/results/stalls`: at most [`MAX_ROWS`] corrections.
+pub struct StallCorrectionsDoc;
+
+/// One stall correction of `POST /api/v1/results/stalls`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = StallCorrection)]
+pub struct StallCorrectionDoc {
+    /// The row id the reading was uploaded with (a station's: the reading's identity).
+    pub id: String,
+    pub market: String,
+    /// The stall code: not empty, at most 128 bytes.
+    pub stall: String,
+}
+
+impl PartialSchema for StallCorrectionsDoc {
+    fn schema() -> RefOr<Schema> {
+        at_most_max_rows::<StallCorrectionDoc>()
+    }
+}
+
+impl ToSchema for StallCorrectionsDoc {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "StallCorrections".into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        with_item::<StallCorrectionDoc>(schemas);
+    }
+}
+
+/// What became of one stall correction.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = StallStatus)]
+pub enum StallStatusDoc {
+    /// The reading and its hold name the stall now.
+    Updated,
+    /// They named it already.
+    Duplicate,
+    Rejected,
+}
+
 /// An array of at most [`MAX_ROWS`] `T` (the derive has no bound for a wrapped `Vec`).
 fn at_most_max_rows<T: ToSchema>() -> RefOr<Schema> {
     ArrayBuilder::new()

@@ -26,6 +26,10 @@ pub enum EventKind {
     /// A sample registration for a `format = "results"` upstream.
     #[serde(rename = "sample.record")]
     SampleRecord,
+    /// A stall set by hand on a reading without a sample id, for a `format = "results"`
+    /// upstream (posted to the hub's `/api/v1/results/stalls`).
+    #[serde(rename = "result.stall")]
+    ResultStall,
     #[serde(rename = "hold.confirmed")]
     HoldConfirmed,
     #[serde(rename = "hold.released")]
@@ -35,11 +39,12 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::SampleFailed,
         EventKind::ResultRecorded,
         EventKind::ResultRow,
         EventKind::SampleRecord,
+        EventKind::ResultStall,
         EventKind::HoldConfirmed,
         EventKind::HoldReleased,
         EventKind::HoldReview,
@@ -51,6 +56,7 @@ impl EventKind {
             EventKind::ResultRecorded => "result.recorded",
             EventKind::ResultRow => "result.row",
             EventKind::SampleRecord => "sample.record",
+            EventKind::ResultStall => "result.stall",
             EventKind::HoldConfirmed => "hold.confirmed",
             EventKind::HoldReleased => "hold.released",
             EventKind::HoldReview => "hold.review",
@@ -299,6 +305,14 @@ pub(crate) fn result_row_body(cx: &EventCx<'_>) -> (String, Vec<u8>) {
     };
     let bytes = serde_json::to_vec(&row).unwrap_or_default();
     (id, bytes)
+}
+
+/// The body of a `result.stall` event: the row id the hub knows the reading by, and its stall.
+#[derive(Serialize)]
+pub(crate) struct StallBody<'a> {
+    pub id: &'a str,
+    pub market: &'a str,
+    pub stall: Option<&'a str>,
 }
 
 /// The sample part of a hold change's body, keys in sorted order.

@@ -5,7 +5,7 @@ use super::codec::{device_verdict_str, measured_str, qualifier_str, to_json};
 use super::events::{EventCx, EventKind, HoldBody};
 use super::holds::{open_hold, open_hold_of, set_hold_status, HoldStatus, NewHold};
 use super::identity::{reading_identity, Origin};
-use super::queue::{queue_for_routes, queue_reading_events};
+use super::queue::{queue_for_routes, queue_reading_events, queue_result_rows};
 use super::{StoreSettings, Tx};
 use crate::judge::{JudgedReading, Verdict};
 use chrono::{DateTime, Utc};
@@ -449,6 +449,8 @@ fn insert_reading(
             history: std::slice::from_ref(entry),
         });
         events += queue_reading_events(tx, settings, &cx, failed, h, now_ms)?;
+    } else {
+        events += queue_result_rows(tx, settings, &cx, false, now_ms)?;
     }
     Ok(Outcome::Stored {
         id,

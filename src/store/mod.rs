@@ -30,6 +30,7 @@
 //! - [`outbox`]: what the uplink reads and writes: due events, delivery results, stats.
 //! - [`samples`]: registered samples (the sampling record) and stall corrections, applied to
 //!   the readings already stored, with their corrected events.
+//! - [`stalls`]: stall corrections of readings without a sample id, from a station to its hub.
 //! - [`coverage`]: the per-market-per-day coverage aggregate, kept by every writing job.
 //! - [`results`]: stored readings as the API lists them; the upload ledger.
 //! - [`instruments`]: the persisted status of the live instrument links.
@@ -64,6 +65,7 @@ pub mod samples;
 pub mod schema;
 pub mod sessions;
 pub mod settings;
+pub mod stalls;
 pub mod stats;
 pub mod tokens;
 pub mod tx;

@@ -3,6 +3,7 @@
 
 use super::events::{
     built_when_sent, event_body, result_row_body, revised_event_id, EventCx, EventKind, HoldBody,
+    StallBody,
 };
 use super::identity::event_id;
 use super::outbox;
@@ -99,6 +100,21 @@ pub(crate) fn queue_reading_events(
         n += queue_for_routes(tx, settings, cx, EventKind::SampleFailed, hold, now_ms)?;
     }
     n += queue_for_routes(tx, settings, cx, EventKind::ResultRecorded, hold, now_ms)?;
+    n += queue_result_rows(tx, settings, cx, failed, now_ms)?;
+    Ok(n)
+}
+
+/// The reading's upload row for every results upstream (a hub) that takes it: failures for
+/// all of them, every reading for `send = "all"`. A preliminary reading makes no event, but
+/// its row still goes to a hub that takes them all: the hub stores what the station stored.
+pub(crate) fn queue_result_rows(
+    tx: &mut Tx<'_>,
+    settings: &StoreSettings,
+    cx: &EventCx<'_>,
+    failed: bool,
+    now_ms: i64,
+) -> rusqlite::Result<usize> {
+    let mut n = 0;
     let rows = |r: &&Route| r.format == Format::Results && (failed || r.send == SendMode::All);
     if settings.routes.iter().any(|r| rows(&r)) {
         let (id, body) = result_row_body(cx);
@@ -173,6 +189,66 @@ pub(crate) fn queue_hold_change(
             Some(hold),
             id,
             body,
+            now_ms,
+            false,
+        )?;
+    }
+    tx.events_added(n);
+    Ok(n)
+}
+
+/// What a forwarded stall needs of the reading.
+struct StallSubject {
+    identity: String,
+    market: String,
+    stall: Option<String>,
+    revision: u32,
+    failed: bool,
+}
+
+/// Queue the stall of reading `reading` (as it is now) for every results upstream that took
+/// the reading's row: all of them for a failure, `send = "all"` ones for any reading.
+pub(crate) fn queue_stall(
+    tx: &mut Tx<'_>,
+    settings: &StoreSettings,
+    reading: i64,
+) -> rusqlite::Result<usize> {
+    if !settings.routes.iter().any(|r| r.format == Format::Results) {
+        return Ok(0);
+    }
+    let s = tx.query_row(
+        "SELECT identity, market, stall, revision, verdict FROM readings WHERE id = ?1",
+        [reading],
+        |r| {
+            Ok(StallSubject {
+                identity: r.get("identity")?,
+                market: r.get("market")?,
+                stall: r.get("stall")?,
+                revision: r.get("revision")?,
+                failed: r.get_ref("verdict")?.as_str()? == "fail",
+            })
+        },
+    )?;
+    let body = serde_json::to_vec(&StallBody {
+        id: &s.identity,
+        market: &s.market,
+        stall: s.stall.as_deref(),
+    })
+    .unwrap_or_default();
+    let id = revised_event_id(&s.identity, EventKind::ResultStall, s.revision);
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let mut n = 0;
+    let took_row =
+        |r: &&Route| r.format == Format::Results && (s.failed || r.send == SendMode::All);
+    for route in settings.routes.iter().filter(took_row) {
+        n += queue_event(
+            tx,
+            Some(reading),
+            route,
+            EventKind::ResultStall,
+            None,
+            &id,
+            &body,
             now_ms,
             false,
         )?;

@@ -27,7 +27,8 @@
 //! A stall set by hand on a hold (`PATCH /api/v1/holds/{id}`) is a correction of the
 //! registration of the hold's sample when the sample has an id (so it reaches every reading
 //! of the sample, and the hub); a hold whose reading has no sample id has only its own stall
-//! and its reading's corrected.
+//! and its reading's corrected, and the hub gets the change as a `result.stall`
+//! ([`super::stalls`]).
 
 use super::codec::{judged_from_json, rfc3339, to_json, verdict_str};
 use super::events::{EventCx, EventKind, HoldBody};
@@ -640,13 +641,27 @@ pub fn correct_hold_stall(
             forward_record(tx, settings, sample)?;
             n
         }
-        _ => {
-            let mut n = 0;
-            for s in stored_readings(tx, "r.id = ?1", subject.reading)? {
-                n += usize::from(correct_reading(tx, settings, s, &reg, by, &why)?);
-            }
-            n
-        }
+        _ => correct_reading_stall(tx, settings, subject.reading, &reg, by, &why)?,
     };
     Ok(StallCorrection { from, readings })
+}
+
+/// Set the stall of reading `reading` alone (it has no sample id to register), and send the
+/// change to the hub ([`super::queue::queue_stall`]); how many readings changed (0 or 1).
+pub(super) fn correct_reading_stall(
+    tx: &mut Tx<'_>,
+    settings: &StoreSettings,
+    reading: i64,
+    reg: &Registered,
+    by: &str,
+    why: &str,
+) -> rusqlite::Result<usize> {
+    let mut n = 0;
+    for s in stored_readings(tx, "r.id = ?1", reading)? {
+        n += usize::from(correct_reading(tx, settings, s, reg, by, why)?);
+    }
+    if n > 0 {
+        super::queue::queue_stall(tx, settings, reading)?;
+    }
+    Ok(n)
 }

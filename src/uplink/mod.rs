@@ -9,7 +9,8 @@
 //!
 //! A `format = "results"` upstream (a city hub) gets the same outbox as upload rows, up to
 //! [`BATCH_ROWS`] per POST and [`BATCHES_IN_FLIGHT`] POSTs at once, oldest first; sample
-//! records go to the hub's `/api/v1/samples` before the rows queued after them. Each row
+//! records go to the hub's `/api/v1/samples` and stall corrections to its
+//! `/api/v1/results/stalls`, each before the rows queued after them. Each row
 //! of a batch gets its own result from the hub's per-row answer ([`classify_batch`]). When a
 //! whole request fails (hub down), the upstream rests until that batch's retry is due, so
 //! a station that was offline for days catches up by itself, oldest first.
@@ -230,7 +231,7 @@ async fn run_upstream(
         };
         for job in jobs {
             in_flight.extend(job.iter().map(|e| e.id));
-            if job.first().is_some_and(|e| e.kind == SAMPLE_RECORD) {
+            if job.first().is_some_and(|e| in_order(&e.kind)) {
                 records_out.extend(job.iter().map(|e| e.id));
             }
             let (store, up, client, state) =
@@ -279,6 +280,14 @@ pub const BATCH_ROWS: usize = 1000;
 pub const BATCHES_IN_FLIGHT: usize = 2;
 /// The outbox type of a sample record (posted to the hub's `/api/v1/samples`).
 pub const SAMPLE_RECORD: &str = crate::store::EventKind::SampleRecord.as_str();
+/// The outbox type of a stall correction (posted to the hub's `/api/v1/results/stalls`).
+pub const RESULT_STALL: &str = crate::store::EventKind::ResultStall.as_str();
+
+/// Kinds that change what the hub has already (a registration, a stall correction): each
+/// goes when everything queued before it is answered, and what comes after waits for it.
+fn in_order(kind: &str) -> bool {
+    kind == SAMPLE_RECORD || kind == RESULT_STALL
+}
 
 /// Cut due rows (oldest first) into at most `room` batches of one kind. Where rows and
 /// sample records meet, the later kind waits for the earlier one to be answered: a sample
@@ -289,13 +298,13 @@ fn batches(fresh: impl Iterator<Item = DueEvent>, room: usize, idle: bool) -> Ve
     let mut out: Vec<Job> = Vec::new();
     let mut current: Job = Vec::new();
     for ev in fresh {
-        let record = ev.kind == SAMPLE_RECORD;
+        let record = in_order(&ev.kind);
         match current.first() {
             None if record && !(idle && out.is_empty()) => break,
-            Some(f) if (f.kind == SAMPLE_RECORD) != record => break,
+            Some(f) if f.kind != ev.kind => break,
             Some(f) if current.len() >= BATCH_ROWS => {
                 // One batch of records at a time: two revisions of a sample stay in order.
-                let records = f.kind == SAMPLE_RECORD;
+                let records = in_order(&f.kind);
                 out.push(std::mem::take(&mut current));
                 if records || out.len() >= room {
                     return out;
@@ -317,6 +326,11 @@ pub fn samples_url(results_url: &str) -> String {
         Some((base, _)) => format!("{base}/samples"),
         None => format!("{results_url}/samples"),
     }
+}
+
+/// The hub's stall corrections endpoint, under its results endpoint.
+pub fn stalls_url(results_url: &str) -> String {
+    format!("{}/stalls", results_url.trim_end_matches('/'))
 }
 
 /// One JSON array of the rows' bodies (a body stored as a one-row array by an older
@@ -352,10 +366,10 @@ async fn deliver_batch(
     let Some(first) = job.first() else {
         return (ids, None);
     };
-    let url = if first.kind == SAMPLE_RECORD {
-        samples_url(&up.url)
-    } else {
-        up.url.clone()
+    let url = match first.kind.as_str() {
+        SAMPLE_RECORD => samples_url(&up.url),
+        RESULT_STALL => stalls_url(&up.url),
+        _ => up.url.clone(),
     };
     // One key per batch content: the same rows sent again carry the same key.
     let key = format!("{}+{}", first.event_id, job.len());
