@@ -309,6 +309,55 @@ async fn every_endpoint_checks_token_role_and_scope() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_code_is_stored_unjudged_with_its_code_an_unknown_name_is_rejected() {
+    let app = start("api-unknown").await;
+    let mut code = row("u1", "ZB-0001", "12");
+    code["analyte"] = json!("unknown:0x0999");
+    let mut empty = row("u2", "ZB-0001", "12");
+    empty["analyte"] = json!("unknown: ");
+    let mut name = row("u3", "ZB-0001", "12");
+    name["analyte"] = json!("WBC");
+    let r = app
+        .post_json(
+            "/api/v1/results",
+            Some("admin"),
+            &json!([code, empty, name]),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(statuses(&v), ["stored", "rejected", "rejected"], "{v}");
+    assert_eq!(v["results"][0]["verdict"], "unknown", "{v}");
+    assert!(
+        v["results"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("0x0999"),
+        "{v}"
+    );
+    for i in [1, 2] {
+        assert_eq!(v["results"][i]["errors"][0]["field"], "analyte", "{v}");
+    }
+    let msg = v["results"][2]["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("unknown:<code>"),
+        "the error says how to send it: {msg}"
+    );
+    let (analyte, code, holds): (String, String, i64) = app
+        .db()
+        .query_row(
+            "SELECT analyte, analyte_code, (SELECT count(*) FROM holds) FROM readings",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (analyte.as_str(), code.as_str(), holds),
+        ("unknown:0x0999", "0x0999", 0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_upload_mixed_rows_duplicates_and_reuse() {
     let app = start("api-json").await;
     let mut bad = row("bad", "ZB-0001", "0.01");
