@@ -58,6 +58,9 @@ const CLOCK_SLACK: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 /// How a reading names an analyte code that is not in the reference data.
 const UNKNOWN_PREFIX: &str = "unknown:";
 
+/// Longest accepted result status.
+const MAX_STATUS: usize = 32;
+
 /// Longest accepted text in one cell.
 const MAX_CELL: usize = 1024;
 
@@ -224,9 +227,14 @@ pub fn parse_row(
     r.instrument = text("instrument");
     r.tester = text("tester");
     r.result_status = text("result_status");
+    // As an instrument sends it: `P` preliminary, `C` correction, `X` cannot be done, and any
+    // other status (`F`, `V`, `R`, `W`, … even a word) final, as the decoders take them.
     if let Some(s) = get("result_status") {
-        if !matches!(s, "F" | "C" | "P" | "X" | "f" | "c" | "p" | "x") {
-            errors.push(FieldError::new("result_status", "expected F, C, P or X"));
+        if s.len() > MAX_STATUS || s.chars().any(char::is_control) {
+            errors.push(FieldError::new(
+                "result_status",
+                format!("expected a status as the instrument sent it (F, C, P, X, …), at most {MAX_STATUS} bytes"),
+            ));
         }
     }
     if let Some(c) = get("category") {
