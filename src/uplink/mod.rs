@@ -280,6 +280,8 @@ pub const BATCH_ROWS: usize = 1000;
 pub const BATCHES_IN_FLIGHT: usize = 2;
 /// The outbox type of a sample record (posted to the hub's `/api/v1/samples`).
 pub const SAMPLE_RECORD: &str = crate::store::EventKind::SampleRecord.as_str();
+/// The outbox type of an upload row (posted to the hub's `/api/v1/results`).
+pub const RESULT_ROW: &str = crate::store::EventKind::ResultRow.as_str();
 /// The outbox type of a stall correction (posted to the hub's `/api/v1/results/stalls`).
 pub const RESULT_STALL: &str = crate::store::EventKind::ResultStall.as_str();
 
@@ -287,6 +289,16 @@ pub const RESULT_STALL: &str = crate::store::EventKind::ResultStall.as_str();
 /// goes when everything queued before it is answered, and what comes after waits for it.
 fn in_order(kind: &str) -> bool {
     kind == SAMPLE_RECORD || kind == RESULT_STALL
+}
+
+/// A row with result status `C`: it supersedes a reading sent before it (the body is this
+/// crate's own serialization of the row, so the key and value are written exactly so).
+fn is_correction(ev: &DueEvent) -> bool {
+    const KEYS: [&[u8]; 2] = [b"\"result_status\":\"C\"", b"\"result_status\":\"c\""];
+    ev.kind == RESULT_ROW
+        && KEYS
+            .iter()
+            .any(|k| ev.body.windows(k.len()).any(|w| w == *k))
 }
 
 /// Cut due rows (oldest first) into at most `room` batches of one kind. Where rows and
@@ -299,9 +311,13 @@ fn batches(fresh: impl Iterator<Item = DueEvent>, room: usize, idle: bool) -> Ve
     let mut current: Job = Vec::new();
     for ev in fresh {
         let record = in_order(&ev.kind);
+        let correction = is_correction(&ev);
         match current.first() {
-            None if record && !(idle && out.is_empty()) => break,
+            None if (record || correction) && !(idle && out.is_empty()) => break,
             Some(f) if f.kind != ev.kind => break,
+            // A correction must reach the hub after the reading it supersedes: it opens a
+            // batch of its own once everything before it is answered.
+            Some(_) if correction => break,
             Some(f) if current.len() >= BATCH_ROWS => {
                 // One batch of records at a time: two revisions of a sample stay in order.
                 let records = in_order(&f.kind);
@@ -583,6 +599,48 @@ mod tests {
         let b = cut(&many, 2, true);
         assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), [1000, 1000]);
         assert_eq!((b[1][0], b[1][999]), (1000, 1999));
+    }
+
+    #[test]
+    fn a_correction_or_a_stall_waits_until_everything_before_it_is_answered() {
+        let row = |id: i64, status: &str| DueEvent {
+            body: format!(r#"{{"id":"{id}","result_status":"{status}"}}"#).into_bytes(),
+            ..ev(id, RESULT_ROW)
+        };
+        let due = |rows: Vec<DueEvent>, idle| -> Vec<Vec<i64>> {
+            batches(rows.into_iter(), 2, idle)
+                .into_iter()
+                .map(|b| b.into_iter().map(|e| e.id).collect())
+                .collect()
+        };
+        // The rows before a correction go; the correction waits for their answer.
+        assert_eq!(
+            due(
+                vec![row(1, "F"), row(2, "P"), row(3, "C"), row(4, "F")],
+                true
+            ),
+            [vec![1, 2]]
+        );
+        // Nothing on the wire: the correction leads its batch, the rows after it come along.
+        assert_eq!(due(vec![row(3, "c"), row(4, "F")], true), [vec![3, 4]]);
+        assert!(due(vec![row(3, "C"), row(4, "F")], false).is_empty());
+        // A stall correction goes alone, to its own endpoint.
+        assert_eq!(
+            cut(
+                &[(1, RESULT_ROW), (2, RESULT_STALL), (3, RESULT_ROW)],
+                2,
+                true
+            ),
+            [vec![1]]
+        );
+        assert_eq!(
+            cut(&[(2, RESULT_STALL), (3, RESULT_ROW)], 2, true),
+            [vec![2]]
+        );
+        assert_eq!(
+            stalls_url("http://hub:8080/api/v1/results"),
+            "http://hub:8080/api/v1/results/stalls"
+        );
     }
 
     #[test]
