@@ -594,10 +594,7 @@ fn validate_limits(cx: &Ctx<'_>, s: &RawServer) -> Result<ServerLimits, ConfigEr
     let seconds = |key: &str, v: Option<u64>, default: std::time::Duration| {
         let v = v.unwrap_or(default.as_secs());
         if v == 0 || v > 3600 {
-            return Err(cx.err(
-                key,
-                format!("expected seconds between 1 and 3600, got {v}"),
-            ));
+            return Err(cx.err(key, format!("expected seconds between 1 and 3600, got {v}")));
         }
         Ok(std::time::Duration::from_secs(v))
     };
@@ -605,7 +602,11 @@ fn validate_limits(cx: &Ctx<'_>, s: &RawServer) -> Result<ServerLimits, ConfigEr
         auth_failures_per_minute: failures,
         api_rate_per_s: rate,
         api_burst: burst,
-        header_timeout: seconds("server.header_timeout_s", s.header_timeout_s, d.header_timeout)?,
+        header_timeout: seconds(
+            "server.header_timeout_s",
+            s.header_timeout_s,
+            d.header_timeout,
+        )?,
         idle_timeout: seconds("server.idle_timeout_s", s.idle_timeout_s, d.idle_timeout)?,
     })
 }
@@ -705,7 +706,10 @@ mod tests {
             (d.auth_failures_per_minute, d.api_rate_per_s, d.api_burst),
             (10, 50.0, 200)
         );
-        assert_eq!((d.header_timeout.as_secs(), d.idle_timeout.as_secs()), (10, 60));
+        assert_eq!(
+            (d.header_timeout.as_secs(), d.idle_timeout.as_secs()),
+            (10, 60)
+        );
         let off = Config::parse("[server]\nauth_failures_per_minute = 0\n", "t.toml").unwrap();
         assert_eq!(off.server_limits.auth_failures_per_minute, 0);
 
@@ -717,14 +721,23 @@ mod tests {
             ("api_rate_per_s = -1.0", "server.api_rate_per_s"),
             ("api_rate_per_s = nan", "server.api_rate_per_s"),
             ("api_burst = 0", "server.api_burst"),
-            ("auth_failures_per_minute = 20000", "server.auth_failures_per_minute"),
+            (
+                "auth_failures_per_minute = 20000",
+                "server.auth_failures_per_minute",
+            ),
         ] {
             let e = err(&format!("[server]\n{text}\n"));
-            assert!(e.starts_with(&format!("f.toml: {key}: expected ")), "{text}: {e}");
+            assert!(
+                e.starts_with(&format!("f.toml: {key}: expected ")),
+                "{text}: {e}"
+            );
         }
         // A wrong type is a syntax error that names the key.
         let e = err("[server]\nheader_timeout_s = \"10s\"\n");
-        assert!(e.starts_with("f.toml: ") && e.contains("header_timeout_s"), "{e}");
+        assert!(
+            e.starts_with("f.toml: ") && e.contains("header_timeout_s"),
+            "{e}"
+        );
         let e = err("[server]\nauth_failures_per_minute = -1\n");
         assert!(e.contains("auth_failures_per_minute"), "{e}");
     }

@@ -128,10 +128,7 @@ async fn serve_connection(
     });
     let mut builder = http1::Builder::new();
     builder
-        .timer(HeadTimer {
-            activity,
-            timeouts,
-        })
+        .timer(HeadTimer { activity, timeouts })
         .header_read_timeout(timeouts.header)
         .keep_alive(true);
     let conn = builder.serve_connection(io, service);

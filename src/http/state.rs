@@ -2,8 +2,8 @@
 //! configured instruments and their live status, the uplink, the per-token rate limit and
 //! the per-address failure limit.
 
-use super::{abuse, ratelimit};
 use super::ApiError;
+use super::{abuse, ratelimit};
 use crate::auth::{self, Principal, Role};
 use crate::judge::Judge;
 use crate::store::{Reader, Store};

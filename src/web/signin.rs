@@ -270,7 +270,12 @@ pub(crate) fn too_many_failures(failures: u32, window_s: u64, retry_s: u64) -> R
     };
     let mut r = respond(
         StatusCode::TOO_MANY_REQUESTS,
-        page("zh-CN", "尝试次数过多 · Too many attempts · foodgate", html! {}, body),
+        page(
+            "zh-CN",
+            "尝试次数过多 · Too many attempts · foodgate",
+            html! {},
+            body,
+        ),
     );
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(retry_s));
