@@ -164,7 +164,7 @@ async fn limit_failures(State(state): State<AppState>, req: Request, next: Next)
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_failures",
                 format!(
-                    "more than {failures} failed sign-ins or bad tokens from this address within {} s: retry in {secs} s",
+                    "{failures} failed sign-ins or bad tokens from this address within {} s: retry in {secs} s",
                     window.as_secs()
                 ),
             )

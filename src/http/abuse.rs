@@ -1,8 +1,8 @@
 //! Failed sign-ins and bad-token requests, counted per client address.
 //!
 //! An address that failed [`FailureLimit::failures`] times within [`FailureLimit::window`] is
-//! answered 429 on every request that presents a credential until the oldest of those
-//! failures leaves the window; other addresses are not affected, and successful requests are
+//! answered 429 on every request that presents a credential (a token, a sign-in) until the
+//! oldest of those failures leaves the window; other addresses are not affected, and successful requests are
 //! not counted. Guessing a 256-bit token is hopeless anyway: the limit keeps a guesser from
 //! filling the log and costing the store a lookup per guess.
 //!

@@ -258,11 +258,11 @@ pub(crate) fn too_many_failures(failures: u32, window_s: u64, retry_s: u64) -> R
         main { section style="max-width:34rem" {
             h2 { "尝试次数过多 " span class="muted" { "Too many attempts" } }
             p class="error" role="alert" lang="zh-CN" {
-                "此地址在 " (window_s) " 秒内登录失败超过 " (failures) " 次。请在 "
+                "此地址在 " (window_s) " 秒内已登录失败 " (failures) " 次。请在 "
                 (retry_s) " 秒后再试，并确认令牌已完整复制。"
             }
             p lang="en" {
-                "More than " (failures) " failed sign-ins from this address within "
+                (failures) " failed sign-ins from this address within "
                 (window_s) " s. Try again in " (retry_s) " s, and check that the token was copied whole."
             }
             p { a href="/login" { "返回登录 · Back to sign-in" } }
