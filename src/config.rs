@@ -60,6 +60,11 @@ pub struct RawServer {
     pub utc_offset: Option<String>,
     pub limits: Option<PathBuf>,
     pub raw_retention_days: Option<u32>,
+    pub auth_failures_per_minute: Option<u32>,
+    pub api_rate_per_s: Option<f64>,
+    pub api_burst: Option<u32>,
+    pub header_timeout_s: Option<u64>,
+    pub idle_timeout_s: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,8 +127,41 @@ pub struct Config {
     pub utc_offset: FixedOffset,
     pub limits: Option<PathBuf>,
     pub raw_retention_days: Option<u32>,
+    /// How the HTTP server protects itself from abusive clients.
+    pub server_limits: ServerLimits,
     pub instruments: Vec<Instrument>,
     pub upstreams: Vec<Upstream>,
+}
+
+/// `[server]` limits against abusive clients (`docs/reference.md`, "Configuration").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ServerLimits {
+    /// Failed sign-ins and bad-token requests one client address may make in a minute
+    /// before it is answered 429; 0 turns the limit off (behind a proxy every client
+    /// shares the proxy's address).
+    pub auth_failures_per_minute: u32,
+    /// API requests per second one token may make, on average.
+    pub api_rate_per_s: f64,
+    /// API requests one token may make at once.
+    pub api_burst: u32,
+    /// Time a connection has to send a complete request header, from when the server
+    /// starts waiting for it (on a new connection, or from the first byte of the next
+    /// request on a kept-alive one).
+    pub header_timeout: std::time::Duration,
+    /// Time a kept-alive connection may wait for its next request.
+    pub idle_timeout: std::time::Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            auth_failures_per_minute: 10,
+            api_rate_per_s: 50.0,
+            api_burst: 200,
+            header_timeout: std::time::Duration::from_secs(10),
+            idle_timeout: std::time::Duration::from_secs(60),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -314,6 +352,7 @@ impl RawConfig {
     pub fn validate(self, file: &str) -> Result<Config, ConfigError> {
         let cx = Ctx { file };
         let s = self.server;
+        let server_limits = validate_limits(&cx, &s)?;
         let listen = s.listen.as_deref().unwrap_or("127.0.0.1:8080");
         let listen: SocketAddr = listen.parse().map_err(|_| {
             cx.err(
@@ -519,10 +558,57 @@ impl RawConfig {
             utc_offset,
             limits: s.limits,
             raw_retention_days: s.raw_retention_days,
+            server_limits,
             instruments,
             upstreams,
         })
     }
+}
+
+/// The `[server]` abuse limits, defaults for the keys not written.
+fn validate_limits(cx: &Ctx<'_>, s: &RawServer) -> Result<ServerLimits, ConfigError> {
+    let d = ServerLimits::default();
+    let failures = s
+        .auth_failures_per_minute
+        .unwrap_or(d.auth_failures_per_minute);
+    if failures > 10_000 {
+        return Err(cx.err(
+            "server.auth_failures_per_minute",
+            format!("expected a count between 0 (no limit) and 10000, got {failures}"),
+        ));
+    }
+    let rate = s.api_rate_per_s.unwrap_or(d.api_rate_per_s);
+    if !rate.is_finite() || rate <= 0.0 || rate > 1_000_000.0 {
+        return Err(cx.err(
+            "server.api_rate_per_s",
+            format!("expected requests per second above 0 and at most 1000000, got {rate}"),
+        ));
+    }
+    let burst = s.api_burst.unwrap_or(d.api_burst);
+    if burst == 0 || burst > 1_000_000 {
+        return Err(cx.err(
+            "server.api_burst",
+            format!("expected a count between 1 and 1000000, got {burst}"),
+        ));
+    }
+    let seconds = |key: &str, v: Option<u64>, default: std::time::Duration| {
+        let v = v.unwrap_or(default.as_secs());
+        if v == 0 || v > 3600 {
+            return Err(cx.err(key, format!("expected seconds between 1 and 3600, got {v}")));
+        }
+        Ok(std::time::Duration::from_secs(v))
+    };
+    Ok(ServerLimits {
+        auth_failures_per_minute: failures,
+        api_rate_per_s: rate,
+        api_burst: burst,
+        header_timeout: seconds(
+            "server.header_timeout_s",
+            s.header_timeout_s,
+            d.header_timeout,
+        )?,
+        idle_timeout: seconds("server.idle_timeout_s", s.idle_timeout_s, d.idle_timeout)?,
+    })
 }
 
 fn validate_serial(
@@ -598,6 +684,62 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("./foodgate-data"));
         assert_eq!(c.utc_offset.local_minus_utc(), 8 * 3600);
         assert!(c.instruments.is_empty() && c.upstreams.is_empty());
+        assert_eq!(c.server_limits, ServerLimits::default());
+    }
+
+    #[test]
+    fn server_limits_parse_and_bad_values_are_named() {
+        let c = Config::parse(
+            "[server]\nauth_failures_per_minute = 3\napi_rate_per_s = 2.5\napi_burst = 7\n\
+             header_timeout_s = 1\nidle_timeout_s = 90\n",
+            "t.toml",
+        )
+        .unwrap();
+        let l = c.server_limits;
+        assert_eq!(l.auth_failures_per_minute, 3);
+        assert_eq!(l.api_rate_per_s, 2.5);
+        assert_eq!(l.api_burst, 7);
+        assert_eq!(l.header_timeout.as_secs(), 1);
+        assert_eq!(l.idle_timeout.as_secs(), 90);
+        let d = ServerLimits::default();
+        assert_eq!(
+            (d.auth_failures_per_minute, d.api_rate_per_s, d.api_burst),
+            (10, 50.0, 200)
+        );
+        assert_eq!(
+            (d.header_timeout.as_secs(), d.idle_timeout.as_secs()),
+            (10, 60)
+        );
+        let off = Config::parse("[server]\nauth_failures_per_minute = 0\n", "t.toml").unwrap();
+        assert_eq!(off.server_limits.auth_failures_per_minute, 0);
+
+        for (text, key) in [
+            ("header_timeout_s = 0", "server.header_timeout_s"),
+            ("header_timeout_s = 3601", "server.header_timeout_s"),
+            ("idle_timeout_s = 0", "server.idle_timeout_s"),
+            ("api_rate_per_s = 0.0", "server.api_rate_per_s"),
+            ("api_rate_per_s = -1.0", "server.api_rate_per_s"),
+            ("api_rate_per_s = nan", "server.api_rate_per_s"),
+            ("api_burst = 0", "server.api_burst"),
+            (
+                "auth_failures_per_minute = 20000",
+                "server.auth_failures_per_minute",
+            ),
+        ] {
+            let e = err(&format!("[server]\n{text}\n"));
+            assert!(
+                e.starts_with(&format!("f.toml: {key}: expected ")),
+                "{text}: {e}"
+            );
+        }
+        // A wrong type is a syntax error that names the key.
+        let e = err("[server]\nheader_timeout_s = \"10s\"\n");
+        assert!(
+            e.starts_with("f.toml: ") && e.contains("header_timeout_s"),
+            "{e}"
+        );
+        let e = err("[server]\nauth_failures_per_minute = -1\n");
+        assert!(e.contains("auth_failures_per_minute"), "{e}");
     }
 
     #[test]

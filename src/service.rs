@@ -9,13 +9,16 @@
 
 use crate::api;
 use crate::config::Config;
+use crate::http::abuse::{AuthFailed, FailureLimit};
+use crate::http::conn::Timeouts;
+use crate::http::ratelimit::RateLimit;
 use crate::http::{ApiError, AppState, ConfiguredInstrument};
 use crate::judge::{Judge, Reference, ReferenceError};
 use crate::links;
 use crate::store::{self, Store, StoreError, StoreSettings};
 use crate::uplink;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
@@ -24,7 +27,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -50,7 +53,12 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .merge(crate::web::routes())
-        // After routing, so the matched route names the metric (not the raw path).
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            limit_failures,
+        ))
+        // After routing, so the matched route names the metric (not the raw path); outside
+        // the failure limit, so its 429s are counted too.
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -120,15 +128,81 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
     resp
 }
 
-/// Serve the API and pages of `state` on `listener` until `shutdown` completes.
+/// Does this request present a credential to check (a token, a sign-in code)?
+fn presents_credential(req: &Request) -> bool {
+    if req.headers().contains_key(header::AUTHORIZATION) {
+        return true;
+    }
+    req.uri().path() == "/login"
+        && (req.method() == Method::POST
+            || req
+                .uri()
+                .query()
+                .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("code="))))
+}
+
+/// Failed sign-ins and bad tokens per client address: an address over its limit is answered
+/// 429 on any request that presents a credential, before the credential is looked at.
+async fn limit_failures(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // Without a peer address (a router called in-process) there is nobody to limit.
+    let Some(ip) = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+    else {
+        return next.run(req).await;
+    };
+    let limiter = state.failures();
+    if presents_credential(&req) {
+        if let Err(wait) = limiter.check(ip, Instant::now()) {
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            let FailureLimit { failures, window } = limiter.limit();
+            tracing::debug!(%ip, "client address over its failure limit: refused for {secs} s");
+            if req.uri().path() == "/login" {
+                return crate::web::signin::too_many_failures(failures, window.as_secs(), secs);
+            }
+            return ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_failures",
+                format!(
+                    "{failures} failed sign-ins or bad tokens from this address within {} s: retry in {secs} s",
+                    window.as_secs()
+                ),
+            )
+            .retry_after(secs)
+            .into_response();
+        }
+    }
+    let resp = next.run(req).await;
+    if resp.extensions().get::<AuthFailed>().is_some() && limiter.record(ip, Instant::now()) {
+        let FailureLimit { failures, window } = limiter.limit();
+        tracing::warn!(
+            %ip,
+            "{failures} failed sign-ins or bad tokens from one address within {} s: its credentials are refused (429) until the window passes",
+            window.as_secs()
+        );
+    }
+    resp
+}
+
+/// Serve the API and pages of `state` on `listener` until `shutdown` completes, with the
+/// default [`Timeouts`].
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, state, Timeouts::default(), shutdown).await
+}
+
+/// [`serve`] with these connection timeouts.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    timeouts: Timeouts,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    crate::http::conn::serve(listener, router(state), timeouts, shutdown).await
 }
 
 /// Why the service did not start (or a part of it failed).
@@ -323,21 +397,32 @@ pub async fn run(
         stop_rx,
     );
 
-    let api_state = AppState::new(store.clone(), Judge::new(reference)).with_instruments(
-        config
-            .instruments
-            .iter()
-            .map(|i| ConfiguredInstrument {
-                id: i.id.clone(),
-                market: i.market.clone(),
-                protocol: i.protocol.as_str().to_string(),
-            })
-            .collect(),
-    );
+    let limits = config.server_limits;
+    let api_state = AppState::new(store.clone(), Judge::new(reference))
+        .with_instruments(
+            config
+                .instruments
+                .iter()
+                .map(|i| ConfiguredInstrument {
+                    id: i.id.clone(),
+                    market: i.market.clone(),
+                    protocol: i.protocol.as_str().to_string(),
+                })
+                .collect(),
+        )
+        .with_rate_limit(RateLimit {
+            per_second: limits.api_rate_per_s,
+            burst: f64::from(limits.api_burst),
+        })
+        .with_failure_limit(FailureLimit::per_minute(limits.auth_failures_per_minute));
+    let timeouts = Timeouts {
+        header: limits.header_timeout,
+        idle: limits.idle_timeout,
+    };
     api_state.set_uplink(uplink_handle);
     let bound = listener.local_addr().unwrap_or(config.listen);
     let mut api_stop = stop_tx.subscribe();
-    let mut api_task = tokio::spawn(serve(listener, api_state, async move {
+    let mut api_task = tokio::spawn(serve_with(listener, api_state, timeouts, async move {
         let _ = api_stop.wait_for(|s| *s).await;
     }));
     on_ready(Ready {

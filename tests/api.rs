@@ -98,7 +98,9 @@ async fn start(name: &str) -> App {
         .await
         .expect("write")
         .expect("revoke");
-    let state = AppState::new(store.clone(), Judge::builtin());
+    // These tests send many bad tokens on purpose, all from 127.0.0.1: no failure limit.
+    let state = AppState::new(store.clone(), Judge::builtin())
+        .with_failure_limit(foodgate::http::abuse::FailureLimit::per_minute(0));
     let (addr, stop) = crate::support::serve_api(state).await;
     App {
         addr,

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `foodgate` binary and service (one test binary: one link step).
 
+mod abuse;
 mod api;
 mod browser;
 mod coverage;

@@ -78,6 +78,10 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            // A request without any token guessed nothing: only a refused one counts.
+            if self.code != "token_missing" {
+                r.extensions_mut().insert(super::abuse::AuthFailed);
+            }
         }
         if let Some(secs) = self.retry_after {
             r.headers_mut()

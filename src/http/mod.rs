@@ -4,7 +4,11 @@
 //! - [`state`]: the state, pooled store readers, authorization.
 //! - [`error`]: the error answer.
 //! - [`ratelimit`]: the per-token request budget (429 beyond it).
+//! - [`abuse`]: failed sign-ins and bad tokens per client address (429 beyond them).
+//! - [`conn`]: the HTTP/1 server loop: header and idle timeouts, the client address.
 
+pub mod abuse;
+pub mod conn;
 pub mod error;
 pub mod ratelimit;
 pub mod state;

@@ -1,9 +1,10 @@
 //! Per-token rate limit: a token bucket per token name.
 //!
 //! A token may make `burst` requests at once and `per_second` on average; beyond that it is
-//! answered 429 with `Retry-After`. The default (50 per second, bursts of 200) is far above
-//! what a station or an upload script needs (a 100,000-row upload in batches of 1,000 is 100
-//! requests), and stops a runaway client from starving the others. Each token has its own
+//! answered 429 with `Retry-After`. The default (50 per second, bursts of 200; `[server]`
+//! `api_rate_per_s` and `api_burst` change it) is far above what a station or an upload script
+//! needs (a 100,000-row upload in batches of 1,000 is 100 requests), and stops a runaway
+//! client from starving the others. Each token has its own
 //! bucket, so one token's excess never limits another. A few lines of arithmetic under a
 //! mutex: no crate needed (keyed limiters such as `governor` key by IP or need the token
 //! before authentication).

@@ -1,8 +1,9 @@
 //! The state every handler shares: the store and its pooled readers, the judge, the
-//! configured instruments and their live status, the uplink, the per-token rate limit.
+//! configured instruments and their live status, the uplink, the per-token rate limit and
+//! the per-address failure limit.
 
-use super::ratelimit;
 use super::ApiError;
+use super::{abuse, ratelimit};
 use crate::auth::{self, Principal, Role};
 use crate::judge::Judge;
 use crate::store::{Reader, Store};
@@ -43,6 +44,7 @@ struct Inner {
     last_used: Mutex<HashMap<String, Instant>>,
     requests: Mutex<HashMap<(String, u16), u64>>,
     buckets: ratelimit::Buckets,
+    failures: abuse::FailureLimiter,
 }
 
 impl AppState {
@@ -62,6 +64,7 @@ impl AppState {
                 last_used: Mutex::new(HashMap::new()),
                 requests: Mutex::new(HashMap::new()),
                 buckets: ratelimit::Buckets::new(ratelimit::RateLimit::default()),
+                failures: abuse::FailureLimiter::new(abuse::FailureLimit::default()),
             }),
         }
     }
@@ -78,6 +81,24 @@ impl AppState {
             }
             Err(inner) => AppState { inner },
         }
+    }
+
+    /// The limit on failed sign-ins and bad-token requests per client address (before the
+    /// state is shared); the default is [`abuse::FailureLimit::default`].
+    pub fn with_failure_limit(self, limit: abuse::FailureLimit) -> AppState {
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner.failures = abuse::FailureLimiter::new(limit);
+                AppState {
+                    inner: Arc::new(inner),
+                }
+            }
+            Err(inner) => AppState { inner },
+        }
+    }
+
+    pub(crate) fn failures(&self) -> &abuse::FailureLimiter {
+        &self.inner.failures
     }
 
     /// The configured instruments (before the state is shared).

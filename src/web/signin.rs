@@ -10,6 +10,7 @@ use super::session::{
     SESSION_COOKIE, SESSION_HOURS,
 };
 use crate::auth::{self, hash_token};
+use crate::http::abuse::AuthFailed;
 use crate::http::{ApiError, AppState};
 use crate::store::audit::audit;
 use crate::store::sessions::{self, NewSecret};
@@ -97,12 +98,12 @@ pub async fn login_page(
         .await;
     match signed {
         Ok(Some(sid)) => signed_in(&headers, &sid, &next),
-        Ok(None) => form(
+        Ok(None) => failed(form(
             &headers,
             StatusCode::UNAUTHORIZED,
             &next,
             Some("This sign-in link is not valid: it was used already or has expired. Sign in with your token, or ask for a new link."),
-        ),
+        )),
         Err(e) => server_error(ApiError::from(e)),
     }
 }
@@ -144,12 +145,12 @@ pub async fn login(
         // One message for unknown, revoked and expired tokens: the form must not tell
         // anyone which tokens exist.
         Ok(None) => {
-            return form(
+            return failed(form(
                 &headers,
                 StatusCode::UNAUTHORIZED,
                 &next,
                 Some("That token was not accepted. Check that you copied all of it, or ask an administrator for a new one."),
-            )
+            ))
         }
         Err(e) => return server_error(e),
     };
@@ -240,6 +241,44 @@ pub(crate) fn redirect(location: &str, cookies: &[HeaderValue]) -> Response {
     }
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// A refused token or code: counted against the client's address.
+fn failed(mut r: Response) -> Response {
+    r.extensions_mut().insert(AuthFailed);
+    r
+}
+
+/// The answer to a sign-in from an address that failed `failures` times within `window_s`
+/// seconds: 429, `Retry-After: retry_s`, a page in Chinese with English beside it.
+pub(crate) fn too_many_failures(failures: u32, window_s: u64, retry_s: u64) -> Response {
+    let body = html! {
+        header { h1 { "foodgate · 登录 Sign in" } }
+        main { section style="max-width:34rem" {
+            h2 { "尝试次数过多 " span class="muted" { "Too many attempts" } }
+            p class="error" role="alert" lang="zh-CN" {
+                "此地址在 " (window_s) " 秒内已登录失败 " (failures) " 次。请在 "
+                (retry_s) " 秒后再试，并确认令牌已完整复制。"
+            }
+            p lang="en" {
+                (failures) " failed sign-ins from this address within "
+                (window_s) " s. Try again in " (retry_s) " s, and check that the token was copied whole."
+            }
+            p { a href="/login" { "返回登录 · Back to sign-in" } }
+        } }
+    };
+    let mut r = respond(
+        StatusCode::TOO_MANY_REQUESTS,
+        page(
+            "zh-CN",
+            "尝试次数过多 · Too many attempts · foodgate",
+            html! {},
+            body,
+        ),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_s));
     r
 }
 
