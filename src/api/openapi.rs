@@ -93,7 +93,7 @@ impl Modify for Security {
             ),
             (
                 "429",
-                error("the token's rate limit (rate_limited); Retry-After says when to retry")
+                error("the token's rate limit (rate_limited), or too many failed sign-ins or bad tokens from this client address in a minute (too_many_failures); Retry-After says when to retry")
                     .header(
                         "Retry-After",
                         HeaderBuilder::new()
