@@ -52,6 +52,59 @@ impl Delim {
         self.find(hay).is_some()
     }
 
+    /// Split `hay` into its first `N` pieces, in `out`; returns how many pieces `hay` had,
+    /// at most `N` (slots past that are left as they were).
+    ///
+    /// One pass over `hay` whatever the number of delimiters: records and segments hold a
+    /// dozen short fields, where a search call per field costs more than the fields.
+    pub fn split_into<'a, const N: usize>(self, hay: &'a [u8], out: &mut [&'a [u8]; N]) -> usize {
+        if N == 0 {
+            return 0;
+        }
+        if self.double_byte {
+            let mut n = 0;
+            for (slot, piece) in out.iter_mut().zip(self.split(hay)) {
+                *slot = piece;
+                n += 1;
+            }
+            return n;
+        }
+        let mut k = 0;
+        let mut start = 0;
+        let mut base = 0;
+        let mut blocks = hay.chunks_exact(16);
+        for block in &mut blocks {
+            let Ok(block) = <&[u8; 16]>::try_from(block) else {
+                break;
+            };
+            let mut m = mask16(block, self.byte);
+            while m != 0 {
+                let p = base + m.trailing_zeros() as usize;
+                out[k] = &hay[start..p];
+                start = p + 1;
+                k += 1;
+                if k == N {
+                    return N;
+                }
+                m &= m - 1;
+            }
+            base += 16;
+        }
+        for (j, &b) in blocks.remainder().iter().enumerate() {
+            if b == self.byte {
+                let p = base + j;
+                out[k] = &hay[start..p];
+                start = p + 1;
+                k += 1;
+                if k == N {
+                    return N;
+                }
+            }
+        }
+        out[k] = &hay[start..];
+        k + 1
+    }
+
     /// Split `hay` at every delimiter.
     pub fn split(self, hay: &[u8]) -> Split<'_> {
         Split {
@@ -64,6 +117,17 @@ impl Delim {
     pub fn nth(self, hay: &[u8], n: usize) -> &[u8] {
         self.split(hay).nth(n).unwrap_or(&[])
     }
+}
+
+/// Bit `j` set where `block[j] == byte`: written so that it compiles to one vector compare
+/// and a move-mask.
+#[inline]
+fn mask16(block: &[u8; 16], byte: u8) -> u32 {
+    let mut m = 0u32;
+    for (j, &b) in block.iter().enumerate() {
+        m |= u32::from(b == byte) << j;
+    }
+    m
 }
 
 /// Iterator over the pieces between delimiters.
@@ -100,6 +164,27 @@ mod tests {
         let v: Vec<&[u8]> = d.split(b"a||b|").collect();
         assert_eq!(v, vec![&b"a"[..], b"", b"b", b""]);
         assert_eq!(d.nth(b"a|b", 5), b"");
+    }
+
+    #[test]
+    fn split_into_matches_split() {
+        let hay = b"R|1|^^^HCHO|12.5|mg/kg|<10|H||F||||20250301082410|SN1^|||||x";
+        for dbcs in [false, true] {
+            let d = Delim::new(b'|', dbcs);
+            let all: Vec<&[u8]> = d.split(hay).collect();
+            for cut in 0..hay.len() {
+                let hay = &hay[..cut];
+                let want: Vec<&[u8]> = d.split(hay).collect();
+                let mut f: [&[u8]; 8] = [b"?"; 8];
+                let n = d.split_into(hay, &mut f);
+                assert_eq!(n, want.len().min(8), "{cut}");
+                assert_eq!(&f[..n], &want[..n], "{cut}");
+                let mut g: [&[u8]; 40] = [b"?"; 40];
+                let n = d.split_into(hay, &mut g);
+                assert_eq!(&g[..n], &want[..], "{cut}");
+            }
+            assert!(all.len() > 16);
+        }
     }
 
     #[test]
