@@ -20,8 +20,9 @@ struct Plain<'r> {
 }
 
 impl<'r> Plain<'r> {
-    fn new(rec: &'r [u8], escape: u8) -> Self {
-        let text = if rec.is_ascii() && memchr::memchr(escape, rec).is_none() {
+    /// `plain`: the record is all ASCII without the escape byte.
+    fn new(rec: &'r [u8], plain: bool) -> Self {
+        let text = if plain {
             std::str::from_utf8(rec).ok()
         } else {
             None
@@ -277,9 +278,8 @@ impl Records {
             }
             return;
         }
-        let p = Plain::new(rec, self.delims.escape);
         let mut f: [&[u8]; FIELDS] = [&[]; FIELDS];
-        self.fields(rec, &mut f);
+        let p = Plain::new(rec, self.fields(rec, &mut f));
         match kind {
             b'P' => {
                 self.source = PatientRecord {
@@ -342,9 +342,10 @@ impl Records {
         }
     }
 
-    /// Split a record into its first `N` fields (the rest are left empty).
-    fn fields<'r, const N: usize>(&self, rec: &'r [u8], f: &mut [&'r [u8]; N]) {
-        self.delims.field.split_into(rec, f);
+    /// Split a record into its first `N` fields (the rest are left empty); whether the
+    /// record is all ASCII without the escape byte.
+    fn fields<'r, const N: usize>(&self, rec: &'r [u8], f: &mut [&'r [u8]; N]) -> bool {
+        self.delims.field.split_scan(rec, f, self.delims.escape).1
     }
 
     fn person_name(&self, p: Plain<'_>, field: &[u8]) -> Option<Text> {
@@ -405,9 +406,8 @@ impl Records {
                 RecordDelims::new(b'|', b'\\', b'^', b'&', dbcs)
             }
         };
-        let p = Plain::new(rec, self.delims.escape);
         let mut f: [&[u8]; 15] = [&[]; 15];
-        self.fields(rec, &mut f);
+        let p = Plain::new(rec, self.fields(rec, &mut f));
         let sender = self.delims.repeat.split(f[4]).next().unwrap_or(&[]);
         let serial = self.delims.component.nth(sender, 2);
         self.header_instrument = if serial.trim_ascii().is_empty() {
