@@ -1,5 +1,5 @@
-//! Decode throughput on 50 MB synthetic captures (`foodgate_parsers::synth`), fed in 64 KiB
-//! chunks as `foodgate parse` does.
+//! Decode throughput of every protocol on 50 MB synthetic captures
+//! (`foodgate_parsers::synth::capture_counted`), fed in 64 KiB chunks as `foodgate parse` does.
 //!
 //! `cargo bench -p foodgate-parsers --bench decode -- --warm-up-time 2 --measurement-time 15`
 //!
@@ -7,7 +7,7 @@
 //! really built (and freed) inside the timed region.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use foodgate_parsers::synth::{astm_capture, hl7_capture};
+use foodgate_parsers::synth::capture_counted;
 use foodgate_parsers::{new_decoder, DecoderConfig, Event, Protocol};
 use std::hint::black_box;
 use std::time::Duration;
@@ -43,10 +43,8 @@ fn decode(protocol: Protocol, bytes: &[u8]) -> (usize, usize) {
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode");
-    for (protocol, bytes) in [
-        (Protocol::Astm, astm_capture(CAPTURE_BYTES, SEED)),
-        (Protocol::Hl7, hl7_capture(CAPTURE_BYTES, SEED)),
-    ] {
+    for protocol in Protocol::ALL {
+        let bytes = capture_counted(protocol, CAPTURE_BYTES, SEED).bytes;
         let (readings, other) = decode(protocol, &bytes);
         eprintln!(
             "{}: {} bytes -> {readings} readings, {other} other events",

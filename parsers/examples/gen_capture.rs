@@ -1,15 +1,24 @@
 //! Write a synthetic capture to a file, for the Python comparison and manual tests.
 //!
-//! `cargo run --release -p foodgate-parsers --example gen_capture -- astm|hl7 BYTES FILE [SEED]`
+//! `cargo run --release -p foodgate-parsers --example gen_capture -- PROTOCOL BYTES FILE [SEED]`
+//! (PROTOCOL: astm, hl7, gold-card, spectro or enzyme-print)
 
-use foodgate_parsers::synth::{astm_capture_counted, hl7_capture_counted};
+use foodgate_parsers::synth::capture_counted;
+use foodgate_parsers::Protocol;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(proto), Some(size), Some(path)) = (args.first(), args.get(1), args.get(2)) else {
-        eprintln!("usage: gen_capture astm|hl7 BYTES FILE [SEED]");
+        eprintln!("usage: gen_capture PROTOCOL BYTES FILE [SEED]");
         return ExitCode::from(2);
+    };
+    let protocol = match proto.parse::<Protocol>() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
     };
     let Ok(size) = size.parse::<usize>() else {
         eprintln!("BYTES must be a number, got {size:?}");
@@ -23,14 +32,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let cap = match proto.as_str() {
-        "astm" => astm_capture_counted(size, seed),
-        "hl7" => hl7_capture_counted(size, seed),
-        other => {
-            eprintln!("unknown protocol {other:?}: astm or hl7");
-            return ExitCode::from(2);
-        }
-    };
+    let cap = capture_counted(protocol, size, seed);
     if let Err(e) = std::fs::write(path, &cap.bytes) {
         eprintln!("{path}: {e}");
         return ExitCode::FAILURE;

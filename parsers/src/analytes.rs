@@ -25,12 +25,14 @@ pub enum AliasError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AliasTable {
     /// Looked up once per reading with short keys: a fast non-cryptographic hash (the
-    /// keys come from our own reference data, not from the wire).
-    map: FxHashMap<String, String>,
+    /// keys come from our own reference data, not from the wire). Keys are lowercased
+    /// bytes, so a lookup needs no UTF-8 check; ids are kept as `Text`, so handing one to a
+    /// reading is a copy, not an allocation.
+    map: FxHashMap<Box<[u8]>, Text>,
 }
 
-fn key(code: &str) -> String {
-    code.trim().to_lowercase()
+fn key(code: &str) -> Box<[u8]> {
+    code.trim().to_lowercase().into_bytes().into_boxed_slice()
 }
 
 /// Whether `id` has the shape of a canonical analyte id.
@@ -78,11 +80,11 @@ impl AliasTable {
                         return Err(AliasError::Duplicate {
                             line,
                             alias: name.to_string(),
-                            existing: existing.clone(),
+                            existing: existing.to_string(),
                         })
                     }
                     _ => {
-                        table.map.insert(k, id.to_string());
+                        table.map.insert(k, Text::from(id));
                     }
                 }
             }
@@ -92,35 +94,38 @@ impl AliasTable {
 
     /// Add or replace one code (per-instrument `aliases` in configuration).
     pub fn insert(&mut self, code: &str, canonical: &str) {
-        self.map.insert(key(code), canonical.to_string());
+        self.map.insert(key(code), Text::from(canonical));
     }
 
     /// The canonical id for `code`, if any.
     pub fn lookup(&self, code: &str) -> Option<&str> {
+        self.lookup_text(code).map(Text::as_str)
+    }
+
+    fn lookup_text(&self, code: &str) -> Option<&Text> {
         let code = code.trim();
         // Instrument codes are short ASCII: lowercase them on the stack, not the heap.
         let mut buf = [0u8; 32];
-        if code.is_ascii() && code.len() <= buf.len() {
+        if code.len() <= buf.len() && code.is_ascii() {
             let b = &mut buf[..code.len()];
             b.copy_from_slice(code.as_bytes());
             b.make_ascii_lowercase();
-            let k = std::str::from_utf8(b).ok()?;
-            return self.map.get(k).map(String::as_str);
+            return self.map.get(&*b);
         }
-        self.map.get(&key(code)).map(String::as_str)
+        self.map.get(&*key(code))
     }
 
     /// The canonical id for `code`, else `unknown:<code>`.
     pub fn canonical(&self, code: &str) -> Text {
-        match self.lookup(code) {
-            Some(id) => Text::from(id),
+        match self.lookup_text(code) {
+            Some(id) => id.clone(),
             None => compact_str::format_compact!("unknown:{}", code.trim()),
         }
     }
 
     /// Every canonical id in the table, sorted.
     pub fn canonical_ids(&self) -> Vec<&str> {
-        let mut ids: Vec<&str> = self.map.values().map(String::as_str).collect();
+        let mut ids: Vec<&str> = self.map.values().map(Text::as_str).collect();
         ids.sort_unstable();
         ids.dedup();
         ids

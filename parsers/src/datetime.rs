@@ -1,6 +1,6 @@
 //! Instrument date-times (`YYYYMMDDHHMM[SS[.S…]][±ZZZZ]`) to zoned date-times.
 
-use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, TimeZone};
 use nom::bytes::complete::{take_while1, take_while_m_n};
 use nom::character::complete::one_of;
 use nom::combinator::{all_consuming, map_res, opt};
@@ -69,17 +69,21 @@ fn parts(i: &[u8]) -> IResult<&[u8], Parts> {
 /// The common forms, `YYYYMMDDHHMM` and `YYYYMMDDHHMMSS`, without the parser machinery:
 /// every result carries one, so this is on the hot path.
 fn plain(t: &[u8]) -> Option<Parts> {
-    if !(t.len() == 12 || t.len() == 14) || !t.iter().all(u8::is_ascii_digit) {
+    if !(t.len() == 12 || t.len() == 14) {
         return None;
     }
-    let n = |i: usize, w: usize| {
-        t[i..i + w]
-            .iter()
-            .fold(0u32, |acc, &b| acc * 10 + u32::from(b - b'0'))
-    };
+    let mut d = [0u32; 14];
+    for (slot, &b) in d.iter_mut().zip(t) {
+        let v = b.wrapping_sub(b'0');
+        if v > 9 {
+            return None;
+        }
+        *slot = u32::from(v);
+    }
+    let two = |i: usize| d[i] * 10 + d[i + 1];
     Some(Parts {
-        ymd: (n(0, 4), n(4, 2), n(6, 2)),
-        hms: (n(8, 2), n(10, 2), if t.len() == 14 { n(12, 2) } else { 0 }),
+        ymd: (two(0) * 100 + two(2), two(4), two(6)),
+        hms: (two(8), two(10), two(12)),
         nanos: 0,
         offset_s: None,
     })
@@ -94,12 +98,16 @@ pub fn parse_compact(text: &[u8], local: FixedOffset) -> Option<DateTime<FixedOf
         None => all_consuming(parts).parse(text).ok()?.1,
     };
     let date = NaiveDate::from_ymd_opt(p.ymd.0 as i32, p.ymd.1, p.ymd.2)?;
-    let naive = date.and_hms_nano_opt(p.hms.0, p.hms.1, p.hms.2, p.nanos)?;
+    let time = if p.nanos == 0 {
+        NaiveTime::from_hms_opt(p.hms.0, p.hms.1, p.hms.2)?
+    } else {
+        NaiveTime::from_hms_nano_opt(p.hms.0, p.hms.1, p.hms.2, p.nanos)?
+    };
     let zone = match p.offset_s {
         Some(s) => FixedOffset::east_opt(s)?,
         None => local,
     };
-    zone.from_local_datetime(&naive).single()
+    zone.from_local_datetime(&date.and_time(time)).single()
 }
 
 #[cfg(test)]

@@ -467,6 +467,135 @@ pub fn hl7_capture_counted(target_bytes: usize, seed: u64) -> Capture {
     cap
 }
 
+/// A `gold-card` capture of at least `target_bytes`: result frames (type `01`) with
+/// sequence numbers counting up, three items, GBK sample names.
+pub fn gold_card_capture_counted(target_bytes: usize, seed: u64) -> Capture {
+    use crate::gold_card::{encode_frame, ResultPayload, TYPE_RESULT};
+    const NAMES: [&str; 4] = ["猪肉", "牛肉", "羊肉", "鸡肉"];
+    let mut rng = Rng::new(seed);
+    let mut cap = Capture {
+        bytes: Vec::with_capacity(target_bytes + 256),
+        ..Capture::default()
+    };
+    let mut seq = 0u16;
+    while cap.bytes.len() < target_bytes {
+        let t_line = 200 + rng.below(800) as u16;
+        let p = ResultPayload {
+            sample_id: format!("GC-{:05}", cap.results % 100_000),
+            item: 0x0101 + rng.below(3) as u16,
+            assay_format: 0,
+            verdict: u8::from(t_line < 500),
+            t_line,
+            c_line: 1000,
+            cutoff: 500,
+            test_time: 1_795_829_535 + 30 * cap.results as u32,
+            lot: "LOT2611A".into(),
+            sample_name: rng.pick(&NAMES).into(),
+        };
+        cap.bytes.extend(encode_frame(
+            TYPE_RESULT,
+            seq,
+            &p.encode(crate::text::Encoding::Gbk),
+        ));
+        seq = seq.wrapping_add(1);
+        cap.messages += 1;
+        cap.results += 1;
+    }
+    cap
+}
+
+/// A `spectro` capture of at least `target_bytes`: `$FSA` result sentences, four items.
+pub fn spectro_capture_counted(target_bytes: usize, seed: u64) -> Capture {
+    use crate::spectro::Fsa;
+    const ITEMS: [(&str, &str); 4] = [
+        ("HCHO", "mg/kg"),
+        ("SO2", "g/kg"),
+        ("NO2", "mg/kg"),
+        ("OPI", "%"),
+    ];
+    const NAMES: [&str; 4] = ["草鱼", "豆腐", "粉丝", "Bok Choy"];
+    let mut rng = Rng::new(seed);
+    let mut cap = Capture {
+        bytes: Vec::with_capacity(target_bytes + 256),
+        ..Capture::default()
+    };
+    let mut seq = 0u64;
+    while cap.bytes.len() < target_bytes {
+        let (item, unit) = rng.pick(&ITEMS);
+        let value = rng.below(1000);
+        let secs = seq % 86_400;
+        let s = Fsa {
+            seq: seq.to_string(),
+            time: format!(
+                "20261128{:02}{:02}{:02}",
+                secs / 3600,
+                secs / 60 % 60,
+                secs % 60
+            ),
+            item: item.into(),
+            sample_id: format!("S-{:06}", seq % 1_000_000),
+            sample_name: rng.pick(&NAMES).into(),
+            category: "13".into(),
+            absorbance: format!("0.{:03}", rng.below(1000)),
+            value: format!("{}.{}", value / 10, value % 10),
+            unit: unit.into(),
+            dilution: "1".into(),
+            verdict: if value > 800 { "F" } else { "P" }.into(),
+        };
+        cap.bytes.extend(s.encode(crate::text::Encoding::Gbk));
+        seq += 1;
+        cap.messages += 1;
+        cap.results += 1;
+    }
+    cap
+}
+
+/// An `enzyme-print` capture of at least `target_bytes`: 12-channel printed reports with
+/// ESC/POS commands, GBK text.
+pub fn enzyme_print_capture_counted(target_bytes: usize, seed: u64) -> Capture {
+    use crate::enzyme_print::{encode_report, Report, ReportRow};
+    const NAMES: [&str; 4] = ["菠菜", "小白菜", "上海青", "Bok Choy"];
+    let mut rng = Rng::new(seed);
+    let mut cap = Capture {
+        bytes: Vec::with_capacity(target_bytes + 4096),
+        ..Capture::default()
+    };
+    let mut report = Report::example();
+    while cap.bytes.len() < target_bytes {
+        report.rows = (1..=12)
+            .map(|c| {
+                let at = 0.1 + rng.below(300) as f64 / 1000.0;
+                let rate = ((0.412 - at) / 0.412 * 1000.0).round() / 10.0;
+                ReportRow::Used {
+                    channel: c,
+                    sample_id: format!("S{:04}", (cap.results + usize::from(c)) % 10_000),
+                    name: rng.pick(&NAMES).into(),
+                    delta_at: at,
+                    rate,
+                    conclusion: if rate >= 50.0 { "阳性" } else { "阴性" }.into(),
+                }
+            })
+            .collect();
+        cap.bytes
+            .extend_from_slice(&encode_report(&report, crate::text::Encoding::Gbk, true));
+        cap.messages += 1;
+        cap.results += 12;
+    }
+    cap
+}
+
+/// A capture of `protocol` of at least `target_bytes` (see the per-protocol functions).
+pub fn capture_counted(protocol: crate::Protocol, target_bytes: usize, seed: u64) -> Capture {
+    use crate::Protocol;
+    match protocol {
+        Protocol::Astm => astm_capture_counted(target_bytes, seed),
+        Protocol::Hl7 => hl7_capture_counted(target_bytes, seed),
+        Protocol::GoldCard => gold_card_capture_counted(target_bytes, seed),
+        Protocol::Spectro => spectro_capture_counted(target_bytes, seed),
+        Protocol::EnzymePrint => enzyme_print_capture_counted(target_bytes, seed),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

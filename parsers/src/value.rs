@@ -1,11 +1,6 @@
 //! Result values and abnormal flags as lab instruments send them.
 
 use crate::reading::{DeviceVerdict, Qualifier};
-use nom::branch::alt;
-use nom::bytes::complete::take_while1;
-use nom::character::complete::one_of;
-use nom::combinator::{all_consuming, opt, recognize};
-use nom::{IResult, Parser};
 
 /// A value field, interpreted.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -15,22 +10,48 @@ pub struct Value {
     pub device_verdict: Option<DeviceVerdict>,
 }
 
-fn decimal(i: &str) -> IResult<&str, &str> {
-    let digits = || take_while1(|c: char| c.is_ascii_digit());
-    recognize((
-        opt(one_of("+-")),
-        alt((
-            recognize((digits(), opt((one_of("."), opt(digits()))))),
-            recognize((one_of("."), digits())),
-        )),
-    ))
-    .parse(i)
-}
+/// Powers of ten a `f64` holds exactly.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
 
 /// A plain decimal: optional sign, digits, optional fraction. No exponent, no `inf`/`nan`.
 pub fn parse_decimal(text: &str) -> Option<f64> {
-    let (_, n) = all_consuming(decimal).parse(text.trim()).ok()?;
-    n.parse().ok()
+    let t = text.trim();
+    let b = t.as_bytes();
+    let (negative, body) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        Some(b'+') => (false, &b[1..]),
+        _ => (false, b),
+    };
+    let mut mantissa = 0u64;
+    let mut digits = 0usize;
+    let mut fraction = None;
+    for (i, &c) in body.iter().enumerate() {
+        match c {
+            b'0'..=b'9' => {
+                digits += 1;
+                if digits <= 19 {
+                    mantissa = mantissa * 10 + u64::from(c - b'0');
+                }
+            }
+            b'.' if fraction.is_none() => fraction = Some(body.len() - i - 1),
+            _ => return None,
+        }
+    }
+    if digits == 0 {
+        return None;
+    }
+    let scale = fraction.unwrap_or(0);
+    // With at most 15 digits the mantissa and the power of ten are exact, so one division
+    // is correctly rounded: the very value the full parser gives.
+    let v = if digits <= 15 && scale < POW10.len() {
+        mantissa as f64 / POW10[scale]
+    } else {
+        return t.parse().ok();
+    };
+    Some(if negative { -v } else { v })
 }
 
 const POSITIVE_WORDS: [&str; 3] = ["POS", "+", "阳性"];
@@ -103,8 +124,44 @@ mod tests {
         assert_eq!(parse_decimal("-2.0"), Some(-2.0));
         assert_eq!(parse_decimal(".5"), Some(0.5));
         assert_eq!(parse_decimal("3."), Some(3.0));
-        for bad in ["", "inf", "NaN", "1e5", "1.2.3", "-----", "+", "."] {
+        for bad in [
+            "", "inf", "NaN", "1e5", "1.2.3", "-----", "+", ".", "-.", "1-", "+-1",
+        ] {
             assert_eq!(parse_decimal(bad), None, "{bad}");
+        }
+        assert_eq!(
+            parse_decimal("-0").map(f64::to_bits),
+            Some((-0.0f64).to_bits())
+        );
+    }
+
+    #[test]
+    fn decimals_match_the_full_parser() {
+        let mut r = crate::synth::Rng::new(7);
+        for _ in 0..20_000 {
+            let int_digits = r.below(12) as u32 + 1;
+            let int = r.below(10u64.pow(int_digits));
+            let frac_digits = r.below(12) as usize;
+            let frac = r.below(10u64.pow(frac_digits as u32));
+            let sign = ["", "-", "+"][r.below(3) as usize];
+            let text = if frac_digits == 0 {
+                format!("{sign}{int}")
+            } else {
+                format!("{sign}{int}.{frac:0frac_digits$}")
+            };
+            let want: f64 = text.parse().unwrap();
+            assert_eq!(
+                parse_decimal(&text).map(f64::to_bits),
+                Some(want.to_bits()),
+                "{text}"
+            );
+        }
+        for long in [
+            "12345678901234567.5",
+            "0.00000000000000000000000001",
+            "99999999999999999999",
+        ] {
+            assert_eq!(parse_decimal(long), long.parse().ok(), "{long}");
         }
     }
 

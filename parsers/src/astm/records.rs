@@ -10,6 +10,39 @@ use crate::text::Encoding;
 use crate::value::{flag_verdict, interpret};
 use chrono::{DateTime, FixedOffset};
 
+/// A record, and the same bytes as text when the whole record is ASCII without the escape
+/// byte (nearly every record): its fields then need no decoding, no unescaping and no UTF-8
+/// check of their own.
+#[derive(Clone, Copy)]
+struct Plain<'r> {
+    rec: &'r [u8],
+    text: Option<&'r str>,
+}
+
+impl<'r> Plain<'r> {
+    /// `plain`: the record is all ASCII without the escape byte.
+    fn new(rec: &'r [u8], plain: bool) -> Self {
+        let text = if plain {
+            std::str::from_utf8(rec).ok()
+        } else {
+            None
+        };
+        Plain { rec, text }
+    }
+
+    /// `piece`, a part of the record, as text when the record is plain.
+    fn get(self, piece: &[u8]) -> Option<&'r str> {
+        let text = self.text?;
+        let whole = self.rec.as_ptr_range();
+        let part = piece.as_ptr_range();
+        if part.start < whole.start || part.end > whole.end {
+            return None;
+        }
+        let start = part.start as usize - whole.start as usize;
+        text.get(start..start + piece.len())
+    }
+}
+
 /// Fields of a record looked at (R uses up to field 14).
 const FIELDS: usize = 17;
 
@@ -120,10 +153,16 @@ impl Records {
     }
 
     /// Unescape a field piece, decode it and trim it; `None` when nothing is left.
-    fn text(&self, raw: &[u8]) -> Option<Text> {
+    fn text(&self, p: Plain<'_>, raw: &[u8]) -> Option<Text> {
         let raw = raw.trim_ascii();
         if raw.is_empty() {
             return None;
+        }
+        if let Some(t) = p.get(raw) {
+            // VT is a Unicode space `trim_ascii` leaves.
+            if !t.starts_with('\x0B') && !t.ends_with('\x0B') {
+                return Some(Text::from(t));
+            }
         }
         let esc = self.delims.escape;
         if Delim::new(esc, self.encoding.is_double_byte()).contains(raw) {
@@ -169,23 +208,23 @@ impl Records {
     }
 
     /// First repeat, first non-empty component from index `from` on, as trimmed text.
-    fn component_text(&self, field: &[u8], from: usize) -> Option<Text> {
+    fn component_text(&self, p: Plain<'_>, field: &[u8], from: usize) -> Option<Text> {
         let first = self.delims.repeat.split(field).next().unwrap_or(&[]);
         self.delims
             .component
             .split(first)
             .skip(from)
             .find(|c| !c.trim_ascii().is_empty())
-            .and_then(|c| self.text(c))
+            .and_then(|c| self.text(p, c))
     }
 
     /// The whole field (first repeat) as trimmed text, or `None` when empty.
-    fn field_text(&self, field: &[u8]) -> Option<Text> {
+    fn field_text(&self, p: Plain<'_>, field: &[u8]) -> Option<Text> {
         let first = self.delims.repeat.split(field).next().unwrap_or(&[]);
         if first.trim_ascii().is_empty() {
             return None;
         }
-        self.text(first)
+        self.text(p, first)
     }
 
     fn datetime(
@@ -240,12 +279,12 @@ impl Records {
             return;
         }
         let mut f: [&[u8]; FIELDS] = [&[]; FIELDS];
-        self.fields(rec, &mut f);
+        let p = Plain::new(rec, self.fields(rec, &mut f));
         match kind {
             b'P' => {
                 self.source = PatientRecord {
-                    id: self.component_text(f[2], 0),
-                    vendor: self.person_name(f[5]),
+                    id: self.component_text(p, f[2], 0),
+                    vendor: self.person_name(p, f[5]),
                 };
                 self.order = OrderRecord::default();
                 self.last = Last::Other;
@@ -253,18 +292,18 @@ impl Records {
             b'O' => {
                 let collected_at = self.datetime(f[7], "collection date-time (O.8)", offset, out);
                 self.order = OrderRecord {
-                    sample_id: self.component_text(f[2], 0),
-                    sample_name: self.component_text(f[15], 0),
+                    sample_id: self.component_text(p, f[2], 0),
+                    sample_name: self.component_text(p, f[15], 0),
                     collected_at,
                     comments: Vec::new(),
                 };
                 self.last = Last::OrderRecord;
             }
             b'R' => {
-                self.result(&f, offset, out);
+                self.result(p, &f, offset, out);
             }
             b'C' => {
-                if let Some(text) = self.field_text(f[3]) {
+                if let Some(text) = self.field_text(p, f[3]) {
                     match self.last {
                         Last::Result => {
                             if let Some(r) = self.readings.last_mut() {
@@ -303,36 +342,20 @@ impl Records {
         }
     }
 
-    /// Split a record into its first `N` fields (the rest are left empty).
-    fn fields<'r, const N: usize>(&self, rec: &'r [u8], f: &mut [&'r [u8]; N]) {
-        if self.encoding.is_double_byte() {
-            for (slot, piece) in f.iter_mut().zip(self.delims.field.split(rec)) {
-                *slot = piece;
-            }
-            return;
-        }
-        // One SIMD pass over the record instead of a memchr call per (short) field.
-        let mut start = 0;
-        let mut k = 0;
-        for p in memchr::memchr_iter(self.delims.field.byte(), rec) {
-            let Some(slot) = f.get_mut(k) else { return };
-            *slot = rec.get(start..p).unwrap_or(&[]);
-            start = p + 1;
-            k += 1;
-        }
-        if let Some(slot) = f.get_mut(k) {
-            *slot = rec.get(start..).unwrap_or(&[]);
-        }
+    /// Split a record into its first `N` fields (the rest are left empty); whether the
+    /// record is all ASCII without the escape byte.
+    fn fields<'r, const N: usize>(&self, rec: &'r [u8], f: &mut [&'r [u8]; N]) -> bool {
+        self.delims.field.split_scan(rec, f, self.delims.escape).1
     }
 
-    fn person_name(&self, field: &[u8]) -> Option<Text> {
+    fn person_name(&self, p: Plain<'_>, field: &[u8]) -> Option<Text> {
         let first = self.delims.repeat.split(field).next().unwrap_or(&[]);
         let mut name = Text::default();
         for part in self
             .delims
             .component
             .split(first)
-            .filter_map(|c| self.text(c))
+            .filter_map(|c| self.text(p, c))
         {
             if !name.is_empty() {
                 name.push(' ');
@@ -384,13 +407,13 @@ impl Records {
             }
         };
         let mut f: [&[u8]; 15] = [&[]; 15];
-        self.fields(rec, &mut f);
+        let p = Plain::new(rec, self.fields(rec, &mut f));
         let sender = self.delims.repeat.split(f[4]).next().unwrap_or(&[]);
         let serial = self.delims.component.nth(sender, 2);
         self.header_instrument = if serial.trim_ascii().is_empty() {
             None
         } else {
-            self.text(serial)
+            self.text(p, serial)
         };
         self.header_time = self.datetime(f[13], "message date-time (H.14)", offset, out);
         self.active = true;
@@ -401,7 +424,7 @@ impl Records {
         self.last = Last::Other;
     }
 
-    fn result(&mut self, f: &[&[u8]; FIELDS], offset: u64, out: &mut Vec<Event>) {
+    fn result(&mut self, p: Plain<'_>, f: &[&[u8]; FIELDS], offset: u64, out: &mut Vec<Event>) {
         self.last = Last::Result;
         if self.readings.len() >= MAX_RESULTS_PER_MESSAGE {
             self.cut(
@@ -415,10 +438,10 @@ impl Records {
         // Test code: first non-empty component from the 4th on, or the field itself.
         let test = self.delims.repeat.split(f[2]).next().unwrap_or(&[]);
         let code = if self.delims.component.contains(test) {
-            self.component_text(test, 3)
-                .or_else(|| self.component_text(test, 0))
+            self.component_text(p, test, 3)
+                .or_else(|| self.component_text(p, test, 0))
         } else {
-            self.text(test)
+            self.text(p, test)
         };
         let code = code.unwrap_or_default();
         let mut r = Box::new(Reading::new(
@@ -428,10 +451,10 @@ impl Records {
         r.analyte_code = Some(code);
         r.offset = Some(offset);
 
-        let value_text = self.component_text(f[3], 0);
-        let status = self.field_text(f[8]);
+        let value_text = self.component_text(p, f[3], 0);
+        let status = self.field_text(p, f[8]);
         let v = interpret(value_text.as_deref().unwrap_or(""));
-        let flag = self.field_text(f[6]);
+        let flag = self.field_text(p, f[6]);
         if status.as_deref() == Some("X") {
             r.device_verdict = Some(DeviceVerdict::Invalid);
         } else {
@@ -442,8 +465,8 @@ impl Records {
                 .or_else(|| flag.as_deref().and_then(flag_verdict));
         }
         r.value_text = value_text;
-        r.unit = self.field_text(f[4]);
-        r.reference_range = self.field_text(f[5]);
+        r.unit = self.field_text(p, f[4]);
+        r.reference_range = self.field_text(p, f[5]);
         r.abnormal_flag = flag;
         r.result_status = status;
         r.measured_at = self
@@ -451,7 +474,7 @@ impl Records {
             .or(self.order.collected_at)
             .or(self.header_time);
         r.instrument = self
-            .component_text(f[13], 0)
+            .component_text(p, f[13], 0)
             .or_else(|| self.header_instrument.clone())
             .or_else(|| self.config.instrument.clone());
         r.sample_id = self.order.sample_id.clone();

@@ -10,8 +10,6 @@ use crate::text::Encoding;
 use crate::value::{flag_verdict, interpret};
 use chrono::{DateTime, FixedOffset};
 use memchr::memchr2;
-use std::cell::RefCell;
-use std::collections::HashMap;
 
 /// Turns whole messages into events; holds nothing between messages.
 #[derive(Debug)]
@@ -19,13 +17,7 @@ pub(super) struct Messages {
     config: DecoderConfig,
     /// The listener's encoding, used when MSH-18 names none (or one not known).
     encoding: Encoding,
-    /// Analyte codes already looked up: the alias lookup allocates, and a stream
-    /// repeats a handful of codes.
-    analytes: RefCell<HashMap<Text, Text>>,
 }
-
-/// Distinct codes remembered before the cache starts over (codes are sender-controlled).
-const ANALYTE_CACHE: usize = 256;
 
 /// Segments of a message with their stream offsets; CR, CR LF and LF all end a segment.
 struct Segments<'a> {
@@ -81,8 +73,17 @@ impl MessageCtx<'_> {
     }
 
     fn leaf(&self, raw: &[u8]) -> Option<Text> {
-        if raw.trim_ascii().is_empty() {
+        let t = raw.trim_ascii();
+        if t.is_empty() {
             return None;
+        }
+        // Plain ASCII without escapes (the usual leaf) is the same text in every encoding.
+        // VT is a Unicode space that `trim_ascii` leaves.
+        let vt = |b: Option<&u8>| b == Some(&0x0B);
+        if !vt(t.first()) && !vt(t.last()) && t.is_ascii() && !self.d.escape.contains(t) {
+            if let Ok(s) = std::str::from_utf8(t) {
+                return Some(Text::from(s));
+            }
         }
         trimmed(self.text(raw))
     }
@@ -207,24 +208,11 @@ fn reject(
 impl Messages {
     pub(super) fn new(config: DecoderConfig) -> Self {
         let encoding = config.encoding.unwrap_or(Encoding::Utf8);
-        Messages {
-            config,
-            encoding,
-            analytes: RefCell::new(HashMap::new()),
-        }
+        Messages { config, encoding }
     }
 
     fn canonical(&self, code: &str) -> Text {
-        let mut cache = self.analytes.borrow_mut();
-        if let Some(id) = cache.get(code) {
-            return id.clone();
-        }
-        if cache.len() >= ANALYTE_CACHE {
-            cache.clear();
-        }
-        let id = self.config.aliases.canonical(code);
-        cache.insert(Text::from(code), id.clone());
-        id
+        self.config.aliases.canonical(code)
     }
 
     /// Read MSH-18 with delimiters scanned for `d`'s encoding.

@@ -85,9 +85,7 @@ impl Hl7Delims {
     /// at index n-1, while for every other segment SEG-n is at index n.
     pub(super) fn fields<'a>(&self, segment: &'a [u8]) -> [&'a [u8]; FIELDS] {
         let mut f: [&[u8]; FIELDS] = [&[]; FIELDS];
-        for (slot, piece) in f.iter_mut().zip(self.field.split(segment)) {
-            *slot = piece;
-        }
+        self.field.split_into(segment, &mut f);
         f
     }
 
@@ -152,12 +150,27 @@ fn decode_hex(hex: &[u8], out: &mut Vec<u8>) -> bool {
 
 /// MSH-18 character set name to an encoding; `None` for a name not known here.
 pub(super) fn charset(name: &str) -> Option<Encoding> {
+    // Every message names one: normalize the usual short ASCII name on the stack.
+    let mut buf = [0u8; 32];
+    if name.len() <= buf.len() && name.is_ascii() {
+        let mut n = 0;
+        for b in name.bytes().filter(|b| !matches!(b, b' ' | b'-' | b'_')) {
+            buf[n] = b.to_ascii_uppercase();
+            n += 1;
+        }
+        return std::str::from_utf8(&buf[..n]).ok().and_then(known_charset);
+    }
     let n: String = name
         .chars()
         .filter(|c| !matches!(c, ' ' | '-' | '_'))
         .flat_map(char::to_uppercase)
         .collect();
-    match n.as_str() {
+    known_charset(&n)
+}
+
+/// A normalized (uppercase, no blanks, dashes or underscores) MSH-18 name to an encoding.
+fn known_charset(n: &str) -> Option<Encoding> {
+    match n {
         "UNICODEUTF8" | "UTF8" => Some(Encoding::Utf8),
         "GB180302000" | "GB18030" => Some(Encoding::Gb18030),
         "GBK" | "GB2312" | "GB23121980" => Some(Encoding::Gbk),
