@@ -302,8 +302,10 @@ impl Config {
 /// The serial speed of a protocol's document, or `None` for a TCP-only protocol.
 pub fn default_baud(protocol: Protocol) -> Option<u32> {
     match protocol {
-        Protocol::Astm | Protocol::EnzymePrint | Protocol::Spectro => Some(9600),
-        Protocol::GoldCard => Some(115_200),
+        Protocol::Astm | Protocol::EnzymePrint | Protocol::Spectro | Protocol::Dy723pc => {
+            Some(9600)
+        }
+        Protocol::GoldCard | Protocol::Lz4000t | Protocol::Tl310 => Some(115_200),
         Protocol::Hl7 => None,
     }
 }

@@ -360,6 +360,8 @@ impl<'a, S: Sink> Session<'a, S> {
                 Protocol::Hl7 => self.hl7(l, io).await?,
                 Protocol::GoldCard => self.gold_card(l, io).await?,
                 Protocol::EnzymePrint | Protocol::Spectro => {}
+                // Polled devices answer requests; they are never run by this push session.
+                Protocol::Lz4000t | Protocol::Tl310 | Protocol::Dy723pc => {}
             },
         }
         Ok(())
@@ -493,7 +495,7 @@ impl<'a, S: Sink> Session<'a, S> {
                     ));
                 }
             }
-            LinkEvent::MessageEnd { .. } => {}
+            LinkEvent::MessageEnd { .. } | LinkEvent::Reply { .. } => {}
             LinkEvent::Frame {
                 offset,
                 number,

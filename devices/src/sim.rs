@@ -73,6 +73,8 @@ impl SimConfig {
             Protocol::Hl7 => (Duration::from_secs(10), 5),
             Protocol::GoldCard => (Duration::from_secs(1), 4),
             Protocol::Spectro | Protocol::EnzymePrint => (Duration::ZERO, 1),
+            // A polled device only answers: it never waits for anything.
+            Protocol::Lz4000t | Protocol::Tl310 | Protocol::Dy723pc => (Duration::ZERO, 1),
         };
         SimConfig {
             protocol,
@@ -313,6 +315,12 @@ where
         Protocol::GoldCard => gold(cfg, &mut wire, &mut samples, log).await?,
         Protocol::Spectro => spectro(cfg, &mut wire, &mut samples, log).await?,
         Protocol::EnzymePrint => enzyme(cfg, &mut wire, &mut samples, log).await?,
+        Protocol::Lz4000t | Protocol::Tl310 | Protocol::Dy723pc => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("no simulator of the polled device {} yet", cfg.protocol),
+            ))
+        }
     }
     Ok(wire.report)
 }

@@ -41,7 +41,7 @@ pub struct Dy723pcDecoder {
 }
 
 /// What the bytes at the start of the buffer are.
-enum Step {
+enum RecordStep {
     NeedMore,
     /// `n` bytes used.
     Used(usize),
@@ -75,12 +75,12 @@ impl Dy723pcDecoder {
         }
     }
 
-    fn step(&mut self, at_end: bool, out: &mut Vec<Event>) -> Step {
+    fn step(&mut self, at_end: bool, out: &mut Vec<Event>) -> RecordStep {
         let buf = &self.buf;
         let offset = self.base;
         let lead = buf.iter().take_while(|&&b| is_line_end(b)).count();
         if lead > 0 {
-            return Step::Used(lead);
+            return RecordStep::Used(lead);
         }
         if buf.starts_with(FINISH) {
             self.noise.flush("record", out);
@@ -90,20 +90,20 @@ impl Dy723pcDecoder {
                     records: std::mem::take(&mut self.records),
                 },
             }));
-            return Step::Used(FINISH.len());
+            return RecordStep::Used(FINISH.len());
         }
         let partial = |p: &[u8]| !p.is_empty() && (START.starts_with(p) || FINISH.starts_with(p));
         if buf.starts_with(START) {
             return self.record(at_end, out);
         }
         if partial(buf) && !at_end {
-            return Step::NeedMore;
+            return RecordStep::NeedMore;
         }
         // Noise up to where a record or FINISH may start.
         match next_start(buf, 1, true) {
             Some(p) => {
                 self.noise.add(offset, p as u64);
-                Step::Used(p)
+                RecordStep::Used(p)
             }
             // Keep a tail that may be the start of `R,` or `FINISH`.
             None if !at_end => {
@@ -113,22 +113,27 @@ impl Dy723pcDecoder {
                     .unwrap_or(0);
                 let n = buf.len() - keep;
                 if n == 0 {
-                    return Step::NeedMore;
+                    return RecordStep::NeedMore;
                 }
                 self.noise.add(offset, n as u64);
-                Step::Used(n)
+                RecordStep::Used(n)
             }
             None => {
                 self.noise.add(offset, buf.len() as u64);
-                Step::Used(buf.len())
+                RecordStep::Used(buf.len())
             }
         }
     }
 
     /// A record starts at `buf[0]`.
-    fn record(&mut self, at_end: bool, out: &mut Vec<Event>) -> Step {
+    fn record(&mut self, at_end: bool, out: &mut Vec<Event>) -> RecordStep {
         let buf = &self.buf;
-        let line_end = |from: usize| from + buf[from..].iter().position(|&b| is_line_end(b)).unwrap_or(0);
+        let line_end = |from: usize| {
+            from + buf[from..]
+                .iter()
+                .position(|&b| is_line_end(b))
+                .unwrap_or(0)
+        };
         // Byte ranges of the fields, so that nothing borrows the buffer past this scan.
         let mut fields: Vec<(usize, usize)> = Vec::with_capacity(FIELDS);
         let mut pos = START.len();
@@ -153,19 +158,29 @@ impl Dy723pcDecoder {
                 }
                 (None, None) if at_end => {
                     let (end, n) = (buf.len(), fields.len());
-                    return self.bad(end, "truncated_record", format!("input ends after {n} of its {FIELDS} fields"), out);
+                    return self.bad(
+                        end,
+                        "truncated_record",
+                        format!("input ends after {n} of its {FIELDS} fields"),
+                        out,
+                    );
                 }
                 (None, None) if rest.len() > MAX_RECORD => {
                     let end = pos + MAX_RECORD;
-                    return self.bad(end, "record_too_long", format!("no field end within {MAX_RECORD} bytes"), out);
+                    return self.bad(
+                        end,
+                        "record_too_long",
+                        format!("no field end within {MAX_RECORD} bytes"),
+                        out,
+                    );
                 }
-                (None, None) => return Step::NeedMore,
+                (None, None) => return RecordStep::NeedMore,
             }
         }
         // The check code: a field up to its comma, unless the record ends here.
         let rest = &buf[pos..];
         if rest.is_empty() && !at_end {
-            return Step::NeedMore;
+            return RecordStep::NeedMore;
         }
         let ends_here = rest.is_empty()
             || is_line_end(rest[0])
@@ -184,9 +199,14 @@ impl Dy723pcDecoder {
                 }
                 None if rest.len() > MAX_RECORD => {
                     let end = buf.len();
-                    return self.bad(end, "record_too_long", "its check code does not end".into(), out);
+                    return self.bad(
+                        end,
+                        "record_too_long",
+                        "its check code does not end".into(),
+                        out,
+                    );
                 }
-                None => return Step::NeedMore,
+                None => return RecordStep::NeedMore,
             }
         }
         let text = |(a, b): (usize, usize)| Text::from(self.encoding.decode(&buf[a..b]).trim());
@@ -197,7 +217,7 @@ impl Dy723pcDecoder {
                 self.noise.flush("record", out);
                 self.records += 1;
                 out.push(Event::Reading(Box::new(r)));
-                Step::Used(pos)
+                RecordStep::Used(pos)
             }
             Err(why) => self.bad(pos, "malformed_record", why, out),
         }
@@ -205,7 +225,13 @@ impl Dy723pcDecoder {
 
     /// Drop the record at the start of the buffer; the next one may start anywhere before
     /// `end` (a short record's fields may hold the next record's start).
-    fn bad(&mut self, end: usize, code: &'static str, why: String, out: &mut Vec<Event>) -> Step {
+    fn bad(
+        &mut self,
+        end: usize,
+        code: &'static str,
+        why: String,
+        out: &mut Vec<Event>,
+    ) -> RecordStep {
         self.noise.flush("record", out);
         out.push(Event::Diagnostic(Diagnostic::error(
             code,
@@ -215,7 +241,7 @@ impl Dy723pcDecoder {
         let p = next_start(&self.buf, 1, false)
             .filter(|&p| p <= end)
             .unwrap_or(end.max(1));
-        Step::Used(p)
+        RecordStep::Used(p)
     }
 
     fn reading(&self, offset: u64, f: &[Text], check: Option<Text>) -> Result<Reading, String> {
@@ -277,8 +303,8 @@ impl Dy723pcDecoder {
     fn run(&mut self, at_end: bool, out: &mut Vec<Event>) {
         while !self.buf.is_empty() {
             match self.step(at_end, out) {
-                Step::NeedMore => break,
-                Step::Used(n) => {
+                RecordStep::NeedMore => break,
+                RecordStep::Used(n) => {
                     self.buf.drain(..n);
                     self.base += n as u64;
                 }
@@ -378,7 +404,10 @@ mod tests {
         assert_eq!(r[0].check.as_deref(), Some("5A"));
         assert!(events.iter().any(|e| matches!(
             e,
-            Event::Link(LinkEvent::Reply { reply: PolledReply::End { records: 1 }, .. })
+            Event::Link(LinkEvent::Reply {
+                reply: PolledReply::End { records: 1 },
+                ..
+            })
         )));
         assert!(codes(&events).is_empty(), "{events:?}");
     }

@@ -110,7 +110,10 @@ pub enum PolledReply {
     /// (hex of the reply's bytes, or of its version byte).
     CommTest { firmware: Text },
     /// How many records the device holds for `date` (`lz4000t`).
-    Count { date: chrono::NaiveDate, records: u16 },
+    Count {
+        date: chrono::NaiveDate,
+        records: u16,
+    },
     /// One record frame of a read reply: record `index` of `total`. `Rejected` when it was
     /// dropped (bad CRC, malformed); an NA record is `Accepted` without a reading.
     Record {

@@ -5,7 +5,7 @@
 
 use crate::decoder::{Decoder, DecoderConfig};
 use crate::event::{Diagnostic, Event, FrameOutcome, LinkEvent, PolledReply};
-use crate::polled_frame::{self, by_length, crc_of, Scanner, Shape};
+use crate::polled_frame::{self, by_length, crc_of, FrameScanner, FrameShape};
 use crate::reading::{Protocol, Reading, Text};
 use crate::text::Encoding;
 use chrono::{NaiveDate, NaiveDateTime, TimeZone};
@@ -64,15 +64,15 @@ pub(crate) fn datetime_of(b: &[u8]) -> Option<NaiveDateTime> {
     }
 }
 
-fn shape(head: &[u8]) -> Shape {
+fn shape(head: &[u8]) -> FrameShape {
     match head.get(1) {
-        None => Shape::Need(2),
-        Some(&CMD_COMM_REPLY) => Shape::Total(COMM_REPLY_LEN),
-        Some(&CMD_COUNT_REPLY) => Shape::Total(COUNT_REPLY_LEN),
+        None => FrameShape::Need(2),
+        Some(&CMD_COMM_REPLY) => FrameShape::Total(COMM_REPLY_LEN),
+        Some(&CMD_COUNT_REPLY) => FrameShape::Total(COUNT_REPLY_LEN),
         Some(&CMD_RECORD) => match head.get(2..4) {
-            None => Shape::Need(4),
-            Some(l) if l == RECORD_DATA => Shape::Total(RECORD_LEN),
-            Some(l) => Shape::Bad(
+            None => FrameShape::Need(4),
+            Some(l) if l == RECORD_DATA => FrameShape::Total(RECORD_LEN),
+            Some(l) => FrameShape::Bad(
                 "malformed_frame",
                 format!(
                     "record frame with length {:02X} {:02X}, expected 14 00",
@@ -87,7 +87,7 @@ fn shape(head: &[u8]) -> Shape {
 /// Streaming decoder of the LZ-4000T's replies.
 #[derive(Debug)]
 pub struct Lz4000tDecoder {
-    scanner: Scanner,
+    scanner: FrameScanner,
     config: DecoderConfig,
     encoding: Encoding,
 }
@@ -95,7 +95,7 @@ pub struct Lz4000tDecoder {
 impl Lz4000tDecoder {
     pub fn new(config: DecoderConfig) -> Self {
         Lz4000tDecoder {
-            scanner: Scanner::default(),
+            scanner: FrameScanner::default(),
             encoding: config.encoding.unwrap_or(Encoding::Gbk),
             config,
         }
@@ -307,13 +307,18 @@ mod tests {
         assert_eq!(comm_test(), bytes("7E 00 02 00 00 00 07 AA"));
         assert_eq!(count_request(day()), bytes("7E 12 03 00 12 05 15 86 AA"));
         assert_eq!(read_request(day()), bytes("7E 10 03 00 12 05 15 28 AA"));
-        assert_eq!(count_reply(day(), 2), bytes("7E 13 05 00 12 05 15 02 00 FD AA"));
+        assert_eq!(
+            count_reply(day(), 2),
+            bytes("7E 13 05 00 12 05 15 02 00 FD AA")
+        );
     }
 
     #[test]
     fn the_worked_records_decode_and_encode_back() {
-        let one = bytes("7E 11 14 00 02 00 01 00 25 00 B0 D7 B2 CB 00 00 12 05 15 09 1E 0F AB 11 B6 AA");
-        let two = bytes("7E 11 14 00 02 00 02 00 26 00 B2 A4 B2 CB 00 00 12 05 15 09 29 02 42 18 BE AA");
+        let one =
+            bytes("7E 11 14 00 02 00 01 00 25 00 B0 D7 B2 CB 00 00 12 05 15 09 1E 0F AB 11 B6 AA");
+        let two =
+            bytes("7E 11 14 00 02 00 02 00 26 00 B2 A4 B2 CB 00 00 12 05 15 09 29 02 42 18 BE AA");
         let mut stream = one.clone();
         stream.extend_from_slice(&two);
         let mut d = Lz4000tDecoder::new(DecoderConfig::default());
@@ -350,14 +355,15 @@ mod tests {
 
     #[test]
     fn a_bad_crc_drops_the_record_and_says_so() {
-        let mut f = bytes("7E 11 14 00 02 00 01 00 25 00 B0 D7 B2 CB 00 00 12 05 15 09 1E 0F AB 11 B6 AA");
+        let mut f =
+            bytes("7E 11 14 00 02 00 01 00 25 00 B0 D7 B2 CB 00 00 12 05 15 09 1E 0F AB 11 B6 AA");
         f[24] ^= 1;
         let mut d = Lz4000tDecoder::new(DecoderConfig::default());
         let events = decode_all(&mut d, &f);
         assert!(!events.iter().any(|e| matches!(e, Event::Reading(_))));
-        assert!(events.iter().any(
-            |e| matches!(e, Event::Diagnostic(x) if x.error == "bad_crc" && x.offset == 0)
-        ));
+        assert!(events
+            .iter()
+            .any(|e| matches!(e, Event::Diagnostic(x) if x.error == "bad_crc" && x.offset == 0)));
         assert!(events.iter().any(|e| matches!(
             e,
             Event::Link(LinkEvent::Reply {

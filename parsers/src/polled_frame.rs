@@ -3,9 +3,9 @@
 //!
 //! There is no byte stuffing: a `7E` or `AA` inside DATA is data, so a frame is found by its
 //! start flag and the length its command has, never by searching for the end byte. What each
-//! command's frame looks like is the protocol's own ([`Shape`]); finding frames in a stream of
+//! command's frame looks like is the protocol's own ([`FrameShape`]); finding frames in a stream of
 //! any chunking, skipping noise and resynchronising after a broken frame is shared here
-//! ([`Scanner`]).
+//! ([`FrameScanner`]).
 
 use crate::event::{Diagnostic, Event};
 use crate::noise::Noise;
@@ -59,7 +59,7 @@ pub fn crc_of(frame: &[u8]) -> Option<(u8, u8)> {
 
 /// How long the frame that starts at a flag is, as far as its first bytes tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Shape {
+pub enum FrameShape {
     /// At least this many bytes are needed to tell.
     Need(usize),
     /// The frame is this many bytes, end byte included.
@@ -69,24 +69,24 @@ pub enum Shape {
 }
 
 /// The usual rule: the length bytes say it (`HEADER + LEN + 2`), within [`MAX_FRAME`].
-pub fn by_length(head: &[u8]) -> Shape {
+pub fn by_length(head: &[u8]) -> FrameShape {
     let Some(l) = head.get(2..4) else {
-        return Shape::Need(HEADER);
+        return FrameShape::Need(HEADER);
     };
     let total = HEADER + usize::from(u16::from_le_bytes([l[0], l[1]])) + 2;
     if total > MAX_FRAME {
-        Shape::Bad(
+        FrameShape::Bad(
             "frame_too_long",
             format!("length {} exceeds {MAX_FRAME} bytes", total - HEADER - 2),
         )
     } else {
-        Shape::Total(total)
+        FrameShape::Total(total)
     }
 }
 
 /// Finds frames in a byte stream fed in chunks of any size.
 #[derive(Debug, Default)]
-pub struct Scanner {
+pub struct FrameScanner {
     buf: Vec<u8>,
     /// Stream offset of `buf[0]`.
     base: u64,
@@ -95,13 +95,13 @@ pub struct Scanner {
     resync: bool,
 }
 
-impl Scanner {
+impl FrameScanner {
     /// Take `chunk`; call `on_frame(offset, frame)` for every frame now complete (end byte
     /// checked). `shape` says how long a frame is from its first bytes (flag first).
     pub fn feed(
         &mut self,
         chunk: &[u8],
-        shape: impl Fn(&[u8]) -> Shape,
+        shape: impl Fn(&[u8]) -> FrameShape,
         out: &mut Vec<Event>,
         mut on_frame: impl FnMut(u64, &[u8], &mut Vec<Event>),
     ) {
@@ -119,18 +119,23 @@ impl Scanner {
             let offset = self.base + at as u64;
             let head = &self.buf[at..];
             let total = match shape(head) {
-                Shape::Need(n) if n > MAX_FRAME => {
-                    self.bad(offset, "frame_too_long", "no end within the frame bound", out);
+                FrameShape::Need(n) if n > MAX_FRAME => {
+                    self.bad(
+                        offset,
+                        "frame_too_long",
+                        "no end within the frame bound",
+                        out,
+                    );
                     at += 1;
                     continue;
                 }
-                Shape::Need(_) => break,
-                Shape::Bad(code, why) => {
+                FrameShape::Need(_) => break,
+                FrameShape::Bad(code, why) => {
                     self.bad(offset, code, &why, out);
                     at += 1;
                     continue;
                 }
-                Shape::Total(n) => n,
+                FrameShape::Total(n) => n,
             };
             if head.len() < total {
                 break;
@@ -206,7 +211,7 @@ mod tests {
     }
 
     fn scan(bytes: &[u8], sizes: &[usize]) -> (Vec<(u64, Vec<u8>)>, Vec<Event>) {
-        let mut s = Scanner::default();
+        let mut s = FrameScanner::default();
         let (mut frames, mut out) = (Vec::new(), Vec::new());
         let mut rest = bytes;
         let mut k = 0;

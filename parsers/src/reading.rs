@@ -65,7 +65,10 @@ impl Protocol {
     /// The instrument answers only when asked: the host polls it (`docs/protocols.md`,
     /// "Polled instruments").
     pub fn is_polled(self) -> bool {
-        matches!(self, Protocol::Lz4000t | Protocol::Tl310 | Protocol::Dy723pc)
+        matches!(
+            self,
+            Protocol::Lz4000t | Protocol::Tl310 | Protocol::Dy723pc
+        )
     }
 }
 

@@ -6,7 +6,7 @@
 use crate::decoder::{Decoder, DecoderConfig};
 use crate::event::{Diagnostic, Event, FrameOutcome, LinkEvent, PolledReply};
 use crate::lz4000t::{date_bytes, datetime_of, hex};
-use crate::polled_frame::{self, by_length, crc_of, Scanner, Shape, END};
+use crate::polled_frame::{self, by_length, crc_of, FrameScanner, FrameShape, END};
 use crate::reading::{DeviceVerdict, Protocol, Reading};
 use chrono::{NaiveDate, NaiveDateTime, TimeZone};
 
@@ -46,20 +46,20 @@ pub fn read_last_request() -> Vec<u8> {
     polled_frame::frame(CMD_READ, &[0xFF, 0x00, 0x00, 0x00])
 }
 
-fn shape(head: &[u8]) -> Shape {
+fn shape(head: &[u8]) -> FrameShape {
     match head.get(1) {
-        None => Shape::Need(2),
+        None => FrameShape::Need(2),
         Some(&CMD_COMM_REPLY) => {
             let from = VERSION_AT + 1;
             match head.get(from..).and_then(|t| memchr::memchr(END, t)) {
-                Some(p) => Shape::Total(from + p + 1),
-                None => Shape::Need(head.len().max(from) + 1),
+                Some(p) => FrameShape::Total(from + p + 1),
+                None => FrameShape::Need(head.len().max(from) + 1),
             }
         }
         Some(&CMD_RECORD) => match head.get(1..4) {
-            None => Shape::Need(4),
-            Some(p) if p == RECORD_PREFIX => Shape::Total(RECORD_LEN),
-            Some(p) => Shape::Bad(
+            None => FrameShape::Need(4),
+            Some(p) if p == RECORD_PREFIX => FrameShape::Total(RECORD_LEN),
+            Some(p) => FrameShape::Bad(
                 "malformed_frame",
                 format!(
                     "record frame with length {:02X} {:02X}, expected 15 00",
@@ -96,14 +96,14 @@ pub fn standard(byte: u8) -> Option<Tl310Standard> {
 /// Streaming decoder of the TL310's replies.
 #[derive(Debug)]
 pub struct Tl310Decoder {
-    scanner: Scanner,
+    scanner: FrameScanner,
     config: DecoderConfig,
 }
 
 impl Tl310Decoder {
     pub fn new(config: DecoderConfig) -> Self {
         Tl310Decoder {
-            scanner: Scanner::default(),
+            scanner: FrameScanner::default(),
             config,
         }
     }
@@ -140,7 +140,8 @@ impl Tl310Decoder {
             }))
         };
         if let Some((sent, computed)) = crc_of(f).filter(|(s, c)| s != c) {
-            let what = format!("record {index} of {total}: CRC {sent:02X} sent, {computed:02X} computed");
+            let what =
+                format!("record {index} of {total}: CRC {sent:02X} sent, {computed:02X} computed");
             if self.config.check_crc {
                 out.push(Event::Diagnostic(Diagnostic::error(
                     "bad_crc",
@@ -271,8 +272,12 @@ mod tests {
 
     #[test]
     fn the_worked_records_decode_and_the_na_one_gives_no_reading() {
-        let one = bytes("7E 16 15 00 FF 03 00 01 00 04 00 12 05 15 0A 05 1E 00 0C 00 00 C5 01 02 00 A2 AA");
-        let na = bytes("7E 16 15 00 FF 03 00 02 00 05 01 12 05 15 0A 06 00 00 0D 00 00 FE 7F 00 00 66 AA");
+        let one = bytes(
+            "7E 16 15 00 FF 03 00 01 00 04 00 12 05 15 0A 05 1E 00 0C 00 00 C5 01 02 00 A2 AA",
+        );
+        let na = bytes(
+            "7E 16 15 00 FF 03 00 02 00 05 01 12 05 15 0A 06 00 00 0D 00 00 FE 7F 00 00 66 AA",
+        );
         let mut stream = comm_reply(0x21);
         stream.extend_from_slice(&one);
         stream.extend_from_slice(&na);
@@ -295,7 +300,9 @@ mod tests {
             r.measured_at.map(|t| t.to_rfc3339()).as_deref(),
             Some("2018-05-21T10:05:30+08:00")
         );
-        assert!(events.iter().any(|e| matches!(e, Event::Diagnostic(d) if d.error == "na_record")));
+        assert!(events
+            .iter()
+            .any(|e| matches!(e, Event::Diagnostic(d) if d.error == "na_record")));
         assert!(events.iter().any(|e| matches!(
             e,
             Event::Link(LinkEvent::Reply { reply: PolledReply::CommTest { firmware }, .. }) if firmware == "21"
@@ -313,7 +320,9 @@ mod tests {
 
     #[test]
     fn crc_ignore_keeps_a_record_with_a_warning() {
-        let mut f = bytes("7E 16 15 00 FF 03 00 01 00 04 00 12 05 15 0A 05 1E 00 0C 00 00 C5 01 02 00 A2 AA");
+        let mut f = bytes(
+            "7E 16 15 00 FF 03 00 01 00 04 00 12 05 15 0A 05 1E 00 0C 00 00 C5 01 02 00 A2 AA",
+        );
         f[25] = 0;
         let strict = decode_all(&mut Tl310Decoder::new(DecoderConfig::default()), &f);
         assert!(!strict.iter().any(|e| matches!(e, Event::Reading(_))));
