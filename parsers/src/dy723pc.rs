@@ -102,7 +102,7 @@ impl Dy723pcDecoder {
         // Noise up to where a record or FINISH may start.
         match next_start(buf, 1, true) {
             Some(p) => {
-                self.noise.add(offset, p as u64);
+                self.noise.add_except_line_ends(offset, &buf[..p]);
                 RecordStep::Used(p)
             }
             // Keep a tail that may be the start of `R,` or `FINISH`.
@@ -115,11 +115,11 @@ impl Dy723pcDecoder {
                 if n == 0 {
                     return RecordStep::NeedMore;
                 }
-                self.noise.add(offset, n as u64);
+                self.noise.add_except_line_ends(offset, &buf[..n]);
                 RecordStep::Used(n)
             }
             None => {
-                self.noise.add(offset, buf.len() as u64);
+                self.noise.add_except_line_ends(offset, buf);
                 RecordStep::Used(buf.len())
             }
         }

@@ -116,6 +116,12 @@ impl FrameScanner {
             };
             self.skip(at, p);
             at += p;
+            // A repeated flag: the last one starts the frame.
+            if self.buf.get(at + 1) == Some(&FLAG) {
+                self.skip(at, 1);
+                at += 1;
+                continue;
+            }
             let offset = self.base + at as u64;
             let head = &self.buf[at..];
             let total = match shape(head) {
