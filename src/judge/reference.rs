@@ -194,6 +194,18 @@ pub struct InhibitionRule {
     pub min_control_delta_a0: f64,
     pub control_source: Box<str>,
     pub max_rate_difference: f64,
+    /// Thresholds of the standards a reader may name by code (TL310 `00`, `01`).
+    pub standards: Vec<(Box<str>, Limit)>,
+}
+
+impl InhibitionRule {
+    /// The threshold of the standard with `code` (case-insensitive), if listed.
+    pub fn by_standard(&self, code: &str) -> Option<&Limit> {
+        self.standards
+            .iter()
+            .find(|(c, _)| c.eq_ignore_ascii_case(code.trim()))
+            .map(|(_, l)| l)
+    }
 }
 
 /// The colloidal gold method rule.
@@ -429,6 +441,16 @@ mod raw {
         pub(super) min_control_delta_a0: S<f64>,
         pub(super) control_source: S<String>,
         pub(super) max_rate_difference: S<f64>,
+        #[serde(default)]
+        pub(super) standard: Vec<InhibitionStandard>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct InhibitionStandard {
+        pub(super) code: S<String>,
+        pub(super) threshold: S<f64>,
+        pub(super) source: S<String>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -508,6 +530,30 @@ impl Builder<'_> {
         }
     }
 
+    fn standards(
+        &self,
+        raw: &[raw::InhibitionStandard],
+    ) -> Result<Vec<(Box<str>, Limit)>, ReferenceError> {
+        let mut out: Vec<(Box<str>, Limit)> = Vec::with_capacity(raw.len());
+        for s in raw {
+            let key = "rules.inhibition_rate.standard";
+            let code = self.non_empty(&s.code, &format!("{key}.code"))?;
+            if out.iter().any(|(c, _)| c.eq_ignore_ascii_case(&code)) {
+                return self.err(
+                    s.code.span(),
+                    format!("{key}.code"),
+                    Problem::BadValue(format!("standard {code:?} is listed twice")),
+                );
+            }
+            let threshold = self.non_negative(&s.threshold, &format!("{key}.threshold"))?;
+            let source = self.non_empty(&s.source, &format!("{key}.source"))?;
+            let limit = Limit::new(threshold, Unit::PERCENT, &source, false)
+                .or_else(|e| self.err(s.threshold.span(), format!("{key}.threshold"), e.into()))?;
+            out.push((code, limit));
+        }
+        Ok(out)
+    }
+
     fn non_empty(&self, v: &raw::S<String>, key: &str) -> Result<Box<str>, ReferenceError> {
         let t = v.get_ref().trim();
         if t.is_empty() {
@@ -550,6 +596,7 @@ impl Builder<'_> {
                 &inh.max_rate_difference,
                 "rules.inhibition_rate.max_rate_difference",
             )?,
+            standards: self.standards(&inh.standard)?,
         };
         let gold = GoldRule {
             min_c_line: raw.rules.colloidal_gold.min_c_line,
