@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The configuration that applies without `--config` (`docs/reference.md`, "Command line").
 pub const DEFAULT_CONFIG: &str = r#"
@@ -79,6 +80,20 @@ pub struct RawInstrument {
     pub aliases: BTreeMap<String, String>,
     pub serial: Option<RawSerial>,
     pub tcp: Option<RawTcp>,
+    /// Polled devices: how they are asked (`docs/reference.md`, "Polled instruments").
+    pub poll: Option<RawPoll>,
+    /// `tl310`: `"check"` (default) or `"ignore"` the CRC of record frames.
+    pub crc: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPoll {
+    pub every_s: Option<u64>,
+    pub days: Option<u32>,
+    pub reply_timeout_ms: Option<u64>,
+    pub retries: Option<u32>,
+    pub gap_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,6 +189,35 @@ pub struct Instrument {
     pub utc_offset: FixedOffset,
     pub aliases: BTreeMap<String, String>,
     pub transport: Transport,
+    /// How a polled device is asked; `None` for the instruments that send by themselves.
+    pub poll: Option<PollConfig>,
+    /// Check the CRC of record frames (`crc = "ignore"` turns it off, `tl310` only).
+    pub check_crc: bool,
+}
+
+/// `poll = { … }` of a polled instrument, defaults filled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollConfig {
+    pub every: Duration,
+    /// Local days, ending today, that each poll reads.
+    pub days: u32,
+    pub reply_timeout: Duration,
+    /// Sends of a request after the first, when its reply is missing or broken.
+    pub retries: u32,
+    /// Pause between two requests.
+    pub gap: Duration,
+}
+
+impl Default for PollConfig {
+    fn default() -> Self {
+        PollConfig {
+            every: Duration::from_secs(300),
+            days: 2,
+            reply_timeout: Duration::from_millis(3000),
+            retries: 3,
+            gap: Duration::from_millis(50),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -299,6 +343,61 @@ impl Config {
     }
 }
 
+/// The `poll` settings of a polled instrument (defaults for what is left out); an error for
+/// `poll` on an instrument that sends by itself.
+fn validate_poll(
+    cx: &Ctx<'_>,
+    key: &dyn Fn(&str) -> String,
+    protocol: Protocol,
+    raw: Option<RawPoll>,
+) -> Result<Option<PollConfig>, ConfigError> {
+    if !protocol.is_polled() {
+        return match raw {
+            Some(_) => Err(cx.err(
+                key("poll"),
+                format!("{protocol} sends by itself: poll is for lz4000t, tl310, dy723pc"),
+            )),
+            None => Ok(None),
+        };
+    }
+    let raw = raw.unwrap_or_default();
+    let d = PollConfig::default();
+    let ranged = |k: &str, v: Option<u64>, lo: u64, hi: u64, default: u64| match v {
+        None => Ok(default),
+        Some(x) if (lo..=hi).contains(&x) => Ok(x),
+        Some(x) => Err(cx.err(
+            key(&format!("poll.{k}")),
+            format!("expected {lo} to {hi}, got {x}"),
+        )),
+    };
+    let ms = |x: Duration| x.as_millis() as u64;
+    Ok(Some(PollConfig {
+        every: Duration::from_secs(ranged(
+            "every_s",
+            raw.every_s,
+            1,
+            86_400,
+            d.every.as_secs(),
+        )?),
+        days: ranged("days", raw.days.map(u64::from), 1, 31, u64::from(d.days))? as u32,
+        reply_timeout: Duration::from_millis(ranged(
+            "reply_timeout_ms",
+            raw.reply_timeout_ms,
+            10,
+            60_000,
+            ms(d.reply_timeout),
+        )?),
+        retries: ranged(
+            "retries",
+            raw.retries.map(u64::from),
+            0,
+            10,
+            u64::from(d.retries),
+        )? as u32,
+        gap: Duration::from_millis(ranged("gap_ms", raw.gap_ms, 0, 10_000, ms(d.gap))?),
+    }))
+}
+
 /// The serial speed of a protocol's document, or `None` for a TCP-only protocol.
 pub fn default_baud(protocol: Protocol) -> Option<u32> {
     match protocol {
@@ -396,11 +495,28 @@ impl RawConfig {
                 cx.err(
                     key("protocol"),
                     format!(
-                        "expected one of astm, hl7, enzyme-print, gold-card, spectro, got {:?}",
+                        "expected one of astm, hl7, enzyme-print, gold-card, spectro, lz4000t, tl310, dy723pc, got {:?}",
                         raw.protocol
                     ),
                 )
             })?;
+            let poll = validate_poll(&cx, &key, protocol, raw.poll)?;
+            let check_crc = match raw.crc.as_deref() {
+                None | Some("check") => true,
+                Some("ignore") if protocol == Protocol::Tl310 => false,
+                Some("ignore") => {
+                    return Err(cx.err(
+                        key("crc"),
+                        format!("crc = \"ignore\" is for tl310 only, not {protocol}"),
+                    ))
+                }
+                Some(other) => {
+                    return Err(cx.err(
+                        key("crc"),
+                        format!("expected \"check\" or \"ignore\", got {other:?}"),
+                    ))
+                }
+            };
             let encoding = match &raw.encoding {
                 None => None,
                 Some(e) => Some(e.parse::<Encoding>().map_err(|_| {
@@ -427,6 +543,12 @@ impl RawConfig {
                     return Err(cx.err(
                         key("serial"),
                         "expected serial = { path = ... } or tcp = { listen = ... }",
+                    ))
+                }
+                (None, Some(_)) if protocol.is_polled() => {
+                    return Err(cx.err(
+                        key("tcp"),
+                        format!("{protocol} is polled over its serial line: expected serial = {{ path = ... }}"),
                     ))
                 }
                 (None, Some(tcp)) => Transport::Tcp {
@@ -460,6 +582,8 @@ impl RawConfig {
                 utc_offset: utc,
                 aliases: raw.aliases,
                 transport,
+                poll,
+                check_crc,
             });
         }
 
@@ -791,7 +915,7 @@ secret = "k"
         let e = err("[[instrument]]\nid=\"a\"\nmarket=\"m\"\nprotocol=\"astm\"\nserial={path=\"/dev/x\"}\n[[instrument]]\nid=\"b\"\nmarket=\"m\"\nprotocol=\"modbus\"\nserial={path=\"/dev/y\"}\n");
         assert_eq!(
             e,
-            "f.toml: instrument[1].protocol: expected one of astm, hl7, enzyme-print, gold-card, spectro, got \"modbus\""
+            "f.toml: instrument[1].protocol: expected one of astm, hl7, enzyme-print, gold-card, spectro, lz4000t, tl310, dy723pc, got \"modbus\""
         );
         let e = err("[[instrument]]\nid=\"a\"\nmarket=\"m\"\nprotocol=\"astm\"\nserial={path=\"/dev/x\"}\n[[instrument]]\nid=\"a\"\nmarket=\"m\"\nprotocol=\"astm\"\nserial={path=\"/dev/y\"}\n");
         assert!(
@@ -814,5 +938,68 @@ secret = "k"
             "[[instrument]]\nid=\"h\"\nmarket=\"m\"\nprotocol=\"hl7\"\nserial={path=\"/dev/x\"}\n",
         );
         assert!(e.contains("instrument[0].serial: hl7 runs over TCP"), "{e}");
+    }
+
+    fn polled(protocol: &str, extra: &str) -> String {
+        format!(
+            "[[instrument]]\nid=\"p\"\nmarket=\"m\"\nprotocol=\"{protocol}\"\nserial={{path=\"/dev/x\"}}\n{extra}"
+        )
+    }
+
+    #[test]
+    fn polled_instruments_take_poll_settings_and_tl310_a_crc_switch() {
+        let c = Config::parse(&polled("lz4000t", ""), "f.toml").unwrap();
+        let i = &c.instruments[0];
+        assert_eq!(i.poll, Some(PollConfig::default()));
+        assert!(i.check_crc);
+        let Transport::Serial(s) = &i.transport else {
+            panic!("serial")
+        };
+        assert_eq!(s.baud, 115_200);
+        let c = Config::parse(
+            &polled(
+                "tl310",
+                "poll = { every_s = 60, days = 7, reply_timeout_ms = 500, retries = 1, gap_ms = 0 }\ncrc = \"ignore\"\n",
+            ),
+            "f.toml",
+        )
+        .unwrap();
+        let i = &c.instruments[0];
+        assert_eq!(
+            i.poll,
+            Some(PollConfig {
+                every: Duration::from_secs(60),
+                days: 7,
+                reply_timeout: Duration::from_millis(500),
+                retries: 1,
+                gap: Duration::ZERO,
+            })
+        );
+        assert!(!i.check_crc);
+        let c = Config::parse(&polled("dy723pc", ""), "f.toml").unwrap();
+        let Transport::Serial(s) = &c.instruments[0].transport else {
+            panic!("serial")
+        };
+        assert_eq!(s.baud, 9600);
+
+        assert_eq!(
+            err(&polled("lz4000t", "poll = { days = 40 }\n")),
+            "f.toml: instrument[0].poll.days: expected 1 to 31, got 40"
+        );
+        assert!(err(&polled("lz4000t", "poll = { every = 5 }\n")).contains("every"));
+        assert_eq!(
+            err(&polled("lz4000t", "crc = \"ignore\"\n")),
+            "f.toml: instrument[0].crc: crc = \"ignore\" is for tl310 only, not lz4000t"
+        );
+        assert_eq!(
+            err(&polled("tl310", "crc = \"off\"\n")),
+            "f.toml: instrument[0].crc: expected \"check\" or \"ignore\", got \"off\""
+        );
+        assert_eq!(
+            err(&polled("astm", "poll = { days = 2 }\n")),
+            "f.toml: instrument[0].poll: astm sends by itself: poll is for lz4000t, tl310, dy723pc"
+        );
+        let tcp = "[[instrument]]\nid=\"p\"\nmarket=\"m\"\nprotocol=\"tl310\"\ntcp={listen=\"127.0.0.1:0\"}\n";
+        assert!(err(tcp).contains("instrument[0].tcp: tl310 is polled over its serial line"));
     }
 }

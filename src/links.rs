@@ -293,7 +293,7 @@ pub async fn start(
                 utc_offset: i.utc_offset,
                 instrument: Some(i.id.as_str().into()),
                 aliases: Arc::new(table),
-                check_crc: true,
+                check_crc: i.check_crc,
             },
             sink: Arc::clone(&sink),
             status: status.clone(),

@@ -42,7 +42,8 @@ impl Origin {
     }
 }
 
-/// Hex SHA-256 of (origin, sample id, analyte as sent, measured-at, value as sent).
+/// Hex SHA-256 of (origin, sample id, analyte as sent, measured-at, value as sent, and the
+/// channel of a multi-channel reader).
 ///
 /// Fields are length-prefixed so no choice of field text can make two different readings
 /// collide by shifting a separator.
@@ -75,6 +76,11 @@ pub fn reading_identity(origin: &Origin, r: &Reading) -> String {
     field(b"t", measured.as_deref());
     let value = value_as_sent(r);
     field(b"v", value.as_deref());
+    // A multi-channel reader's record is also told apart by its channel. Hashed only when
+    // known, so the identities of every other reading stay as they were.
+    if let Some(c) = r.channel {
+        field(b"c", Some(&c.to_string()));
+    }
     hex::encode(h.finalize())
 }
 
