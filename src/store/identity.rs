@@ -220,4 +220,23 @@ mod tests {
         assert_ne!(event_id(&a, failed), event_id(&a, recorded));
         assert_eq!(event_id(&a, failed), event_id(&a, failed));
     }
+
+    #[test]
+    fn a_channel_tells_records_apart_and_leaves_other_identities_as_they_were() {
+        let mut r = Reading::new(Protocol::Astm, "chlorpyrifos");
+        r.sample_id = Some("S1".into());
+        r.value_text = Some("0.05".into());
+        let o = Origin::Instrument("I1".into());
+        // The identity this reading had before channels were hashed.
+        assert_eq!(
+            reading_identity(&o, &r),
+            "151c4f76a62cf34c16088b771125198caeb578057cceba5fe18b784b22b9563e"
+        );
+        let mut one = r.clone();
+        one.channel = Some(1);
+        let mut two = r.clone();
+        two.channel = Some(2);
+        assert_ne!(reading_identity(&o, &one), reading_identity(&o, &two));
+        assert_ne!(reading_identity(&o, &one), reading_identity(&o, &r));
+    }
 }
