@@ -8,6 +8,7 @@
 //! TCP connections, pty pairs and in-memory pipes all run the same code.
 
 use crate::archive::RawArchive;
+use crate::poll::PollSettings;
 use crate::sink::{LinkBatch, Sink, SinkError};
 use crate::status::StatusHandle;
 use chrono::Utc;
@@ -68,6 +69,8 @@ pub struct Link<S> {
     /// Our MSH-3 and MSH-4 in HL7 acknowledgements.
     pub hl7_application: String,
     pub hl7_facility: String,
+    /// Polled instruments (`lz4000t`, `tl310`, `dy723pc`): schedule, timeouts, retries.
+    pub poll: PollSettings,
 }
 
 impl<S: Sink> Link<S> {
@@ -86,6 +89,7 @@ impl<S: Sink> Link<S> {
             timing: LinkTiming::default(),
             hl7_application: "FOODGATE".into(),
             hl7_facility: String::new(),
+            poll: PollSettings::default(),
         }
     }
 }
@@ -100,6 +104,11 @@ pub enum SessionEnd {
 }
 
 static STREAMS: AtomicU64 = AtomicU64::new(1);
+
+/// A new stream id (one per opened port or accepted connection).
+pub(crate) fn next_stream() -> u64 {
+    STREAMS.fetch_add(1, Ordering::Relaxed)
+}
 
 /// Run one session until the stream ends. Whatever is unfinished at the end is discarded
 /// (and logged), never half-stored.
@@ -174,7 +183,7 @@ impl<'a, S: Sink> Session<'a, S> {
         link.status.update(|st| st.online = st.connections > 0);
         Session {
             link,
-            stream: STREAMS.fetch_add(1, Ordering::Relaxed),
+            stream: next_stream(),
             decoder: new_decoder(link.protocol, link.decoder.clone()),
             events: Vec::new(),
             pending: Vec::new(),
