@@ -9,6 +9,8 @@
 //! - spectro: `$FSI`, then `$FSA` sentences (a `$FSH` heartbeat every 10); no answers.
 //! - enzyme-print: printed reports of up to 4 channels; no answers.
 //!
+//! - lz4000t, tl310, dy723pc: devices that answer only when asked ([`polled`]).
+//!
 //! Samples are deterministic in the seed: commodity names as markets write them (菠菜,
 //! 小白菜, 猪肉, 草鱼…), plausible values, and the requested share of positives.
 
@@ -24,6 +26,10 @@ use std::io;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
+
+pub mod polled;
+
+pub use polled::{PolledControl, PolledOptions};
 
 const ENQ: u8 = 0x05;
 const ACK: u8 = 0x06;
@@ -63,6 +69,9 @@ pub struct SimConfig {
     /// Pause after a refusal (`NAK` to `ENQ`, HL7 `AR`) before trying again.
     pub retry_delay: Duration,
     pub faults: Faults,
+    /// lz4000t, tl310, dy723pc: the days of records held, firmware, and their own faults
+    /// (`faults.corrupt_first_send` counts the device's records, oldest first).
+    pub polled: PolledOptions,
 }
 
 impl SimConfig {
@@ -95,6 +104,7 @@ impl SimConfig {
             max_tries,
             retry_delay: Duration::from_secs(10),
             faults: Faults::default(),
+            polled: PolledOptions::default(),
         }
     }
 }
@@ -294,7 +304,9 @@ fn gold_reply(buf: &mut Vec<u8>, seq: u16) -> Option<()> {
 }
 
 /// Run the simulated instrument on `io` until `cfg.count` readings are sent; `log` gets
-/// one line per sample.
+/// one line per sample. A polled device (lz4000t, tl310, dy723pc) holds `cfg.count`
+/// records at start, a new one every `cfg.interval` (zero: none), and answers until the
+/// host closes the line; `log` gets a line per request and per new record.
 pub async fn run<T>(
     cfg: &SimConfig,
     io: T,
@@ -303,6 +315,9 @@ pub async fn run<T>(
 where
     T: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    if cfg.protocol.is_polled() {
+        return polled::serve(cfg, io, &PolledControl::new(), log).await;
+    }
     let mut wire = Wire {
         io,
         report: SimReport::default(),
@@ -315,12 +330,7 @@ where
         Protocol::GoldCard => gold(cfg, &mut wire, &mut samples, log).await?,
         Protocol::Spectro => spectro(cfg, &mut wire, &mut samples, log).await?,
         Protocol::EnzymePrint => enzyme(cfg, &mut wire, &mut samples, log).await?,
-        Protocol::Lz4000t | Protocol::Tl310 | Protocol::Dy723pc => {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!("no simulator of the polled device {} yet", cfg.protocol),
-            ))
-        }
+        Protocol::Lz4000t | Protocol::Tl310 | Protocol::Dy723pc => {}
     }
     Ok(wire.report)
 }
