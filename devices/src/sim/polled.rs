@@ -320,7 +320,9 @@ impl Device<'_> {
                 .checked_add_days(Days::new((i / per_day) as u64))
                 .unwrap_or_else(today);
             let k = (i % per_day) as u32;
-            let secs = 8 * 3600 + k * 7 * 60 + (i as u32 * 13) % 60;
+            // The seed shifts the times: two simulated devices do not hold the same records.
+            let seed = (self.cfg.seed % 60) as u32;
+            let secs = 8 * 3600 + k * 7 * 60 + seed * 60 + (i as u32 * 13 + seed) % 60;
             let time =
                 NaiveTime::from_num_seconds_from_midnight_opt(secs % 86_400, 0).unwrap_or_default();
             self.add(day.and_time(time));
