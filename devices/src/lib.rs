@@ -32,8 +32,8 @@ pub mod transport;
 
 pub use archive::RawArchive;
 pub use line::LineSettings;
-pub use poll::{run_poll, PollSettings};
-pub use session::{run_session, Link, LinkTiming, SessionEnd};
+pub use poll::run_poll;
+pub use session::{run_session, Link, LinkTiming, PollSettings, SessionEnd};
 pub use sink::{CommitReport, LinkBatch, MemorySink, Sink, SinkError};
 pub use status::{InstrumentStatus, StatusHandle};
 pub use transport::{run_instrument, Endpoint, InstrumentLink, Pty, SerialConfig};

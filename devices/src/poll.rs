@@ -32,33 +32,6 @@ const MAX_REPLY_RAW: usize = 1024 * 1024;
 const MAX_REPLY_DIAGNOSTICS: usize = 256;
 const READ_CHUNK: usize = 4096;
 
-/// `poll = { every_s, days, reply_timeout_ms, retries, gap_ms }`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PollSettings {
-    /// Time from the start of one poll to the start of the next.
-    pub every: Duration,
-    /// Local days, ending today, each poll reads.
-    pub days: u32,
-    /// How long a reply (or the next record of a reply) is waited for.
-    pub reply_timeout: Duration,
-    /// Times a request is made again after a missing or broken reply.
-    pub retries: u32,
-    /// Pause before each request.
-    pub gap: Duration,
-}
-
-impl Default for PollSettings {
-    fn default() -> Self {
-        PollSettings {
-            every: Duration::from_secs(300),
-            days: 2,
-            reply_timeout: Duration::from_millis(3000),
-            retries: 3,
-            gap: Duration::from_millis(50),
-        }
-    }
-}
-
 /// The days a poll on `today` reads, oldest first: `days` ending today, or, after downtime,
 /// every day since `last_complete` (that day included: records may have been added after
 /// it was read), at most [`MAX_CATCH_UP_DAYS`].

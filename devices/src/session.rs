@@ -8,7 +8,6 @@
 //! TCP connections, pty pairs and in-memory pipes all run the same code.
 
 use crate::archive::RawArchive;
-use crate::poll::PollSettings;
 use crate::sink::{LinkBatch, Sink, SinkError};
 use crate::status::StatusHandle;
 use chrono::Utc;
@@ -51,6 +50,33 @@ impl Default for LinkTiming {
         LinkTiming {
             transfer_idle: Duration::from_secs(30),
             commit_retry: Duration::from_secs(1),
+        }
+    }
+}
+
+/// `poll = { every_s, days, reply_timeout_ms, retries, gap_ms }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollSettings {
+    /// Time from the start of one poll to the start of the next.
+    pub every: Duration,
+    /// Local days, ending today, each poll reads.
+    pub days: u32,
+    /// How long a reply (or the next record of a reply) is waited for.
+    pub reply_timeout: Duration,
+    /// Times a request is made again after a missing or broken reply.
+    pub retries: u32,
+    /// Pause before each request.
+    pub gap: Duration,
+}
+
+impl Default for PollSettings {
+    fn default() -> Self {
+        PollSettings {
+            every: Duration::from_secs(300),
+            days: 2,
+            reply_timeout: Duration::from_millis(3000),
+            retries: 3,
+            gap: Duration::from_millis(50),
         }
     }
 }

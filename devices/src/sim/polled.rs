@@ -8,7 +8,8 @@
 //! bad CRC on some record frames (DY-723PC, which has none: a garbled record), a request
 //! never answered, a reply cut short, or no answer at all while told to be silent.
 
-use super::{china, Kind, Samples, SimConfig, Wire};
+use super::kit::{china, verdict_word, Kind, Samples, Wire};
+use super::setup::{SimConfig, SimReport};
 use chrono::{Days, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 use foodgate_parsers::dy723pc::{self, Dy723pcRecord};
 use foodgate_parsers::lz4000t::{self, Lz4000tRecord};
@@ -20,39 +21,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
-
-/// What a polled device simulator holds and how it misbehaves.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolledOptions {
-    /// Days, ending today, over which the records held at start (`count`) are spread.
-    pub history_days: u32,
-    /// TL310 firmware version byte of the comm-test reply (`10`: the host reads all).
-    pub firmware: u8,
-    /// Every n-th record frame sent has a bad CRC (0: never).
-    pub bad_crc_every: usize,
-    /// Every n-th request gets no answer (0: never).
-    pub silent_every: usize,
-    /// Every n-th answer is cut short (0: never).
-    pub cut_every: usize,
-    /// Requests (0-based, in the order received, comm tests included) never answered.
-    pub silent_requests: Vec<usize>,
-    /// Requests whose answer is cut short (half of it sent).
-    pub cut_requests: Vec<usize>,
-}
-
-impl Default for PolledOptions {
-    fn default() -> Self {
-        PolledOptions {
-            history_days: 3,
-            firmware: 0x21,
-            bad_crc_every: 0,
-            silent_every: 0,
-            cut_every: 0,
-            silent_requests: Vec::new(),
-            cut_requests: Vec::new(),
-        }
-    }
-}
 
 /// A running polled simulator, seen and steered from outside (tests, demos): what it was
 /// asked, what it holds, whether it answers.
@@ -160,13 +128,13 @@ pub async fn serve<T>(
     io: T,
     control: &PolledControl,
     log: &mut (dyn FnMut(String) + Send),
-) -> io::Result<super::SimReport>
+) -> io::Result<SimReport>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let mut wire = Wire {
         io,
-        report: super::SimReport::default(),
+        report: SimReport::default(),
         buf: Vec::new(),
     };
     let mut dev = Device {
@@ -177,7 +145,9 @@ where
         frames_sent: 0,
         answers: 0,
     };
-    dev.fill_history();
+    for line in dev.fill_history() {
+        log(line);
+    }
     let mut next_new = (!cfg.interval.is_zero()).then(|| Instant::now() + cfg.interval);
     loop {
         let pending = control.with(|s| std::mem::take(&mut s.add));
@@ -308,8 +278,10 @@ impl Device<'_> {
         self.cfg.protocol.as_str()
     }
 
-    /// The records held at start, spread over the history days, a few minutes apart.
-    fn fill_history(&mut self) {
+    /// The records held at start, spread over the history days, a few minutes apart; their
+    /// log lines.
+    fn fill_history(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
         let days = self.cfg.polled.history_days.max(1) as usize;
         let first = today()
             .checked_sub_days(Days::new(days as u64 - 1))
@@ -325,8 +297,9 @@ impl Device<'_> {
             let secs = 8 * 3600 + k * 7 * 60 + seed * 60 + (i as u32 * 13 + seed) % 60;
             let time =
                 NaiveTime::from_num_seconds_from_midnight_opt(secs % 86_400, 0).unwrap_or_default();
-            self.add(day.and_time(time));
+            lines.push(self.add(day.and_time(time)));
         }
+        lines
     }
 
     /// A sample tested at `at`; its log line.
@@ -366,7 +339,7 @@ impl Device<'_> {
             r.at.format("%Y-%m-%d %H:%M:%S"),
             r.name,
             (r.value * 100.0).round() / 100.0,
-            super::verdict_word(r.positive)
+            verdict_word(r.positive)
         );
         self.control.with(|c| c.days.push(at.date()));
         self.records.push(r);
@@ -392,7 +365,7 @@ impl Device<'_> {
     }
 
     /// Record frames (or lines) of `indices`, with the faults due.
-    fn frames(&mut self, indices: &[usize], report: &mut super::SimReport) -> (Vec<u8>, usize) {
+    fn frames(&mut self, indices: &[usize], report: &mut SimReport) -> (Vec<u8>, usize) {
         let total = indices.len().min(usize::from(u16::MAX)) as u16;
         let mut out = Vec::new();
         let mut broken = 0;
