@@ -26,7 +26,8 @@ fn settings(every_ms: u64) -> PollSettings {
     PollSettings {
         every: Duration::from_millis(every_ms),
         days: 2,
-        reply_timeout: Duration::from_millis(150),
+        // Long enough for a busy machine: a reply taken for missing would add a request.
+        reply_timeout: Duration::from_millis(400),
         retries: 2,
         gap: Duration::from_millis(5),
     }
@@ -296,9 +297,9 @@ async fn a_silent_device_shows_offline_and_the_missed_days_are_read_once_it_answ
     let sink = Arc::new(MemorySink::new());
     // Last read completely four days ago (the service was down).
     sink.set_last_complete_day(ID, days_ago(4));
-    let mut poll_settings = settings(250);
+    let mut poll_settings = settings(300);
     poll_settings.retries = 1;
-    poll_settings.reply_timeout = Duration::from_millis(60);
+    poll_settings.reply_timeout = Duration::from_millis(200);
     let link = polled_link(Protocol::Lz4000t, &sink, poll_settings);
     let (host, dev) = tokio::io::duplex(64 * 1024);
     let control = PolledControl::new();
