@@ -61,7 +61,8 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 0, value_name = "N")]
     silent_every: usize,
     /// lz4000t, tl310, dy723pc fault: every N-th answer is cut short; 0 never. (The port
-    /// going away: stop the simulator, start it again on the same path.)
+    /// going away: stop the simulator and start another, with the instrument's port a
+    /// symlink moved to the new pty.)
     #[arg(long, default_value_t = 0, value_name = "N")]
     cut_every: usize,
 }
