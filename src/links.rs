@@ -301,6 +301,7 @@ pub async fn start(
             timing: LinkTiming::default(),
             hl7_application: "FOODGATE".into(),
             hl7_facility: i.market.clone(),
+            poll: foodgate_devices::PollSettings::default(),
         };
         let (endpoint, shown) = match &i.transport {
             Transport::Serial(s) => (
