@@ -77,7 +77,11 @@ class Device:
             os.unlink(tmp)
         os.symlink(name, tmp)
         os.replace(tmp, self.a.link)
-        print(f"pty: {name}", flush=True)
+        if not getattr(self, "announced", False):
+            print(f"pty: {name}", flush=True)
+            self.announced = True
+        else:
+            self.log.write(f"PLUGGED {name}\n")
 
     def unplug(self):
         os.close(self.master)
