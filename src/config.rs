@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The configuration that applies without `--config` (`docs/reference.md`, "Command line").
 pub const DEFAULT_CONFIG: &str = r#"
@@ -79,6 +80,20 @@ pub struct RawInstrument {
     pub aliases: BTreeMap<String, String>,
     pub serial: Option<RawSerial>,
     pub tcp: Option<RawTcp>,
+    /// Polled devices: how they are asked (`docs/reference.md`, "Polled instruments").
+    pub poll: Option<RawPoll>,
+    /// `tl310`: `"check"` (default) or `"ignore"` the CRC of record frames.
+    pub crc: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPoll {
+    pub every_s: Option<u64>,
+    pub days: Option<u32>,
+    pub reply_timeout_ms: Option<u64>,
+    pub retries: Option<u32>,
+    pub gap_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,6 +189,35 @@ pub struct Instrument {
     pub utc_offset: FixedOffset,
     pub aliases: BTreeMap<String, String>,
     pub transport: Transport,
+    /// How a polled device is asked; `None` for the instruments that send by themselves.
+    pub poll: Option<PollConfig>,
+    /// Check the CRC of record frames (`crc = "ignore"` turns it off, `tl310` only).
+    pub check_crc: bool,
+}
+
+/// `poll = { … }` of a polled instrument, defaults filled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollConfig {
+    pub every: Duration,
+    /// Local days, ending today, that each poll reads.
+    pub days: u32,
+    pub reply_timeout: Duration,
+    /// Sends of a request after the first, when its reply is missing or broken.
+    pub retries: u32,
+    /// Pause between two requests.
+    pub gap: Duration,
+}
+
+impl Default for PollConfig {
+    fn default() -> Self {
+        PollConfig {
+            every: Duration::from_secs(300),
+            days: 2,
+            reply_timeout: Duration::from_millis(3000),
+            retries: 3,
+            gap: Duration::from_millis(50),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -299,11 +343,68 @@ impl Config {
     }
 }
 
+/// The `poll` settings of a polled instrument (defaults for what is left out); an error for
+/// `poll` on an instrument that sends by itself.
+fn validate_poll(
+    cx: &Ctx<'_>,
+    key: &dyn Fn(&str) -> String,
+    protocol: Protocol,
+    raw: Option<RawPoll>,
+) -> Result<Option<PollConfig>, ConfigError> {
+    if !protocol.is_polled() {
+        return match raw {
+            Some(_) => Err(cx.err(
+                key("poll"),
+                format!("{protocol} sends by itself: poll is for lz4000t, tl310, dy723pc"),
+            )),
+            None => Ok(None),
+        };
+    }
+    let raw = raw.unwrap_or_default();
+    let d = PollConfig::default();
+    let ranged = |k: &str, v: Option<u64>, lo: u64, hi: u64, default: u64| match v {
+        None => Ok(default),
+        Some(x) if (lo..=hi).contains(&x) => Ok(x),
+        Some(x) => Err(cx.err(
+            key(&format!("poll.{k}")),
+            format!("expected {lo} to {hi}, got {x}"),
+        )),
+    };
+    let ms = |x: Duration| x.as_millis() as u64;
+    Ok(Some(PollConfig {
+        every: Duration::from_secs(ranged(
+            "every_s",
+            raw.every_s,
+            1,
+            86_400,
+            d.every.as_secs(),
+        )?),
+        days: ranged("days", raw.days.map(u64::from), 1, 31, u64::from(d.days))? as u32,
+        reply_timeout: Duration::from_millis(ranged(
+            "reply_timeout_ms",
+            raw.reply_timeout_ms,
+            10,
+            60_000,
+            ms(d.reply_timeout),
+        )?),
+        retries: ranged(
+            "retries",
+            raw.retries.map(u64::from),
+            0,
+            10,
+            u64::from(d.retries),
+        )? as u32,
+        gap: Duration::from_millis(ranged("gap_ms", raw.gap_ms, 0, 10_000, ms(d.gap))?),
+    }))
+}
+
 /// The serial speed of a protocol's document, or `None` for a TCP-only protocol.
 pub fn default_baud(protocol: Protocol) -> Option<u32> {
     match protocol {
-        Protocol::Astm | Protocol::EnzymePrint | Protocol::Spectro => Some(9600),
-        Protocol::GoldCard => Some(115_200),
+        Protocol::Astm | Protocol::EnzymePrint | Protocol::Spectro | Protocol::Dy723pc => {
+            Some(9600)
+        }
+        Protocol::GoldCard | Protocol::Lz4000t | Protocol::Tl310 => Some(115_200),
         Protocol::Hl7 => None,
     }
 }
@@ -394,11 +495,28 @@ impl RawConfig {
                 cx.err(
                     key("protocol"),
                     format!(
-                        "expected one of astm, hl7, enzyme-print, gold-card, spectro, got {:?}",
+                        "expected one of astm, hl7, enzyme-print, gold-card, spectro, lz4000t, tl310, dy723pc, got {:?}",
                         raw.protocol
                     ),
                 )
             })?;
+            let poll = validate_poll(&cx, &key, protocol, raw.poll)?;
+            let check_crc = match raw.crc.as_deref() {
+                None | Some("check") => true,
+                Some("ignore") if protocol == Protocol::Tl310 => false,
+                Some("ignore") => {
+                    return Err(cx.err(
+                        key("crc"),
+                        format!("crc = \"ignore\" is for tl310 only, not {protocol}"),
+                    ))
+                }
+                Some(other) => {
+                    return Err(cx.err(
+                        key("crc"),
+                        format!("expected \"check\" or \"ignore\", got {other:?}"),
+                    ))
+                }
+            };
             let encoding = match &raw.encoding {
                 None => None,
                 Some(e) => Some(e.parse::<Encoding>().map_err(|_| {
@@ -425,6 +543,12 @@ impl RawConfig {
                     return Err(cx.err(
                         key("serial"),
                         "expected serial = { path = ... } or tcp = { listen = ... }",
+                    ))
+                }
+                (None, Some(_)) if protocol.is_polled() => {
+                    return Err(cx.err(
+                        key("tcp"),
+                        format!("{protocol} is polled over its serial line: expected serial = {{ path = ... }}"),
                     ))
                 }
                 (None, Some(tcp)) => Transport::Tcp {
@@ -458,6 +582,8 @@ impl RawConfig {
                 utc_offset: utc,
                 aliases: raw.aliases,
                 transport,
+                poll,
+                check_crc,
             });
         }
 
@@ -674,143 +800,4 @@ fn validate_serial(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn embedded_default_matches_spec() {
-        let c = Config::default_embedded();
-        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.data_dir, PathBuf::from("./foodgate-data"));
-        assert_eq!(c.utc_offset.local_minus_utc(), 8 * 3600);
-        assert!(c.instruments.is_empty() && c.upstreams.is_empty());
-        assert_eq!(c.server_limits, ServerLimits::default());
-    }
-
-    #[test]
-    fn server_limits_parse_and_bad_values_are_named() {
-        let c = Config::parse(
-            "[server]\nauth_failures_per_minute = 3\napi_rate_per_s = 2.5\napi_burst = 7\n\
-             header_timeout_s = 1\nidle_timeout_s = 90\n",
-            "t.toml",
-        )
-        .unwrap();
-        let l = c.server_limits;
-        assert_eq!(l.auth_failures_per_minute, 3);
-        assert_eq!(l.api_rate_per_s, 2.5);
-        assert_eq!(l.api_burst, 7);
-        assert_eq!(l.header_timeout.as_secs(), 1);
-        assert_eq!(l.idle_timeout.as_secs(), 90);
-        let d = ServerLimits::default();
-        assert_eq!(
-            (d.auth_failures_per_minute, d.api_rate_per_s, d.api_burst),
-            (10, 50.0, 200)
-        );
-        assert_eq!(
-            (d.header_timeout.as_secs(), d.idle_timeout.as_secs()),
-            (10, 60)
-        );
-        let off = Config::parse("[server]\nauth_failures_per_minute = 0\n", "t.toml").unwrap();
-        assert_eq!(off.server_limits.auth_failures_per_minute, 0);
-
-        for (text, key) in [
-            ("header_timeout_s = 0", "server.header_timeout_s"),
-            ("header_timeout_s = 3601", "server.header_timeout_s"),
-            ("idle_timeout_s = 0", "server.idle_timeout_s"),
-            ("api_rate_per_s = 0.0", "server.api_rate_per_s"),
-            ("api_rate_per_s = -1.0", "server.api_rate_per_s"),
-            ("api_rate_per_s = nan", "server.api_rate_per_s"),
-            ("api_burst = 0", "server.api_burst"),
-            (
-                "auth_failures_per_minute = 20000",
-                "server.auth_failures_per_minute",
-            ),
-        ] {
-            let e = err(&format!("[server]\n{text}\n"));
-            assert!(
-                e.starts_with(&format!("f.toml: {key}: expected ")),
-                "{text}: {e}"
-            );
-        }
-        // A wrong type is a syntax error that names the key.
-        let e = err("[server]\nheader_timeout_s = \"10s\"\n");
-        assert!(
-            e.starts_with("f.toml: ") && e.contains("header_timeout_s"),
-            "{e}"
-        );
-        let e = err("[server]\nauth_failures_per_minute = -1\n");
-        assert!(e.contains("auth_failures_per_minute"), "{e}");
-    }
-
-    #[test]
-    fn defaults_per_protocol_and_upstream() {
-        let c = Config::parse(
-            r#"
-[[instrument]]
-id = "A"
-market = "ZB-0001"
-protocol = "gold-card"
-serial = { path = "/dev/ttyUSB0" }
-[[instrument]]
-id = "B"
-market = "ZB-0001"
-protocol = "hl7"
-utc_offset = "-05:30"
-tcp = { listen = "0.0.0.0:5001" }
-[[upstream]]
-name = "u"
-url = "http://127.0.0.1:9000/events"
-secret = "k"
-"#,
-            "t.toml",
-        )
-        .unwrap();
-        let Transport::Serial(s) = &c.instruments[0].transport else {
-            panic!("serial expected")
-        };
-        assert_eq!(s.baud, 115_200);
-        assert_eq!((s.data_bits, s.parity, s.stop_bits), (8, Parity::None, 1));
-        assert_eq!(
-            c.instruments[1].utc_offset.local_minus_utc(),
-            -(5 * 3600 + 1800)
-        );
-        let u = &c.upstreams[0];
-        assert_eq!((u.send, u.format), (SendMode::Failures, Format::Events));
-        assert_eq!(u.timeout.as_secs(), 30);
-        assert_eq!(format!("{:?}", u.secret), "Secret(***)");
-    }
-
-    fn err(text: &str) -> String {
-        Config::parse(text, "f.toml").unwrap_err().to_string()
-    }
-
-    #[test]
-    fn errors_name_file_key_and_expectation() {
-        let e = err("[[instrument]]\nid=\"a\"\nmarket=\"m\"\nprotocol=\"astm\"\nserial={path=\"/dev/x\"}\n[[instrument]]\nid=\"b\"\nmarket=\"m\"\nprotocol=\"modbus\"\nserial={path=\"/dev/y\"}\n");
-        assert_eq!(
-            e,
-            "f.toml: instrument[1].protocol: expected one of astm, hl7, enzyme-print, gold-card, spectro, got \"modbus\""
-        );
-        let e = err("[[instrument]]\nid=\"a\"\nmarket=\"m\"\nprotocol=\"astm\"\nserial={path=\"/dev/x\"}\n[[instrument]]\nid=\"a\"\nmarket=\"m\"\nprotocol=\"astm\"\nserial={path=\"/dev/y\"}\n");
-        assert!(
-            e.starts_with("f.toml: instrument[1].id: duplicate instrument id"),
-            "{e}"
-        );
-        let e = err("[server]\nlisten = \"nowhere\"\n");
-        assert!(
-            e.starts_with("f.toml: server.listen: expected an address"),
-            "{e}"
-        );
-        let e = err("[server]\nport = 1\n");
-        assert!(e.starts_with("f.toml: ") && e.contains("port"), "{e}");
-        let e = err("[[upstream]]\nname=\"u\"\nurl=\"http://h/e\"\nsecret=\"k\"\nsend=\"some\"\n");
-        assert_eq!(
-            e,
-            "f.toml: upstream[0].send: expected \"failures\" or \"all\", got \"some\""
-        );
-        let e = err(
-            "[[instrument]]\nid=\"h\"\nmarket=\"m\"\nprotocol=\"hl7\"\nserial={path=\"/dev/x\"}\n",
-        );
-        assert!(e.contains("instrument[0].serial: hl7 runs over TCP"), "{e}");
-    }
-}
+mod tests;

@@ -284,7 +284,7 @@ fn link_offset(l: &foodgate_parsers::LinkEvent) -> u64 {
     use foodgate_parsers::LinkEvent as L;
     match l {
         L::Enq { offset } | L::Eot { offset } => *offset,
-        L::Frame { offset, .. } | L::MessageEnd { offset, .. } => *offset,
+        L::Frame { offset, .. } | L::MessageEnd { offset, .. } | L::Reply { offset, .. } => *offset,
     }
 }
 

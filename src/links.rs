@@ -218,6 +218,48 @@ impl Sink for StoreSink {
     fn ready(&self) -> bool {
         self.healthy.load(Ordering::SeqCst)
     }
+
+    async fn last_complete_day(&self, instrument: &str) -> Option<chrono::NaiveDate> {
+        let store = self.store.clone();
+        let id = instrument.to_string();
+        let read = tokio::task::spawn_blocking(move || {
+            let reader = store.reader()?;
+            Ok::<_, StoreError>(store::poll_progress::last_complete_day(&reader, &id)?)
+        })
+        .await;
+        match read {
+            Ok(Ok(day)) => day,
+            Ok(Err(e)) => {
+                // Without it the poll reads its usual days: nothing is lost, a gap may be.
+                tracing::warn!(instrument, "cannot read the last day polled: {e}");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    async fn day_complete(
+        &self,
+        instrument: &str,
+        day: chrono::NaiveDate,
+    ) -> Result<(), SinkError> {
+        let id = instrument.to_string();
+        self.store
+            .write_async(move |tx| store::poll_progress::day_complete(tx, &id, day))
+            .await
+            .map_err(|e| self.refused(e.to_string()))
+    }
+}
+
+/// A polled instrument's `poll = { … }` as its link takes it.
+fn poll_settings(p: config::PollConfig) -> foodgate_devices::PollSettings {
+    foodgate_devices::PollSettings {
+        every: p.every,
+        days: p.days,
+        reply_timeout: p.reply_timeout,
+        retries: p.retries,
+        gap: p.gap,
+    }
 }
 
 /// The line settings of a configured serial port.
@@ -293,6 +335,7 @@ pub async fn start(
                 utc_offset: i.utc_offset,
                 instrument: Some(i.id.as_str().into()),
                 aliases: Arc::new(table),
+                check_crc: i.check_crc,
             },
             sink: Arc::clone(&sink),
             status: status.clone(),
@@ -300,6 +343,7 @@ pub async fn start(
             timing: LinkTiming::default(),
             hl7_application: "FOODGATE".into(),
             hl7_facility: i.market.clone(),
+            poll: i.poll.map(poll_settings).unwrap_or_default(),
         };
         let (endpoint, shown) = match &i.transport {
             Transport::Serial(s) => (

@@ -420,6 +420,7 @@ pub async fn run(
         idle: limits.idle_timeout,
     };
     api_state.set_uplink(uplink_handle);
+    api_state.set_instrument_status(links.links.iter().map(|l| l.status.clone()).collect());
     let bound = listener.local_addr().unwrap_or(config.listen);
     let mut api_stop = stop_tx.subscribe();
     let mut api_task = tokio::spawn(serve_with(listener, api_state, timeouts, async move {

@@ -1,4 +1,4 @@
-//! `foodgate demo`, the real binary: its three lines, live readings of all five protocols and
+//! `foodgate demo`, the real binary: its three lines, live readings of all eight protocols and
 //! of the contractor reaching the API, failures reaching the built-in receiver, a month of
 //! history in the coverage, and a clean stop on SIGTERM that removes its data directory.
 
@@ -113,11 +113,11 @@ struct Live {
 
 impl Live {
     fn complete(&self) -> bool {
-        self.protocols.len() == 5
+        self.protocols.len() == 8
             && self.contractor_rows > 0
             && self.failures_received > 0
             && self.stalls_named > 0
-            && self.instruments_online == 5
+            && self.instruments_online == 8
     }
 }
 
@@ -208,8 +208,9 @@ fn demo_runs_the_whole_system_and_stops_cleanly() {
     let polling = Instant::now();
     while !live.complete() {
         assert!(
-            polling.elapsed() < Duration::from_secs(45),
-            "not everything arrived within 45 s: {live:?}\n{}",
+            polling.elapsed() < crate::support::PATIENT,
+            "not everything arrived within {:?}: {live:?}\n{}",
+            crate::support::PATIENT,
             stderr()
         );
         std::thread::sleep(Duration::from_millis(500));
@@ -254,10 +255,19 @@ fn demo_runs_the_whole_system_and_stops_cleanly() {
     }
     assert_eq!(
         live.protocols,
-        ["astm", "enzyme-print", "gold-card", "hl7", "spectro"]
-            .into_iter()
-            .map(String::from)
-            .collect::<BTreeSet<_>>()
+        [
+            "astm",
+            "dy723pc",
+            "enzyme-print",
+            "gold-card",
+            "hl7",
+            "lz4000t",
+            "spectro",
+            "tl310"
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<BTreeSet<_>>()
     );
     assert!(
         !stderr().contains("upstream: refused"),

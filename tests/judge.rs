@@ -1134,7 +1134,16 @@ fn fixture_readings(protocol: &str, name: &str) -> Vec<serde_json::Value> {
 #[test]
 fn every_reading_of_every_fixture_is_judged() {
     let mut total = 0;
-    for protocol in ["astm", "hl7", "enzyme-print", "gold-card", "spectro"] {
+    for protocol in [
+        "astm",
+        "hl7",
+        "enzyme-print",
+        "gold-card",
+        "spectro",
+        "lz4000t",
+        "tl310",
+        "dy723pc",
+    ] {
         let dir = fixtures().join(protocol);
         let mut files: Vec<_> = std::fs::read_dir(&dir)
             .expect("fixture dir")
@@ -1303,6 +1312,58 @@ fn spectro_session() {
     assert_eq!(
         rows[3]["limit"],
         serde_json::json!({"value": 0.2, "unit": "g/kg", "source": "GB 2760 (verify)"})
+    );
+}
+
+#[test]
+fn polled_devices_are_judged_by_their_standards_and_conclusions() {
+    let lz = fixture_readings("lz4000t", "dates_and_names.bin");
+    assert_eq!(
+        pick(&lz, &["value", "verdict"]),
+        vec![
+            vec![&serde_json::json!(100.0), &serde_json::json!("fail")],
+            vec![&serde_json::json!(0.0), &serde_json::json!("pass")],
+            // Exactly 50 % fails (the vendor's "≤ 50 passes" is wrong at 50).
+            vec![&serde_json::json!(50.0), &serde_json::json!("fail")],
+        ]
+    );
+    let tl = fixture_readings("tl310", "standards.bin");
+    assert_eq!(
+        pick(&tl, &["standard", "verdict"]),
+        vec![
+            vec!["00", "fail"],
+            // 60 % passes the 70 % of NY/T 448-2001.
+            vec!["01", "pass"],
+            vec!["07", "invalid"],
+            // 65 % under 70 %, yet the reader says it exceeds: a person looks.
+            vec!["01", "invalid"],
+        ]
+    );
+    assert_eq!(
+        tl[1]["limit"],
+        serde_json::json!({"value": 70.0, "unit": "%", "source": "NY/T 448-2001"})
+    );
+    assert!(
+        tl[2]["reason"].as_str().unwrap().contains("\"07\""),
+        "{}",
+        tl[2]
+    );
+    assert!(
+        tl[3]["reason"].as_str().unwrap().contains("disagrees"),
+        "{}",
+        tl[3]
+    );
+    let dy = fixture_readings("dy723pc", "items.bin");
+    assert_eq!(
+        pick(&dy, &["analyte", "verdict"]),
+        vec![
+            vec!["op_carbamate", "fail"],
+            vec!["nitrite", "unknown"],
+            vec!["formaldehyde", "unknown"],
+            vec!["sulfur_dioxide", "unknown"],
+            vec!["rongalite", "pass"],
+            vec!["borax", "fail"],
+        ]
     );
 }
 

@@ -14,6 +14,7 @@ mod layers;
 mod links;
 mod ops;
 mod parse_cli;
+mod polled;
 mod ratelimit;
 mod store;
 mod support;

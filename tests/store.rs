@@ -711,3 +711,29 @@ fn a_fresh_database_has_no_markets_until_the_builtin_registry_is_imported() {
     );
     assert_eq!(markets("SELECT count(*) FROM markets"), 484);
 }
+
+#[test]
+fn the_last_day_a_polled_instrument_was_read_survives_a_restart_and_never_goes_back() {
+    use foodgate::store::poll_progress::{day_complete, last_complete_day};
+    let dir = temp_dir("poll-progress");
+    let cfg = config(&dir, &[]);
+    let day = |d| chrono::NaiveDate::from_ymd_opt(2026, 12, d).unwrap();
+    let store = open(&cfg);
+    assert_eq!(
+        last_complete_day(&store.reader().unwrap(), "LZ-1").unwrap(),
+        None
+    );
+    store
+        .write(move |tx| {
+            day_complete(tx, "LZ-1", day(2))?;
+            // A re-read of an older day does not move it back.
+            day_complete(tx, "LZ-1", day(1))?;
+            day_complete(tx, "TL-1", day(3))
+        })
+        .unwrap();
+    store.close();
+    let store = open(&cfg);
+    let reader = store.reader().unwrap();
+    assert_eq!(last_complete_day(&reader, "LZ-1").unwrap(), Some(day(2)));
+    assert_eq!(last_complete_day(&reader, "TL-1").unwrap(), Some(day(3)));
+}

@@ -10,6 +10,8 @@
 //!   tests and demos.
 //! - [`session`]: the per-protocol link session over any `AsyncRead + AsyncWrite` stream
 //!   (ASTM ENQ/ACK/NAK, MLLP ACK, gold-card ack, receive-only printers and sentences).
+//! - [`poll`]: the session of the instruments that answer only when asked (LZ-4000T, TL310,
+//!   DY-723PC): comm test, per-day requests, timeouts, retries, catch-up, status.
 //! - [`transport`]: serial ports (one OS thread per port, reopen with backoff), TCP
 //!   listeners, pty pairs, and [`run_instrument`] that starts one configured link.
 //! - [`line`]: serial line settings and their per-protocol defaults.
@@ -21,6 +23,7 @@
 
 pub mod archive;
 pub mod line;
+pub mod poll;
 pub mod session;
 pub mod sim;
 pub mod sink;
@@ -29,7 +32,8 @@ pub mod transport;
 
 pub use archive::RawArchive;
 pub use line::LineSettings;
-pub use session::{run_session, Link, LinkTiming, SessionEnd};
+pub use poll::run_poll;
+pub use session::{run_session, Link, LinkTiming, PollSettings, SessionEnd};
 pub use sink::{CommitReport, LinkBatch, MemorySink, Sink, SinkError};
 pub use status::{InstrumentStatus, StatusHandle};
 pub use transport::{run_instrument, Endpoint, InstrumentLink, Pty, SerialConfig};

@@ -29,8 +29,12 @@ impl LineSettings {
 
 pub fn default_baud(protocol: Protocol) -> u32 {
     match protocol {
-        Protocol::GoldCard => 115_200,
-        Protocol::Astm | Protocol::Hl7 | Protocol::EnzymePrint | Protocol::Spectro => 9600,
+        Protocol::GoldCard | Protocol::Lz4000t | Protocol::Tl310 => 115_200,
+        Protocol::Astm
+        | Protocol::Hl7
+        | Protocol::EnzymePrint
+        | Protocol::Spectro
+        | Protocol::Dy723pc => 9600,
     }
 }
 

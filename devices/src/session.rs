@@ -54,6 +54,33 @@ impl Default for LinkTiming {
     }
 }
 
+/// `poll = { every_s, days, reply_timeout_ms, retries, gap_ms }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollSettings {
+    /// Time from the start of one poll to the start of the next.
+    pub every: Duration,
+    /// Local days, ending today, each poll reads.
+    pub days: u32,
+    /// How long a reply (or the next record of a reply) is waited for.
+    pub reply_timeout: Duration,
+    /// Times a request is made again after a missing or broken reply.
+    pub retries: u32,
+    /// Pause before each request.
+    pub gap: Duration,
+}
+
+impl Default for PollSettings {
+    fn default() -> Self {
+        PollSettings {
+            every: Duration::from_secs(300),
+            days: 2,
+            reply_timeout: Duration::from_millis(3000),
+            retries: 3,
+            gap: Duration::from_millis(50),
+        }
+    }
+}
+
 /// Everything a session of one instrument needs; shared by all its connections.
 #[derive(Debug)]
 pub struct Link<S> {
@@ -68,6 +95,8 @@ pub struct Link<S> {
     /// Our MSH-3 and MSH-4 in HL7 acknowledgements.
     pub hl7_application: String,
     pub hl7_facility: String,
+    /// Polled instruments (`lz4000t`, `tl310`, `dy723pc`): schedule, timeouts, retries.
+    pub poll: PollSettings,
 }
 
 impl<S: Sink> Link<S> {
@@ -86,6 +115,7 @@ impl<S: Sink> Link<S> {
             timing: LinkTiming::default(),
             hl7_application: "FOODGATE".into(),
             hl7_facility: String::new(),
+            poll: PollSettings::default(),
         }
     }
 }
@@ -100,6 +130,11 @@ pub enum SessionEnd {
 }
 
 static STREAMS: AtomicU64 = AtomicU64::new(1);
+
+/// A new stream id (one per opened port or accepted connection).
+pub(crate) fn next_stream() -> u64 {
+    STREAMS.fetch_add(1, Ordering::Relaxed)
+}
 
 /// Run one session until the stream ends. Whatever is unfinished at the end is discarded
 /// (and logged), never half-stored.
@@ -174,7 +209,7 @@ impl<'a, S: Sink> Session<'a, S> {
         link.status.update(|st| st.online = st.connections > 0);
         Session {
             link,
-            stream: STREAMS.fetch_add(1, Ordering::Relaxed),
+            stream: next_stream(),
             decoder: new_decoder(link.protocol, link.decoder.clone()),
             events: Vec::new(),
             pending: Vec::new(),
@@ -360,6 +395,8 @@ impl<'a, S: Sink> Session<'a, S> {
                 Protocol::Hl7 => self.hl7(l, io).await?,
                 Protocol::GoldCard => self.gold_card(l, io).await?,
                 Protocol::EnzymePrint | Protocol::Spectro => {}
+                // Polled devices answer requests; they are never run by this push session.
+                Protocol::Lz4000t | Protocol::Tl310 | Protocol::Dy723pc => {}
             },
         }
         Ok(())
@@ -493,7 +530,7 @@ impl<'a, S: Sink> Session<'a, S> {
                     ));
                 }
             }
-            LinkEvent::MessageEnd { .. } => {}
+            LinkEvent::MessageEnd { .. } | LinkEvent::Reply { .. } => {}
             LinkEvent::Frame {
                 offset,
                 number,

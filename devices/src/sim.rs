@@ -9,21 +9,28 @@
 //! - spectro: `$FSI`, then `$FSA` sentences (a `$FSH` heartbeat every 10); no answers.
 //! - enzyme-print: printed reports of up to 4 channels; no answers.
 //!
+//! - lz4000t, tl310, dy723pc: devices that answer only when asked ([`polled`]).
+//!
 //! Samples are deterministic in the seed: commodity names as markets write them (菠菜,
 //! 小白菜, 猪肉, 草鱼…), plausible values, and the requested share of positives.
 
-use chrono::{FixedOffset, Utc};
+use chrono::Utc;
 use foodgate_parsers::astm::{encode_frame, escape, Frame};
 use foodgate_parsers::enzyme_print::{encode_report, Report, ReportRow as Row};
 use foodgate_parsers::gold_card::{self, ResultPayload};
 use foodgate_parsers::hl7::{Obr, Obx, Oru};
 use foodgate_parsers::spectro::{encode_fsh, encode_fsi, Fsa};
-use foodgate_parsers::synth::Rng;
-use foodgate_parsers::{Encoding, Protocol};
+use foodgate_parsers::Protocol;
 use std::io;
-use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::Instant;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+mod kit;
+pub mod polled;
+mod setup;
+
+use kit::{china, stamp, verdict_word, Kind, Samples, SimSample, Wire};
+pub use polled::PolledControl;
+pub use setup::{Faults, PolledOptions, SimConfig, SimReport};
 
 const ENQ: u8 = 0x05;
 const ACK: u8 = 0x06;
@@ -31,233 +38,6 @@ const NAK: u8 = 0x15;
 const EOT: u8 = 0x04;
 const VT: u8 = 0x0B;
 const FS: u8 = 0x1C;
-
-/// Test hooks: faults the instrument side injects, by frame ordinal (0-based, counting
-/// each distinct frame or message once, not its retries).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Faults {
-    /// Send these frames with a wrong checksum/CRC the first time.
-    pub corrupt_first_send: Vec<usize>,
-    /// Ignore the first acknowledgement of these frames, as if it was lost on the line.
-    pub lose_first_ack: Vec<usize>,
-}
-
-/// What to simulate.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SimConfig {
-    pub protocol: Protocol,
-    /// Readings to send.
-    pub count: usize,
-    /// Pause between samples.
-    pub interval: Duration,
-    /// Share of positive samples, 0.0 … 1.0.
-    pub positive_rate: f64,
-    pub seed: u64,
-    /// Serial number the instrument reports.
-    pub serial: String,
-    pub encoding: Encoding,
-    /// Time to wait for an acknowledgement before sending again.
-    pub ack_timeout: Duration,
-    /// Sends of one frame or message before giving up (the first included).
-    pub max_tries: u32,
-    /// Pause after a refusal (`NAK` to `ENQ`, HL7 `AR`) before trying again.
-    pub retry_delay: Duration,
-    pub faults: Faults,
-}
-
-impl SimConfig {
-    /// The documents' link timing: astm 15 s × 6 tries, hl7 10 s × 5, gold-card 1 s × 4.
-    pub fn new(protocol: Protocol) -> Self {
-        let (ack_timeout, max_tries) = match protocol {
-            Protocol::Astm => (Duration::from_secs(15), 6),
-            Protocol::Hl7 => (Duration::from_secs(10), 5),
-            Protocol::GoldCard => (Duration::from_secs(1), 4),
-            Protocol::Spectro | Protocol::EnzymePrint => (Duration::ZERO, 1),
-        };
-        SimConfig {
-            protocol,
-            count: 10,
-            interval: Duration::from_millis(1000),
-            positive_rate: 0.1,
-            seed: 1,
-            // Gold-card serial numbers have 16 bytes.
-            serial: match protocol {
-                Protocol::GoldCard => "SIM-GOLD-0001".into(),
-                _ => format!("SIM-{}-0001", protocol.as_str().to_uppercase()),
-            },
-            encoding: match protocol {
-                Protocol::Hl7 => Encoding::Utf8,
-                _ => Encoding::Gbk,
-            },
-            ack_timeout,
-            max_tries,
-            retry_delay: Duration::from_secs(10),
-            faults: Faults::default(),
-        }
-    }
-}
-
-/// What happened on the wire.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SimReport {
-    /// Every byte the instrument sent, and received.
-    pub sent: Vec<u8>,
-    pub received: Vec<u8>,
-    /// Readings sent (each once, however often its frame went out).
-    pub readings: usize,
-    /// Readings whose frame or message was acknowledged (send-only protocols: all sent).
-    pub acknowledged: usize,
-    /// Frames or messages sent again.
-    pub retransmissions: usize,
-    /// Frames or messages given up on.
-    pub failed: usize,
-}
-
-/// One sample as tested.
-#[derive(Debug, Clone, PartialEq)]
-struct SimSample {
-    id: String,
-    stall: String,
-    name: &'static str,
-    kind: Kind,
-    positive: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Vegetable,
-    Meat,
-    Fish,
-    Processed,
-}
-
-const VEGETABLES: [&str; 8] = [
-    "菠菜",
-    "小白菜",
-    "上海青",
-    "芹菜",
-    "韭菜",
-    "黄瓜",
-    "豇豆",
-    "生菜",
-];
-const MEATS: [&str; 4] = ["猪肉", "猪肝", "牛肉", "羊肉"];
-const FISH: [&str; 4] = ["草鱼", "鲫鱼", "鲈鱼", "基围虾"];
-const PROCESSED: [&str; 4] = ["腊肉", "水发鱿鱼", "银耳", "手工面条"];
-
-struct Samples {
-    rng: Rng,
-    rate: u64,
-    n: usize,
-}
-
-impl Samples {
-    fn new(cfg: &SimConfig) -> Self {
-        Samples {
-            rng: Rng::new(cfg.seed),
-            rate: (cfg.positive_rate.clamp(0.0, 1.0) * 1_000_000.0) as u64,
-            n: 0,
-        }
-    }
-
-    fn next(&mut self, kinds: &[Kind]) -> SimSample {
-        self.n += 1;
-        let kind = self.rng.pick(kinds);
-        let name = match kind {
-            Kind::Vegetable => self.rng.pick(&VEGETABLES),
-            Kind::Meat => self.rng.pick(&MEATS),
-            Kind::Fish => self.rng.pick(&FISH),
-            Kind::Processed => self.rng.pick(&PROCESSED),
-        };
-        let positive = self.rng.below(1_000_000) < self.rate;
-        SimSample {
-            id: format!("S{:04}", self.n),
-            stall: format!("A{:02}", self.rng.range(1, 40)),
-            name,
-            kind,
-            positive,
-        }
-    }
-
-    /// A decimal in `lo..=hi` with `decimals` digits.
-    fn decimal(&mut self, lo: f64, hi: f64, decimals: i32) -> f64 {
-        let scale = 10f64.powi(decimals);
-        let (a, b) = ((lo * scale) as u64, (hi * scale) as u64);
-        self.rng.range(a, b) as f64 / scale
-    }
-}
-
-fn china() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).unwrap_or(FixedOffset::east_opt(0).expect("UTC"))
-}
-
-fn stamp() -> String {
-    Utc::now()
-        .with_timezone(&china())
-        .format("%Y%m%d%H%M%S")
-        .to_string()
-}
-
-/// The byte stream with what was said on it recorded.
-struct Wire<T> {
-    io: T,
-    report: SimReport,
-    buf: Vec<u8>,
-}
-
-impl<T: AsyncRead + AsyncWrite + Unpin> Wire<T> {
-    async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.io.write_all(bytes).await?;
-        self.io.flush().await?;
-        self.report.sent.extend_from_slice(bytes);
-        Ok(())
-    }
-
-    /// Wait up to `wait` for `pick` to find an answer in what has arrived.
-    async fn answer<R>(
-        &mut self,
-        wait: Duration,
-        mut pick: impl FnMut(&mut Vec<u8>) -> Option<R>,
-    ) -> io::Result<Option<R>> {
-        let deadline = Instant::now() + wait;
-        let mut tmp = [0u8; 1024];
-        loop {
-            if let Some(r) = pick(&mut self.buf) {
-                return Ok(Some(r));
-            }
-            if self.buf.len() > 64 * 1024 {
-                self.buf.clear();
-            }
-            let read = tokio::time::timeout_at(deadline, self.io.read(&mut tmp)).await;
-            match read {
-                Err(_) => return Ok(None),
-                Ok(Ok(0)) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the link closed the line",
-                    ))
-                }
-                Ok(Ok(n)) => {
-                    self.buf.extend_from_slice(&tmp[..n]);
-                    self.report.received.extend_from_slice(&tmp[..n]);
-                }
-                Ok(Err(e)) => return Err(e),
-            }
-        }
-    }
-
-    /// Forget answers that came late (to an earlier try).
-    async fn drain(&mut self) -> io::Result<()> {
-        while self.answer(Duration::ZERO, |_| None::<()>).await?.is_none() {
-            if self.buf.is_empty() {
-                break;
-            }
-            self.buf.clear();
-        }
-        self.buf.clear();
-        Ok(())
-    }
-}
 
 /// First ACK, NAK or EOT in `buf` (anything before it dropped).
 fn control_reply(buf: &mut Vec<u8>) -> Option<u8> {
@@ -292,7 +72,9 @@ fn gold_reply(buf: &mut Vec<u8>, seq: u16) -> Option<()> {
 }
 
 /// Run the simulated instrument on `io` until `cfg.count` readings are sent; `log` gets
-/// one line per sample.
+/// one line per sample. A polled device (lz4000t, tl310, dy723pc) holds `cfg.count`
+/// records at start, a new one every `cfg.interval` (zero: none), and answers until the
+/// host closes the line; `log` gets a line per request and per new record.
 pub async fn run<T>(
     cfg: &SimConfig,
     io: T,
@@ -301,6 +83,9 @@ pub async fn run<T>(
 where
     T: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    if cfg.protocol.is_polled() {
+        return polled::serve(cfg, io, &PolledControl::new(), log).await;
+    }
     let mut wire = Wire {
         io,
         report: SimReport::default(),
@@ -313,16 +98,9 @@ where
         Protocol::GoldCard => gold(cfg, &mut wire, &mut samples, log).await?,
         Protocol::Spectro => spectro(cfg, &mut wire, &mut samples, log).await?,
         Protocol::EnzymePrint => enzyme(cfg, &mut wire, &mut samples, log).await?,
+        Protocol::Lz4000t | Protocol::Tl310 | Protocol::Dy723pc => {}
     }
     Ok(wire.report)
-}
-
-fn verdict_word(positive: bool) -> &'static str {
-    if positive {
-        "positive"
-    } else {
-        "negative"
-    }
 }
 
 /// Test code, name, value, unit, range and flag of an ASTM/HL7 result for `s`.

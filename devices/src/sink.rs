@@ -1,7 +1,8 @@
 //! Where committed readings go: the store implements [`Sink`].
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use foodgate_parsers::{Diagnostic, Protocol, Reading};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -58,6 +59,27 @@ pub trait Sink: Send + Sync + 'static {
     fn ready(&self) -> bool {
         true
     }
+
+    /// Polled instruments: the last local day whose records were all read and stored, so
+    /// that a poll after downtime (a restart included) reads every day since. `None`: never.
+    fn last_complete_day(
+        &self,
+        instrument: &str,
+    ) -> impl Future<Output = Option<NaiveDate>> + Send {
+        let _ = instrument;
+        std::future::ready(None)
+    }
+
+    /// Polled instruments: every record of `day` is stored (called in day order, never for
+    /// an earlier day than the last one). An error leaves the day to be read again.
+    fn day_complete(
+        &self,
+        instrument: &str,
+        day: NaiveDate,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send {
+        let _ = (instrument, day);
+        std::future::ready(Ok(()))
+    }
 }
 
 /// Test and demo support, not the store: records every committed batch in memory, and can
@@ -68,6 +90,7 @@ pub struct MemorySink {
     refusing: AtomicBool,
     refuse_next: AtomicUsize,
     refused: AtomicUsize,
+    complete_days: Mutex<HashMap<String, NaiveDate>>,
 }
 
 impl MemorySink {
@@ -100,6 +123,21 @@ impl MemorySink {
             .into_iter()
             .flat_map(|b| b.readings)
             .collect()
+    }
+
+    /// Pretend a day was read completely before (a restart after downtime).
+    pub fn set_last_complete_day(&self, instrument: &str, day: NaiveDate) {
+        if let Ok(mut d) = self.complete_days.lock() {
+            d.insert(instrument.into(), day);
+        }
+    }
+
+    /// What `day_complete` was last told for `instrument`.
+    pub fn complete_day(&self, instrument: &str) -> Option<NaiveDate> {
+        self.complete_days
+            .lock()
+            .ok()
+            .and_then(|d| d.get(instrument).copied())
     }
 
     fn refuse_now(&self) -> bool {
@@ -138,5 +176,28 @@ impl Sink for MemorySink {
 
     fn ready(&self) -> bool {
         !self.refusing.load(Ordering::SeqCst)
+    }
+
+    fn last_complete_day(
+        &self,
+        instrument: &str,
+    ) -> impl Future<Output = Option<NaiveDate>> + Send {
+        std::future::ready(self.complete_day(instrument))
+    }
+
+    fn day_complete(
+        &self,
+        instrument: &str,
+        day: NaiveDate,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send {
+        let result = match self.complete_days.lock() {
+            Ok(mut d) => {
+                let e = d.entry(instrument.into()).or_insert(day);
+                *e = (*e).max(day);
+                Ok(())
+            }
+            Err(_) => Err(SinkError("memory sink poisoned".into())),
+        };
+        std::future::ready(result)
     }
 }

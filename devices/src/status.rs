@@ -1,6 +1,6 @@
 //! What is known about each instrument's link, shared with `serve` and `/metrics`.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use foodgate_parsers::event::DeviceInfo;
 use std::sync::{Arc, Mutex};
 
@@ -34,6 +34,17 @@ pub struct InstrumentStatus {
     pub reconnects: u64,
     /// Commits the sink refused.
     pub refused_commits: u64,
+    /// Polled instruments: when the last poll that reached the device ended.
+    pub last_poll_at: Option<DateTime<Utc>>,
+    /// Polled instruments: the last local day whose records were all read and stored.
+    pub last_complete_day: Option<NaiveDate>,
+    /// Polled instruments, at the last poll: readings read, of them new, and already stored.
+    pub last_poll_records: u64,
+    pub last_poll_new: u64,
+    pub last_poll_duplicates: u64,
+    /// Polled instruments: requests whose reply was missing or broken (timeout, wrong length,
+    /// bad CRC, a reply for another day, a cut reply).
+    pub protocol_errors: u64,
 }
 
 impl InstrumentStatus {

@@ -4,5 +4,6 @@ mod astm;
 mod gold_card;
 mod harness;
 mod hl7;
+mod polled;
 mod receive_only;
 mod serial;

@@ -31,6 +31,9 @@ pub struct DecoderConfig {
     pub instrument: Option<crate::reading::Text>,
     /// Test codes to canonical analytes, instrument overrides included.
     pub aliases: Arc<AliasTable>,
+    /// Check the CRC of record frames (`tl310` `crc = "ignore"` turns a mismatch into a
+    /// counted warning, for a firmware found to differ).
+    pub check_crc: bool,
 }
 
 /// China Standard Time, the default instrument offset.
@@ -45,6 +48,7 @@ impl Default for DecoderConfig {
             utc_offset: default_offset(),
             instrument: None,
             aliases: Arc::new(AliasTable::builtin().clone()),
+            check_crc: true,
         }
     }
 }

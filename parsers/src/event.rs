@@ -98,6 +98,31 @@ pub enum LinkEvent {
         /// Why the message was not usable, when it was not (HL7 `AE`).
         rejected: Option<String>,
     },
+    /// A polled device answered one of the host's requests (`lz4000t`, `tl310`, `dy723pc`).
+    /// A record's reading, if it gave one, comes before its reply.
+    Reply { offset: u64, reply: PolledReply },
+}
+
+/// What a polled device answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolledReply {
+    /// The reply to the comm test: the device is there. `firmware` as the device sent it
+    /// (hex of the reply's bytes, or of its version byte).
+    CommTest { firmware: Text },
+    /// How many records the device holds for `date` (`lz4000t`).
+    Count {
+        date: chrono::NaiveDate,
+        records: u16,
+    },
+    /// One record frame of a read reply: record `index` of `total`. `Rejected` when it was
+    /// dropped (bad CRC, malformed); an NA record is `Accepted` without a reading.
+    Record {
+        total: u16,
+        index: u16,
+        outcome: FrameOutcome,
+    },
+    /// A text reply ended (`dy723pc` `FINISH`), after `records` records (0: no data).
+    End { records: u32 },
 }
 
 /// What became of a frame whose bytes were read whole.

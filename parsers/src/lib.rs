@@ -22,6 +22,9 @@
 //! - [`spectro`]: multi-item spectrophotometric analyzers, `$FSA…*CS` sentences.
 //! - [`categories`]: instrument food-category codes to canonical categories.
 //! - [`enzyme_print`]: enzyme-inhibition analyzers' printed reports (ESC/POS text).
+//! - [`polled_frame`]: the `7E … AA` binary framing with CRC-8 of the polled devices.
+//! - [`lz4000t`], [`tl310`], [`dy723pc`]: the polled vendor analyzers (the host asks for a
+//!   day's records): their replies decoded, their requests built.
 //! - [`synth`]: deterministic synthetic captures for benchmarks, tests and simulators.
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations, unreachable_pub)]
@@ -32,15 +35,19 @@ pub mod categories;
 pub mod datetime;
 pub mod decoder;
 pub mod delim;
+pub mod dy723pc;
 pub mod enzyme_print;
 pub mod event;
 pub mod gold_card;
 pub mod hl7;
+pub mod lz4000t;
 mod noise;
+pub mod polled_frame;
 pub mod reading;
 pub mod spectro;
 pub mod synth;
 pub mod text;
+pub mod tl310;
 pub mod value;
 
 pub use analytes::AliasTable;
@@ -57,5 +64,8 @@ pub fn new_decoder(protocol: Protocol, config: DecoderConfig) -> Box<dyn Decoder
         Protocol::GoldCard => Box::new(crate::gold_card::GoldCardDecoder::new(config)),
         Protocol::Spectro => Box::new(crate::spectro::SpectroDecoder::new(config)),
         Protocol::EnzymePrint => Box::new(crate::enzyme_print::EnzymePrintDecoder::new(config)),
+        Protocol::Lz4000t => Box::new(crate::lz4000t::Lz4000tDecoder::new(config)),
+        Protocol::Tl310 => Box::new(crate::tl310::Tl310Decoder::new(config)),
+        Protocol::Dy723pc => Box::new(crate::dy723pc::Dy723pcDecoder::new(config)),
     }
 }

@@ -31,15 +31,22 @@ pub enum Protocol {
     EnzymePrint,
     GoldCard,
     Spectro,
+    /// Polled vendor devices: the host asks for a day's records (`docs/protocols.md`).
+    Lz4000t,
+    Tl310,
+    Dy723pc,
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 5] = [
+    pub const ALL: [Protocol; 8] = [
         Protocol::Astm,
         Protocol::Hl7,
         Protocol::EnzymePrint,
         Protocol::GoldCard,
         Protocol::Spectro,
+        Protocol::Lz4000t,
+        Protocol::Tl310,
+        Protocol::Dy723pc,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,7 +56,19 @@ impl Protocol {
             Protocol::EnzymePrint => "enzyme-print",
             Protocol::GoldCard => "gold-card",
             Protocol::Spectro => "spectro",
+            Protocol::Lz4000t => "lz4000t",
+            Protocol::Tl310 => "tl310",
+            Protocol::Dy723pc => "dy723pc",
         }
+    }
+
+    /// The instrument answers only when asked: the host polls it (`docs/protocols.md`,
+    /// "Polled instruments").
+    pub fn is_polled(self) -> bool {
+        matches!(
+            self,
+            Protocol::Lz4000t | Protocol::Tl310 | Protocol::Dy723pc
+        )
     }
 }
 
@@ -61,7 +80,7 @@ impl fmt::Display for Protocol {
 
 /// A protocol name that is not one of [`Protocol::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown protocol {0:?}: expected one of astm, hl7, enzyme-print, gold-card, spectro")]
+#[error("unknown protocol {0:?}: expected one of astm, hl7, enzyme-print, gold-card, spectro, lz4000t, tl310, dy723pc")]
 pub struct UnknownProtocol(pub String);
 
 impl FromStr for Protocol {
@@ -186,6 +205,18 @@ pub struct Reading {
     pub absorbance: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dilution: Option<f64>,
+
+    // Polled devices' details.
+    /// The channel (hole) of a multi-channel reader (`tl310`, `dy723pc`): part of the
+    /// record's identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<u32>,
+    /// The standard byte of a `tl310` record as sent (two hex digits): it picks the limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standard: Option<Text>,
+    /// The check code a `dy723pc` record ends with, as sent (its algorithm is unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<Text>,
 }
 
 impl Reading {
@@ -229,6 +260,9 @@ impl Reading {
             metadata: Metadata::default(),
             absorbance: None,
             dilution: None,
+            channel: None,
+            standard: None,
+            check: None,
         }
     }
 }

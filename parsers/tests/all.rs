@@ -7,4 +7,5 @@ mod captures;
 mod enzyme_print;
 mod gold_card;
 mod hl7;
+mod polled;
 mod spectro;

@@ -41,6 +41,26 @@ pub struct InstrumentView {
     pub decode_errors: u64,
     pub reconnects: u64,
     pub last_error: Option<String>,
+    /// A polled instrument (`lz4000t`, `tl310`, `dy723pc`): how its polls went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub poll: Option<PollView>,
+}
+
+/// The polling of a polled instrument, as `GET /api/v1/instruments` shows it.
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct PollView {
+    /// When the last poll that reached the device ended.
+    #[schema(format = DateTime)]
+    pub last_poll_at: Option<String>,
+    /// The last local day whose records were all read and stored (`YYYY-MM-DD`).
+    #[schema(format = Date)]
+    pub last_complete_day: Option<String>,
+    /// At the last poll: records read, of them new, of them stored before.
+    pub records: u64,
+    pub new: u64,
+    pub duplicates: u64,
+    /// Requests whose reply was missing or broken, since the service started.
+    pub protocol_errors: u64,
 }
 
 /// `GET /api/v1/instruments`: configured and recorded instruments, with live link status.
@@ -88,11 +108,26 @@ pub async fn instrument_views(state: &AppState) -> Result<Vec<InstrumentView>, A
         }
         e.serial_number = s.serial_number.clone().or(e.serial_number.take());
         e.firmware = s.firmware.clone().or(e.firmware.take());
-        e.readings = s.readings;
-        e.duplicates = s.duplicates;
-        e.decode_errors = s.decode_errors;
-        e.reconnects = s.reconnects;
-        e.last_error = s.last_error.clone();
+        // The counters stay the stored totals over every run (written every few seconds):
+        // the live ones count this run only.
+        if s.last_error.is_some() {
+            e.last_error = s.last_error.clone();
+        }
+        if s.protocol
+            .parse::<foodgate_parsers::Protocol>()
+            .is_ok_and(|p| p.is_polled())
+        {
+            e.poll = Some(PollView {
+                last_poll_at: s.last_poll_at.map(crate::store::insert::rfc3339),
+                last_complete_day: s
+                    .last_complete_day
+                    .map(|d| d.format("%Y-%m-%d").to_string()),
+                records: s.last_poll_records,
+                new: s.last_poll_new,
+                duplicates: s.last_poll_duplicates,
+                protocol_errors: s.protocol_errors,
+            });
+        }
     }
     Ok(all.into_values().collect())
 }
@@ -112,6 +147,7 @@ impl From<InstrumentRow> for InstrumentView {
             decode_errors: r.decode_errors,
             reconnects: r.reconnects,
             last_error: r.last_error,
+            poll: None,
         }
     }
 }

@@ -50,7 +50,9 @@ pub const FIELDS: &[&str] = &[
 /// as before keeps its content hash. `received_at` (RFC 3339): when the reading first reached
 /// a foodgate — a station forwarding to its hub sends it, so that the reading counts on the
 /// day the station received it (`docs/reference.md`, "Coverage"), however late it reaches the hub.
-pub const LATER_FIELDS: &[&str] = &["received_at"];
+/// `channel` and `standard`: a multi-channel reader's channel and the standard it tested by
+/// (`tl310`), so that the hub judges a forwarded reading by the same threshold.
+pub const LATER_FIELDS: &[&str] = &["received_at", "channel", "standard"];
 
 /// A `received_at` may be this far ahead of the receiving clock (clocks differ a little).
 const CLOCK_SLACK: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
@@ -321,6 +323,7 @@ pub fn parse_row(
             }
         }
     };
+    r.channel = uint("channel");
     r.t_line = uint("t_line");
     r.c_line = uint("c_line");
     r.cutoff = uint("cutoff");
@@ -337,6 +340,16 @@ pub fn parse_row(
     r.delta_a0 = num("delta_a0");
     r.delta_at = num("delta_at");
     r.recomputed_rate = num("recomputed_rate");
+    if let Some(s) = get("standard") {
+        if s.len() <= 8 && s.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            r.standard = Some(s.into());
+        } else {
+            errors.push(FieldError::new(
+                "standard",
+                "expected the code of a standard as the reader sent it (e.g. 00, 01)",
+            ));
+        }
+    }
     if let Some(a) = get("assay_format") {
         if a == "competitive" || a == "sandwich" {
             r.assay_format = Some(a.into());

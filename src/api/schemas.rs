@@ -31,6 +31,9 @@ pub enum ProtocolNameDoc {
     EnzymePrint,
     GoldCard,
     Spectro,
+    Lz4000t,
+    Tl310,
+    Dy723pc,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -71,16 +74,6 @@ pub enum VerdictNameDoc {
 pub enum AssayFormatDoc {
     Competitive,
     Sandwich,
-}
-
-/// Result status letter: `F` final, `C` correction, `P` preliminary, `X` failed.
-#[derive(Serialize, ToSchema)]
-#[schema(as = ResultStatus)]
-pub enum ResultStatusDoc {
-    F,
-    C,
-    P,
-    X,
 }
 
 /// One result row of an upload (`POST /api/v1/results`, one JSON object per row, or a CSV
@@ -124,8 +117,16 @@ pub struct ResultRowDoc {
     pub delta_at: Option<f64>,
     /// Enzyme inhibition: the inhibition rate recomputed from ΔA0 and ΔAt.
     pub recomputed_rate: Option<f64>,
-    pub result_status: Option<ResultStatusDoc>,
+    /// As the instrument sent it (at most 32 bytes): `P` preliminary, `C` correction, `X`
+    /// cannot be done, anything else (`F`, `V`, `W`, …) final.
+    #[schema(max_length = 32)]
+    pub result_status: Option<String>,
     pub protocol: Option<ProtocolNameDoc>,
+    /// A multi-channel reader's channel.
+    pub channel: Option<u32>,
+    /// The standard the reader tested by, as it sent it (`tl310`: `00`, `01`): picks the
+    /// inhibition-rate threshold.
+    pub standard: Option<String>,
     /// When the reading first reached a foodgate (a station forwarding to its hub sends
     /// it): RFC 3339, not in the future.
     #[schema(format = DateTime)]

@@ -4,7 +4,7 @@
 use crate::judge::{Judge, Reference};
 use anyhow::Context;
 use clap::Args;
-use foodgate_parsers::event::LinkEvent;
+use foodgate_parsers::event::{LinkEvent, PolledReply};
 use foodgate_parsers::{new_decoder, DecoderConfig, Encoding, Event, Protocol};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -119,9 +119,20 @@ impl<O: Write, E: Write> Printer<O, E> {
                     });
                     writeln!(self.err, "{line}")?;
                 }
+                Event::Link(LinkEvent::Reply {
+                    offset,
+                    reply: PolledReply::CommTest { firmware },
+                }) => {
+                    let line = serde_json::json!({
+                        "level": "info", "error": "device_info", "offset": offset,
+                        "message": "the device answered the comm test", "firmware": firmware,
+                    });
+                    writeln!(self.err, "{line}")?;
+                }
                 // Link events matter to a live session, not to a capture.
                 Event::Link(LinkEvent::MessageEnd { .. } | LinkEvent::Frame { .. })
-                | Event::Link(LinkEvent::Enq { .. } | LinkEvent::Eot { .. }) => {}
+                | Event::Link(LinkEvent::Enq { .. } | LinkEvent::Eot { .. })
+                | Event::Link(LinkEvent::Reply { .. }) => {}
             }
         }
         Ok(())

@@ -15,7 +15,8 @@ use std::time::Duration;
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("port").required(true).args(["serial", "pty", "tcp"])))]
 pub struct SimulateArgs {
-    /// Protocol to speak: astm, hl7, enzyme-print, gold-card, spectro.
+    /// Protocol to speak: astm, hl7, enzyme-print, gold-card, spectro, or a device that
+    /// answers only when asked: lz4000t, tl310, dy723pc (it runs until the line closes).
     #[arg(long)]
     protocol: Protocol,
     /// Serial port to send on (the other end of a null-modem cable).
@@ -28,10 +29,10 @@ pub struct SimulateArgs {
     /// Connect to a TCP listener (ADDR as host:port).
     #[arg(long, value_name = "ADDR")]
     tcp: Option<String>,
-    /// Readings to send.
+    /// Readings to send (lz4000t, tl310, dy723pc: records held at start).
     #[arg(long, default_value_t = 10)]
     count: usize,
-    /// Milliseconds between samples.
+    /// Milliseconds between samples (lz4000t, tl310, dy723pc: between new records; 0: none).
     #[arg(long, default_value_t = 1000)]
     interval: u64,
     /// Share of positive samples, 0 to 1.
@@ -46,6 +47,28 @@ pub struct SimulateArgs {
     /// Line settings for --serial, e.g. 9600-8N1 (default: the protocol's).
     #[arg(long)]
     line: Option<LineSettings>,
+    /// lz4000t, tl310, dy723pc: days, ending today, the records held at start spread over.
+    #[arg(long, default_value_t = 3, value_name = "DAYS")]
+    history_days: u32,
+    /// tl310: firmware version byte of the comm-test reply, in hex (10: the host reads all).
+    #[arg(long, default_value = "21", value_parser = hex_byte, value_name = "HEX")]
+    firmware: u8,
+    /// lz4000t, tl310, dy723pc fault: every N-th record frame has a bad CRC (dy723pc: a
+    /// garbled record); 0 never.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    bad_crc_every: usize,
+    /// lz4000t, tl310, dy723pc fault: every N-th request gets no answer; 0 never.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    silent_every: usize,
+    /// lz4000t, tl310, dy723pc fault: every N-th answer is cut short; 0 never. (The port
+    /// going away: stop the simulator and start another, with the instrument's port a
+    /// symlink moved to the new pty.)
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    cut_every: usize,
+}
+
+fn hex_byte(s: &str) -> Result<u8, String> {
+    u8::from_str_radix(s, 16).map_err(|_| format!("{s:?} is not a hex byte"))
 }
 
 fn rate(s: &str) -> Result<f64, String> {
@@ -73,6 +96,11 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     if let Some(e) = args.encoding {
         cfg.encoding = e;
     }
+    cfg.polled.history_days = args.history_days;
+    cfg.polled.firmware = args.firmware;
+    cfg.polled.bad_crc_every = args.bad_crc_every;
+    cfg.polled.silent_every = args.silent_every;
+    cfg.polled.cut_every = args.cut_every;
     let mut log = |line: String| {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");

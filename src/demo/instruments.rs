@@ -1,6 +1,7 @@
 //! The demo's analyzers: one simulated instrument per protocol, each in its own market's
 //! testing room, on the link its protocol document names: the printer line of the enzyme
-//! photometer, the gold card reader and the spectrophotometer are RS-232 (here pty pairs, real
+//! photometer, the gold card reader, the spectrophotometer and the three polled analyzers
+//! (LZ-4000T, TL310, DY-723PC, which answer only when asked) are RS-232 (here pty pairs, real
 //! serial ports to the service); the HL7 lab system speaks MLLP over TCP, and the ASTM lab
 //! analyzer the TCP variant its document allows (so that both transports carry a protocol
 //! with acknowledgements).
@@ -37,8 +38,8 @@ pub struct Plan {
     pub encoding: Option<&'static str>,
 }
 
-/// The five analyzers, a different market each.
-pub const PLAN: [Plan; 5] = [
+/// The eight analyzers, a different market each: one per protocol.
+pub const PLAN: [Plan; 8] = [
     Plan {
         id: "ZB-0003-EP1",
         market: "ZB-0003",
@@ -80,7 +81,38 @@ pub const PLAN: [Plan; 5] = [
         every_s: 5,
         encoding: None,
     },
+    // The polled analyzers keep their results until asked: foodgate polls them every
+    // POLL_EVERY_S; they finish a test every `every_s`.
+    Plan {
+        id: "ZB-0051-LZ1",
+        market: "ZB-0051",
+        protocol: Protocol::Lz4000t,
+        tcp: false,
+        every_s: 20,
+        encoding: None,
+    },
+    Plan {
+        id: "ZB-0052-TL1",
+        market: "ZB-0052",
+        protocol: Protocol::Tl310,
+        tcp: false,
+        every_s: 15,
+        encoding: None,
+    },
+    Plan {
+        id: "ZB-0068-DY1",
+        market: "ZB-0068",
+        protocol: Protocol::Dy723pc,
+        tcp: false,
+        every_s: 25,
+        encoding: None,
+    },
 ];
+
+/// How often the demo polls its polled analyzers.
+pub const POLL_EVERY_S: u64 = 10;
+/// Records a polled analyzer holds when the demo starts, over its last three days.
+const POLLED_HISTORY: usize = 12;
 
 /// A planned analyzer with its line: a pty pair made before the service is configured (its
 /// path goes into the config), or a TCP address learned once the service listens.
@@ -115,8 +147,13 @@ impl Analyzer {
             .encoding
             .map(|e| format!("encoding = {e:?}\n"))
             .unwrap_or_default();
+        let poll = if p.protocol.is_polled() {
+            format!("poll = {{ every_s = {POLL_EVERY_S} }}\n")
+        } else {
+            String::new()
+        };
         format!(
-            "[[instrument]]\nid = {:?}\nmarket = {:?}\nprotocol = {:?}\n{encoding}{link}\n",
+            "[[instrument]]\nid = {:?}\nmarket = {:?}\nprotocol = {:?}\n{encoding}{link}\n{poll}",
             p.id,
             p.market,
             p.protocol.as_str()
@@ -151,7 +188,13 @@ impl Analyzer {
 
 fn sim_config(plan: &Plan, seed: u64) -> SimConfig {
     let mut cfg = SimConfig::new(plan.protocol);
-    cfg.count = RUN;
+    // A polled analyzer holds `count` records from its last days and adds one every
+    // `interval`; the others send `count` samples one after another.
+    cfg.count = if plan.protocol.is_polled() {
+        POLLED_HISTORY
+    } else {
+        RUN
+    };
     cfg.interval = Duration::from_secs(plan.every_s);
     cfg.positive_rate = POSITIVE_RATE;
     cfg.seed = seed;

@@ -194,6 +194,18 @@ pub struct InhibitionRule {
     pub min_control_delta_a0: f64,
     pub control_source: Box<str>,
     pub max_rate_difference: f64,
+    /// Thresholds of the standards a reader may name by code (TL310 `00`, `01`).
+    pub standards: Vec<(Box<str>, Limit)>,
+}
+
+impl InhibitionRule {
+    /// The threshold of the standard with `code` (case-insensitive), if listed.
+    pub fn by_standard(&self, code: &str) -> Option<&Limit> {
+        self.standards
+            .iter()
+            .find(|(c, _)| c.eq_ignore_ascii_case(code.trim()))
+            .map(|(_, l)| l)
+    }
 }
 
 /// The colloidal gold method rule.
@@ -391,87 +403,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 /// The file as written.
-mod raw {
-    use super::AnalyteRule;
-    use serde::Deserialize;
-    use std::collections::BTreeMap;
-    use toml::Spanned;
-
-    pub(super) type S<T> = Spanned<T>;
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub(super) struct File {
-        pub(super) version: S<String>,
-        pub(super) rules: Rules,
-        #[serde(default)]
-        pub(super) analyte: Vec<RawAnalyte>,
-        #[serde(default)]
-        pub(super) groups: BTreeMap<String, S<Vec<S<String>>>>,
-        #[serde(default)]
-        pub(super) category: Vec<RawCategory>,
-        #[serde(default)]
-        pub(super) limit: Vec<RawLimit>,
-    }
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub(super) struct Rules {
-        pub(super) inhibition_rate: Inhibition,
-        pub(super) colloidal_gold: Gold,
-    }
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub(super) struct Inhibition {
-        pub(super) threshold: S<f64>,
-        pub(super) source: S<String>,
-        pub(super) min_control_delta_a0: S<f64>,
-        pub(super) control_source: S<String>,
-        pub(super) max_rate_difference: S<f64>,
-    }
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub(super) struct Gold {
-        pub(super) min_c_line: u32,
-        pub(super) source: S<String>,
-    }
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub(super) struct RawAnalyte {
-        pub(super) id: S<String>,
-        #[serde(default)]
-        pub(super) aliases: Vec<S<String>>,
-        pub(super) rule: S<AnalyteRule>,
-        pub(super) source: Option<S<String>>,
-    }
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub(super) struct RawCategory {
-        pub(super) id: S<String>,
-        pub(super) code: Option<S<String>>,
-        #[serde(default)]
-        pub(super) commodities: Vec<S<String>>,
-    }
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub(super) struct RawLimit {
-        pub(super) analyte: S<String>,
-        pub(super) categories: S<Vec<S<String>>>,
-        pub(super) value: S<f64>,
-        pub(super) unit: S<String>,
-        pub(super) source: S<String>,
-        #[serde(default)]
-        pub(super) verify: bool,
-        #[serde(default)]
-        #[allow(dead_code)] // for people reading the file
-        pub(super) note: Option<String>,
-    }
-}
+mod raw;
 
 /// Turns the raw file into a [`Reference`], one check at a time.
 struct Builder<'a> {
@@ -506,6 +438,30 @@ impl Builder<'_> {
                 Problem::BadValue(format!("{x} is not a finite number ≥ 0")),
             )
         }
+    }
+
+    fn standards(
+        &self,
+        raw: &[raw::InhibitionStandard],
+    ) -> Result<Vec<(Box<str>, Limit)>, ReferenceError> {
+        let mut out: Vec<(Box<str>, Limit)> = Vec::with_capacity(raw.len());
+        for s in raw {
+            let key = "rules.inhibition_rate.standard";
+            let code = self.non_empty(&s.code, &format!("{key}.code"))?;
+            if out.iter().any(|(c, _)| c.eq_ignore_ascii_case(&code)) {
+                return self.err(
+                    s.code.span(),
+                    format!("{key}.code"),
+                    Problem::BadValue(format!("standard {code:?} is listed twice")),
+                );
+            }
+            let threshold = self.non_negative(&s.threshold, &format!("{key}.threshold"))?;
+            let source = self.non_empty(&s.source, &format!("{key}.source"))?;
+            let limit = Limit::new(threshold, Unit::PERCENT, &source, false)
+                .or_else(|e| self.err(s.threshold.span(), format!("{key}.threshold"), e.into()))?;
+            out.push((code, limit));
+        }
+        Ok(out)
     }
 
     fn non_empty(&self, v: &raw::S<String>, key: &str) -> Result<Box<str>, ReferenceError> {
@@ -550,6 +506,7 @@ impl Builder<'_> {
                 &inh.max_rate_difference,
                 "rules.inhibition_rate.max_rate_difference",
             )?,
+            standards: self.standards(&inh.standard)?,
         };
         let gold = GoldRule {
             min_c_line: raw.rules.colloidal_gold.min_c_line,

@@ -281,9 +281,26 @@ fn colloidal_gold(reference: &Reference, r: &Reading, t: u32, c: u32) -> Decisio
 /// where ΔA0 and ΔAt are known.
 fn inhibition(reference: &Reference, r: &Reading, m: Measure) -> Decision {
     let inh = reference.inhibition();
-    let thr = inh.threshold.value();
-    let source = inh.threshold.shown_source();
-    let limit = Some(inh.threshold.applied());
+    // A reader that names its standard is judged by that standard's threshold.
+    let threshold = match r.standard.as_deref() {
+        None => &inh.threshold,
+        Some(code) => match inh.by_standard(code) {
+            Some(t) => t,
+            None => {
+                return outcome(
+                    Verdict::Invalid,
+                    format!(
+                        "the reader names standard {code:?}, which is not a standard of the reference data (version {}): no threshold applies",
+                        reference.version()
+                    ),
+                    None,
+                )
+            }
+        },
+    };
+    let thr = threshold.value();
+    let source = threshold.shown_source();
+    let limit = Some(threshold.applied());
     let deltas = match (r.delta_a0, r.delta_at) {
         (Some(a0), Some(at)) if a0.is_finite() && at.is_finite() && a0 > 0.0 => Some((a0, at)),
         _ => None,
@@ -354,6 +371,31 @@ fn inhibition(reference: &Reference, r: &Reading, m: Measure) -> Decision {
     }
     let unit = r.unit.as_deref();
     let q = quantity(m, unit);
+    // An enzyme-inhibition reader that concludes by itself (TL310) must agree with the rule.
+    if let (Measure::Number(v), Some(device)) = (m, r.device_verdict) {
+        let by_method = r
+            .method
+            .as_deref()
+            .is_some_and(|x| x.eq_ignore_ascii_case("enzyme_inhibition"));
+        let positive = compare(v, thr) != Ordering::Less;
+        let against = match device {
+            DeviceVerdict::Positive => !positive,
+            DeviceVerdict::Negative => positive,
+            DeviceVerdict::Invalid => true,
+        };
+        if by_method && against {
+            let rule_says = if positive { "≥" } else { "<" };
+            let said = format!("{device:?}").to_lowercase();
+            return outcome(
+                Verdict::Invalid,
+                format!(
+                    "the reader's conclusion {said} disagrees with the inhibition rate rule: {q} {rule_says} {}% ({source})",
+                    Num(thr)
+                ),
+                limit,
+            );
+        }
+    }
     let (verdict, reason) = match m {
         Measure::NotDetected => (
             Verdict::Pass,

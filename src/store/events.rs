@@ -173,6 +173,10 @@ struct UploadRowBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     result_status: Option<&'a str>,
     received_at: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    standard: Option<&'a str>,
 }
 
 /// Everything an event body about a stored reading is made of.
@@ -302,6 +306,8 @@ pub(crate) fn result_row_body(cx: &EventCx<'_>) -> (String, Vec<u8>) {
         protocol: r.protocol.as_str(),
         result_status: r.result_status.as_deref(),
         received_at: cx.occurred_at,
+        channel: r.channel,
+        standard: r.standard.as_deref(),
     };
     let bytes = serde_json::to_vec(&row).unwrap_or_default();
     (id, bytes)

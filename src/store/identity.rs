@@ -42,7 +42,8 @@ impl Origin {
     }
 }
 
-/// Hex SHA-256 of (origin, sample id, analyte as sent, measured-at, value as sent).
+/// Hex SHA-256 of (origin, sample id, analyte as sent, measured-at, value as sent, and the
+/// channel of a multi-channel reader).
 ///
 /// Fields are length-prefixed so no choice of field text can make two different readings
 /// collide by shifting a separator.
@@ -75,6 +76,11 @@ pub fn reading_identity(origin: &Origin, r: &Reading) -> String {
     field(b"t", measured.as_deref());
     let value = value_as_sent(r);
     field(b"v", value.as_deref());
+    // A multi-channel reader's record is also told apart by its channel. Hashed only when
+    // known, so the identities of every other reading stay as they were.
+    if let Some(c) = r.channel {
+        field(b"c", Some(&c.to_string()));
+    }
     hex::encode(h.finalize())
 }
 
@@ -213,5 +219,24 @@ mod tests {
         let recorded = crate::store::EventKind::ResultRecorded.as_str();
         assert_ne!(event_id(&a, failed), event_id(&a, recorded));
         assert_eq!(event_id(&a, failed), event_id(&a, failed));
+    }
+
+    #[test]
+    fn a_channel_tells_records_apart_and_leaves_other_identities_as_they_were() {
+        let mut r = Reading::new(Protocol::Astm, "chlorpyrifos");
+        r.sample_id = Some("S1".into());
+        r.value_text = Some("0.05".into());
+        let o = Origin::Instrument("I1".into());
+        // The identity this reading had before channels were hashed.
+        assert_eq!(
+            reading_identity(&o, &r),
+            "151c4f76a62cf34c16088b771125198caeb578057cceba5fe18b784b22b9563e"
+        );
+        let mut one = r.clone();
+        one.channel = Some(1);
+        let mut two = r.clone();
+        two.channel = Some(2);
+        assert_ne!(reading_identity(&o, &one), reading_identity(&o, &two));
+        assert_ne!(reading_identity(&o, &one), reading_identity(&o, &r));
     }
 }

@@ -33,7 +33,8 @@
 //! - [`stalls`]: stall corrections of readings without a sample id, from a station to its hub.
 //! - [`coverage`]: the per-market-per-day coverage aggregate, kept by every writing job.
 //! - [`results`]: stored readings as the API lists them; the upload ledger.
-//! - [`instruments`]: the persisted status of the live instrument links.
+//! - [`instruments`]: the persisted status of the live instrument links;
+//!   [`poll_progress`]: the last day each polled instrument was read completely.
 //! - [`backup`]: a consistent copy of a live database.
 //! - [`retention`]: what is kept how long.
 //! - [`stats`]: the operational reads of `/metrics`, `/healthz` and the instrument list.
@@ -57,6 +58,7 @@ pub mod markets;
 pub mod outbox;
 pub mod outbox_tally;
 pub mod pages;
+pub mod poll_progress;
 pub mod queue;
 pub mod reader;
 pub mod results;

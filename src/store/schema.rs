@@ -22,6 +22,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0012_totals_outbox_key.sql"),
     include_str!("migrations/0013_lazy_bodies.sql"),
     include_str!("migrations/0014_outbox_totals.sql"),
+    include_str!("migrations/0015_poll_progress.sql"),
 ];
 
 /// Settings every connection needs, writer and readers alike.

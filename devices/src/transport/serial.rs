@@ -3,6 +3,7 @@
 use super::stream::stopped;
 use super::stream::{HangUp, PortStream};
 use crate::line::LineSettings;
+use crate::poll::run_poll;
 use crate::session::{run_session, Link, SessionEnd};
 use crate::sink::Sink;
 use serialport::SerialPort;
@@ -49,6 +50,18 @@ pub fn open_port(cfg: &SerialConfig) -> io::Result<Box<dyn SerialPort>> {
         .map_err(io::Error::from)
 }
 
+/// The push session, or for the instruments that answer only when asked, the poll.
+pub(crate) async fn session<S: Sink, T>(link: &Link<S>, io: T) -> SessionEnd
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
+    if link.protocol.is_polled() {
+        run_poll(link, io).await
+    } else {
+        run_session(link, io).await
+    }
+}
+
 /// A session that lasted this long proves the port works: the backoff starts over.
 const STABLE: Duration = Duration::from_secs(2);
 
@@ -81,7 +94,7 @@ pub async fn run_serial<S: Sink>(
                 opened_before = true;
                 let started = Instant::now();
                 let end = tokio::select! {
-                    end = run_session(&link, stream) => end,
+                    end = session(&link, stream) => end,
                     () = stopped(&mut shutdown) => break,
                 };
                 let why = match end {

@@ -1,8 +1,9 @@
 //! A TCP listener for instruments and lab systems that connect to us: each connection is
 //! its own session, several at once.
 
+use super::serial::session;
 use super::stream::stopped;
-use crate::session::{run_session, Link, SessionEnd};
+use crate::session::{Link, SessionEnd};
 use crate::sink::Sink;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +25,7 @@ pub async fn run_tcp<S: Sink>(
                     let _ = sock.set_nodelay(true);
                     let link = Arc::clone(&link);
                     sessions.spawn(async move {
-                        if let SessionEnd::Error(e) = run_session(&link, sock).await {
+                        if let SessionEnd::Error(e) = session(&link, sock).await {
                             link.status.error(format!("connection from {peer}: {e}"));
                         }
                     });
