@@ -593,7 +593,99 @@ pub fn capture_counted(protocol: crate::Protocol, target_bytes: usize, seed: u64
         Protocol::GoldCard => gold_card_capture_counted(target_bytes, seed),
         Protocol::Spectro => spectro_capture_counted(target_bytes, seed),
         Protocol::EnzymePrint => enzyme_print_capture_counted(target_bytes, seed),
+        Protocol::Lz4000t | Protocol::Tl310 | Protocol::Dy723pc => {
+            polled_capture_counted(protocol, target_bytes, seed)
+        }
     }
+}
+
+/// The replies of a polled device of `protocol` to reads of day after day (from 2026-01-01),
+/// 20 records a day, a fifth of them failing: at least `target_bytes`.
+pub fn polled_capture_counted(
+    protocol: crate::Protocol,
+    target_bytes: usize,
+    seed: u64,
+) -> Capture {
+    use crate::text::Encoding;
+    use crate::Protocol;
+    use chrono::{Duration, NaiveDate};
+    const NAMES: [&str; 4] = ["白菜", "菠菜", "韭菜", "生菜"];
+    const PER_DAY: u16 = 20;
+    let mut rng = Rng::new(seed);
+    let mut cap = Capture {
+        bytes: Vec::with_capacity(target_bytes + 4096),
+        ..Capture::default()
+    };
+    let start = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default();
+    let mut day_n = 0;
+    while cap.bytes.len() < target_bytes {
+        let day = start + Duration::days(day_n % 3650);
+        day_n += 1;
+        if protocol == Protocol::Lz4000t {
+            cap.bytes
+                .extend_from_slice(&crate::lz4000t::count_reply(day, PER_DAY));
+        }
+        for i in 1..=PER_DAY {
+            let at = day
+                .and_hms_opt(8 + u32::from(i) / 4, u32::from(i) * 3 % 60, 0)
+                .unwrap_or_default();
+            let failing = rng.below(5) == 0;
+            let rate = if failing {
+                500 + rng.below(400)
+            } else {
+                rng.below(450)
+            } as u16;
+            match protocol {
+                Protocol::Lz4000t => {
+                    let rec = crate::lz4000t::Lz4000tRecord {
+                        number: i,
+                        name: NAMES[usize::from(i) % NAMES.len()].into(),
+                        tested_at: at,
+                        rate_x100: rate * 10,
+                    };
+                    cap.bytes.extend_from_slice(&crate::lz4000t::record_frame(
+                        &rec,
+                        i,
+                        PER_DAY,
+                        Encoding::Gbk,
+                    ));
+                }
+                Protocol::Tl310 => {
+                    let rec = crate::tl310::Tl310Record {
+                        channel: (i % 12 + 1) as u8,
+                        standard: 0,
+                        tested_at: at,
+                        number: i,
+                        rate_x10: rate,
+                        conclusion: if rate >= 500 { 0x01 } else { 0x02 },
+                    };
+                    cap.bytes
+                        .extend_from_slice(&crate::tl310::record_frame(&rec, i, PER_DAY));
+                }
+                _ => {
+                    let rec = crate::dy723pc::Dy723pcRecord {
+                        sample: format!("{i:04}"),
+                        channel: u32::from(i % 12 + 1),
+                        item: "有机磷".into(),
+                        absorbance: "0.512".into(),
+                        value: format!("{}.{}", rate / 10, rate % 10),
+                        unit: "%".into(),
+                        conclusion: if rate >= 500 { "不合格" } else { "合格" }.into(),
+                        tested_at: at,
+                        check: "5A".into(),
+                    };
+                    cap.bytes
+                        .extend_from_slice(&crate::dy723pc::record_line(&rec, Encoding::Gb18030));
+                }
+            }
+            cap.results += 1;
+        }
+        if protocol == Protocol::Dy723pc {
+            cap.bytes.extend_from_slice(crate::dy723pc::finish());
+        }
+        cap.messages += 1;
+    }
+    cap
 }
 
 #[cfg(test)]
@@ -634,6 +726,29 @@ mod tests {
             "{diagnostics:?}"
         );
         assert!(diagnostics.is_empty(), "{diagnostics:?}");
+    }
+
+    #[test]
+    fn every_protocols_capture_decodes_to_its_results_without_diagnostics() {
+        for protocol in Protocol::ALL {
+            let cap = capture_counted(protocol, 100_000, 3);
+            assert!(cap.bytes.len() >= 100_000, "{protocol}");
+            let events = decode(protocol, &cap.bytes);
+            let readings = events
+                .iter()
+                .filter(|e| matches!(e, Event::Reading(_)))
+                .count();
+            let diagnostics: Vec<_> = events
+                .iter()
+                .filter(|e| matches!(e, Event::Diagnostic(_)))
+                .collect();
+            assert_eq!(readings, cap.results, "{protocol}");
+            assert!(
+                diagnostics.is_empty(),
+                "{protocol}: {:?}",
+                diagnostics.first()
+            );
+        }
     }
 
     #[test]
