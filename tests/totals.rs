@@ -110,7 +110,7 @@ fn reading_totals_equal_a_count_of_the_readings_and_the_migration_backfills_them
     drop(conn);
     store.close();
 
-    // As before migration 0012: no totals, keys not computed, nothing of 0013 and 0014.
+    // As before migration 0012: no totals, keys not computed, nothing of 0013 and later.
     // Opening migrates again.
     {
         let raw = Connection::open(cfg.database_path()).unwrap();
@@ -118,6 +118,7 @@ fn reading_totals_equal_a_count_of_the_readings_and_the_migration_backfills_them
             "DROP TABLE reading_totals;
              DROP TRIGGER readings_lazy_bodies_frozen;
              DROP TABLE outbox_upstreams;
+             DROP TABLE poll_progress;
              UPDATE outbox SET event_key = 0;
              UPDATE readings SET identity_key = 0;",
         )
@@ -523,7 +524,9 @@ fn outbox_counts_kept_per_upstream_equal_a_count_of_the_outbox() {
     store.close();
     {
         let raw = Connection::open(cfg.database_path()).unwrap();
-        raw.execute_batch("DROP TABLE outbox_upstreams;").unwrap();
+        // As before migration 0014 (and what came after it).
+        raw.execute_batch("DROP TABLE outbox_upstreams; DROP TABLE poll_progress;")
+            .unwrap();
         let idx = foodgate::store::schema::MIGRATIONS
             .iter()
             .position(|m| m.contains("CREATE TABLE outbox_upstreams"))

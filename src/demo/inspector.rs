@@ -83,7 +83,10 @@ mod tests {
 
     #[test]
     fn the_serial_markets_and_a_stable_stall() {
-        assert_eq!(markets(), ["ZB-0003", "ZB-0007", "ZB-0012"]);
+        assert_eq!(
+            markets(),
+            ["ZB-0003", "ZB-0007", "ZB-0012", "ZB-0051", "ZB-0052", "ZB-0068"]
+        );
         let s = stall_for("h-123");
         assert_eq!(s, stall_for("h-123"));
         assert!(s.len() == 3 && s.starts_with(['A', 'B', 'C']), "{s}");
