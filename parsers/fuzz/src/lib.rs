@@ -73,9 +73,7 @@ pub fn buffer_bound(protocol: Protocol) -> usize {
             2 * (gold_card::HEADER_LEN + gold_card::MAX_PAYLOAD + gold_card::CRC_LEN)
         }
         Protocol::Spectro => spectro::MAX_SENTENCE,
-        Protocol::EnzymePrint => {
-            enzyme_print::MAX_LINE * (1 + enzyme_print::MAX_REPORT_LINES)
-        }
+        Protocol::EnzymePrint => enzyme_print::MAX_LINE * (1 + enzyme_print::MAX_REPORT_LINES),
     }
 }
 
@@ -225,6 +223,13 @@ pub fn check_decoder(protocol: Protocol, data: &[u8]) {
     }
 
     let mut rng = Rng(seed);
-    check_chunked(protocol, config, data, &whole, || rng.chunk(), "seeded chunks");
+    check_chunked(
+        protocol,
+        config,
+        data,
+        &whole,
+        || rng.chunk(),
+        "seeded chunks",
+    );
     check_chunked(protocol, config, data, &whole, || 1, "byte at a time");
 }
