@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the fuzz targets: seed each corpus from the fixtures, then fuzz each target in turn.
-#   bash parsers/fuzz/run.sh [SECONDS] [TARGET...]     (default 60 s each, all six targets)
+#   bash parsers/fuzz/run.sh [SECONDS] [TARGET...]     (default 60 s each, all nine targets)
 # Needs a nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz --locked`).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -8,7 +8,7 @@ fixtures="$here/../../fixtures"
 secs="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(astm hl7 enzyme-print gold-card spectro rows)
+[ ${#targets[@]} -gt 0 ] || targets=(astm hl7 enzyme-print gold-card spectro lz4000t tl310 dy723pc rows)
 cd "$here"
 # One process, one fuzzer at a time (no -jobs). No sanitizer: the decoders forbid unsafe code;
 # debug assertions turn integer overflow into a finding.

@@ -19,7 +19,8 @@ const START: &[u8] = b"R,";
 const FINISH: &[u8] = b"FINISH";
 /// Fields after `R`: the eight the document names, then the check code.
 const FIELDS: usize = 8;
-/// The longest record accepted; a record that has not ended by then is dropped.
+/// The longest record accepted (from its `R` to its last comma); a record that has not
+/// ended by then is dropped.
 pub const MAX_RECORD: usize = 1024;
 
 /// The request for the records from `start` to `end` (inclusive).
@@ -165,8 +166,8 @@ impl Dy723pcDecoder {
                         out,
                     );
                 }
-                (None, None) if rest.len() > MAX_RECORD => {
-                    let end = pos + MAX_RECORD;
+                (None, None) if buf.len() > MAX_RECORD => {
+                    let end = buf.len();
                     return self.bad(
                         end,
                         "record_too_long",
@@ -197,7 +198,7 @@ impl Dy723pcDecoder {
                     check = Some((pos, buf.len()));
                     pos = buf.len();
                 }
-                None if rest.len() > MAX_RECORD => {
+                None if buf.len() > MAX_RECORD => {
                     let end = buf.len();
                     return self.bad(
                         end,
@@ -380,6 +381,20 @@ mod tests {
 
     fn gb(text: &str) -> Vec<u8> {
         Encoding::Gb18030.encode(text).into_owned()
+    }
+
+    #[test]
+    fn a_record_that_never_ends_is_dropped_at_its_bound() {
+        let mut d = Dy723pcDecoder::new(DecoderConfig::default());
+        let mut out = Vec::new();
+        d.feed(b"R,0001,", &mut out);
+        for _ in 0..MAX_RECORD {
+            d.feed(b"x", &mut out);
+            assert!(d.buf.len() <= MAX_RECORD + 1, "{}", d.buf.len());
+        }
+        assert!(out
+            .iter()
+            .any(|e| matches!(e, Event::Diagnostic(x) if x.error == "record_too_long")));
     }
 
     #[test]

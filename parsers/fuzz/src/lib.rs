@@ -63,7 +63,7 @@ pub fn live_bytes() -> usize {
 
 /// The documented bound on what a decoder of `protocol` buffers.
 pub fn buffer_bound(protocol: Protocol) -> usize {
-    use foodgate_parsers::{astm, enzyme_print, gold_card, hl7, spectro};
+    use foodgate_parsers::{astm, dy723pc, enzyme_print, gold_card, hl7, polled_frame, spectro};
     match protocol {
         // Frame text, plus the record carried over an ETB chain.
         Protocol::Astm => astm::MAX_FRAME_TEXT + astm::MAX_RECORD,
@@ -74,6 +74,10 @@ pub fn buffer_bound(protocol: Protocol) -> usize {
         }
         Protocol::Spectro => spectro::MAX_SENTENCE,
         Protocol::EnzymePrint => enzyme_print::MAX_LINE * (1 + enzyme_print::MAX_REPORT_LINES),
+        // One frame of the polled binary devices.
+        Protocol::Lz4000t | Protocol::Tl310 => polled_frame::MAX_FRAME,
+        // A record (its fields and check code), and the tail kept while `FINISH` may follow.
+        Protocol::Dy723pc => 2 * dy723pc::MAX_RECORD,
     }
 }
 

@@ -1,0 +1,6 @@
+#![no_main]
+
+use foodgate_parsers::Protocol;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| foodgate_fuzz::check_decoder(Protocol::Dy723pc, data));
