@@ -198,7 +198,8 @@ fn offsets(e: &Event) -> Vec<u64> {
             LinkEvent::Enq { offset }
             | LinkEvent::Eot { offset }
             | LinkEvent::Frame { offset, .. }
-            | LinkEvent::MessageEnd { offset, .. },
+            | LinkEvent::MessageEnd { offset, .. }
+            | LinkEvent::Reply { offset, .. },
         ) => vec![*offset],
     }
 }
