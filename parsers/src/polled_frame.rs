@@ -141,6 +141,11 @@ impl FrameScanner {
                     at += 1;
                     continue;
                 }
+                FrameShape::Total(n) if n > MAX_FRAME => {
+                    self.bad(offset, "frame_too_long", "longer than the frame bound", out);
+                    at += 1;
+                    continue;
+                }
                 FrameShape::Total(n) => n,
             };
             if head.len() < total {

@@ -6,7 +6,7 @@
 use crate::decoder::{Decoder, DecoderConfig};
 use crate::event::{Diagnostic, Event, FrameOutcome, LinkEvent, PolledReply};
 use crate::lz4000t::{date_bytes, datetime_of, hex};
-use crate::polled_frame::{self, by_length, crc_of, FrameScanner, FrameShape, END};
+use crate::polled_frame::{self, by_length, crc_of, FrameScanner, FrameShape, END, MAX_FRAME};
 use crate::reading::{DeviceVerdict, Protocol, Reading};
 use chrono::{NaiveDate, NaiveDateTime, TimeZone};
 
@@ -50,9 +50,16 @@ fn shape(head: &[u8]) -> FrameShape {
     match head.get(1) {
         None => FrameShape::Need(2),
         Some(&CMD_COMM_REPLY) => {
+            // Its end is the first `AA` after the version byte, within the frame bound: the
+            // same answer however much of the stream has arrived.
             let from = VERSION_AT + 1;
-            match head.get(from..).and_then(|t| memchr::memchr(END, t)) {
+            let window = &head[..head.len().min(MAX_FRAME)];
+            match window.get(from..).and_then(|t| memchr::memchr(END, t)) {
                 Some(p) => FrameShape::Total(from + p + 1),
+                None if head.len() >= MAX_FRAME => FrameShape::Bad(
+                    "frame_too_long",
+                    format!("comm-test reply without its end byte within {MAX_FRAME} bytes"),
+                ),
                 None => FrameShape::Need(head.len().max(from) + 1),
             }
         }
@@ -316,6 +323,22 @@ mod tests {
             conclusion: 2,
         };
         assert_eq!(record_frame(&rec, 1, 3), one);
+    }
+
+    #[test]
+    fn a_comm_reply_without_its_end_byte_is_the_same_in_any_chunking() {
+        // Found by the fuzzer: the end byte came after the frame bound, which a whole read
+        // took as the end and a byte-at-a-time read did not.
+        let data = bytes("7E 02 04 00 7E 16 15 00 FF 03 00 1F 00 04 00 FF FF FF FF FF FF FF FF FF FF FF FF FF FF FF 12 05 15 0A 05 1E 00 0C 00 00 C5 03 00 00 00 00 00 00 00 00 FF 03 00 02 00 05 01 12 05 15 0A 06 00 00 0D 00 00 FE 7F 00 00 66 AA 7E 16 15 00 FF 03 00 03 00 06 01 12 05 15 0A 07 2D 00 0E 00 00 C8 02 01 00 45 AA C8 02 01 00 45 AA");
+        let whole = decode_all(&mut Tl310Decoder::new(DecoderConfig::default()), &data);
+        let mut d = Tl310Decoder::new(DecoderConfig::default());
+        let mut out = Vec::new();
+        for b in &data {
+            d.feed(std::slice::from_ref(b), &mut out);
+        }
+        d.finish(&mut out);
+        assert_eq!(out, whole);
+        assert!(matches!(&whole[0], Event::Diagnostic(x) if x.error == "frame_too_long"));
     }
 
     #[test]
