@@ -131,17 +131,12 @@ fn ingest_fixtures(store: &Store) -> usize {
 
 type Key = (String, Option<f64>, Option<String>, String, i64);
 
-/// The station's readings: ("identity|analyte", value, stall, verdict, superseded), by
-/// identity.
-fn station_readings(store: &Store) -> Vec<Key> {
+/// ("row id|analyte", value, stall, verdict, superseded) of the readings `sql` selects, in
+/// that column order and ordered by row id.
+fn keyed_readings(store: &Store, sql: &str, params: &[&str]) -> Vec<Key> {
     let conn = store.inspect().expect("inspect");
-    let mut stmt = conn
-        .prepare(
-            "SELECT identity, analyte, value, stall, verdict, superseded FROM readings
-             ORDER BY identity",
-        )
-        .expect("prepare");
-    stmt.query_map([], |r| {
+    let mut stmt = conn.prepare(sql).expect("prepare");
+    stmt.query_map(rusqlite::params_from_iter(params), |r| {
         Ok((
             format!("{}|{}", r.get::<_, String>(0)?, r.get::<_, String>(1)?),
             r.get(2)?,
@@ -155,28 +150,25 @@ fn station_readings(store: &Store) -> Vec<Key> {
     .expect("rows")
 }
 
+/// The station's readings, keyed by their identity.
+fn station_readings(store: &Store) -> Vec<Key> {
+    keyed_readings(
+        store,
+        "SELECT identity, analyte, value, stall, verdict, superseded FROM readings
+         ORDER BY identity",
+        &[],
+    )
+}
+
 /// The hub's readings from `uploader`, keyed by the row id the station sent (its identity).
 fn hub_readings(store: &Store, uploader: &str) -> Vec<Key> {
-    let conn = store.inspect().expect("inspect");
-    let mut stmt = conn
-        .prepare(
-            "SELECT u.row_id, r.analyte, r.value, r.stall, r.verdict, r.superseded
-             FROM uploads u JOIN readings r ON r.id = u.reading
-             WHERE u.uploader = ?1 ORDER BY u.row_id",
-        )
-        .expect("prepare");
-    stmt.query_map([uploader], |r| {
-        Ok((
-            format!("{}|{}", r.get::<_, String>(0)?, r.get::<_, String>(1)?),
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-        ))
-    })
-    .expect("query")
-    .collect::<Result<_, _>>()
-    .expect("rows")
+    keyed_readings(
+        store,
+        "SELECT u.row_id, r.analyte, r.value, r.stall, r.verdict, r.superseded
+         FROM uploads u JOIN readings r ON r.id = u.reading
+         WHERE u.uploader = ?1 ORDER BY u.row_id",
+        &[uploader],
+    )
 }
 
 fn text_of(store: &Store, sql: &str) -> String {

@@ -90,45 +90,50 @@ pub fn reading(sample: &str, value: &str, verdict: Verdict) -> JudgedReading {
 /// a busy 2-core machine is slow, not broken; a passing test never waits this long.
 pub const PATIENT: Duration = Duration::from_secs(120);
 
+/// How much work is left, and when it last went down.
+struct Progress {
+    last: u64,
+    moved: Instant,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            last: u64::MAX,
+            moved: Instant::now(),
+        }
+    }
+
+    /// `true` when nothing is left; panics when `n` has not gone down for `stall`.
+    fn done(&mut self, what: &str, stall: Duration, n: u64) -> bool {
+        if n == 0 {
+            return true;
+        }
+        if n < self.last {
+            self.last = n;
+            self.moved = Instant::now();
+        }
+        assert!(
+            self.moved.elapsed() < stall,
+            "{what}: {n} left, none done for {stall:?}"
+        );
+        false
+    }
+}
+
 /// Wait until `left()` is 0, failing only when it has not gone down for `stall`: the work is
 /// still moving however slowly a loaded machine does it. `left` says what is not done yet.
 pub async fn wait_progress(what: &str, stall: Duration, mut left: impl FnMut() -> u64) {
-    let mut last = u64::MAX;
-    let mut moved = Instant::now();
-    loop {
-        let n = left();
-        if n == 0 {
-            return;
-        }
-        if n < last {
-            last = n;
-            moved = Instant::now();
-        }
-        assert!(
-            moved.elapsed() < stall,
-            "{what}: {n} left, none done for {stall:?}"
-        );
+    let mut p = Progress::new();
+    while !p.done(what, stall, left()) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 /// [`wait_progress`] for a test on a plain thread.
 pub fn wait_progress_blocking(what: &str, stall: Duration, mut left: impl FnMut() -> u64) {
-    let mut last = u64::MAX;
-    let mut moved = Instant::now();
-    loop {
-        let n = left();
-        if n == 0 {
-            return;
-        }
-        if n < last {
-            last = n;
-            moved = Instant::now();
-        }
-        assert!(
-            moved.elapsed() < stall,
-            "{what}: {n} left, none done for {stall:?}"
-        );
+    let mut p = Progress::new();
+    while !p.done(what, stall, left()) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }

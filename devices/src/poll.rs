@@ -204,17 +204,7 @@ impl<S: Sink, T: AsyncRead + AsyncWrite + Unpin + Send> Poller<'_, S, T> {
 
     /// Bytes came in: archive and count them.
     fn took(&mut self, chunk: &[u8]) {
-        let status = &self.link.status;
-        if let Some(archive) = &self.link.archive {
-            if let Err(e) = archive.append(chunk) {
-                status.error(format!("raw archive: {e}"));
-            }
-        }
-        let now = Utc::now();
-        status.update(|st| {
-            st.bytes += chunk.len() as u64;
-            st.last_byte_at = Some(now);
-        });
+        self.link.took_bytes(chunk);
         self.received += chunk.len() as u64;
     }
 

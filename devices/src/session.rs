@@ -120,6 +120,22 @@ impl<S: Sink> Link<S> {
     }
 }
 
+impl<S> Link<S> {
+    /// Bytes came in on the line: into the raw archive, and counted in the status.
+    pub(crate) fn took_bytes(&self, chunk: &[u8]) {
+        if let Some(archive) = &self.archive {
+            if let Err(e) = archive.append(chunk) {
+                self.status.error(format!("raw archive: {e}"));
+            }
+        }
+        let now = Utc::now();
+        self.status.update(|st| {
+            st.bytes += chunk.len() as u64;
+            st.last_byte_at = Some(now);
+        });
+    }
+}
+
 /// Why a session ended.
 #[derive(Debug)]
 pub enum SessionEnd {
@@ -232,17 +248,7 @@ impl<'a, S: Sink> Session<'a, S> {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        let status = &self.link.status;
-        if let Some(archive) = &self.link.archive {
-            if let Err(e) = archive.append(chunk) {
-                status.error(format!("raw archive: {e}"));
-            }
-        }
-        let now = Utc::now();
-        status.update(|st| {
-            st.bytes += chunk.len() as u64;
-            st.last_byte_at = Some(now);
-        });
+        self.link.took_bytes(chunk);
         self.raw.extend_from_slice(chunk);
         if self.raw.len() > MAX_BATCH_RAW {
             let cut = self.raw.len() - MAX_BATCH_RAW;
