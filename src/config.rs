@@ -61,6 +61,7 @@ pub struct RawServer {
     pub utc_offset: Option<String>,
     pub limits: Option<PathBuf>,
     pub raw_retention_days: Option<u32>,
+    pub resample_days: Option<u32>,
     pub auth_failures_per_minute: Option<u32>,
     pub api_rate_per_s: Option<f64>,
     pub api_burst: Option<u32>,
@@ -142,6 +143,9 @@ pub struct Config {
     pub utc_offset: FixedOffset,
     pub limits: Option<PathBuf>,
     pub raw_retention_days: Option<u32>,
+    /// Days after a failed test within which a passing re-sample of the same stall and
+    /// commodity is due (a confirmed hold without one is overdue).
+    pub resample_days: u32,
     /// How the HTTP server protects itself from abusive clients.
     pub server_limits: ServerLimits,
     pub instruments: Vec<Instrument>,
@@ -435,6 +439,9 @@ pub fn parse_offset(s: &str) -> Option<FixedOffset> {
     FixedOffset::east_opt(sign * (h * 3600 + m * 60))
 }
 
+/// The default of `server.resample_days`.
+pub const DEFAULT_RESAMPLE_DAYS: u32 = 3;
+
 struct Ctx<'a> {
     file: &'a str,
 }
@@ -454,6 +461,13 @@ impl RawConfig {
         let cx = Ctx { file };
         let s = self.server;
         let server_limits = validate_limits(&cx, &s)?;
+        let resample_days = s.resample_days.unwrap_or(DEFAULT_RESAMPLE_DAYS);
+        if !(1..=90).contains(&resample_days) {
+            return Err(cx.err(
+                "server.resample_days",
+                format!("expected days between 1 and 90, got {resample_days}"),
+            ));
+        }
         let listen = s.listen.as_deref().unwrap_or("127.0.0.1:8080");
         let listen: SocketAddr = listen.parse().map_err(|_| {
             cx.err(
@@ -684,6 +698,7 @@ impl RawConfig {
             utc_offset,
             limits: s.limits,
             raw_retention_days: s.raw_retention_days,
+            resample_days,
             server_limits,
             instruments,
             upstreams,

@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/holds", get(holds::list))
         .route("/api/v1/holds/{id}", patch(holds::patch_hold))
         .route("/api/v1/holds/{id}/retest", post(holds::retest))
+        .route("/api/v1/holds/{id}/actions", post(holds::act))
         .route("/api/v1/instruments", get(ops::instruments))
         .route("/api/v1/outbox", get(outbox::list))
         .route("/api/v1/outbox/{id}/retry", post(outbox::retry))
@@ -394,8 +395,9 @@ pub async fn run(
             .raw_retention_days
             .unwrap_or(store::retention::DEFAULT_DAYS),
         Some(config.data_dir.join("raw")),
-        stop_rx,
+        stop_rx.clone(),
     );
+    let deadlines = store::hold_actions::spawn_deadlines(store.clone(), stop_rx);
 
     let limits = config.server_limits;
     let api_state = AppState::new(store.clone(), Judge::new(reference))
@@ -464,6 +466,7 @@ pub async fn run(
     let _ = stop_tx.send(true);
     links.join().await;
     let _ = pruner.await;
+    let _ = deadlines.await;
     while workers.join_next().await.is_some() {}
     if !api_task.is_finished() {
         let _ = api_task.await;

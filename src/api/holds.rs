@@ -1,7 +1,8 @@
-//! Holds: `GET /api/v1/holds`, `PATCH /api/v1/holds/{id}` (stall), and
-//! `POST /api/v1/holds/{id}/retest`.
+//! Holds: `GET /api/v1/holds`, `PATCH /api/v1/holds/{id}` (stall),
+//! `POST /api/v1/holds/{id}/retest` and `POST /api/v1/holds/{id}/actions`.
 //!
-//! What a retest does to a hold: [`crate::store::holds`].
+//! What a retest does to a hold: [`crate::store::holds`]; the actions after it:
+//! [`crate::store::hold_actions`].
 
 use super::results::{prepare, store_rows, RowResult};
 use super::rows::{self, FieldError};
@@ -9,7 +10,8 @@ use super::schemas::{self, ErrorBody};
 use crate::auth::Role;
 use crate::http::{ApiError, AppState};
 use crate::store::audit::audit;
-use crate::store::holds::{apply_retest, list_holds, load_hold, HoldStatus, HoldView};
+use crate::store::hold_actions::{self, apply_action, parse_action, Refused};
+use crate::store::holds::{apply_retest, list_holds, load_hold, HoldFilter, HoldStatus, HoldView};
 use crate::store::samples::correct_hold_stall;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -21,8 +23,11 @@ use std::sync::Arc;
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct HoldsQuery {
-    /// held|confirmed|released|review
+    /// held|confirmed|stopped|lab|destroyed|closed|released|review
     status: Option<String>,
+    /// `true`: only the holds overdue now (confirmed, no passing re-sample within
+    /// `server.resample_days` of the failed test)
+    overdue: Option<String>,
 }
 
 /// `GET /api/v1/holds?status=`: newest first, at most 1000.
@@ -41,13 +46,29 @@ pub async fn list(
     let who = state.authorize(&headers, &Role::ALL).await?;
     let status = match &q.status {
         None => None,
-        Some(s) => Some(s.parse::<HoldStatus>().map_err(|_| {
-            ApiError::bad_request("status: expected held, confirmed, released or review")
-        })?),
+        Some(s) => Some(
+            s.parse::<HoldStatus>()
+                .map_err(|e| ApiError::bad_request(format!("status: {e}")).with_field("status"))?,
+        ),
     };
-    let scope = who.role.is_scoped().then_some(who.markets);
+    let overdue = match q.overdue.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "overdue: expected true or false, got {other:?}"
+            ))
+            .with_field("overdue"))
+        }
+    };
+    let filter = HoldFilter {
+        status,
+        markets: who.role.is_scoped().then_some(who.markets),
+        overdue_cutoff: overdue
+            .then(|| hold_actions::overdue_cutoff(state.store().settings(), chrono::Utc::now())),
+    };
     let holds = state
-        .read(move |conn| Ok(list_holds(conn, status, scope.as_deref())?))
+        .read(move |conn| Ok(list_holds(conn, &filter)?))
         .await?;
     Ok(Json(HoldsAnswer { holds }))
 }
@@ -256,6 +277,129 @@ pub async fn retest(
         outcome,
         retest: result,
     }))
+}
+
+/// The body of `POST /api/v1/holds/{id}/actions` (documentation only: the handler reads
+/// the object itself, so that every wrong field is named).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ActionBody {
+    /// stop_sale | lab_sent | lab_result | destroy | resample | close
+    action: String,
+    /// stop_sale: who stopped the sale.
+    operator: Option<String>,
+    /// lab_sent: the laboratory.
+    lab: Option<String>,
+    /// lab_sent: the laboratory's sample number.
+    lab_sample_no: Option<String>,
+    /// lab_result: positive | negative.
+    result: Option<String>,
+    /// lab_result: the laboratory's report reference.
+    reference: Option<String>,
+    /// destroy: kilograms destroyed, more than 0.
+    kg: Option<f64>,
+    /// destroy: how (销毁, 无害化处理, …).
+    method: Option<String>,
+    /// destroy: who witnessed it.
+    witness: Option<String>,
+    /// resample: the re-sample's reading id (`id` in `GET /api/v1/results`): same market,
+    /// stall, commodity and item, tested after the failure.
+    reading: Option<i64>,
+    /// Any action: a note kept in the history.
+    note: Option<String>,
+    /// Any action: when it happened (RFC 3339, default now).
+    at: Option<String>,
+}
+
+/// The answer of an action: the hold as it is now, and what the action did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ActionAnswer {
+    #[serde(flatten)]
+    #[schema(value_type = schemas::HoldDoc)]
+    pub hold: HoldView,
+    /// What the action did, in one sentence (its history entry's reason).
+    pub outcome: String,
+}
+
+/// `POST /api/v1/holds/{id}/actions`: one step of the workflow after a confirmed retest.
+#[utoipa::path(post, path = "/api/v1/holds/{id}/actions", operation_id = "act_on_hold",
+    summary = "Stop sale, laboratory, destruction, re-sample, close; station, contractor (scoped), admin",
+    params(("id" = String, Path, description = "hold id")),
+    request_body(content = ActionBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "the hold with its new status and history, and `outcome`", body = ActionAnswer),
+        (status = 400, description = "a field is wrong (`field` names it)", body = ErrorBody),
+        (status = 404, description = "no such hold", body = ErrorBody),
+        (status = 409, description = "the hold's state does not allow the action; nothing changed", body = ErrorBody),
+        (status = 422, description = "what the action names does not fit the hold (`field` names it)", body = ErrorBody)
+    ))]
+pub async fn act(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<ActionAnswer>, ApiError> {
+    let who = state
+        .authorize(&headers, &[Role::Station, Role::Contractor, Role::Admin])
+        .await?;
+    let obj: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(format!("expected a JSON object with \"action\": {e}"))
+        })?;
+    let hold = scoped_hold(&state, &who, &id).await?;
+    act_on(&state, &who, &hold.id, &obj).await.map(Json)
+}
+
+/// Apply the action in `obj` to hold `hold` for `who` (the API and the tester's page).
+pub async fn act_on(
+    state: &AppState,
+    who: &crate::auth::Principal,
+    hold: &str,
+    obj: &serde_json::Map<String, serde_json::Value>,
+) -> Result<ActionAnswer, ApiError> {
+    let req =
+        parse_action(obj).map_err(|e| ApiError::bad_request(e.to_string()).with_field(e.field))?;
+    let settings = Arc::new(state.store().settings().clone());
+    let name = who.name.clone();
+    let admin = who.role == Role::Admin;
+    let hid = hold.to_string();
+    let done = state
+        .store()
+        .write_async(move |tx| {
+            let done = apply_action(tx, &settings, &hid, &req, &name, admin, chrono::Utc::now())?;
+            if let Some(Ok(applied)) = &done {
+                audit(
+                    tx,
+                    &name,
+                    "hold.action",
+                    Some(&hid),
+                    &serde_json::json!({"action": req.action.name(), "status": applied.status, "fields": applied.entry.fields}),
+                )?;
+            }
+            Ok(done)
+        })
+        .await?;
+    let outcome = match done {
+        None => return Err(ApiError::not_found(format!("no hold {hold:?}"))),
+        Some(Err(Refused::Conflict(m))) => {
+            return Err(ApiError::new(StatusCode::CONFLICT, "conflict", m))
+        }
+        Some(Err(Refused::Unfit { field, message })) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                format!("{field}: {message}"),
+            )
+            .with_field(field))
+        }
+        Some(Ok(applied)) => applied.entry.reason,
+    };
+    let hid = hold.to_string();
+    let hold = state
+        .read(move |conn| Ok(load_hold(conn, &hid)?))
+        .await?
+        .ok_or_else(|| ApiError::not_found("the hold disappeared"))?;
+    Ok(ActionAnswer { hold, outcome })
 }
 
 fn unprocessable(errors: &[FieldError]) -> ApiError {

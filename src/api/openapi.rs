@@ -31,6 +31,7 @@ use super::schemas::*;
         holds::list,
         holds::patch_hold,
         holds::retest,
+        holds::act,
         ops::instruments,
         outbox::list,
         outbox::retry,

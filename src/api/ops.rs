@@ -185,6 +185,8 @@ struct Scrape {
     online: usize,
     offline: usize,
     requests: Vec<((String, u16), u64)>,
+    /// Holds overdue now (no passing re-sample within `server.resample_days`).
+    overdue: i64,
 }
 
 /// Longest `error` label of `foodgate_upstream_last_error`, in characters.
@@ -290,6 +292,15 @@ impl Collector for Scrape {
             }
         }
         {
+            let m = enc.encode_descriptor(
+                "foodgate_holds_overdue",
+                "Confirmed holds with no passing re-sample within server.resample_days of the failed test.",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(self.overdue).encode(m)?;
+        }
+        {
             // A counter's name is given without `_total`: the encoder adds it.
             let mut m = enc.encode_descriptor(
                 "foodgate_http_requests",
@@ -314,13 +325,20 @@ impl Collector for Scrape {
         content_type = "text/plain; version=0.0.4; charset=utf-8")))]
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let uplink = state.uplink();
-    let (store, live) = state
+    let settings = state.store().settings().clone();
+    let (store, live, overdue) = state
         .read(move |conn| {
             let live = match uplink {
                 Some(u) => u.stats(conn)?,
                 None => Vec::new(),
             };
-            Ok((stats::store_figures(conn)?, live))
+            let overdue = crate::store::hold_actions::count_overdue(
+                conn,
+                &settings,
+                None,
+                chrono::Utc::now(),
+            )?;
+            Ok((stats::store_figures(conn)?, live, overdue))
         })
         .await?;
     let status = state.instrument_status();
@@ -332,6 +350,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
         online,
         offline: status.len() - online,
         requests: state.request_counts(),
+        overdue,
     };
     let mut registry = Registry::default();
     registry.register_collector(Box::new(scrape));
@@ -374,6 +393,7 @@ mod tests {
             online: 1,
             offline: 2,
             requests: vec![(("/metrics".into(), 200), 4)],
+            overdue: 2,
         };
         let mut registry = Registry::default();
         registry.register_collector(Box::new(scrape));
@@ -407,6 +427,9 @@ foodgate_upstream_last_error{upstream=\"hub\",error=\"HTTP 401 \\\"no\\\"\\nsecr
 # TYPE foodgate_instruments gauge
 foodgate_instruments{state=\"online\"} 1
 foodgate_instruments{state=\"offline\"} 2
+# HELP foodgate_holds_overdue Confirmed holds with no passing re-sample within server.resample_days of the failed test.
+# TYPE foodgate_holds_overdue gauge
+foodgate_holds_overdue 2
 # HELP foodgate_http_requests_total HTTP requests by route and status.
 # TYPE foodgate_http_requests_total counter
 foodgate_http_requests_total{route=\"/metrics\",status=\"200\"} 4

@@ -18,6 +18,8 @@ pub struct ErrorBody {
     pub error: String,
     /// One sentence for a person.
     pub message: String,
+    /// The request field that was wrong, when one was.
+    pub field: Option<String>,
 }
 
 /// `protocol` of a result row: the wire protocol its reading was decoded from (absent:
@@ -345,8 +347,19 @@ pub enum SampleStatusDoc {
 #[serde(rename_all = "lowercase")]
 #[schema(as = HoldStatus)]
 pub enum HoldStatusDoc {
+    /// 待复检: screened positive, goods held, awaiting a retest.
     Held,
+    /// 复检阳性: a retest failed too.
     Confirmed,
+    /// 已停售: sale stopped, goods off the stall.
+    Stopped,
+    /// 送检中: a sample is at a laboratory.
+    Lab,
+    /// 已销毁: goods destroyed, a passing re-sample awaited.
+    Destroyed,
+    /// 已结案: finished.
+    Closed,
+    /// 已放行: an independent retest or the laboratory passed it.
     Released,
     /// A correction or a conflicting retest needs a person.
     Review,
@@ -362,6 +375,10 @@ pub struct HistoryEntryDoc {
     /// Who made the change (a token's name, or `foodgate`).
     pub by: String,
     pub reason: String,
+    /// The action that made this entry (`stop_sale`, …, `overdue`); absent on other entries.
+    pub action: Option<String>,
+    /// The action's fields (`at`, `kg`, `lab`, …).
+    pub fields: Option<serde_json::Value>,
 }
 
 /// `GET /api/v1/holds`, newest first, at most 1000.
@@ -390,6 +407,16 @@ pub struct HoldDoc {
     pub sample: HoldSampleDoc,
     pub reading: ReadingDoc,
     pub status: HoldStatusDoc,
+    /// The status in Chinese.
+    pub status_zh: String,
+    /// The actions the hold's state allows now.
+    pub actions: Vec<String>,
+    pub destroyed_kg: Option<f64>,
+    /// The passing re-sample's reading id.
+    pub resample_reading: Option<i64>,
+    /// When the hold was first found overdue.
+    #[schema(format = DateTime)]
+    pub overdue_at: Option<String>,
     pub history: Vec<HistoryEntryDoc>,
 }
 

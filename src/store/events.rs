@@ -36,10 +36,26 @@ pub enum EventKind {
     HoldReleased,
     #[serde(rename = "hold.review")]
     HoldReview,
+    /// The actions after a confirmed retest, each its own event (see [`super::hold_actions`]).
+    #[serde(rename = "hold.stop_sale")]
+    HoldStopSale,
+    #[serde(rename = "hold.lab_sent")]
+    HoldLabSent,
+    #[serde(rename = "hold.lab_result")]
+    HoldLabResult,
+    #[serde(rename = "hold.destroyed")]
+    HoldDestroyed,
+    #[serde(rename = "hold.resampled")]
+    HoldResampled,
+    #[serde(rename = "hold.closed")]
+    HoldClosed,
+    /// No passing re-sample within the deadline: sent once per hold.
+    #[serde(rename = "hold.overdue")]
+    HoldOverdue,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::SampleFailed,
         EventKind::ResultRecorded,
         EventKind::ResultRow,
@@ -48,6 +64,13 @@ impl EventKind {
         EventKind::HoldConfirmed,
         EventKind::HoldReleased,
         EventKind::HoldReview,
+        EventKind::HoldStopSale,
+        EventKind::HoldLabSent,
+        EventKind::HoldLabResult,
+        EventKind::HoldDestroyed,
+        EventKind::HoldResampled,
+        EventKind::HoldClosed,
+        EventKind::HoldOverdue,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -60,17 +83,29 @@ impl EventKind {
             EventKind::HoldConfirmed => "hold.confirmed",
             EventKind::HoldReleased => "hold.released",
             EventKind::HoldReview => "hold.review",
+            EventKind::HoldStopSale => "hold.stop_sale",
+            EventKind::HoldLabSent => "hold.lab_sent",
+            EventKind::HoldLabResult => "hold.lab_result",
+            EventKind::HoldDestroyed => "hold.destroyed",
+            EventKind::HoldResampled => "hold.resampled",
+            EventKind::HoldClosed => "hold.closed",
+            EventKind::HoldOverdue => "hold.overdue",
         }
     }
 
-    /// The event a hold moving to `status` sends; none for `held` (the `sample.failed` that
-    /// opened it says so).
+    /// The event a retest moving a hold to `status` sends; none for `held` (the
+    /// `sample.failed` that opened it says so) and for the states only actions reach (each
+    /// action sends its own).
     pub fn of_hold(status: HoldStatus) -> Option<EventKind> {
         match status {
-            HoldStatus::Held => None,
             HoldStatus::Confirmed => Some(EventKind::HoldConfirmed),
             HoldStatus::Released => Some(EventKind::HoldReleased),
             HoldStatus::Review => Some(EventKind::HoldReview),
+            HoldStatus::Held
+            | HoldStatus::Stopped
+            | HoldStatus::Lab
+            | HoldStatus::Destroyed
+            | HoldStatus::Closed => None,
         }
     }
 }
@@ -332,8 +367,12 @@ struct SortedSample<'a> {
 /// One history entry of a hold change's body, keys in sorted order.
 #[derive(Serialize)]
 struct SortedEntry<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action: Option<&'a str>,
     at: &'a str,
     by: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<SortedJson<'a>>,
     reason: &'a str,
     status: HoldStatus,
 }
@@ -349,8 +388,10 @@ struct SortedHold<'a> {
 
 fn sorted_history<S: Serializer>(h: &&[HistoryEntry], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(h.iter().map(|e| SortedEntry {
+        action: e.action.as_deref(),
         at: &e.at,
         by: &e.by,
+        fields: e.fields.as_ref().map(SortedJson),
         reason: &e.reason,
         status: e.status,
     }))
@@ -394,8 +435,11 @@ struct HoldChangeBody<'a> {
 /// What a hold change's body is made of.
 pub(crate) struct HoldChange<'a> {
     pub kind: EventKind,
-    /// Identity of the reading that changed the hold (the retest).
+    /// Identity of the reading that changed the hold (the retest), or of the hold's own
+    /// reading for an action.
     pub identity: &'a str,
+    /// How many earlier events of this kind the hold sent (a repeated action).
+    pub revision: u32,
     pub occurred_at: &'a str,
     pub market: &'a str,
     pub stall: Option<&'a str>,
@@ -407,7 +451,7 @@ pub(crate) struct HoldChange<'a> {
 
 /// The event id and body of a hold change.
 pub(crate) fn hold_change_body(c: &HoldChange<'_>) -> (String, Vec<u8>) {
-    let id = event_id(c.identity, c.kind.as_str()).to_string();
+    let id = revised_event_id(c.identity, c.kind, c.revision);
     let reading: serde_json::Value = serde_json::from_str(c.reading_json).unwrap_or_default();
     let body = HoldChangeBody {
         event_id: &id,
@@ -459,12 +503,12 @@ mod tests {
     }
 
     fn history() -> Vec<HistoryEntry> {
-        vec![HistoryEntry {
-            at: "2025-03-04T01:30:00.000Z".into(),
-            status: HoldStatus::Held,
-            by: "IN-1".into(),
-            reason: "over the limit".into(),
-        }]
+        vec![HistoryEntry::new(
+            "2025-03-04T01:30:00.000Z",
+            HoldStatus::Held,
+            "IN-1",
+            "over the limit",
+        )]
     }
 
     #[test]
@@ -566,12 +610,12 @@ mod tests {
         // Any stored reading: nested objects, keys out of order, text needing escapes.
         let json = r#"{"verdict":"fail","limit":{"value":0.5,"unit":"mg/kg","source":"GB \"2763\""},"analyte":"菠菜","b":[{"d":1,"c":2.25}]}"#;
         let mut history = history();
-        history.push(HistoryEntry {
-            at: "2025-03-05T01:30:00.000Z".into(),
-            status: HoldStatus::Confirmed,
-            by: "st1".into(),
-            reason: "the retest failed too".into(),
-        });
+        history.push(HistoryEntry::new(
+            "2025-03-05T01:30:00.000Z",
+            HoldStatus::Confirmed,
+            "st1",
+            "the retest failed too",
+        ));
         for (stall, sample) in [
             (None, (None, None, None)),
             (
@@ -582,6 +626,7 @@ mod tests {
             let change = HoldChange {
                 kind: EventKind::HoldConfirmed,
                 identity: "abc",
+                revision: 0,
                 occurred_at: "2025-03-05T01:30:00.000Z",
                 market: "ZB-0001",
                 stall,

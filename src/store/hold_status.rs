@@ -12,18 +12,30 @@ use std::str::FromStr;
 pub enum HoldStatus {
     /// Held from sale, awaiting a retest.
     Held,
-    /// A retest failed too: the goods are destroyed.
+    /// A retest failed too: the screening positive is confirmed.
     Confirmed,
-    /// An independent retest passed: the goods are sold again.
+    /// Sale stopped and the goods taken off the stall (停售/下架).
+    Stopped,
+    /// A sample of the goods is at a laboratory for confirmation (送检).
+    Lab,
+    /// The goods are destroyed or made harmless (销毁/无害化), awaiting a passing re-sample.
+    Destroyed,
+    /// The case is finished: destroyed and re-sampled, or released.
+    Closed,
+    /// An independent retest (or the laboratory) passed: the goods are sold again.
     Released,
     /// The results conflict: a person decides.
     Review,
 }
 
 impl HoldStatus {
-    pub const ALL: [HoldStatus; 4] = [
+    pub const ALL: [HoldStatus; 8] = [
         HoldStatus::Held,
         HoldStatus::Confirmed,
+        HoldStatus::Stopped,
+        HoldStatus::Lab,
+        HoldStatus::Destroyed,
+        HoldStatus::Closed,
         HoldStatus::Released,
         HoldStatus::Review,
     ];
@@ -32,6 +44,10 @@ impl HoldStatus {
         match self {
             HoldStatus::Held => "held",
             HoldStatus::Confirmed => "confirmed",
+            HoldStatus::Stopped => "stopped",
+            HoldStatus::Lab => "lab",
+            HoldStatus::Destroyed => "destroyed",
+            HoldStatus::Closed => "closed",
             HoldStatus::Released => "released",
             HoldStatus::Review => "review",
         }
@@ -40,7 +56,38 @@ impl HoldStatus {
     /// Goods still blocked by the machine's own verdict: what a correction that no longer
     /// fails sends to a person.
     pub fn is_open(self) -> bool {
-        matches!(self, HoldStatus::Held | HoldStatus::Confirmed)
+        matches!(
+            self,
+            HoldStatus::Held | HoldStatus::Confirmed | HoldStatus::Stopped | HoldStatus::Lab
+        )
+    }
+
+    /// A retest confirmed the failure and the case is not finished: the states of the path
+    /// from stop sale to destruction.
+    pub fn is_confirmed_path(self) -> bool {
+        matches!(
+            self,
+            HoldStatus::Confirmed | HoldStatus::Stopped | HoldStatus::Lab | HoldStatus::Destroyed
+        )
+    }
+
+    /// The case still needs someone: not released and not closed.
+    pub fn is_unfinished(self) -> bool {
+        !matches!(self, HoldStatus::Released | HoldStatus::Closed)
+    }
+
+    /// The state as a tester and a shopper read it, Chinese first.
+    pub const fn zh(self) -> &'static str {
+        match self {
+            HoldStatus::Held => "待复检",
+            HoldStatus::Confirmed => "复检阳性",
+            HoldStatus::Stopped => "已停售",
+            HoldStatus::Lab => "送检中",
+            HoldStatus::Destroyed => "已销毁",
+            HoldStatus::Closed => "已结案",
+            HoldStatus::Released => "已放行",
+            HoldStatus::Review => "待复核",
+        }
     }
 }
 
@@ -51,7 +98,7 @@ impl fmt::Display for HoldStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown hold status {0:?}: expected held, confirmed, released or review")]
+#[error("unknown hold status {0:?}: expected held, confirmed, stopped, lab, destroyed, closed, released or review")]
 pub struct UnknownHoldStatus(pub String);
 
 impl FromStr for HoldStatus {
@@ -86,4 +133,117 @@ pub struct HistoryEntry {
     pub status: HoldStatus,
     pub by: String,
     pub reason: String,
+    /// The action that made this entry (`stop_sale`, `destroy`, …), with its fields: absent on
+    /// the entries retests, corrections and failures make.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<serde_json::Value>,
+}
+
+impl HistoryEntry {
+    /// An entry no action made (a failure, a retest, a correction).
+    pub fn new(at: &str, status: HoldStatus, by: &str, reason: impl Into<String>) -> Self {
+        HistoryEntry {
+            at: at.to_string(),
+            status,
+            by: by.to_string(),
+            reason: reason.into(),
+            action: None,
+            fields: None,
+        }
+    }
+}
+
+/// What was done about a failure, as the board tells shoppers and the dashboard tells
+/// regulators: the hold's state with the destruction and the re-sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Handling {
+    pub status: HoldStatus,
+    pub destroyed_kg: Option<f64>,
+    /// A passing re-sample of the stall is recorded.
+    pub resampled: bool,
+}
+
+/// `12.5`, `3`, never `3.0000000001`.
+fn kg_text(kg: f64) -> String {
+    let t = format!("{kg:.3}");
+    t.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+impl Handling {
+    /// In Chinese, in words a shopper understands.
+    pub fn zh(&self) -> String {
+        let destroyed = |kg: Option<f64>| match kg {
+            Some(kg) => format!("已销毁 {} 公斤", kg_text(kg)),
+            None => "已销毁".to_string(),
+        };
+        let resample = if self.resampled {
+            "复抽合格"
+        } else {
+            "待复抽"
+        };
+        match self.status {
+            HoldStatus::Held => "已暂停销售，等待复检".into(),
+            HoldStatus::Confirmed => "复检仍不合格，暂停销售".into(),
+            HoldStatus::Stopped => "已停售下架".into(),
+            HoldStatus::Lab => "已停售下架，送检确认中".into(),
+            HoldStatus::Destroyed => format!("{}，{resample}", destroyed(self.destroyed_kg)),
+            HoldStatus::Closed if self.destroyed_kg.is_some() => {
+                format!("{}，{resample}，已结案", destroyed(self.destroyed_kg))
+            }
+            HoldStatus::Closed => "复检合格，已恢复销售".into(),
+            HoldStatus::Released => "复检合格，已恢复销售".into(),
+            HoldStatus::Review => "结果不一致，由监管人员复核".into(),
+        }
+    }
+
+    /// The same in English.
+    pub fn en(&self) -> String {
+        let destroyed = |kg: Option<f64>| match kg {
+            Some(kg) => format!("{} kg destroyed", kg_text(kg)),
+            None => "Goods destroyed".to_string(),
+        };
+        let resample = if self.resampled {
+            "re-sample passed"
+        } else {
+            "re-sample due"
+        };
+        match self.status {
+            HoldStatus::Held => "Goods held from sale, awaiting retest".into(),
+            HoldStatus::Confirmed => "Retest failed too: goods held from sale".into(),
+            HoldStatus::Stopped => "Sale stopped, goods off the stall".into(),
+            HoldStatus::Lab => "Sale stopped; a laboratory is confirming".into(),
+            HoldStatus::Destroyed => format!("{}, {resample}", destroyed(self.destroyed_kg)),
+            HoldStatus::Closed if self.destroyed_kg.is_some() => {
+                format!("{}, {resample}, closed", destroyed(self.destroyed_kg))
+            }
+            HoldStatus::Closed | HoldStatus::Released => "Retest passed: goods released".into(),
+            HoldStatus::Review => "Conflicting results: an inspector decides".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handling_says_what_was_done_in_both_languages() {
+        let h = Handling {
+            status: HoldStatus::Destroyed,
+            destroyed_kg: Some(12.5),
+            resampled: true,
+        };
+        assert_eq!(h.zh(), "已销毁 12.5 公斤，复抽合格");
+        assert_eq!(h.en(), "12.5 kg destroyed, re-sample passed");
+        let stopped = Handling {
+            status: HoldStatus::Stopped,
+            destroyed_kg: None,
+            resampled: false,
+        };
+        assert_eq!(stopped.zh(), "已停售下架");
+        assert_eq!(kg_text(3.0), "3");
+        assert_eq!(kg_text(0.25), "0.25");
+    }
 }

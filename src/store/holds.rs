@@ -31,10 +31,14 @@ use serde::Serialize;
 pub use super::hold_status::{HistoryEntry, HoldStatus, UnknownHoldStatus};
 
 pub(crate) fn add_history(tx: &Tx<'_>, hold: &str, e: &HistoryEntry) -> rusqlite::Result<()> {
+    let fields = e.fields.as_ref().map(|f| f.to_string());
     tx.prepare_cached(
-        "INSERT INTO hold_history (hold, at, status, by, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO hold_history (hold, at, status, by, reason, action, fields)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![hold, e.at, e.status, e.by, e.reason])?;
+    .execute(params![
+        hold, e.at, e.status, e.by, e.reason, e.action, fields
+    ])?;
     Ok(())
 }
 
@@ -49,29 +53,23 @@ pub fn set_hold_status(
 ) -> rusqlite::Result<Vec<HistoryEntry>> {
     tx.prepare_cached("UPDATE holds SET status = ?1, updated_at = ?2 WHERE id = ?3")?
         .execute(params![status, at, hold])?;
-    add_history(
-        tx,
-        hold,
-        &HistoryEntry {
-            at: at.to_string(),
-            status,
-            by: by.to_string(),
-            reason: reason.to_string(),
-        },
-    )?;
+    add_history(tx, hold, &HistoryEntry::new(at, status, by, reason))?;
     hold_history(tx.conn(), hold)
 }
 
 pub fn hold_history(conn: &Connection, hold: &str) -> rusqlite::Result<Vec<HistoryEntry>> {
     conn.prepare_cached(
-        "SELECT at, status, by, reason FROM hold_history WHERE hold = ?1 ORDER BY id",
+        "SELECT at, status, by, reason, action, fields FROM hold_history WHERE hold = ?1 ORDER BY id",
     )?
     .query_map([hold], |row| {
+        let fields: Option<String> = row.get(5)?;
         Ok(HistoryEntry {
             at: row.get(0)?,
             status: row.get(1)?,
             by: row.get(2)?,
             reason: row.get(3)?,
+            action: row.get(4)?,
+            fields: fields.and_then(|f| serde_json::from_str(&f).ok()),
         })
     })?
     .collect()
@@ -107,24 +105,19 @@ pub(crate) fn open_hold(tx: &Tx<'_>, h: NewHold<'_>) -> rusqlite::Result<(String
         HoldStatus::Held,
         h.at
     ])?;
-    let entry = HistoryEntry {
-        at: h.at.to_string(),
-        status: HoldStatus::Held,
-        by: h.by.to_string(),
-        reason: h.reason,
-    };
+    let entry = HistoryEntry::new(h.at, HoldStatus::Held, h.by, h.reason);
     add_history(tx, &id, &entry)?;
     Ok((id, entry))
 }
 
-/// The open (`held` or `confirmed`) hold of reading `reading`, if any.
+/// The open hold of reading `reading` (its goods still blocked: [`HoldStatus::is_open`]), if
+/// any.
 pub(crate) fn open_hold_of(tx: &Tx<'_>, reading: i64) -> rusqlite::Result<Option<String>> {
-    tx.prepare_cached("SELECT id FROM holds WHERE reading = ?1 AND status IN (?2, ?3)")?
-        .query_row(
-            params![reading, HoldStatus::Held, HoldStatus::Confirmed],
-            |row| row.get(0),
-        )
-        .optional()
+    let found: Option<(String, HoldStatus)> = tx
+        .prepare_cached("SELECT id, status FROM holds WHERE reading = ?1")?
+        .query_row([reading], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    Ok(found.filter(|(_, s)| s.is_open()).map(|(id, _)| id))
 }
 
 pub(crate) fn set_hold_stall(
@@ -196,12 +189,23 @@ pub struct HoldView {
     pub sample: SampleView,
     pub reading: serde_json::Value,
     pub status: HoldStatus,
+    /// The status in Chinese, as the pages say it.
+    pub status_zh: &'static str,
+    /// The actions the hold's state allows now (`POST /api/v1/holds/{id}/actions`).
+    pub actions: Vec<&'static str>,
+    /// Kilograms destroyed, once destroyed.
+    pub destroyed_kg: Option<f64>,
+    /// The passing re-sample's reading id, once recorded.
+    pub resample_reading: Option<i64>,
+    /// When the hold was first found overdue (its `hold.overdue` event), if it was.
+    pub overdue_at: Option<String>,
     pub history: Vec<HistoryEntry>,
 }
 
 const HOLD_SELECT: &str = "SELECT h.id, h.market, h.stall, h.status,
         coalesce(s.sample_id, r.sample_id), coalesce(s.name, r.sample_name),
-        coalesce(s.category, r.category), r.reading_json, r.uploader
+        coalesce(s.category, r.category), r.reading_json, r.uploader,
+        h.destroyed_kg, h.resample_reading, h.overdue_at
      FROM holds h JOIN readings r ON r.id = h.reading LEFT JOIN samples s ON s.id = h.sample_ref";
 
 fn hold_row(conn: &Connection, r: &rusqlite::Row<'_>) -> rusqlite::Result<HoldView> {
@@ -214,12 +218,19 @@ fn hold_row(conn: &Connection, r: &rusqlite::Row<'_>) -> rusqlite::Result<HoldVi
             o.insert("protocol".into(), serde_json::Value::Null);
         }
     }
+    let status: HoldStatus = r.get(3)?;
+    let resample_reading: Option<i64> = r.get(10)?;
     Ok(HoldView {
         history: hold_history(conn, &id)?,
         id,
         market: r.get(1)?,
         stall: r.get(2)?,
-        status: r.get(3)?,
+        status,
+        status_zh: status.zh(),
+        actions: super::hold_actions::allowed(status, resample_reading.is_some()),
+        destroyed_kg: r.get(9)?,
+        resample_reading,
+        overdue_at: r.get(11)?,
         sample: SampleView {
             id: r.get(4)?,
             name: r.get(5)?,
@@ -238,22 +249,33 @@ pub fn load_hold(reader: &super::Reader, id: &str) -> rusqlite::Result<Option<Ho
         .optional()
 }
 
-/// Holds newest first, at most 1000: of `status` if given, of `markets` if given.
-pub fn list_holds(
-    reader: &super::Reader,
-    status: Option<HoldStatus>,
-    markets: Option<&[String]>,
-) -> rusqlite::Result<Vec<HoldView>> {
+/// Which holds [`list_holds`] lists.
+#[derive(Debug, Clone, Default)]
+pub struct HoldFilter {
+    pub status: Option<HoldStatus>,
+    /// Only these markets (a scoped token's).
+    pub markets: Option<Vec<String>>,
+    /// Only the holds overdue at this time, with the cut-off of
+    /// [`super::hold_actions::overdue_cutoff`].
+    pub overdue_cutoff: Option<String>,
+}
+
+/// Holds newest first, at most 1000, as `filter` says.
+pub fn list_holds(reader: &super::Reader, filter: &HoldFilter) -> rusqlite::Result<Vec<HoldView>> {
     let conn = reader.connection();
-    let scope = markets.map(to_json);
+    let scope = filter.markets.as_deref().map(to_json);
+    let overdue = super::hold_actions::OVERDUE.replace("?1", "?3");
     let sql = format!(
         "{HOLD_SELECT} WHERE (?1 IS NULL OR h.status = ?1)
          AND (?2 IS NULL OR h.market IN (SELECT value FROM json_each(?2)))
+         AND (?3 IS NULL OR ({overdue}))
          ORDER BY h.created_at DESC, h.id LIMIT 1000"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let v = stmt
-        .query_map(params![status, scope], |r| hold_row(conn, r))?
+        .query_map(params![filter.status, scope, filter.overdue_cutoff], |r| {
+            hold_row(conn, r)
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(v)
 }
@@ -293,11 +315,12 @@ fn retest_decision(
     verdict: Verdict,
     independent: bool,
 ) -> (Option<HoldStatus>, String) {
-    use HoldStatus::{Confirmed, Held, Released, Review};
+    use HoldStatus::{Confirmed, Held, Lab, Released, Review, Stopped};
     match (status, verdict) {
         (Held, Verdict::Fail) => (
             Some(Confirmed),
-            "the retest failed too: the goods are destroyed".into(),
+            "the retest failed too: the failure is confirmed; stop the sale and destroy the goods"
+                .into(),
         ),
         (Held, Verdict::Pass) if independent => (
             Some(Released),
@@ -307,7 +330,7 @@ fn retest_decision(
             None,
             "recorded, but a pass by the same instrument and method cannot release the hold: retest with another method or instrument".into(),
         ),
-        (Confirmed, Verdict::Pass) if independent => (
+        (Confirmed | Stopped | Lab, Verdict::Pass) if independent => (
             Some(Review),
             "a retest by another method or instrument passed a confirmed hold: a person decides".into(),
         ),
@@ -375,12 +398,7 @@ pub fn apply_retest(
     let (next, why) = retest_decision(held.status, retest.verdict, independent);
     let at = rfc3339(Utc::now());
     let Some(next) = next else {
-        let entry = HistoryEntry {
-            at,
-            status: held.status,
-            by: by.to_string(),
-            reason: why,
-        };
+        let entry = HistoryEntry::new(&at, held.status, by, why);
         add_history(tx, hold, &entry)?;
         return Ok(entry.reason);
     };
@@ -408,6 +426,7 @@ pub fn apply_retest(
     let (id, body) = hold_change_body(&HoldChange {
         kind,
         identity: &retest.identity,
+        revision: 0,
         occurred_at: &at,
         market: &held.market,
         stall: held.stall.as_deref(),

@@ -49,6 +49,7 @@ pub mod codec;
 pub mod coverage;
 pub mod error;
 pub mod events;
+pub mod hold_actions;
 pub mod hold_status;
 pub mod holds;
 pub mod identity;
@@ -75,7 +76,7 @@ pub mod writer;
 
 pub use error::StoreError;
 pub use events::EventKind;
-pub use hold_status::HoldStatus;
+pub use hold_status::{Handling, HoldStatus};
 pub use identity::Origin;
 pub use insert::{insert_batch, Batch, Committed, NewReading, Outcome, RawFrame};
 pub use reader::{Db, Reader};

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 /// A current (not superseded) result as the public board may show it. Deliberately no
 /// `reading_json` (it carries the tester), uploader, instrument or vendor.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BoardReading {
     /// The instrument's clock (RFC 3339), if it sent one.
     pub measured_at: Option<String>,
@@ -18,8 +18,8 @@ pub struct BoardReading {
     pub stall: Option<String>,
     pub analyte: String,
     pub verdict: String,
-    /// The status of the hold this result opened, if any.
-    pub hold_status: Option<String>,
+    /// What was done about the hold this result opened, if any.
+    pub hold: Option<super::Handling>,
     /// The instrument's result status (`P`: preliminary).
     pub result_status: Option<String>,
 }
@@ -34,7 +34,8 @@ pub fn board_readings(
     conn.prepare_cached(
         "SELECT r.measured_at, r.received_at, coalesce(s.name, r.sample_name) AS commodity,
                 coalesce(h.stall, r.stall, s.stall) AS stall, r.analyte, r.verdict,
-                h.status AS hold_status, r.result_status
+                h.status AS hold_status, r.result_status, h.destroyed_kg,
+                h.resample_reading IS NOT NULL AS resampled
          FROM readings r
          LEFT JOIN samples s ON s.id = r.sample_ref
          LEFT JOIN holds h ON h.reading = r.id
@@ -48,7 +49,16 @@ pub fn board_readings(
             stall: r.get("stall")?,
             analyte: r.get("analyte")?,
             verdict: r.get("verdict")?,
-            hold_status: r.get("hold_status")?,
+            hold: r
+                .get::<_, Option<super::HoldStatus>>("hold_status")?
+                .map(|status| -> rusqlite::Result<_> {
+                    Ok(super::Handling {
+                        status,
+                        destroyed_kg: r.get("destroyed_kg")?,
+                        resampled: r.get("resampled")?,
+                    })
+                })
+                .transpose()?,
             result_status: r.get("result_status")?,
         })
     })?

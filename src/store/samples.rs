@@ -490,16 +490,7 @@ fn correct_reading(
                 set_hold_status(tx, hold, HoldStatus::Review, by, &note, &at)?;
                 status = HoldStatus::Review;
             } else {
-                add_history(
-                    tx,
-                    hold,
-                    &HistoryEntry {
-                        at: at.clone(),
-                        status,
-                        by: by.to_string(),
-                        reason: note,
-                    },
-                )?;
+                add_history(tx, hold, &HistoryEntry::new(&at, status, by, note))?;
             }
             let history = hold_history(tx.conn(), hold)?;
             let h = Some(HoldBody {

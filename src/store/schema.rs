@@ -23,6 +23,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0013_lazy_bodies.sql"),
     include_str!("migrations/0014_outbox_totals.sql"),
     include_str!("migrations/0015_poll_progress.sql"),
+    include_str!("migrations/0016_hold_workflow.sql"),
 ];
 
 /// Settings every connection needs, writer and readers alike.

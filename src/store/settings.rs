@@ -25,6 +25,8 @@ pub struct StoreSettings {
     /// (see [`identity::reading_key`]): duplicates are looked for under both keys.
     /// [`Store::open`] finds out; true is always correct, only slower.
     pub legacy_identity_keys: bool,
+    /// `server.resample_days`: when a confirmed hold without a passing re-sample is overdue.
+    pub resample_days: u32,
 }
 
 impl StoreSettings {
@@ -42,6 +44,7 @@ impl StoreSettings {
                 .collect(),
             judge: crate::judge::Judge::builtin(),
             legacy_identity_keys: true,
+            resample_days: c.resample_days,
         }
     }
 

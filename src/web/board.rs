@@ -5,11 +5,10 @@
 //! columns, never `reading_json` (which carries the tester), the uploader, instruments or
 //! vendors, so nothing personal can reach the page by accident.
 
-use super::dashboard::hold_words;
 use super::html::{page, respond, PlainText};
 use crate::http::AppState;
 use crate::judge::Reference;
-use crate::store::{markets, pages, HoldStatus};
+use crate::store::{markets, pages};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -30,7 +29,7 @@ pub struct BoardRow {
     pub stall: Option<String>,
     pub analyte: String,
     pub verdict: String,
-    pub hold: Option<String>,
+    pub hold: Option<crate::store::Handling>,
     pub preliminary: bool,
 }
 
@@ -61,7 +60,7 @@ pub fn board_rows(
                     stall: r.stall,
                     analyte: r.analyte,
                     verdict: r.verdict,
-                    hold: r.hold_status,
+                    hold: r.hold,
                     preliminary: r.result_status.as_deref() == Some("P"),
                 }
             })
@@ -90,16 +89,6 @@ fn verdict_words(verdict: &str) -> (&'static str, &'static str) {
         "fail" => ("不合格", "Fail"),
         "invalid" => ("无效", "Invalid test"),
         _ => ("待判定", "Not judged"),
-    }
-}
-
-fn hold_words_zh(status: &str) -> &'static str {
-    match status.parse() {
-        Ok(HoldStatus::Held) => "已暂停销售，等待复检",
-        Ok(HoldStatus::Confirmed) => "复检仍不合格，已销毁",
-        Ok(HoldStatus::Released) => "复检合格，已恢复销售",
-        Ok(HoldStatus::Review) => "结果不一致，由监管人员复核",
-        Err(_) => "",
     }
 }
 
@@ -226,7 +215,7 @@ fn result_row(r: &BoardRow, reference: &Reference, offset: FixedOffset) -> Marku
             td {
                 @match (&r.hold, r.verdict.as_str()) {
                     (Some(h), _) => {
-                        (hold_words_zh(h)) br; span class="muted" { (hold_words(h)) }
+                        (h.zh()) br; span class="muted" { (h.en()) }
                     }
                     (None, "fail") if r.preliminary => {
                         "初步结果，待确认" br;

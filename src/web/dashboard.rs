@@ -39,14 +39,18 @@ pub fn open_holds(
     Ok((pages::open_holds(conn, limit)?, pages::hold_counts(conn)?))
 }
 
-/// A hold status in plain words (the dashboard and the board say the same).
-pub fn hold_words(status: &str) -> &'static str {
-    match status.parse() {
-        Ok(HoldStatus::Held) => "Goods held from sale, awaiting retest",
-        Ok(HoldStatus::Confirmed) => "Retest failed too: goods destroyed",
-        Ok(HoldStatus::Released) => "Retest passed: goods released",
-        Ok(HoldStatus::Review) => "Conflicting results: an inspector decides",
-        Err(_) => "Unknown status",
+/// A hold status in plain words, Chinese first.
+pub fn hold_words(status: &str) -> String {
+    match status.parse::<HoldStatus>() {
+        Ok(s) => {
+            let h = crate::store::Handling {
+                status: s,
+                destroyed_kg: None,
+                resampled: false,
+            };
+            format!("{} {}", h.zh(), h.en())
+        }
+        Err(_) => "Unknown status".into(),
     }
 }
 
