@@ -397,7 +397,7 @@ pub async fn run(
         Some(config.data_dir.join("raw")),
         stop_rx.clone(),
     );
-    let deadlines = store::hold_actions::spawn_deadlines(store.clone(), stop_rx);
+    let deadlines = store::hold_deadlines::spawn_deadlines(store.clone(), stop_rx);
 
     let limits = config.server_limits;
     let api_state = AppState::new(store.clone(), Judge::new(reference))

@@ -10,7 +10,7 @@ use super::schemas::{self, ErrorBody};
 use crate::auth::Role;
 use crate::http::{ApiError, AppState};
 use crate::store::audit::audit;
-use crate::store::hold_actions::{self, apply_action, parse_action, Refused};
+use crate::store::hold_actions::{apply_action, parse_action, Refused};
 use crate::store::holds::{apply_retest, list_holds, load_hold, HoldFilter, HoldStatus, HoldView};
 use crate::store::samples::correct_hold_stall;
 use axum::body::Bytes;
@@ -64,8 +64,9 @@ pub async fn list(
     let filter = HoldFilter {
         status,
         markets: who.role.is_scoped().then_some(who.markets),
-        overdue_cutoff: overdue
-            .then(|| hold_actions::overdue_cutoff(state.store().settings(), chrono::Utc::now())),
+        overdue_cutoff: overdue.then(|| {
+            crate::store::holds::overdue_cutoff(state.store().settings(), chrono::Utc::now())
+        }),
     };
     let holds = state
         .read(move |conn| Ok(list_holds(conn, &filter)?))

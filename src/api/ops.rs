@@ -332,7 +332,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
                 Some(u) => u.stats(conn)?,
                 None => Vec::new(),
             };
-            let overdue = crate::store::hold_actions::count_overdue(
+            let overdue = crate::store::hold_deadlines::count_overdue(
                 conn,
                 &settings,
                 None,

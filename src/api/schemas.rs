@@ -378,6 +378,7 @@ pub struct HistoryEntryDoc {
     /// The action that made this entry (`stop_sale`, …, `overdue`); absent on other entries.
     pub action: Option<String>,
     /// The action's fields (`at`, `kg`, `lab`, …).
+    #[schema(value_type = Option<Object>)]
     pub fields: Option<serde_json::Value>,
 }
 

@@ -18,7 +18,8 @@
 //!
 //! The deadline: a hold on the confirmed path (confirmed, stopped, lab, destroyed) whose failed
 //! test is more than `resample_days` old and that has no passing re-sample is overdue; the
-//! first time it is found so, a `hold.overdue` event goes upstream ([`queue_overdue`]).
+//! first time it is found so, a `hold.overdue` event goes upstream
+//! ([`super::hold_deadlines::queue_overdue`]).
 
 use super::codec::{parse_verdict, rfc3339, verdict_str};
 use super::events::{hold_change_body, EventKind, HoldBody, HoldChange};
@@ -300,8 +301,8 @@ pub struct Applied {
 }
 
 /// The hold as an action needs it.
-struct Subject {
-    status: HoldStatus,
+pub(super) struct Subject {
+    pub(super) status: HoldStatus,
     reading: i64,
     identity: String,
     market: String,
@@ -311,13 +312,13 @@ struct Subject {
     category: Option<String>,
     analyte: String,
     /// When the failed test was made (measured, else received).
-    tested_at: String,
+    pub(super) tested_at: String,
     reading_json: String,
     created_at: String,
     resample_reading: Option<i64>,
 }
 
-fn subject(conn: &Connection, hold: &str) -> rusqlite::Result<Option<Subject>> {
+pub(super) fn subject(conn: &Connection, hold: &str) -> rusqlite::Result<Option<Subject>> {
     conn.prepare_cached(
         "SELECT h.status, h.reading, r.identity, h.market, h.stall,
                 coalesce(s.sample_id, r.sample_id), coalesce(s.name, r.sample_name),
@@ -393,23 +394,6 @@ fn unfit(field: &str, message: impl Into<String>) -> Refused {
         field: field.to_string(),
         message: message.into(),
     }
-}
-
-/// The actions a hold in `status` allows now (an admin may also close one in review).
-pub fn allowed(status: HoldStatus, resampled: bool) -> Vec<&'static str> {
-    use HoldStatus::*;
-    let mut v = match status {
-        Confirmed => vec!["stop_sale"],
-        Stopped => vec!["lab_sent", "destroy"],
-        Lab => vec!["lab_result"],
-        Destroyed if resampled => vec!["close"],
-        Released => vec!["close"],
-        _ => vec![],
-    };
-    if status.is_confirmed_path() && !resampled {
-        v.push("resample");
-    }
-    v
 }
 
 /// Where `action` takes a hold in state `status` (see the module table), or why it cannot.
@@ -726,7 +710,7 @@ pub fn apply_action(
 
 /// Queue event `kind` of hold `hold` (now in `status`) for every events upstream.
 #[allow(clippy::too_many_arguments)]
-fn queue_hold_event(
+pub(super) fn queue_hold_event(
     tx: &mut Tx<'_>,
     settings: &StoreSettings,
     s: &Subject,
@@ -766,113 +750,6 @@ fn queue_hold_event(
         &body,
         Utc::now().timestamp_millis(),
     )
-}
-
-/// The SQL condition (over `holds h` joined with `readings r`) of an overdue hold, with the
-/// cut-off time (RFC 3339: now less `resample_days`) as parameter `?1`.
-pub(crate) const OVERDUE: &str = "h.status IN ('confirmed', 'stopped', 'lab', 'destroyed')
-     AND h.resample_reading IS NULL
-     AND julianday(coalesce(r.measured_at, r.received_at)) < julianday(?1)";
-
-/// The cut-off of [`OVERDUE`] at `now`.
-pub(crate) fn overdue_cutoff(settings: &StoreSettings, now: DateTime<Utc>) -> String {
-    rfc3339(now - Duration::days(i64::from(settings.resample_days)))
-}
-
-/// How many holds are overdue at `now` (`/metrics`).
-pub fn count_overdue(
-    db: &impl super::Db,
-    settings: &StoreSettings,
-    markets: Option<&[String]>,
-    now: DateTime<Utc>,
-) -> rusqlite::Result<i64> {
-    let scope = markets.map(super::codec::to_json);
-    let sql = format!(
-        "SELECT count(*) FROM holds h JOIN readings r ON r.id = h.reading WHERE {OVERDUE}
-         AND (?2 IS NULL OR h.market IN (SELECT value FROM json_each(?2)))"
-    );
-    db.connection()
-        .prepare_cached(&sql)?
-        .query_row(params![overdue_cutoff(settings, now), scope], |r| r.get(0))
-}
-
-/// Find the holds that became overdue and were not yet reported, note it in each one's
-/// history and queue its `hold.overdue` event (once per hold). Returns how many.
-pub fn queue_overdue(
-    tx: &mut Tx<'_>,
-    settings: &StoreSettings,
-    now: DateTime<Utc>,
-) -> rusqlite::Result<usize> {
-    let sql = format!(
-        "SELECT h.id FROM holds h JOIN readings r ON r.id = h.reading
-         WHERE {OVERDUE} AND h.overdue_at IS NULL ORDER BY h.created_at LIMIT 1000"
-    );
-    let due: Vec<String> = tx
-        .prepare_cached(&sql)?
-        .query_map([overdue_cutoff(settings, now)], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    let at = rfc3339(now);
-    for hold in &due {
-        let Some(s) = subject(tx.conn(), hold)? else {
-            continue;
-        };
-        tx.prepare_cached("UPDATE holds SET overdue_at = ?1 WHERE id = ?2")?
-            .execute(params![at, hold])?;
-        let entry = HistoryEntry {
-            action: Some("overdue".into()),
-            fields: None,
-            ..HistoryEntry::new(
-                &at,
-                s.status,
-                "foodgate",
-                format!(
-                    "overdue: no passing re-sample within {} days of the failed test ({})",
-                    settings.resample_days, s.tested_at
-                ),
-            )
-        };
-        add_history(tx, hold, &entry)?;
-        queue_hold_event(
-            tx,
-            settings,
-            &s,
-            hold,
-            EventKind::HoldOverdue,
-            0,
-            s.status,
-            &at,
-        )?;
-    }
-    Ok(due.len())
-}
-
-/// How often the service looks for holds that became overdue.
-pub const DEADLINE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Look for overdue holds now and then every [`DEADLINE_EVERY`] until `stop` turns true; a
-/// failed pass is logged and tried again next time.
-pub fn spawn_deadlines(
-    store: super::Store,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let settings = store.settings().clone();
-            let pass = store.write_async(move |tx| queue_overdue(tx, &settings, Utc::now()));
-            tokio::select! {
-                done = pass => match done {
-                    Ok(0) => {}
-                    Ok(n) => tracing::warn!(holds = n, "holds overdue: no passing re-sample in time"),
-                    Err(e) => tracing::warn!("overdue holds: {e}"),
-                },
-                _ = stop.wait_for(|s| *s) => return,
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(DEADLINE_EVERY) => {}
-                _ = stop.wait_for(|s| *s) => return,
-            }
-        }
-    })
 }
 
 #[cfg(test)]

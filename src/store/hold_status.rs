@@ -224,6 +224,23 @@ impl Handling {
     }
 }
 
+/// The actions a hold in `status` allows now (an admin may also close one in review).
+pub fn allowed(status: HoldStatus, resampled: bool) -> Vec<&'static str> {
+    use HoldStatus::*;
+    let mut v = match status {
+        Confirmed => vec!["stop_sale"],
+        Stopped => vec!["lab_sent", "destroy"],
+        Lab => vec!["lab_result"],
+        Destroyed if resampled => vec!["close"],
+        Released => vec!["close"],
+        _ => vec![],
+    };
+    if status.is_confirmed_path() && !resampled {
+        v.push("resample");
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,7 @@ use super::identity::hold_id;
 use super::Db;
 use super::{StoreSettings, Tx};
 use crate::judge::Verdict;
-use chrono::Utc;
+use chrono::{DateTime, Duration, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
@@ -227,7 +227,7 @@ fn hold_row(conn: &Connection, r: &rusqlite::Row<'_>) -> rusqlite::Result<HoldVi
         stall: r.get(2)?,
         status,
         status_zh: status.zh(),
-        actions: super::hold_actions::allowed(status, resample_reading.is_some()),
+        actions: super::hold_status::allowed(status, resample_reading.is_some()),
         destroyed_kg: r.get(9)?,
         resample_reading,
         overdue_at: r.get(11)?,
@@ -249,6 +249,17 @@ pub fn load_hold(reader: &super::Reader, id: &str) -> rusqlite::Result<Option<Ho
         .optional()
 }
 
+/// The SQL condition (over `holds h` joined with `readings r`) of an overdue hold, with the
+/// cut-off time (RFC 3339: now less `resample_days`) as parameter `?1`.
+pub(crate) const OVERDUE: &str = "h.status IN ('confirmed', 'stopped', 'lab', 'destroyed')
+     AND h.resample_reading IS NULL
+     AND julianday(coalesce(r.measured_at, r.received_at)) < julianday(?1)";
+
+/// The cut-off of [`OVERDUE`] at `now`.
+pub(crate) fn overdue_cutoff(settings: &StoreSettings, now: DateTime<Utc>) -> String {
+    rfc3339(now - Duration::days(i64::from(settings.resample_days)))
+}
+
 /// Which holds [`list_holds`] lists.
 #[derive(Debug, Clone, Default)]
 pub struct HoldFilter {
@@ -256,7 +267,7 @@ pub struct HoldFilter {
     /// Only these markets (a scoped token's).
     pub markets: Option<Vec<String>>,
     /// Only the holds overdue at this time, with the cut-off of
-    /// [`super::hold_actions::overdue_cutoff`].
+    /// [`overdue_cutoff`].
     pub overdue_cutoff: Option<String>,
 }
 
@@ -264,7 +275,7 @@ pub struct HoldFilter {
 pub fn list_holds(reader: &super::Reader, filter: &HoldFilter) -> rusqlite::Result<Vec<HoldView>> {
     let conn = reader.connection();
     let scope = filter.markets.as_deref().map(to_json);
-    let overdue = super::hold_actions::OVERDUE.replace("?1", "?3");
+    let overdue = OVERDUE.replace("?1", "?3");
     let sql = format!(
         "{HOLD_SELECT} WHERE (?1 IS NULL OR h.status = ?1)
          AND (?2 IS NULL OR h.market IN (SELECT value FROM json_each(?2)))
