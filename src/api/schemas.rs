@@ -413,8 +413,8 @@ pub struct HoldDoc {
     /// The actions the hold's state allows now.
     pub actions: Vec<String>,
     pub destroyed_kg: Option<f64>,
-    /// The passing re-sample's reading id.
-    pub resample_reading: Option<i64>,
+    /// The passing re-sample's reading: its `id` in `GET /api/v1/results`.
+    pub resample_reading: Option<String>,
     /// When the hold was first found overdue.
     #[schema(format = DateTime)]
     pub overdue_at: Option<String>,

@@ -24,6 +24,7 @@
 use super::codec::{parse_verdict, rfc3339, verdict_str};
 use super::events::{hold_change_body, EventKind, HoldBody, HoldChange};
 use super::holds::{add_history, hold_history, HistoryEntry, HoldStatus};
+use super::identity::hex_key;
 use super::{StoreSettings, Tx};
 use crate::judge::Verdict;
 use chrono::{DateTime, Duration, Utc};
@@ -64,8 +65,9 @@ pub enum Action {
         method: String,
         witness: String,
     },
+    /// `reading` is the re-sample's `id` as `GET /api/v1/results` gives it.
     Resample {
-        reading: i64,
+        reading: String,
     },
     Close,
 }
@@ -246,22 +248,13 @@ pub fn parse_action(obj: &Map<String, Value>) -> Result<ActionRequest, InvalidAc
             }
         }
         "resample" => {
-            let reading = match obj.get("reading") {
-                Some(Value::Number(n)) => n.as_i64(),
-                Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
-                None | Some(Value::Null) => {
-                    return Err(invalid(
-                        "reading",
-                        "required: the id of the re-sample's reading (GET /api/v1/results)",
-                    ))
-                }
-                Some(_) => None,
-            };
-            Action::Resample {
-                reading: reading.filter(|r| *r > 0).ok_or_else(|| {
-                    invalid("reading", "expected a reading id (a positive whole number)")
-                })?,
-            }
+            let reading = text(obj, "reading", false)?.ok_or_else(|| {
+                invalid(
+                    "reading",
+                    "required: the `id` of the re-sample's reading in GET /api/v1/results",
+                )
+            })?;
+            Action::Resample { reading }
         }
         _ => Action::Close,
     };
@@ -350,6 +343,7 @@ pub(super) fn subject(conn: &Connection, hold: &str) -> rusqlite::Result<Option<
 
 /// A re-sample reading as the checks need it.
 struct Resample {
+    id: i64,
     market: String,
     stall: Option<String>,
     sample_name: Option<String>,
@@ -359,21 +353,24 @@ struct Resample {
     superseded: bool,
 }
 
-fn resample_reading(conn: &Connection, id: i64) -> rusqlite::Result<Option<Resample>> {
+/// The reading of `identity` (its `id` in the results API).
+fn resample_reading(conn: &Connection, identity: &str) -> rusqlite::Result<Option<Resample>> {
     conn.prepare_cached(
-        "SELECT r.market, r.stall, coalesce(s.name, r.sample_name), r.analyte,
+        "SELECT r.id, r.market, r.stall, coalesce(s.name, r.sample_name), r.analyte,
                 coalesce(r.measured_at, r.received_at), r.verdict, r.superseded
-         FROM readings r LEFT JOIN samples s ON s.id = r.sample_ref WHERE r.id = ?1",
+         FROM readings r LEFT JOIN samples s ON s.id = r.sample_ref
+         WHERE r.identity_key = ?1 AND r.identity = ?2",
     )?
-    .query_row([id], |r| {
+    .query_row(params![hex_key(identity), identity], |r| {
         Ok(Resample {
-            market: r.get(0)?,
-            stall: r.get(1)?,
-            sample_name: r.get(2)?,
-            analyte: r.get(3)?,
-            tested_at: r.get(4)?,
-            verdict: parse_verdict(r.get_ref(5)?.as_str()?),
-            superseded: r.get::<_, i64>(6)? != 0,
+            id: r.get(0)?,
+            market: r.get(1)?,
+            stall: r.get(2)?,
+            sample_name: r.get(3)?,
+            analyte: r.get(4)?,
+            tested_at: r.get(5)?,
+            verdict: parse_verdict(r.get_ref(6)?.as_str()?),
+            superseded: r.get::<_, i64>(7)? != 0,
         })
     })
     .optional()
@@ -459,12 +456,12 @@ fn next_status(action: &Action, s: &Subject, admin: bool) -> Result<HoldStatus, 
 }
 
 /// Check re-sample reading `id` against the hold: same market, stall, commodity and item,
-/// tested after the failure, a current pass or fail. Returns its verdict.
-fn check_resample(conn: &Connection, s: &Subject, id: i64) -> Result<Verdict, Refused> {
+/// tested after the failure, a current pass or fail. Returns its row and verdict.
+fn check_resample(conn: &Connection, s: &Subject, id: &str) -> Result<(i64, Verdict), Refused> {
     let r = resample_reading(conn, id)
         .map_err(|e| conflict(format!("the reading could not be read: {e}")))?
-        .ok_or_else(|| unfit("reading", format!("no reading {id}")))?;
-    if id == s.reading {
+        .ok_or_else(|| unfit("reading", format!("no reading {id:?}")))?;
+    if r.id == s.reading {
         return Err(unfit("reading", "this is the failed reading itself"));
     }
     if r.market != s.market {
@@ -529,7 +526,7 @@ fn check_resample(conn: &Connection, s: &Subject, id: i64) -> Result<Verdict, Re
         ));
     }
     match r.verdict {
-        Verdict::Pass | Verdict::Fail => Ok(r.verdict),
+        Verdict::Pass | Verdict::Fail => Ok((r.id, r.verdict)),
         v => Err(conflict(format!(
             "reading {id} is judged {}: only a pass or a fail decides a re-sample",
             verdict_str(v)
@@ -569,7 +566,7 @@ fn fields_of(req: &ActionRequest, at: &str, resample: Option<Verdict>) -> Value 
             m.insert("witness".into(), witness.clone().into());
         }
         Action::Resample { reading } => {
-            m.insert("reading".into(), Value::from(*reading));
+            m.insert("reading".into(), reading.clone().into());
             if let Some(v) = resample {
                 m.insert("verdict".into(), verdict_str(v).into());
             }
@@ -651,13 +648,14 @@ pub fn apply_action(
     if time_of(&s.created_at).is_some_and(|opened| at < opened - Duration::days(1)) {
         return Ok(Some(Err(unfit("at", "is before the failure was recorded"))));
     }
-    let resample = match req.action {
+    let resample = match &req.action {
         Action::Resample { reading } => match check_resample(tx.conn(), &s, reading) {
             Ok(v) => Some(v),
             Err(r) => return Ok(Some(Err(r))),
         },
         _ => None,
     };
+    let (resample_row, resample) = (resample.map(|r| r.0), resample.map(|r| r.1));
     let at = rfc3339(at);
     let entry = HistoryEntry {
         at: at.clone(),
@@ -684,9 +682,9 @@ pub fn apply_action(
             )?
             .execute(params![kg, at, hold])?;
         }
-        Action::Resample { reading } if resample == Some(Verdict::Pass) => {
+        Action::Resample { .. } if resample == Some(Verdict::Pass) => {
             tx.prepare_cached("UPDATE holds SET resample_reading = ?1 WHERE id = ?2")?
-                .execute(params![reading, hold])?;
+                .execute(params![resample_row, hold])?;
         }
         _ => {}
     }
@@ -812,9 +810,14 @@ mod tests {
         assert_eq!(field(json!({"action": "burn"})), "action");
         assert_eq!(field(json!({})), "action");
         assert_eq!(
-            field(json!({"action": "resample", "reading": "x"})),
+            field(json!({"action": "resample", "reading": [7]})),
             "reading"
         );
+        assert_eq!(
+            field(json!({"action": "resample", "reading": " "})),
+            "reading"
+        );
+        assert_eq!(field(json!({"action": "resample"})), "reading");
         assert_eq!(field(json!({"action": "close", "at": "yesterday"})), "at");
         assert_eq!(
             field(json!({"action": "lab_result", "result": "maybe", "reference": "r"})),

@@ -195,8 +195,8 @@ pub struct HoldView {
     pub actions: Vec<&'static str>,
     /// Kilograms destroyed, once destroyed.
     pub destroyed_kg: Option<f64>,
-    /// The passing re-sample's reading id, once recorded.
-    pub resample_reading: Option<i64>,
+    /// The passing re-sample's reading (its `id` in `GET /api/v1/results`), once recorded.
+    pub resample_reading: Option<String>,
     /// When the hold was first found overdue (its `hold.overdue` event), if it was.
     pub overdue_at: Option<String>,
     pub history: Vec<HistoryEntry>,
@@ -205,7 +205,8 @@ pub struct HoldView {
 const HOLD_SELECT: &str = "SELECT h.id, h.market, h.stall, h.status,
         coalesce(s.sample_id, r.sample_id), coalesce(s.name, r.sample_name),
         coalesce(s.category, r.category), r.reading_json, r.uploader,
-        h.destroyed_kg, h.resample_reading, h.overdue_at
+        h.destroyed_kg, (SELECT identity FROM readings WHERE id = h.resample_reading),
+        h.overdue_at
      FROM holds h JOIN readings r ON r.id = h.reading LEFT JOIN samples s ON s.id = h.sample_ref";
 
 fn hold_row(conn: &Connection, r: &rusqlite::Row<'_>) -> rusqlite::Result<HoldView> {
@@ -219,7 +220,7 @@ fn hold_row(conn: &Connection, r: &rusqlite::Row<'_>) -> rusqlite::Result<HoldVi
         }
     }
     let status: HoldStatus = r.get(3)?;
-    let resample_reading: Option<i64> = r.get(10)?;
+    let resample_reading: Option<String> = r.get(10)?;
     Ok(HoldView {
         history: hold_history(conn, &id)?,
         id,
