@@ -21,3 +21,4 @@ mod support;
 mod totals;
 mod uplink;
 mod web;
+mod workflow;

@@ -24,10 +24,9 @@
 use super::codec::{parse_verdict, rfc3339, verdict_str};
 use super::events::{hold_change_body, EventKind, HoldBody, HoldChange};
 use super::holds::{add_history, hold_history, HistoryEntry, HoldStatus};
-use super::identity::hex_key;
 use super::{StoreSettings, Tx};
 use crate::judge::Verdict;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{Map, Value};
 
@@ -309,6 +308,8 @@ pub(super) struct Subject {
     reading_json: String,
     created_at: String,
     resample_reading: Option<i64>,
+    /// The failed reading's local day (`readings.local_day`).
+    local_day: String,
 }
 
 pub(super) fn subject(conn: &Connection, hold: &str) -> rusqlite::Result<Option<Subject>> {
@@ -317,7 +318,7 @@ pub(super) fn subject(conn: &Connection, hold: &str) -> rusqlite::Result<Option<
                 coalesce(s.sample_id, r.sample_id), coalesce(s.name, r.sample_name),
                 coalesce(s.category, r.category), r.analyte,
                 coalesce(r.measured_at, r.received_at), r.reading_json, h.created_at,
-                h.resample_reading
+                h.resample_reading, r.local_day
          FROM holds h JOIN readings r ON r.id = h.reading
          LEFT JOIN samples s ON s.id = h.sample_ref WHERE h.id = ?1",
     )?
@@ -336,6 +337,7 @@ pub(super) fn subject(conn: &Connection, hold: &str) -> rusqlite::Result<Option<
             reading_json: r.get(10)?,
             created_at: r.get(11)?,
             resample_reading: r.get(12)?,
+            local_day: r.get(13)?,
         })
     })
     .optional()
@@ -353,27 +355,56 @@ struct Resample {
     superseded: bool,
 }
 
-/// The reading of `identity` (its `id` in the results API).
-fn resample_reading(conn: &Connection, identity: &str) -> rusqlite::Result<Option<Resample>> {
-    conn.prepare_cached(
+/// Days a re-sample is looked for after the failure's day.
+const RESAMPLE_SEARCH_DAYS: u64 = 366;
+
+/// The reading of `identity` (its `id` in the results API) among the readings of `market`
+/// from the failure's local day `from` to `today`: a re-sample can only be one of those.
+/// Identities are not indexed as text; one `(local_day, market)` index lookup per day finds
+/// them without reading other markets' readings.
+fn resample_reading(
+    conn: &Connection,
+    market: &str,
+    from: &str,
+    today: NaiveDate,
+    identity: &str,
+) -> rusqlite::Result<Option<Resample>> {
+    let Ok(first) = NaiveDate::parse_from_str(from, "%Y-%m-%d") else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare_cached(
         "SELECT r.id, r.market, r.stall, coalesce(s.name, r.sample_name), r.analyte,
                 coalesce(r.measured_at, r.received_at), r.verdict, r.superseded
          FROM readings r LEFT JOIN samples s ON s.id = r.sample_ref
-         WHERE r.identity_key = ?1 AND r.identity = ?2",
-    )?
-    .query_row(params![hex_key(identity), identity], |r| {
-        Ok(Resample {
-            id: r.get(0)?,
-            market: r.get(1)?,
-            stall: r.get(2)?,
-            sample_name: r.get(3)?,
-            analyte: r.get(4)?,
-            tested_at: r.get(5)?,
-            verdict: parse_verdict(r.get_ref(6)?.as_str()?),
-            superseded: r.get::<_, i64>(7)? != 0,
-        })
-    })
-    .optional()
+         WHERE r.local_day = ?1 AND r.market = ?2 AND r.identity = ?3",
+    )?;
+    for day in first
+        .iter_days()
+        .take_while(|d| *d <= today)
+        .take(RESAMPLE_SEARCH_DAYS as usize)
+    {
+        let found = stmt
+            .query_row(
+                params![day.format("%Y-%m-%d").to_string(), market, identity],
+                |r| {
+                    Ok(Resample {
+                        id: r.get(0)?,
+                        market: r.get(1)?,
+                        stall: r.get(2)?,
+                        sample_name: r.get(3)?,
+                        analyte: r.get(4)?,
+                        tested_at: r.get(5)?,
+                        verdict: parse_verdict(r.get_ref(6)?.as_str()?),
+                        superseded: r.get::<_, i64>(7)? != 0,
+                    })
+                },
+            )
+            .optional()?;
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
 }
 
 fn time_of(text: &str) -> Option<DateTime<Utc>> {
@@ -457,10 +488,23 @@ fn next_status(action: &Action, s: &Subject, admin: bool) -> Result<HoldStatus, 
 
 /// Check re-sample reading `id` against the hold: same market, stall, commodity and item,
 /// tested after the failure, a current pass or fail. Returns its row and verdict.
-fn check_resample(conn: &Connection, s: &Subject, id: &str) -> Result<(i64, Verdict), Refused> {
-    let r = resample_reading(conn, id)
+fn check_resample(
+    conn: &Connection,
+    s: &Subject,
+    id: &str,
+    today: NaiveDate,
+) -> Result<(i64, Verdict), Refused> {
+    let r = resample_reading(conn, &s.market, &s.local_day, today, id)
         .map_err(|e| conflict(format!("the reading could not be read: {e}")))?
-        .ok_or_else(|| unfit("reading", format!("no reading {id:?}")))?;
+        .ok_or_else(|| {
+            unfit(
+                "reading",
+                format!(
+                    "no reading {id:?} of market {:?} tested since the failure's day",
+                    s.market
+                ),
+            )
+        })?;
     if r.id == s.reading {
         return Err(unfit("reading", "this is the failed reading itself"));
     }
@@ -649,10 +693,13 @@ pub fn apply_action(
         return Ok(Some(Err(unfit("at", "is before the failure was recorded"))));
     }
     let resample = match &req.action {
-        Action::Resample { reading } => match check_resample(tx.conn(), &s, reading) {
-            Ok(v) => Some(v),
-            Err(r) => return Ok(Some(Err(r))),
-        },
+        Action::Resample { reading } => {
+            let today = now.with_timezone(&settings.utc_offset).date_naive();
+            match check_resample(tx.conn(), &s, reading, today) {
+                Ok(v) => Some(v),
+                Err(r) => return Ok(Some(Err(r))),
+            }
+        }
         _ => None,
     };
     let (resample_row, resample) = (resample.map(|r| r.0), resample.map(|r| r.1));
