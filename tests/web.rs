@@ -69,6 +69,35 @@ pub async fn request(
     }
 }
 
+/// Sign in through the form as a browser does: GET the form, POST it back with the
+/// double-submit cookie. Returns the POST's answer.
+pub async fn login(addr: SocketAddr, token: &str, next: &str) -> Resp {
+    let page = request(addr, "GET", "/login", &[], b"").await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    let csrf = page.cookie("fg_login_csrf").expect("login csrf cookie");
+    assert!(
+        page.text()
+            .contains(&format!("name=\"csrf\" value=\"{csrf}\"")),
+        "the form carries the cookie's value"
+    );
+    let cookie = format!("fg_login_csrf={csrf}");
+    request(
+        addr,
+        "POST",
+        "/login",
+        &[("Content-Type", FORM), ("Cookie", &cookie)],
+        &form(&[("token", token), ("next", next), ("csrf", &csrf)]),
+    )
+    .await
+}
+
+/// A session id of `token`, signed in through the form.
+pub async fn session(addr: SocketAddr, token: &str) -> String {
+    let r = login(addr, token, "/dashboard").await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    r.cookie("fg_session").expect("session cookie")
+}
+
 /// `application/x-www-form-urlencoded` body.
 pub fn form(fields: &[(&str, &str)]) -> Vec<u8> {
     let enc = |s: &str| {
@@ -153,33 +182,13 @@ impl App {
         request(self.addr, "GET", path, &headers, b"").await
     }
 
-    /// Sign in through the form as a browser does: GET the form, POST it back with the
-    /// double-submit cookie. Returns the POST's answer.
     async fn login(&self, token: &str, next: &str) -> Resp {
-        let page = self.get("/login", None).await;
-        assert_eq!(page.status, 200, "{}", page.text());
-        let csrf = page.cookie("fg_login_csrf").expect("login csrf cookie");
-        assert!(
-            page.text()
-                .contains(&format!("name=\"csrf\" value=\"{csrf}\"")),
-            "the form carries the cookie's value"
-        );
-        let cookie = format!("fg_login_csrf={csrf}");
-        request(
-            self.addr,
-            "POST",
-            "/login",
-            &[("Content-Type", FORM), ("Cookie", &cookie)],
-            &form(&[("token", token), ("next", next), ("csrf", &csrf)]),
-        )
-        .await
+        login(self.addr, token, next).await
     }
 
     /// A session id for `who` (a key of `tokens`).
     async fn session(&self, who: &str) -> String {
-        let r = self.login(&self.tokens[who], "/dashboard").await;
-        assert_eq!(r.status, 303, "{}", r.text());
-        r.cookie("fg_session").expect("session cookie")
+        session(self.addr, &self.tokens[who]).await
     }
 
     async fn upload(&self, who: &str, rows: &Value) -> Value {

@@ -448,6 +448,30 @@ async fn a_confirmed_failure_without_a_resample_in_time_is_overdue_and_reported_
     );
     let (s, v) = app.get("/api/v1/holds?overdue=maybe", Some(&reg)).await;
     assert_eq!(s, 400, "{v}");
+    // The dashboard lists it, and only it, as overdue.
+    let sid = crate::web::session(app.addr(), &reg).await;
+    let cookie = format!("fg_session={sid}");
+    let page = crate::web::request(app.addr(), "GET", "/dashboard", &[("Cookie", &cookie)], b"")
+        .await
+        .text();
+    let section = page
+        .split("<section id=\"overdue\">")
+        .nth(1)
+        .and_then(|s| s.split("</section>").next())
+        .unwrap_or_else(|| panic!("no overdue section: {page}"));
+    assert_eq!(
+        section.matches("<tr>").count(),
+        2,
+        "a header and one hold: {section}"
+    );
+    assert!(
+        section.contains("ZB-0001") && section.contains("A12"),
+        "{section}"
+    );
+    assert!(
+        page.contains("id=\"overdue-holds\"><span class=\"n\">1</span>"),
+        "{page}"
+    );
 
     // The deadline pass runs when the service starts (and every minute): restart twice.
     app.shutdown().await;

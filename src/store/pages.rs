@@ -1,5 +1,6 @@
 //! The reads only the web pages make: a market's results of a day for its public board
-//! (the columns shoppers may see, nothing personal) and the open holds of the dashboard.
+//! (the columns shoppers may see, nothing personal) and the unfinished and overdue holds of
+//! the dashboard.
 
 use rusqlite::params;
 use std::collections::BTreeMap;
@@ -65,10 +66,12 @@ pub fn board_readings(
     .collect()
 }
 
-/// An open hold as the dashboard lists it.
+/// An unfinished hold as the dashboard lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenHold {
     pub created_at: String,
+    /// When the failed test was made (measured, else received).
+    pub tested_at: String,
     pub market: String,
     /// Empty when the market is no longer registered.
     pub market_name: String,
@@ -78,42 +81,65 @@ pub struct OpenHold {
     pub value: Option<String>,
     pub unit: Option<String>,
     pub status: String,
+    /// On the confirmed path with no passing re-sample in time (see `holds::OVERDUE`).
+    pub overdue: bool,
 }
 
-/// Holds still open (`held`, `review`), newest first, at most `limit`.
-pub fn open_holds(db: &impl super::Db, limit: usize) -> rusqlite::Result<Vec<OpenHold>> {
+/// Which unfinished holds [`open_holds`] lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldList {
+    /// Every hold not closed or released, newest first.
+    Unfinished,
+    /// Only the overdue ones, the longest overdue first.
+    Overdue,
+}
+
+/// Holds not closed or released, as `list` says, at most `limit`; `cutoff` is the overdue
+/// cut-off now ([`super::holds::overdue_cutoff`]).
+pub fn open_holds(
+    db: &impl super::Db,
+    list: HoldList,
+    cutoff: &str,
+    limit: usize,
+) -> rusqlite::Result<Vec<OpenHold>> {
     let conn = db.connection();
-    conn.prepare_cached(
-        "SELECT h.created_at, h.market, coalesce(m.name, '') AS market_name, h.stall,
+    let overdue = super::holds::OVERDUE.replace("?1", "?2");
+    let sql = format!(
+        "SELECT h.created_at, coalesce(r.measured_at, r.received_at) AS tested_at, h.market,
+                coalesce(m.name, '') AS market_name, h.stall,
                 coalesce(s.name, r.sample_name) AS sample, r.analyte, r.value_text, r.unit,
-                h.status
+                h.status, ({overdue}) AS overdue
          FROM holds h JOIN readings r ON r.id = h.reading
          LEFT JOIN samples s ON s.id = h.sample_ref
          LEFT JOIN markets m ON m.code = h.market
-         WHERE h.status IN (?2, ?3)
-         ORDER BY h.created_at DESC, h.id LIMIT ?1",
-    )?
-    .query_map(
-        rusqlite::params![
-            i64::try_from(limit).unwrap_or(i64::MAX),
-            super::HoldStatus::Held,
-            super::HoldStatus::Review
-        ],
-        |r| {
-            Ok(OpenHold {
-                created_at: r.get("created_at")?,
-                market: r.get("market")?,
-                market_name: r.get("market_name")?,
-                stall: r.get("stall")?,
-                sample: r.get("sample")?,
-                analyte: r.get("analyte")?,
-                value: r.get("value_text")?,
-                unit: r.get("unit")?,
-                status: r.get("status")?,
-            })
-        },
-    )?
-    .collect()
+         WHERE h.status NOT IN ('closed', 'released') AND (?3 = 0 OR ({overdue}))
+         ORDER BY CASE WHEN ?3 = 1 THEN julianday(tested_at) END, h.created_at DESC, h.id
+         LIMIT ?1"
+    );
+    conn.prepare_cached(&sql)?
+        .query_map(
+            params![
+                i64::try_from(limit).unwrap_or(i64::MAX),
+                cutoff,
+                i64::from(list == HoldList::Overdue)
+            ],
+            |r| {
+                Ok(OpenHold {
+                    created_at: r.get("created_at")?,
+                    tested_at: r.get("tested_at")?,
+                    market: r.get("market")?,
+                    market_name: r.get("market_name")?,
+                    stall: r.get("stall")?,
+                    sample: r.get("sample")?,
+                    analyte: r.get("analyte")?,
+                    value: r.get("value_text")?,
+                    unit: r.get("unit")?,
+                    status: r.get("status")?,
+                    overdue: r.get("overdue")?,
+                })
+            },
+        )?
+        .collect()
 }
 
 /// The number of holds in each status, all days.

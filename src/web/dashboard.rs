@@ -25,18 +25,29 @@ use std::collections::BTreeMap;
 
 /// Days in the trend chart.
 pub const TREND_DAYS: u32 = 30;
-/// Open holds listed at most.
-const HOLDS_SHOWN: usize = 100;
+/// Open (and overdue) holds listed at most.
+pub const HOLDS_SHOWN: usize = 100;
 
 pub use crate::store::pages::OpenHold;
 
-/// Holds still open (`held`, `review`), newest first, at most `limit`; and the number of
-/// holds in each status.
-pub fn open_holds(
-    conn: &impl crate::store::Db,
-    limit: usize,
-) -> rusqlite::Result<(Vec<OpenHold>, BTreeMap<String, u64>)> {
-    Ok((pages::open_holds(conn, limit)?, pages::hold_counts(conn)?))
+/// What the dashboard shows of the holds.
+pub struct HoldsView {
+    /// Not closed or released, newest first, at most [`HOLDS_SHOWN`].
+    pub open: Vec<OpenHold>,
+    /// Overdue, the longest overdue first, at most [`HOLDS_SHOWN`].
+    pub overdue: Vec<OpenHold>,
+    /// Holds in each status, all days.
+    pub counts: BTreeMap<String, u64>,
+}
+
+/// The holds the dashboard shows; `cutoff` is the overdue cut-off now.
+pub fn open_holds(conn: &impl crate::store::Db, cutoff: &str) -> rusqlite::Result<HoldsView> {
+    use crate::store::pages::HoldList;
+    Ok(HoldsView {
+        open: pages::open_holds(conn, HoldList::Unfinished, cutoff, HOLDS_SHOWN)?,
+        overdue: pages::open_holds(conn, HoldList::Overdue, cutoff, HOLDS_SHOWN)?,
+        counts: pages::hold_counts(conn)?,
+    })
 }
 
 /// A hold status in plain words, Chinese first.
@@ -162,15 +173,16 @@ pub async fn dashboard(
         _ => numeric,
     };
     let day = date.format("%Y-%m-%d").to_string();
+    let cutoff = crate::store::holds::overdue_cutoff(state.store().settings(), Utc::now());
     let data = state
         .read(move |conn| {
             let cov = coverage_of(conn, &day)?;
             let trend = trend(conn, date, TREND_DAYS, offset)?;
-            let holds = open_holds(conn, HOLDS_SHOWN)?;
+            let holds = open_holds(conn, &cutoff)?;
             Ok((cov, trend, holds))
         })
         .await;
-    let (mut cov, trend, (holds, hold_counts)) = match data {
+    let (mut cov, trend, holds) = match data {
         Ok(d) => d,
         Err(e) => return failed(&e.message),
     };
@@ -187,7 +199,7 @@ pub async fn dashboard(
         sort: &sort,
         descending,
     };
-    let body = view.render(&cov, &trend, &holds, &hold_counts, &instruments);
+    let body = view.render(&cov, &trend, &holds, &instruments);
     respond(
         StatusCode::OK,
         page(
@@ -237,8 +249,7 @@ impl View<'_> {
         &self,
         cov: &Coverage,
         trend: &[DayTrend],
-        holds: &[OpenHold],
-        hold_counts: &BTreeMap<String, u64>,
+        holds: &HoldsView,
         instruments: &[InstrumentView],
     ) -> Markup {
         html! {
@@ -259,7 +270,7 @@ impl View<'_> {
                 }
             }
             main {
-                (self.summary(cov, hold_counts))
+                (self.summary(cov, holds))
                 section id="trend" {
                     h2 { "Last " (trend.len()) " days" }
                     div class="scroll" { (svg::trend_chart(trend)) }
@@ -272,8 +283,9 @@ impl View<'_> {
                         }
                     }
                 }
+                @if !holds.overdue.is_empty() { (self.overdue(&holds.overdue)) }
                 div class="two" {
-                    (self.holds(holds, hold_counts))
+                    (self.holds(holds))
                     (self.instruments(instruments))
                 }
                 (self.coverage_table(cov))
@@ -281,10 +293,15 @@ impl View<'_> {
         }
     }
 
-    fn summary(&self, cov: &Coverage, hold_counts: &BTreeMap<String, u64>) -> Markup {
+    fn summary(&self, cov: &Coverage, holds: &HoldsView) -> Markup {
         let m = &cov.summary;
-        let count = |h: HoldStatus| hold_counts.get(h.as_str()).copied().unwrap_or(0);
-        let open = count(HoldStatus::Held) + count(HoldStatus::Review);
+        let count = |h: HoldStatus| holds.counts.get(h.as_str()).copied().unwrap_or(0);
+        let open: u64 = HoldStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_unfinished())
+            .map(count)
+            .sum();
+        let overdue = holds.overdue.len();
         let card = |id: &str, class: &str, n: u64, label: String| {
             html! {
                 div class={ "card " (class) } id=(id) { span class="n" { (n) } (label) }
@@ -305,27 +322,37 @@ impl View<'_> {
                     (card("tests", "", m.tests, "tests".into()))
                     (card("failures", if m.failures > 0 { "bad" } else { "good" }, m.failures, "failures".into()))
                     (card("open-holds", if open > 0 { "bad" } else { "" }, open, "holds open (all days)".into()))
+                    (card(
+                        "overdue-holds",
+                        if overdue > 0 { "bad" } else { "good" },
+                        overdue as u64,
+                        format!("{}holds overdue (no passing re-sample in time)", if overdue >= HOLDS_SHOWN { "≥ " } else { "" }),
+                    ))
                 }
             }
         }
     }
 
-    fn holds(&self, holds: &[OpenHold], counts: &BTreeMap<String, u64>) -> Markup {
-        use HoldStatus::{Confirmed, Held, Released, Review};
-        let all: Vec<String> = [Held, Review, Confirmed, Released]
+    fn holds(&self, holds: &HoldsView) -> Markup {
+        let all: Vec<String> = HoldStatus::ALL
             .iter()
-            .map(|k| format!("{k}: {}", counts.get(k.as_str()).copied().unwrap_or(0)))
+            .map(|k| {
+                format!(
+                    "{k}: {}",
+                    holds.counts.get(k.as_str()).copied().unwrap_or(0)
+                )
+            })
             .collect();
         html! {
             section id="holds" {
                 h2 { "Open holds" }
                 p class="muted" {
                     "All holds by status — " (all.join(", "))
-                    @if holds.len() >= HOLDS_SHOWN {
+                    @if holds.open.len() >= HOLDS_SHOWN {
                         " (the newest " (HOLDS_SHOWN) " open ones shown)"
                     }
                 }
-                @if holds.is_empty() {
+                @if holds.open.is_empty() {
                     p { "No open holds." }
                 } @else {
                     div class="scroll box" { table {
@@ -333,17 +360,37 @@ impl View<'_> {
                             th { "Since" } th { "Market" } th { "Stall" } th { "Sample" }
                             th { "Item" } th { "Status" }
                         } }
-                        tbody { @for h in holds { (self.hold_row(h)) } }
+                        tbody { @for h in &holds.open { (self.hold_row(h, &h.created_at)) } }
                     } }
-                    p class="muted" {
-                        "held: " (hold_words(Held.as_str())) "; review: " (hold_words(Review.as_str())) "."
-                    }
                 }
             }
         }
     }
 
-    fn hold_row(&self, h: &OpenHold) -> Markup {
+    /// The overdue holds: what a regulator must chase.
+    fn overdue(&self, overdue: &[OpenHold]) -> Markup {
+        html! {
+            section id="overdue" {
+                h2 { "逾期未复抽 Overdue: no passing re-sample in time" }
+                p class="muted" {
+                    "Confirmed failures whose stall has not passed a re-sample of the same commodity within the \
+                     deadline, the longest overdue first"
+                    @if overdue.len() >= HOLDS_SHOWN { " (the first " (HOLDS_SHOWN) " shown)" }
+                    "."
+                }
+                div class="scroll box" { table {
+                    thead { tr {
+                        th { "Failed test" } th { "Market" } th { "Stall" } th { "Sample" }
+                        th { "Item" } th { "Status" }
+                    } }
+                    tbody { @for h in overdue { (self.hold_row(h, &h.tested_at)) } }
+                } }
+            }
+        }
+    }
+
+    /// One hold, with `time` in its first column.
+    fn hold_row(&self, h: &OpenHold, time: &str) -> Markup {
         let value = match (&h.value, &h.unit) {
             (Some(v), Some(u)) => format!("{v} {u}"),
             (Some(v), None) => v.clone(),
@@ -351,15 +398,16 @@ impl View<'_> {
         };
         html! {
             tr {
-                td { (local_time(&h.created_at, self.offset, Some(self.date))) }
+                td { (local_time(time, self.offset, Some(self.date))) }
                 td title=(PlainText(&h.market_name)) { (PlainText(&h.market)) }
                 td { (PlainText(h.stall.as_deref().unwrap_or("—"))) }
                 td { (PlainText(h.sample.as_deref().unwrap_or("—"))) }
                 td title=(PlainText(&value)) { (PlainText(&h.analyte)) }
                 td {
-                    span class={ "tag " (PlainText(&h.status)) } title=(hold_words(&h.status)) {
-                        (PlainText(&h.status))
+                    span class={ "tag " (PlainText(&h.status)) } title=(PlainText(&h.status)) {
+                        (hold_words(&h.status))
                     }
+                    @if h.overdue { " " span class="tag off" { "逾期 overdue" } }
                 }
             }
         }

@@ -76,6 +76,8 @@ tr.fail td{color:#c0392b}
 .tag.off{background:#f8d7d3;color:#922b21}
 .tag.held{background:#fdebd0;color:#7e5109}
 .tag.review{background:#e8daef;color:#5b2c6f}
+.tag.confirmed,.tag.stopped,.tag.lab{background:#f8d7d3;color:#922b21}
+.tag.destroyed,.tag.closed,.tag.released{background:#d5f0dd;color:#145a32}
 form.inline{display:inline}
 input,button{font:inherit;padding:.35rem .6rem}
 button.link{background:none;border:1px solid currentColor;border-radius:4px;cursor:pointer}
