@@ -8,6 +8,7 @@ mod crash;
 mod demo;
 mod federation;
 mod history;
+mod hold_mirror;
 mod hub;
 mod judge;
 mod layers;

@@ -11,6 +11,7 @@ use crate::auth::Role;
 use crate::http::{ApiError, AppState};
 use crate::store::audit::audit;
 use crate::store::hold_actions::{apply_action, parse_action, Refused};
+use crate::store::hold_mirror::queue_hold_state;
 use crate::store::holds::{apply_retest, list_holds, load_hold, HoldFilter, HoldStatus, HoldView};
 use crate::store::samples::correct_hold_stall;
 use axum::body::Bytes;
@@ -247,7 +248,10 @@ pub async fn retest(
             let result = results.pop().unwrap_or_else(|| RowResult::rejected(0, None, vec![]));
             let outcome = match (result.status, result.reading) {
                 ("stored", Some(reading)) => {
-                    apply_retest(tx, &settings, &hid, &name, reading, result.hold.as_deref())?
+                    let outcome =
+                        apply_retest(tx, &settings, &hid, &name, reading, result.hold.as_deref())?;
+                    queue_hold_state(tx, &settings, &hid)?;
+                    outcome
                 }
                 ("stored", None) => String::new(),
                 ("duplicate", _) => "this retest was recorded before; nothing changed".to_string(),
@@ -369,6 +373,7 @@ pub async fn act_on(
         .write_async(move |tx| {
             let done = apply_action(tx, &settings, &hid, &req, &name, admin, chrono::Utc::now())?;
             if let Some(Ok(applied)) = &done {
+                queue_hold_state(tx, &settings, &hid)?;
                 audit(
                     tx,
                     &name,

@@ -9,6 +9,7 @@
 //! - [`results`]: `POST /api/v1/results`, `GET /api/v1/results`.
 //! - [`samples`]: `POST /api/v1/samples` (sample registration).
 //! - [`stalls`]: `POST /api/v1/results/stalls` (a station's stall corrections, at its hub).
+//! - [`hold_states`]: `POST /api/v1/results/holds` (a station's holds as they are, at its hub).
 //! - [`coverage`]: `GET /api/v1/coverage`.
 //! - [`holds`]: holds, retests, stall corrections.
 //! - [`ops`]: instruments, health, metrics (prometheus-client), the OpenAPI document's handler.
@@ -17,6 +18,7 @@
 //! - [`outbox`]: events waiting or dead, and retrying a dead one (admin).
 
 pub mod coverage;
+pub mod hold_states;
 pub mod holds;
 pub mod openapi;
 pub mod ops;

@@ -7,7 +7,7 @@
 //! What every secured operation may also answer (401, 403, 429) and the bearer scheme are
 //! added by [`Security`], so that each handler names only its own answers.
 
-use super::{coverage, holds, ops, outbox, results, samples, stalls};
+use super::{coverage, hold_states, holds, ops, outbox, results, samples, stalls};
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
@@ -27,6 +27,7 @@ use super::schemas::*;
         results::list,
         samples::upload,
         stalls::correct,
+        hold_states::mirror,
         coverage::coverage,
         holds::list,
         holds::patch_hold,

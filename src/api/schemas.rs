@@ -184,14 +184,14 @@ pub enum StallStatusDoc {
 }
 
 /// An array of at most [`MAX_ROWS`] `T` (the derive has no bound for a wrapped `Vec`).
-fn at_most_max_rows<T: ToSchema>() -> RefOr<Schema> {
+pub(crate) fn at_most_max_rows<T: ToSchema>() -> RefOr<Schema> {
     ArrayBuilder::new()
         .items(Ref::from_schema_name(T::name()))
         .max_items(Some(MAX_ROWS))
         .into()
 }
 
-fn with_item<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+pub(crate) fn with_item<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) {
     schemas.push((T::name().into_owned(), T::schema()));
     T::schemas(schemas);
 }
@@ -377,7 +377,8 @@ pub struct HistoryEntryDoc {
     pub reason: String,
     /// The action that made this entry (`stop_sale`, …, `overdue`); absent on other entries.
     pub action: Option<String>,
-    /// The action's fields (`at`, `kg`, `lab`, …).
+    /// The action's fields (`at`, `kg`, `lab`, …); a retest's entry has `retest`, the
+    /// retest reading's `id` in `GET /api/v1/results`.
     #[schema(value_type = Option<Object>)]
     pub fields: Option<serde_json::Value>,
 }

@@ -52,10 +52,14 @@ pub enum EventKind {
     /// No passing re-sample within the deadline: sent once per hold.
     #[serde(rename = "hold.overdue")]
     HoldOverdue,
+    /// A hold's state and history after a retest or an action, for a `format = "results"`
+    /// upstream (posted to the hub's `/api/v1/results/holds`, see [`super::hold_mirror`]).
+    #[serde(rename = "hold.state")]
+    HoldState,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 15] = [
+    pub const ALL: [EventKind; 16] = [
         EventKind::SampleFailed,
         EventKind::ResultRecorded,
         EventKind::ResultRow,
@@ -71,6 +75,7 @@ impl EventKind {
         EventKind::HoldResampled,
         EventKind::HoldClosed,
         EventKind::HoldOverdue,
+        EventKind::HoldState,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -90,6 +95,7 @@ impl EventKind {
             EventKind::HoldResampled => "hold.resampled",
             EventKind::HoldClosed => "hold.closed",
             EventKind::HoldOverdue => "hold.overdue",
+            EventKind::HoldState => "hold.state",
         }
     }
 
@@ -354,6 +360,22 @@ pub(crate) struct StallBody<'a> {
     pub id: &'a str,
     pub market: &'a str,
     pub stall: Option<&'a str>,
+}
+
+/// The body of a `hold.state` event: the row id the hub knows the failed reading by, and what
+/// the station's hold is now. `history` leaves out the entry that opened the hold (the hub's
+/// own hold has one).
+#[derive(Serialize)]
+pub(crate) struct HoldStateBody<'a> {
+    pub id: &'a str,
+    pub market: &'a str,
+    pub status: HoldStatus,
+    pub destroyed_kg: Option<f64>,
+    pub destroyed_at: Option<&'a str>,
+    /// The passing re-sample's row id (its identity at the station).
+    pub resample: Option<&'a str>,
+    pub overdue_at: Option<&'a str>,
+    pub history: &'a [HistoryEntry],
 }
 
 /// The sample part of a hold change's body, keys in sorted order.

@@ -64,6 +64,7 @@ pub fn queue_overdue(
             )
         };
         add_history(tx, hold, &entry)?;
+        super::hold_mirror::queue_hold_state(tx, settings, hold)?;
         queue_hold_event(
             tx,
             settings,

@@ -138,7 +138,7 @@ pub(crate) fn hold_status(conn: &Connection, hold: &str) -> rusqlite::Result<Hol
 }
 
 /// Remove a hold never committed, with its history and its queued events.
-fn delete_hold(tx: &Tx<'_>, hold: &str) -> rusqlite::Result<()> {
+pub(super) fn delete_hold(tx: &Tx<'_>, hold: &str) -> rusqlite::Result<()> {
     super::outbox::delete_hold_events(tx, hold)?;
     tx.execute("DELETE FROM hold_history WHERE hold = ?1", [hold])?;
     tx.execute("DELETE FROM holds WHERE id = ?1", [hold])?;
@@ -409,12 +409,24 @@ pub fn apply_retest(
     let independent = retest.method != held.method || retest.instrument != held.instrument;
     let (next, why) = retest_decision(held.status, retest.verdict, independent);
     let at = rfc3339(Utc::now());
+    // The retest's reading, by the id the results API and a hub know it by.
+    let fields = Some(serde_json::json!({ "retest": retest.identity }));
     let Some(next) = next else {
-        let entry = HistoryEntry::new(&at, held.status, by, why);
+        let entry = HistoryEntry {
+            fields,
+            ..HistoryEntry::new(&at, held.status, by, why)
+        };
         add_history(tx, hold, &entry)?;
         return Ok(entry.reason);
     };
-    let history = set_hold_status(tx, hold, next, by, &why, &at)?;
+    tx.prepare_cached("UPDATE holds SET status = ?1, updated_at = ?2 WHERE id = ?3")?
+        .execute(params![next, at, hold])?;
+    let entry = HistoryEntry {
+        fields,
+        ..HistoryEntry::new(&at, next, by, why.clone())
+    };
+    add_history(tx, hold, &entry)?;
+    let history = hold_history(tx.conn(), hold)?;
     let sample = match held.sample_ref {
         Some(s) => tx
             .query_row(

@@ -51,6 +51,7 @@ pub mod error;
 pub mod events;
 pub mod hold_actions;
 pub mod hold_deadlines;
+pub mod hold_mirror;
 pub mod hold_status;
 pub mod holds;
 pub mod identity;

@@ -9,8 +9,9 @@
 //!
 //! A `format = "results"` upstream (a city hub) gets the same outbox as upload rows, up to
 //! [`BATCH_ROWS`] per POST and [`BATCHES_IN_FLIGHT`] POSTs at once, oldest first; sample
-//! records go to the hub's `/api/v1/samples` and stall corrections to its
-//! `/api/v1/results/stalls`, each before the rows queued after them. Each row
+//! records go to the hub's `/api/v1/samples`, stall corrections to its
+//! `/api/v1/results/stalls` and hold states to its `/api/v1/results/holds`, each before the
+//! rows queued after them. Each row
 //! of a batch gets its own result from the hub's per-row answer ([`classify_batch`]). When a
 //! whole request fails (hub down), the upstream rests until that batch's retry is due, so
 //! a station that was offline for days catches up by itself, oldest first.
@@ -285,10 +286,14 @@ pub const RESULT_ROW: &str = crate::store::EventKind::ResultRow.as_str();
 /// The outbox type of a stall correction (posted to the hub's `/api/v1/results/stalls`).
 pub const RESULT_STALL: &str = crate::store::EventKind::ResultStall.as_str();
 
-/// Kinds that change what the hub has already (a registration, a stall correction): each
-/// goes when everything queued before it is answered, and what comes after waits for it.
+/// The outbox type of a hold's state (posted to the hub's `/api/v1/results/holds`).
+pub const HOLD_STATE: &str = crate::store::EventKind::HoldState.as_str();
+
+/// Kinds that change what the hub has already (a registration, a stall correction, a hold's
+/// state): each goes when everything queued before it is answered, and what comes after
+/// waits for it.
 fn in_order(kind: &str) -> bool {
-    kind == SAMPLE_RECORD || kind == RESULT_STALL
+    kind == SAMPLE_RECORD || kind == RESULT_STALL || kind == HOLD_STATE
 }
 
 /// A row with result status `C`: it supersedes a reading sent before it (the body is this
@@ -349,6 +354,11 @@ pub fn stalls_url(results_url: &str) -> String {
     format!("{}/stalls", results_url.trim_end_matches('/'))
 }
 
+/// The hub's hold states endpoint, under its results endpoint.
+pub fn holds_url(results_url: &str) -> String {
+    format!("{}/holds", results_url.trim_end_matches('/'))
+}
+
 /// One JSON array of the rows' bodies (a body stored as a one-row array by an older
 /// version is unwrapped).
 fn batch_body(job: &[DueEvent]) -> Vec<u8> {
@@ -385,6 +395,7 @@ async fn deliver_batch(
     let url = match first.kind.as_str() {
         SAMPLE_RECORD => samples_url(&up.url),
         RESULT_STALL => stalls_url(&up.url),
+        HOLD_STATE => holds_url(&up.url),
         _ => up.url.clone(),
     };
     // One key per batch content: the same rows sent again carry the same key.
