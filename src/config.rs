@@ -8,7 +8,6 @@ use chrono::FixedOffset;
 use foodgate_parsers::{Encoding, Protocol};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,21 +22,6 @@ utc_offset = "+08:00"
 
 /// Name of the SQLite database inside `data_dir`.
 pub const DATABASE_FILE: &str = "foodgate.db";
-
-/// A config that cannot be used: where, which key, what was expected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{file}: cannot read: {message}")]
-    Read { file: String, message: String },
-    #[error("{file}: {message}")]
-    Syntax { file: String, message: String },
-    #[error("{file}: {key}: {message}")]
-    Invalid {
-        file: String,
-        key: String,
-        message: String,
-    },
-}
 
 // ---------------------------------------------------------------------------------------
 // Stage 1: as written.
@@ -112,22 +96,6 @@ pub struct RawSerial {
 #[serde(deny_unknown_fields)]
 pub struct RawTcp {
     pub listen: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawUpstream {
-    pub name: String,
-    pub url: String,
-    pub send: Option<String>,
-    pub format: Option<String>,
-    pub secret: String,
-    pub token: Option<String>,
-    pub timeout_s: Option<u64>,
-    /// First retry delay (default 1000 ms); operations and tests shorten it.
-    pub retry_initial_ms: Option<u64>,
-    /// Longest retry delay (default 300000 ms = 5 min).
-    pub retry_max_ms: Option<u64>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -252,57 +220,6 @@ pub enum FlowControl {
     None,
     Software,
     Hardware,
-}
-
-/// Which readings an upstream receives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendMode {
-    /// Failures and hold events only.
-    Failures,
-    /// Also a `result.recorded` event for every reading.
-    All,
-}
-
-/// What an upstream is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// The event bodies of `docs/reference.md`, "Upstream events".
-    Events,
-    /// Upload rows to a city hub's `/api/v1/results`.
-    Results,
-}
-
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    pub name: String,
-    /// Plain `http://` only: TLS belongs to a proxy (see README).
-    pub url: String,
-    pub send: SendMode,
-    pub format: Format,
-    pub secret: Secret,
-    pub token: Option<Secret>,
-    pub timeout: std::time::Duration,
-    pub retry_initial: std::time::Duration,
-    pub retry_max: std::time::Duration,
-}
-
-/// A secret that never prints.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
 }
 
 impl Config {
@@ -441,20 +358,6 @@ pub fn parse_offset(s: &str) -> Option<FixedOffset> {
 
 /// The default of `server.resample_days`.
 pub const DEFAULT_RESAMPLE_DAYS: u32 = 3;
-
-struct Ctx<'a> {
-    file: &'a str,
-}
-
-impl Ctx<'_> {
-    fn err(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            file: self.file.to_string(),
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-}
 
 impl RawConfig {
     pub fn validate(self, file: &str) -> Result<Config, ConfigError> {
@@ -601,95 +504,7 @@ impl RawConfig {
             });
         }
 
-        let mut names = HashSet::new();
-        let mut upstreams = Vec::with_capacity(self.upstream.len());
-        for (i, raw) in self.upstream.into_iter().enumerate() {
-            let key = |k: &str| format!("upstream[{i}].{k}");
-            if raw.name.trim().is_empty() {
-                return Err(cx.err(key("name"), "expected a non-empty name"));
-            }
-            if !names.insert(raw.name.clone()) {
-                return Err(cx.err(
-                    key("name"),
-                    format!(
-                        "duplicate upstream name {:?}: names must be unique",
-                        raw.name
-                    ),
-                ));
-            }
-            if raw.url.starts_with("https://") {
-                return Err(cx.err(
-                    key("url"),
-                    "https is not supported yet: expected an http:// URL (terminate TLS in a local proxy)",
-                ));
-            }
-            let uri_ok = raw
-                .url
-                .parse::<hyper::Uri>()
-                .map(|u| u.scheme_str() == Some("http") && u.host().is_some())
-                .unwrap_or(false);
-            if !uri_ok {
-                return Err(cx.err(
-                    key("url"),
-                    format!(
-                        "expected a full endpoint URL like \"http://127.0.0.1:9000/events\", got {:?}",
-                        raw.url
-                    ),
-                ));
-            }
-            let send = match raw.send.as_deref() {
-                None | Some("failures") => SendMode::Failures,
-                Some("all") => SendMode::All,
-                Some(other) => {
-                    return Err(cx.err(
-                        key("send"),
-                        format!("expected \"failures\" or \"all\", got {other:?}"),
-                    ))
-                }
-            };
-            let format = match raw.format.as_deref() {
-                None | Some("events") => Format::Events,
-                Some("results") => Format::Results,
-                Some(other) => {
-                    return Err(cx.err(
-                        key("format"),
-                        format!("expected \"events\" or \"results\", got {other:?}"),
-                    ))
-                }
-            };
-            if raw.secret.is_empty() {
-                return Err(cx.err(key("secret"), "expected a non-empty HMAC key"));
-            }
-            let timeout_s = raw.timeout_s.unwrap_or(30);
-            if timeout_s == 0 || timeout_s > 3600 {
-                return Err(cx.err(
-                    key("timeout_s"),
-                    format!("expected seconds between 1 and 3600, got {timeout_s}"),
-                ));
-            }
-            let initial = raw.retry_initial_ms.unwrap_or(1000);
-            let max = raw.retry_max_ms.unwrap_or(300_000);
-            if initial == 0 {
-                return Err(cx.err(key("retry_initial_ms"), "expected at least 1 ms"));
-            }
-            if max < initial {
-                return Err(cx.err(
-                    key("retry_max_ms"),
-                    format!("expected at least retry_initial_ms ({initial}), got {max}"),
-                ));
-            }
-            upstreams.push(Upstream {
-                name: raw.name,
-                url: raw.url,
-                send,
-                format,
-                secret: Secret(raw.secret),
-                token: raw.token.map(Secret),
-                timeout: std::time::Duration::from_secs(timeout_s),
-                retry_initial: std::time::Duration::from_millis(initial),
-                retry_max: std::time::Duration::from_millis(max),
-            });
-        }
+        let upstreams = upstream::validate_upstreams(&cx, self.upstream)?;
 
         Ok(Config {
             source: file.to_string(),
@@ -814,5 +629,12 @@ fn validate_serial(
     })
 }
 
+mod error;
 #[cfg(test)]
 mod tests;
+mod upstream;
+
+pub use error::ConfigError;
+use error::Ctx;
+
+pub use upstream::{Adapter, Format, PlatformConfig, RawUpstream, Secret, SendMode, Upstream};

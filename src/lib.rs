@@ -38,6 +38,7 @@ pub mod judge;
 pub mod links;
 pub mod markets;
 pub mod pipeline;
+pub mod platform;
 pub mod service;
 pub mod store;
 pub mod uplink;

@@ -15,6 +15,7 @@ mod layers;
 mod links;
 mod ops;
 mod parse_cli;
+mod platforms;
 mod polled;
 mod ratelimit;
 mod store;

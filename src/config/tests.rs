@@ -198,3 +198,62 @@ fn polled_instruments_take_poll_settings_and_tl310_a_crc_switch() {
     let tcp = "[[instrument]]\nid=\"p\"\nmarket=\"m\"\nprotocol=\"tl310\"\ntcp={listen=\"127.0.0.1:0\"}\n";
     assert!(err(tcp).contains("instrument[0].tcp: tl310 is polled over its serial line"));
 }
+
+#[test]
+fn platform_upstreams_need_an_account_and_a_readable_codes_file() {
+    let dir = std::env::temp_dir().join(format!("foodgate-cfg-platform-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let codes = dir.join("codes.toml");
+    std::fs::write(&codes, "[items]\nchlorpyrifos = \"J-1\"\n").unwrap();
+    let up = |extra: &str| {
+        format!("[[upstream]]\nname=\"js\"\nurl=\"http://h/ws\"\nformat=\"jiangsu\"\n{extra}")
+    };
+    let ok = format!("username=\"u\"\npassword=\"p\"\ncodes={codes:?}\n");
+    let c = Config::parse(&up(&ok), "f.toml").unwrap();
+    let u = &c.upstreams[0];
+    assert_eq!(u.format, Format::Platform(Adapter::Jiangsu));
+    let p = u.platform.as_ref().unwrap();
+    assert_eq!(
+        (p.username.as_str(), p.codes.as_path()),
+        ("u", codes.as_path())
+    );
+    assert_eq!(format!("{:?}", p.password), "Secret(***)");
+
+    let e = err(&up("username=\"u\"\npassword=\"p\"\n"));
+    assert!(e.starts_with("f.toml: upstream[0].codes: required"), "{e}");
+    let e = err(&up(&format!("password=\"p\"\ncodes={codes:?}\n")));
+    assert!(
+        e.starts_with("f.toml: upstream[0].username: required"),
+        "{e}"
+    );
+    let e = err(&up(&format!("{ok}secret=\"k\"\n")));
+    assert!(
+        e.starts_with("f.toml: upstream[0].secret: a jiangsu upstream is not signed"),
+        "{e}"
+    );
+    let missing = dir.join("nope.toml");
+    let e = err(&up(&format!(
+        "username=\"u\"\npassword=\"p\"\ncodes={missing:?}\n"
+    )));
+    assert!(
+        e.starts_with("f.toml: upstream[0].codes: ") && e.contains("cannot read"),
+        "{e}"
+    );
+    std::fs::write(&codes, "[itemz]\n").unwrap();
+    let e = err(&up(&ok));
+    assert!(
+        e.contains("upstream[0].codes") && e.contains("itemz"),
+        "{e}"
+    );
+    let e = err("[[upstream]]\nname=\"x\"\nurl=\"http://h/e\"\nformat=\"anhui\"\n");
+    assert!(
+        e.contains("upstream[0].format: expected \"events\", \"results\" or a platform (\"jiangsu\"), got \"anhui\""),
+        "{e}"
+    );
+    let e = err("[[upstream]]\nname=\"x\"\nurl=\"http://h/e\"\nsecret=\"k\"\nusername=\"u\"\n");
+    assert!(
+        e.contains("upstream[0].username: only a platform upstream takes it"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -56,10 +56,14 @@ pub enum EventKind {
     /// upstream (posted to the hub's `/api/v1/results/holds`, see [`super::hold_mirror`]).
     #[serde(rename = "hold.state")]
     HoldState,
+    /// A pass or fail reading for a platform upstream (`format = "jiangsu"`, …): the
+    /// `result.recorded` shape, made into the platform's request when sent (`crate::platform`).
+    #[serde(rename = "platform.record")]
+    PlatformRecord,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 16] = [
+    pub const ALL: [EventKind; 17] = [
         EventKind::SampleFailed,
         EventKind::ResultRecorded,
         EventKind::ResultRow,
@@ -76,6 +80,7 @@ impl EventKind {
         EventKind::HoldClosed,
         EventKind::HoldOverdue,
         EventKind::HoldState,
+        EventKind::PlatformRecord,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -96,6 +101,7 @@ impl EventKind {
             EventKind::HoldClosed => "hold.closed",
             EventKind::HoldOverdue => "hold.overdue",
             EventKind::HoldState => "hold.state",
+            EventKind::PlatformRecord => "platform.record",
         }
     }
 

@@ -448,7 +448,7 @@ fn insert_reading(
             status: HoldStatus::Held,
             history: std::slice::from_ref(entry),
         });
-        events += queue_reading_events(tx, settings, &cx, failed, h, now_ms)?;
+        events += queue_reading_events(tx, settings, &cx, judged.verdict, h, now_ms)?;
     } else {
         events += queue_result_rows(tx, settings, &cx, false, now_ms)?;
     }

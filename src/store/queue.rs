@@ -9,6 +9,7 @@ use super::identity::event_id;
 use super::outbox;
 use super::{Route, StoreSettings, Tx};
 use crate::config::{Format, SendMode};
+use crate::judge::Verdict;
 
 /// Queue one event for one route; `fresh`: its reading was first stored in this transaction,
 /// so the event cannot be queued already.
@@ -91,16 +92,60 @@ pub(crate) fn queue_reading_events(
     tx: &mut Tx<'_>,
     settings: &StoreSettings,
     cx: &EventCx<'_>,
-    failed: bool,
+    verdict: Verdict,
     hold: Option<HoldBody<'_>>,
     now_ms: i64,
 ) -> rusqlite::Result<usize> {
+    let failed = verdict == Verdict::Fail;
     let mut n = 0;
     if failed {
         n += queue_for_routes(tx, settings, cx, EventKind::SampleFailed, hold, now_ms)?;
     }
     n += queue_for_routes(tx, settings, cx, EventKind::ResultRecorded, hold, now_ms)?;
     n += queue_result_rows(tx, settings, cx, failed, now_ms)?;
+    n += queue_platform_record(tx, settings, cx, verdict, hold, now_ms)?;
+    Ok(n)
+}
+
+/// The reading's record for every platform upstream that takes it: a failure for all of
+/// them, a pass for `send = "all"` ones; never an invalid or unknown reading (a platform has
+/// no value for it). One record per reading: its body is the `result.recorded` shape, the
+/// platform's request is made from it when it is sent.
+pub(crate) fn queue_platform_record(
+    tx: &mut Tx<'_>,
+    settings: &StoreSettings,
+    cx: &EventCx<'_>,
+    verdict: Verdict,
+    hold: Option<HoldBody<'_>>,
+    now_ms: i64,
+) -> rusqlite::Result<usize> {
+    let takes = |r: &&Route| {
+        matches!(r.format, Format::Platform(_))
+            && match verdict {
+                Verdict::Fail => true,
+                Verdict::Pass => r.send == SendMode::All,
+                Verdict::Invalid | Verdict::Unknown => false,
+            }
+    };
+    if !settings.routes.iter().any(|r| takes(&r)) {
+        return Ok(0);
+    }
+    let (id, body) = event_body(cx, EventKind::PlatformRecord, 0, hold);
+    let mut n = 0;
+    for route in settings.routes.iter().filter(takes) {
+        n += queue_event(
+            tx,
+            Some(cx.reading_id),
+            route,
+            EventKind::PlatformRecord,
+            None,
+            &id,
+            &body,
+            now_ms,
+            cx.fresh,
+        )?;
+    }
+    tx.events_added(n);
     Ok(n)
 }
 

@@ -545,7 +545,7 @@ fn correct_reading(
                     status: HoldStatus::Held,
                     history: std::slice::from_ref(&entry),
                 });
-                events += queue_reading_events(tx, settings, &cx, true, h, now_ms)?;
+                events += queue_reading_events(tx, settings, &cx, Verdict::Fail, h, now_ms)?;
             }
         }
         None => {}

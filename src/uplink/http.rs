@@ -89,6 +89,36 @@ pub(crate) async fn post(
         Ok(r) => r,
         Err(e) => return Answer::Transport(format!("bad request: {e}")),
     };
+    exchange(client, up, req).await
+}
+
+/// A platform's request as its adapter made it (not signed).
+pub(crate) async fn send(
+    client: &Client,
+    up: &Upstream,
+    url: &str,
+    content_type: &str,
+    headers: &[(&'static str, String)],
+    body: Vec<u8>,
+) -> Answer {
+    let mut r = Request::post(url)
+        .header(CONTENT_TYPE, content_type)
+        .header(CONTENT_LENGTH, body.len());
+    for (name, value) in headers {
+        match HeaderValue::from_str(value) {
+            Ok(v) => r = r.header(*name, v),
+            Err(_) => return Answer::Transport(format!("header {name} is not a valid value")),
+        }
+    }
+    let r = match r.body(Full::new(Bytes::from(body))) {
+        Ok(r) => r,
+        Err(e) => return Answer::Transport(format!("bad request: {e}")),
+    };
+    exchange(client, up, r).await
+}
+
+/// Send `req` and read the answer, within the upstream's timeout.
+async fn exchange(client: &Client, up: &Upstream, req: Request<Full<Bytes>>) -> Answer {
     let exchange = async {
         let resp = client.request(req).await.map_err(describe)?;
         let status = resp.status().as_u16();

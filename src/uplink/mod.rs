@@ -195,7 +195,7 @@ async fn run_upstream(
             paused_until = None;
         }
         let (room, limit) = match up.format {
-            Format::Events => {
+            Format::Events | Format::Platform(_) => {
                 let room = IN_FLIGHT.saturating_sub(in_flight.len());
                 (room, room + in_flight.len())
             }
@@ -227,7 +227,7 @@ async fn run_upstream(
         };
         let fresh = due.into_iter().filter(|e| !in_flight.contains(&e.id));
         let jobs: Vec<Job> = match up.format {
-            Format::Events => fresh.take(room).map(|e| vec![e]).collect(),
+            Format::Events | Format::Platform(_) => fresh.take(room).map(|e| vec![e]).collect(),
             Format::Results => batches(fresh, room, in_flight.is_empty()),
         };
         for job in jobs {
@@ -246,6 +246,13 @@ async fn run_upstream(
                     }
                 }),
                 Format::Results => tasks.spawn(deliver_batch(store, up, client, state, job)),
+                Format::Platform(_) => tasks.spawn(async move {
+                    let mut job = job;
+                    match job.pop() {
+                        Some(ev) => (vec![deliver(store, up, client, state, ev).await], None),
+                        None => (Vec::new(), None),
+                    }
+                }),
             };
         }
         let wake_at = match (next, paused_until) {
@@ -522,9 +529,17 @@ async fn deliver(
     use std::sync::atomic::Ordering::Relaxed;
     state.attempts.fetch_add(1, Relaxed);
     let started = std::time::Instant::now();
-    let answer = http::post(&client, &up, &up.url, &ev.event_id, ev.body.clone()).await;
+    let attempt = match up.format {
+        Format::Platform(adapter) => {
+            let offset = store.settings().utc_offset;
+            platform_attempt(&client, &up, adapter, &ev, offset).await
+        }
+        _ => {
+            let answer = http::post(&client, &up, &up.url, &ev.event_id, ev.body.clone()).await;
+            classify(&up, &ev, &answer, now_ms())
+        }
+    };
     let at = now_ms();
-    let attempt = classify(&up, &ev, &answer, at);
     match &attempt {
         Attempt::Delivered { .. } => {
             state.delivered.fetch_add(1, Relaxed);
@@ -545,6 +560,48 @@ async fn deliver(
         .write_async(move |tx| outbox::record(tx, &name, id, at, &attempt))
         .await;
     id
+}
+
+/// One attempt at a platform: its request made now (with its codes file as it is now), its
+/// answer read by the platform's own rules. A record that cannot be made is dead at once.
+async fn platform_attempt(
+    client: &http::Client,
+    up: &Upstream,
+    adapter: crate::config::Adapter,
+    ev: &DueEvent,
+    offset: chrono::FixedOffset,
+) -> Attempt {
+    let req = match crate::platform::request(up, &ev.body, offset) {
+        Ok(r) => r,
+        Err(e) => {
+            return Attempt::Dead {
+                answer: e.to_string(),
+            }
+        }
+    };
+    let answer = http::send(
+        client,
+        up,
+        &req.url,
+        req.content_type,
+        &req.headers,
+        req.body,
+    )
+    .await;
+    let at = now_ms();
+    let retry = |text: String| Attempt::Retry {
+        answer: text,
+        next_attempt_ms: at
+            + backoff(up, ev.attempts + 1, ev.id as u64 ^ at as u64).as_millis() as i64,
+    };
+    match answer {
+        Answer::Transport(e) => retry(e),
+        Answer::Http { status, body } => match crate::platform::classify(adapter, status, &body) {
+            crate::platform::PlatformOutcome::Delivered(t) => Attempt::Delivered { answer: t },
+            crate::platform::PlatformOutcome::Dead(t) => Attempt::Dead { answer: t },
+            crate::platform::PlatformOutcome::Retry(t) => retry(t),
+        },
+    }
 }
 
 /// 2xx delivers; 408, 429, 5xx and transport failures retry; other 4xx are dead.

@@ -1,0 +1,380 @@
+//! Regulator platform adapters against strict mocks of the platforms (real HTTP servers on
+//! loopback that check each request's exact shape and authentication and answer as
+//! `docs/platforms.md` says), through the running service's outbox.
+
+use crate::support::{temp_dir, wait_progress, TestApp, PATIENT};
+use crate::web::row;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use foodgate::auth::{NewToken, Role};
+use foodgate::store::Store;
+use quick_xml::events::Event;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// The `key` the mock expects: md5hex("market01#" + md5hex("s3cret-pw")), computed outside
+/// foodgate (Python's hashlib) so the adapter is not checked with its own code.
+const KEY: &str = "ef673f519ebcc5c6ffd214c6a3a2af13";
+
+/// The parameters of `uploadDetectionData`, in their order.
+const PARAMS: [&str; 15] = [
+    "key",
+    "testItemId",
+    "sampleName",
+    "testData",
+    "testUnit",
+    "result",
+    "standard",
+    "eqModel",
+    "createDate",
+    "eqNum",
+    "foodTypeId",
+    "enterpriseId",
+    "stallNum",
+    "sampleNum",
+    "standardData",
+];
+
+#[derive(Default)]
+struct Mock {
+    key: String,
+    /// Every request's parameters, in arrival order, with what was answered.
+    seen: Mutex<Vec<(BTreeMap<String, String>, String)>>,
+    bodies: Mutex<Vec<String>>,
+}
+
+fn envelope(inner: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" ?><S:Envelope xmlns:S=\"http://schemas.xmlsoap.org/soap/envelope/\">\
+         <S:Body>{inner}</S:Body></S:Envelope>"
+    )
+}
+
+fn answer(ret: &str) -> String {
+    envelope(&format!(
+        "<ns2:uploadDetectionDataResponse xmlns:ns2=\"http://service.ws.detection/\">\
+         <return>{ret}</return></ns2:uploadDetectionDataResponse>"
+    ))
+}
+
+/// Parse the envelope strictly: SOAP 1.1 envelope, body, the operation in its namespace, its
+/// 15 unqualified parameters in order. The parameters, or what is wrong.
+fn parse(body: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut reader = quick_xml::Reader::from_str(body);
+    let mut path: Vec<String> = Vec::new();
+    let mut order = Vec::new();
+    let mut params = BTreeMap::new();
+    let mut text = String::new();
+    loop {
+        match reader.read_event().map_err(|e| e.to_string())? {
+            Event::Start(e) => {
+                let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                let depth = path.len();
+                let ok = match depth {
+                    0 => name == "soap:Envelope",
+                    1 => name == "soap:Body",
+                    2 => {
+                        let ns = e
+                            .attributes()
+                            .flatten()
+                            .find(|a| a.key.as_ref() == b"xmlns:ns")
+                            .map(|a| String::from_utf8_lossy(&a.value).into_owned());
+                        name == "ns:uploadDetectionData"
+                            && ns.as_deref() == Some("http://service.ws.detection/")
+                    }
+                    3 => !name.contains(':'),
+                    _ => false,
+                };
+                if !ok {
+                    return Err(format!("unexpected element {name} at depth {depth}"));
+                }
+                text.clear();
+                path.push(name);
+            }
+            Event::Text(t) => text.push_str(&t.decode().map_err(|e| e.to_string())?),
+            Event::GeneralRef(r) => {
+                let name = String::from_utf8_lossy(&r).into_owned();
+                text.push_str(match name.as_str() {
+                    "amp" => "&",
+                    "lt" => "<",
+                    "gt" => ">",
+                    "quot" => "\"",
+                    _ => "'",
+                });
+            }
+            Event::End(_) => {
+                let name = path.pop().unwrap_or_default();
+                if path.len() == 3 {
+                    order.push(name.clone());
+                    params.insert(name, std::mem::take(&mut text));
+                }
+            }
+            Event::Empty(e) => {
+                let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                order.push(name.clone());
+                params.insert(name, String::new());
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if order != PARAMS {
+        return Err(format!("parameters {order:?}"));
+    }
+    Ok(params)
+}
+
+async fn soap(State(mock): State<Arc<Mock>>, headers: HeaderMap, body: Bytes) -> Response {
+    let text = String::from_utf8_lossy(&body).into_owned();
+    mock.bodies.lock().unwrap().push(text.clone());
+    let ctype = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if ctype != "text/xml; charset=utf-8" || headers.get("soapaction").is_none() {
+        return (StatusCode::BAD_REQUEST, format!("not SOAP 1.1: {ctype}")).into_response();
+    }
+    let params = match parse(&text) {
+        Ok(p) => p,
+        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
+    };
+    let time_ok =
+        chrono::NaiveDateTime::parse_from_str(&params["createDate"], "%Y-%m-%d %H:%M:%S").is_ok();
+    let sample = params["sampleNum"].clone();
+    let earlier = mock
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| p["sampleNum"] == sample)
+        .count();
+    let (status, reply) = if params["key"] != mock.key {
+        (StatusCode::OK, answer("2"))
+    } else if params["eqNum"].is_empty()
+        || params["stallNum"].is_empty()
+        || !time_ok
+        || !["合格", "不合格"].contains(&params["result"].as_str())
+        || sample == "S-bad"
+    {
+        // A data error: a required field empty, a bad time or result, or refused data.
+        (StatusCode::OK, answer("1"))
+    } else if sample == "S-flaky" && earlier == 0 {
+        (StatusCode::SERVICE_UNAVAILABLE, "busy".to_string())
+    } else if sample == "S-flaky" && earlier == 1 {
+        let fault = envelope(
+            "<S:Fault><faultcode>S:Server</faultcode><faultstring>database busy</faultstring></S:Fault>",
+        );
+        (StatusCode::INTERNAL_SERVER_ERROR, fault)
+    } else {
+        (StatusCode::OK, answer("0"))
+    };
+    mock.seen.lock().unwrap().push((params, reply.clone()));
+    (status, [("content-type", "text/xml; charset=utf-8")], reply).into_response()
+}
+
+async fn start_mock(key: &str) -> (std::net::SocketAddr, Arc<Mock>) {
+    let mock = Arc::new(Mock {
+        key: key.to_string(),
+        ..Mock::default()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = axum::Router::new()
+        .route("/ws/detection", axum::routing::post(soap))
+        .with_state(mock.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, mock)
+}
+
+async fn token(store: &Store, name: &str, role: Role) -> String {
+    let new = NewToken {
+        name: name.into(),
+        role,
+        markets: match role {
+            Role::Admin => Vec::new(),
+            _ => vec!["ZB-0001".to_string()],
+        },
+        expires_days: None,
+    };
+    store
+        .write_async(move |tx| Ok(foodgate::auth::create(tx, &new, "test")))
+        .await
+        .expect("write")
+        .expect("token")
+}
+
+const CODES: &str = "[items]\nchlorpyrifos = \"J-0107\"\n[foods]\nleafy_vegetable = \"F-11\"\n\
+    [markets]\n\"ZB-0001\" = \"E-320102-0001\"\n[stalls]\n\"ZB-0001/A12\" = \"T-A12\"\n\
+    [devices]\n\"IN-1\" = \"DEV-0091\"\n";
+
+fn outbox(store: &Store) -> Vec<(i64, String, String, Option<String>)> {
+    let conn = store.inspect().expect("inspect");
+    let mut stmt = conn
+        .prepare("SELECT id, type, status, last_answer FROM outbox ORDER BY id")
+        .expect("prepare");
+    let v = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .expect("query")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("rows");
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jiangsu_gets_each_failure_once_in_its_soap_shape_and_data_errors_go_dead() {
+    let (addr, mock) = start_mock(KEY).await;
+    let dir = temp_dir("platform-jiangsu");
+    let codes = dir.join("codes.toml");
+    std::fs::write(&codes, CODES).expect("codes");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\nutc_offset = \"+08:00\"\n\
+         [[upstream]]\nname = \"js\"\nurl = \"http://{addr}/ws/detection\"\nformat = \"jiangsu\"\n\
+         username = \"market01\"\npassword = \"s3cret-pw\"\ncodes = {codes:?}\ntimeout_s = 5\n\
+         retry_initial_ms = 50\nretry_max_ms = 200\n",
+        dir.join("data")
+    );
+    let cfg = foodgate::config::Config::parse(&text, "js.toml").expect("config");
+    let app = TestApp::builder(cfg).builtin_markets().start().await;
+    let st = token(app.store(), "st1", Role::Station).await;
+    let admin = token(app.store(), "adm", Role::Admin).await;
+
+    // A pass (not sent: send = failures), four failures: plain, a data error, one the
+    // platform is busy for, and one at a stall the codes file does not know.
+    let mut rows = vec![
+        row("p1", "ZB-0001", "0.01", "2026-12-03T09:15:42+08:00"),
+        row("ok", "ZB-0001", "0.5", "2026-12-03T09:16:00+08:00"),
+        row("bad", "ZB-0001", "0.6", "2026-12-03T09:17:00+08:00"),
+        row("flaky", "ZB-0001", "0.7", "2026-12-03T09:18:00+08:00"),
+        row("nostall", "ZB-0001", "0.8", "2026-12-03T09:19:00+08:00"),
+    ];
+    rows[4]["stall"] = json!("B9");
+    let (s, v) = app
+        .post(
+            "/api/v1/results",
+            Some(&st),
+            "application/json",
+            Value::Array(rows).to_string().as_bytes(),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let settled = |store: &Store| {
+        outbox(store)
+            .iter()
+            .filter(|(_, kind, status, _)| kind == "platform.record" && status == "pending")
+            .count() as u64
+    };
+    wait_progress("the platform's outbox settled", PATIENT, || {
+        settled(app.store())
+    })
+    .await;
+    let events = outbox(app.store());
+    let records: Vec<_> = events
+        .iter()
+        .filter(|(_, kind, _, _)| kind == "platform.record")
+        .collect();
+    assert_eq!(
+        records.len(),
+        4,
+        "one record per failure, none for the pass: {events:?}"
+    );
+    let status_of = |i: usize| records[i].2.as_str();
+    assert_eq!(
+        [status_of(0), status_of(1), status_of(2), status_of(3)],
+        ["delivered", "dead", "delivered", "dead"],
+        "{records:?}"
+    );
+    let bad = records[1].3.clone().unwrap_or_default();
+    assert!(
+        bad.contains("data error") && bad.contains("<return>1</return>"),
+        "{bad}"
+    );
+    let missing = records[3].3.clone().unwrap_or_default();
+    assert!(missing.contains("stalls.\"ZB-0001/B9\""), "{missing}");
+
+    // The exact request of the plain failure.
+    let seen = mock.seen.lock().unwrap().clone();
+    let (first, _) = seen
+        .iter()
+        .find(|(p, _)| p["sampleNum"] == "S-ok")
+        .expect("the plain failure");
+    let want: BTreeMap<String, String> = [
+        ("key", KEY),
+        ("testItemId", "J-0107"),
+        ("sampleName", "菠菜"),
+        ("testData", "0.5"),
+        ("testUnit", "mg/kg"),
+        ("result", "不合格"),
+        ("standard", "GB 2763-2021 (verify)"),
+        ("eqModel", ""),
+        ("createDate", "2026-12-03 09:16:00"),
+        ("eqNum", "DEV-0091"),
+        ("foodTypeId", "F-11"),
+        ("enterpriseId", "E-320102-0001"),
+        ("stallNum", "T-A12"),
+        ("sampleNum", "S-ok"),
+        ("standardData", "0.02mg/kg"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(first, &want);
+    // Each delivered once; the busy one answered 503, then a fault, then taken.
+    let count = |sample: &str| {
+        seen.iter()
+            .filter(|(p, _)| p["sampleNum"] == sample)
+            .count()
+    };
+    assert_eq!(count("S-ok"), 1);
+    let flaky: Vec<&str> = seen
+        .iter()
+        .filter(|(p, _)| p["sampleNum"] == "S-flaky")
+        .map(|(_, a)| a.as_str())
+        .collect();
+    assert_eq!(flaky.len(), 3, "a 503, a SOAP fault, then taken: {flaky:?}");
+    assert!(flaky[1].contains("faultstring") && flaky[2].contains("<return>0</return>"));
+    assert_eq!(
+        mock.bodies.lock().unwrap().len(),
+        seen.len(),
+        "every request well-formed"
+    );
+    assert_eq!(count("S-bad"), 1, "a data error is not retried");
+    assert_eq!(count("S-nostall"), 0, "no request without its codes");
+
+    // Fix the codes file, retry the dead event: delivered, with the stall's code.
+    let fixed = CODES.replace(
+        "\"ZB-0001/A12\" = \"T-A12\"\n",
+        "\"ZB-0001/A12\" = \"T-A12\"\n\"ZB-0001/B9\" = \"T-B9\"\n",
+    );
+    std::fs::write(&codes, fixed).expect("codes");
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/outbox/{}/retry", records[3].0),
+            Some(&admin),
+            "application/json",
+            b"",
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    wait_progress("the retried record delivered", PATIENT, || {
+        settled(app.store())
+    })
+    .await;
+    let after = outbox(app.store());
+    let retried = after.iter().find(|e| e.0 == records[3].0).expect("event");
+    assert_eq!(retried.2, "delivered", "{retried:?}");
+    let seen = mock.seen.lock().unwrap().clone();
+    let sent: Vec<_> = seen
+        .iter()
+        .filter(|(p, _)| p["sampleNum"] == "S-nostall")
+        .collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0["stallNum"], "T-B9");
+    app.shutdown().await;
+}
