@@ -37,13 +37,16 @@ pub const STATUS_EVERY: Duration = Duration::from_secs(5);
 
 /// The API's routes and the pages, with JSON errors, request metrics and the body limit.
 pub fn router(state: AppState) -> Router {
-    use crate::api::{coverage, hold_states, holds, ops, outbox, results, samples, stalls};
+    use crate::api::{
+        coverage, hold_states, holds, ops, outbox, reports, results, samples, stalls,
+    };
     Router::new()
         .route("/api/v1/results", post(results::upload).get(results::list))
         .route("/api/v1/results/stalls", post(stalls::correct))
         .route("/api/v1/results/holds", post(hold_states::mirror))
         .route("/api/v1/samples", post(samples::upload))
         .route("/api/v1/coverage", get(coverage::coverage))
+        .route("/api/v1/reports/monthly", get(reports::monthly))
         .route("/api/v1/holds", get(holds::list))
         .route("/api/v1/holds/{id}", patch(holds::patch_hold))
         .route("/api/v1/holds/{id}/retest", post(holds::retest))

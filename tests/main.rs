@@ -18,6 +18,7 @@ mod parse_cli;
 mod platforms;
 mod polled;
 mod ratelimit;
+mod reports;
 mod store;
 mod support;
 mod totals;

@@ -9,6 +9,7 @@
 //! - [`results`]: `POST /api/v1/results`, `GET /api/v1/results`.
 //! - [`samples`]: `POST /api/v1/samples` (sample registration).
 //! - [`stalls`]: `POST /api/v1/results/stalls` (a station's stall corrections, at its hub).
+//! - [`reports`]: `GET /api/v1/reports/monthly` (the regulators' monthly report).
 //! - [`hold_states`]: `POST /api/v1/results/holds` (a station's holds as they are, at its hub).
 //! - [`coverage`]: `GET /api/v1/coverage`.
 //! - [`holds`]: holds, retests, stall corrections.
@@ -23,6 +24,7 @@ pub mod holds;
 pub mod openapi;
 pub mod ops;
 pub mod outbox;
+pub mod reports;
 pub mod results;
 pub mod rows;
 pub mod samples;

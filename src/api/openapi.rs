@@ -7,7 +7,7 @@
 //! What every secured operation may also answer (401, 403, 429) and the bearer scheme are
 //! added by [`Security`], so that each handler names only its own answers.
 
-use super::{coverage, hold_states, holds, ops, outbox, results, samples, stalls};
+use super::{coverage, hold_states, holds, ops, outbox, reports, results, samples, stalls};
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
@@ -29,6 +29,7 @@ use super::schemas::*;
         stalls::correct,
         hold_states::mirror,
         coverage::coverage,
+        reports::monthly,
         holds::list,
         holds::patch_hold,
         holds::retest,
@@ -40,6 +41,7 @@ use super::schemas::*;
         ops::healthz,
         ops::metrics,
         pages::dashboard,
+        pages::monthly_report_page,
         pages::board,
         pages::login_page,
         pages::login,
@@ -166,6 +168,21 @@ mod pages {
             (status = 403, description = "not a regulator or admin", body = String, content_type = "text/html"),
         ))]
     pub fn dashboard() {}
+
+    /// HTML: the monthly report, a table and a chart per district (regulator, admin;
+    /// signed-in session cookie)
+    #[utoipa::path(get, path = "/reports/monthly", operation_id = "monthly_report_page", security(()),
+        params(
+            ("month" = Option<String>, Query, description = "YYYY-MM, default this month"),
+            ("district" = Option<String>, Query, description = "only this district"),
+        ),
+        responses(
+            (status = 200, description = "the report", body = String, content_type = "text/html"),
+            (status = 303, description = "not signed in: to /login?next=…"),
+            (status = 400, description = "a bad month", body = String, content_type = "text/html"),
+            (status = 403, description = "not a regulator or admin", body = String, content_type = "text/html"),
+        ))]
+    pub fn monthly_report_page() {}
 
     /// HTML: a market's public board of today's results (no personal data)
     #[utoipa::path(get, path = "/markets/{code}/board", operation_id = "market_board", security(()),

@@ -58,6 +58,7 @@ pub mod identity;
 pub mod insert;
 pub mod instruments;
 pub mod markets;
+pub mod monthly;
 pub mod outbox;
 pub mod outbox_tally;
 pub mod pages;

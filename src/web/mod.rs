@@ -10,6 +10,7 @@
 //! - [`signin`]: the sign-in form, one-time codes ([`signin::issue_signin_code`]), logout.
 //! - [`dashboard`]: the regulators' page; its reads (`trend`, `open_holds`) take a
 //!   `&Connection`.
+//! - [`reports`]: the regulators' monthly report page.
 //! - [`board`]: a market's public display screen.
 //! - [`svg`]: the trend chart, as SVG markup.
 //! - [`trend`]: the 30-day trend the chart draws.
@@ -19,6 +20,7 @@
 pub mod board;
 pub mod dashboard;
 pub mod html;
+pub mod reports;
 pub mod session;
 pub mod signin;
 pub mod svg;
@@ -38,6 +40,7 @@ pub use signin::issue_signin_code;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/dashboard", get(dashboard::dashboard))
+        .route("/reports/monthly", get(reports::monthly_page))
         .route("/markets/{code}/board", get(board::board))
         .route("/login", get(signin::login_page).post(signin::login))
         .route("/logout", post(signin::logout))
@@ -65,4 +68,43 @@ pub(crate) async fn signed_in(
             )
         })?;
     Ok(who.map(|p| (p, sid)))
+}
+
+/// The signed-in principal and session of a page for `roles`: not signed in, a redirect to
+/// the sign-in form that comes back here; signed in with another role, a 403 page that says
+/// who the page is for (`for_whom`) and offers to sign out.
+pub(crate) async fn page_principal(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+    roles: &[crate::auth::Role],
+    for_whom: &str,
+) -> Result<(Principal, String), Response> {
+    let Some((who, sid)) = signed_in(state, headers).await? else {
+        let here = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        return Err(signin::redirect(
+            &format!("/login?next={}", html::url_encode(here)),
+            &[],
+        ));
+    };
+    if !roles.contains(&who.role) {
+        let body = maud::html! {
+            header { h1 { "无权访问 Not allowed" } }
+            main { section {
+                p {
+                    "You are signed in as " (html::PlainText(&who.name)) " with a "
+                    (who.role.as_str()) " token: " (for_whom)
+                }
+                form method="post" action="/logout" {
+                    input type="hidden" name="csrf" value=(session::csrf_for(&sid));
+                    button type="submit" { "退出 Sign out" }
+                }
+            } }
+        };
+        return Err(html::respond(
+            StatusCode::FORBIDDEN,
+            html::page("zh-CN", "Not allowed", maud::html! {}, body),
+        ));
+    }
+    Ok((who, sid))
 }

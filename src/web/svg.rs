@@ -94,6 +94,53 @@ pub fn trend_chart(days: &[DayTrend]) -> Markup {
     }
 }
 
+/// One bar pair of [`batch_bars`]: a market's batches and its failed ones.
+pub struct BatchBar<'a> {
+    pub label: &'a str,
+    pub batches: u64,
+    pub failed: u64,
+}
+
+/// Batches (bars) and failed batches (red bars in front) per market, `id` naming the chart.
+pub fn batch_bars(id: &str, title: &str, bars: &[BatchBar<'_>]) -> Markup {
+    let n = bars.len().max(1) as f64;
+    let plot_w = W - LEFT - 12.0;
+    let plot_h = H - TOP - BOTTOM;
+    let top = nice_max(bars.iter().map(|b| b.batches).max().unwrap_or(0));
+    let slot = plot_w / n;
+    let bar = (slot * 0.7).max(1.0);
+    let y = |v: u64| TOP + plot_h - plot_h * (v as f64) / (top as f64);
+    let every = (bars.len() / 12).max(1);
+    html! {
+        svg xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (W) " " (H) } class="chart"
+            role="img" aria-labelledby=(format!("{id}-title")) font-family="sans-serif" font-size="11" {
+            title id=(format!("{id}-title")) { (title) }
+            @for i in 0..=4u64 {
+                @let v = top * i / 4;
+                @let gy = y(v);
+                line x1=(LEFT) y1=(at(gy)) x2=(at(W - 12.0)) y2=(at(gy)) stroke="#e3e7eb" {}
+                text x=(at(LEFT - 6.0)) y=(at(gy + 4.0)) text-anchor="end" fill="#52606d" { (v) }
+            }
+            @for (i, b) in bars.iter().enumerate() {
+                @let x = LEFT + slot * i as f64 + (slot - bar) / 2.0;
+                g class="market" {
+                    title { (b.label) ": " (b.batches) " 批次 batches, " (b.failed) " 不合格 failed" }
+                    rect x=(at(x)) y=(at(y(b.batches))) width=(at(bar))
+                        height=(at(TOP + plot_h - y(b.batches))) fill=(TESTS_COLOR) {}
+                    rect x=(at(x)) y=(at(y(b.failed))) width=(at(bar))
+                        height=(at(TOP + plot_h - y(b.failed))) fill=(FAIL_COLOR) {}
+                }
+                @if i % every == 0 {
+                    text x=(at(x + bar / 2.0)) y=(at(H - BOTTOM + 16.0)) text-anchor="middle"
+                        fill="#52606d" { (b.label.rsplit('-').next().unwrap_or(b.label)) }
+                }
+            }
+            line x1=(LEFT) y1=(at(TOP + plot_h)) x2=(at(W - 12.0)) y2=(at(TOP + plot_h))
+                stroke="#52606d" {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
