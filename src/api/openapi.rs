@@ -42,6 +42,11 @@ use super::schemas::*;
         ops::metrics,
         pages::dashboard,
         pages::monthly_report_page,
+        pages::station_page,
+        pages::station_sample_form,
+        pages::station_register_sample,
+        pages::station_hold,
+        pages::station_act,
         pages::board,
         pages::login_page,
         pages::login,
@@ -183,6 +188,61 @@ mod pages {
             (status = 403, description = "not a regulator or admin", body = String, content_type = "text/html"),
         ))]
     pub fn monthly_report_page() {}
+
+    /// HTML: the testing room's page: open holds with a button per step, today's readings,
+    /// instruments (station, contractor; signed-in session cookie)
+    #[utoipa::path(get, path = "/station", operation_id = "station_page", security(()),
+        params(("market" = Option<String>, Query, description = "one of the token's markets, default its first")),
+        responses(
+            (status = 200, description = "the page", body = String, content_type = "text/html"),
+            (status = 303, description = "not signed in: to /login?next=…"),
+            (status = 403, description = "not a station or contractor", body = String, content_type = "text/html"),
+        ))]
+    pub fn station_page() {}
+
+    /// HTML: the form to register a sample before testing (station, contractor)
+    #[utoipa::path(get, path = "/station/samples/new", operation_id = "station_sample_form", security(()),
+        params(("market" = Option<String>, Query, description = "one of the token's markets")),
+        responses(
+            (status = 200, description = "the form", body = String, content_type = "text/html"),
+            (status = 303, description = "not signed in: to /login?next=…"),
+        ))]
+    pub fn station_sample_form() {}
+
+    /// Form: register a sample (fields of `POST /api/v1/samples`, and `csrf`)
+    #[utoipa::path(post, path = "/station/samples", operation_id = "station_register_sample", security(()),
+        request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+        responses(
+            (status = 303, description = "registered: to /station with the message"),
+            (status = 400, description = "refused: the form again with the errors", body = String, content_type = "text/html"),
+            (status = 403, description = "CSRF token missing or wrong", body = String, content_type = "text/html"),
+        ))]
+    pub fn station_register_sample() {}
+
+    /// HTML: a hold with its history and the form of each step its state allows
+    #[utoipa::path(get, path = "/station/holds/{id}", operation_id = "station_hold", security(()),
+        params(
+            ("id" = String, Path, description = "hold id"),
+            ("action" = Option<String>, Query, description = "only this step's form"),
+        ),
+        responses(
+            (status = 200, description = "the hold", body = String, content_type = "text/html"),
+            (status = 303, description = "not signed in: to /login?next=…"),
+            (status = 404, description = "no such hold in the token's markets", body = String, content_type = "text/html"),
+        ))]
+    pub fn station_hold() {}
+
+    /// Form: one step of a hold (the fields of `POST /api/v1/holds/{id}/actions`, and `csrf`)
+    #[utoipa::path(post, path = "/station/holds/{id}/actions", operation_id = "station_act", security(()),
+        params(("id" = String, Path, description = "hold id")),
+        request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+        responses(
+            (status = 303, description = "done: to /station with the message"),
+            (status = 400, description = "a field is wrong: the form again with the error", body = String, content_type = "text/html"),
+            (status = 403, description = "CSRF token missing or wrong", body = String, content_type = "text/html"),
+            (status = 409, description = "the hold's state does not allow it", body = String, content_type = "text/html"),
+        ))]
+    pub fn station_act() {}
 
     /// HTML: a market's public board of today's results (no personal data)
     #[utoipa::path(get, path = "/markets/{code}/board", operation_id = "market_board", security(()),

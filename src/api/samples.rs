@@ -190,6 +190,16 @@ pub async fn upload(
     let who = state
         .authorize(&headers, &[Role::Station, Role::Contractor, Role::Admin])
         .await?;
+    register_body(&state, &who, body.to_vec()).await.map(Json)
+}
+
+/// Register the sample records of `body` (a JSON array) for `who`: the API and the tester's
+/// page. Answered per record, in order.
+pub async fn register_body(
+    state: &AppState,
+    who: &Principal,
+    body: Vec<u8>,
+) -> Result<SamplesAnswer, ApiError> {
     let st = state.clone();
     let w = who.clone();
     let (good, mut answered) = tokio::task::spawn_blocking(move || prepare(&st, &w, &body))
@@ -240,5 +250,5 @@ pub async fn upload(
         .await?;
     answered.extend(stored);
     answered.sort_by_key(|r| r.index);
-    Ok(Json(SamplesAnswer { results: answered }))
+    Ok(SamplesAnswer { results: answered })
 }

@@ -11,6 +11,7 @@
 //! - [`dashboard`]: the regulators' page; its reads (`trend`, `open_holds`) take a
 //!   `&Connection`.
 //! - [`reports`]: the regulators' monthly report page.
+//! - [`station`], [`station_forms`]: the testing room's page and its forms (testers).
 //! - [`board`]: a market's public display screen.
 //! - [`svg`]: the trend chart, as SVG markup.
 //! - [`trend`]: the 30-day trend the chart draws.
@@ -23,6 +24,8 @@ pub mod html;
 pub mod reports;
 pub mod session;
 pub mod signin;
+pub mod station;
+pub mod station_forms;
 pub mod svg;
 pub mod trend;
 
@@ -41,6 +44,11 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/dashboard", get(dashboard::dashboard))
         .route("/reports/monthly", get(reports::monthly_page))
+        .route("/station", get(station::station))
+        .route("/station/samples/new", get(station_forms::new_sample))
+        .route("/station/samples", post(station_forms::register_sample))
+        .route("/station/holds/{id}", get(station_forms::hold))
+        .route("/station/holds/{id}/actions", post(station_forms::act))
         .route("/markets/{code}/board", get(board::board))
         .route("/login", get(signin::login_page).post(signin::login))
         .route("/logout", post(signin::logout))

@@ -154,6 +154,14 @@ pub async fn login(
         }
         Err(e) => return server_error(e),
     };
+    // The default page is the regulators'; a tester's is the testing room's.
+    let next = if next == super::session::DEFAULT_NEXT
+        && matches!(who.role, auth::Role::Station | auth::Role::Contractor)
+    {
+        "/station".to_string()
+    } else {
+        next
+    };
     let name = who.name.clone();
     let created = state
         .store()
