@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration as StdDuration, Instant};
 
 /// Chromium, if installed (`FOODGATE_CHROMIUM` overrides the search).
-fn chromium() -> Option<PathBuf> {
+pub fn chromium() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("FOODGATE_CHROMIUM") {
         return Some(PathBuf::from(p));
     }
@@ -178,7 +178,7 @@ async fn create_token(store: &Store, name: &str, role: Role, markets: Vec<String
         .expect("token")
 }
 
-fn shots_dir() -> PathBuf {
+pub fn shots_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&dir).expect("screenshots dir");
     dir

@@ -3,6 +3,7 @@
 mod abuse;
 mod api;
 mod browser;
+mod browser_station;
 mod coverage;
 mod crash;
 mod demo;
@@ -19,6 +20,7 @@ mod platforms;
 mod polled;
 mod ratelimit;
 mod reports;
+mod station;
 mod store;
 mod support;
 mod totals;

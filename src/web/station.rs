@@ -28,6 +28,7 @@ const READINGS_SHOWN: i64 = 200;
 /// Styles of the testing room's pages: big touch targets, one column on a phone.
 pub const STYLE: &str = "
 .actions{display:flex;flex-wrap:wrap;gap:.5rem;margin:.5rem 0 0}
+main>.actions{margin:0 0 1rem}
 a.button,button.big{display:inline-block;padding:.6rem .9rem;border-radius:6px;background:#1f3a5f;color:#fff;text-decoration:none;border:0;font-size:1rem;min-height:44px}
 a.button.light{background:#e8edf2;color:#1d2630}
 .hold{border:1px solid #e3e7eb;border-radius:8px;padding:.7rem;margin:0 0 .7rem}

@@ -122,7 +122,9 @@ fn sample_form(
     html! {
         (room_header(who, sid, market, "登记样品 Register a sample"))
         main { section {
-            @if let Some(e) = errors.get("") { p class="error" { (PlainText(e)) } }
+            @for key in ["", "market", "sampled_at"] {
+                @if let Some(e) = errors.get(key) { p class="error" { (PlainText(e)) } }
+            }
             form method="post" action="/station/samples" class="stack" id="sample-form" {
                 input type="hidden" name="csrf" value=(csrf_for(sid));
                 input type="hidden" name="market" value=(PlainText(market));
