@@ -224,6 +224,96 @@ async fn the_testing_room_shows_its_market_and_checks_every_form() {
         "an empty field is not sent"
     );
 
+    // The rest of the path, each step through its form: laboratory, its positive result,
+    // destruction, the re-sample picked from the stall's readings, close.
+    let step = |fields: Vec<(&'static str, String)>| {
+        let (app, sid, mine) = (&app, &sid, &mine);
+        async move {
+            let action = fields[0].1.clone();
+            let (page, csrf) =
+                csrf_of(app, sid, &format!("/station/holds/{mine}?action={action}")).await;
+            assert!(
+                page.text().contains(&format!("id=\"form-{action}\"")),
+                "{action}"
+            );
+            let mut all: Vec<(&str, String)> = vec![("csrf", csrf)];
+            all.extend(fields);
+            let pairs: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let r = post_form(app, sid, &format!("/station/holds/{mine}/actions"), &pairs).await;
+            assert_eq!(r.status, 303, "{action}: {}", r.text());
+        }
+    };
+    step(vec![
+        ("action", "lab_sent".into()),
+        ("lab", "市食检所".into()),
+        ("lab_sample_no", "L-7".into()),
+    ])
+    .await;
+    step(vec![
+        ("action", "lab_result".into()),
+        ("result", "positive".into()),
+        ("reference", "R-7".into()),
+    ])
+    .await;
+    step(vec![
+        ("action", "destroy".into()),
+        ("kg", "12.5".into()),
+        ("method", "深埋 Deep burial".into()),
+        ("witness", "王五".into()),
+    ])
+    .await;
+    let tz = FixedOffset::east_opt(8 * 3600).expect("tz");
+    let now = Utc::now().with_timezone(&tz).to_rfc3339();
+    let (s, v) = app
+        .post(
+            "/api/v1/results",
+            Some(&st1),
+            "application/json",
+            json!([row("f1-re", "ZB-0001", "0.01", &now)])
+                .to_string()
+                .as_bytes(),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (page, _) = csrf_of(
+        &app,
+        &sid,
+        &format!("/station/holds/{mine}?action=resample"),
+    )
+    .await;
+    let text = page.text();
+    let option = text
+        .split("<select name=\"reading\"><option value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("no re-sample to pick: {text}"))
+        .to_string();
+    step(vec![("action", "resample".into()), ("reading", option)]).await;
+    step(vec![("action", "close".into()), ("note", "结案".into())]).await;
+    let h = hold_json(&app, &st1, &mine).await;
+    assert_eq!(
+        (h["status"].as_str(), h["destroyed_kg"].as_f64()),
+        (Some("closed"), Some(12.5)),
+        "{h}"
+    );
+    let actions: Vec<&str> = h["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "stop_sale",
+            "lab_sent",
+            "lab_result",
+            "destroy",
+            "resample",
+            "close"
+        ]
+    );
+
     // A sample: registered through the form; a bad one comes back with the error and the input.
     let (form_page, csrf) = csrf_of(&app, &sid, "/station/samples/new").await;
     assert_eq!(form_page.status, 200);
