@@ -290,6 +290,42 @@ fn year_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data/coverage-year")
 }
 
+/// Day by day from `first` (`YYYY-MM-DD`), market by market, as they would arrive. Per market
+/// and day: 50 readings of 20 samples (sample_ref unique per market, day and sample), every
+/// 10th failing, every 17th invalid; received at a time of that local day.
+fn insert_days(tx: &rusqlite::Transaction<'_>, first: &str, days: u32, t: Instant) {
+    let mut day = tx
+        .prepare(&format!(
+            "WITH RECURSIVE m(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM m WHERE k < 484),
+                 r(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM r WHERE j < {last_reading}),
+                 g(n, k, j, t) AS (SELECT ?1, k, j, strftime('%Y-%m-%dT%H:%M:%S.000Z',
+                     ?2, '+' || ?1 || ' days', '+' || (j * 10) || ' minutes')
+                     FROM m, r)
+             INSERT INTO readings (identity, market, stall, sample_ref, instrument, protocol,
+                 sample_id, sample_name, analyte, value, unit, measured_at, received_at,
+                 local_day, verdict, reason, result_status, reading_json, identity_key)
+             SELECT printf('y%d.%d.%d', n, k, j), printf('ZB-%04d', k), 'A' || (j % 5),
+                 (n * 484 + k) * 20 + j % 20, 'IN-' || k, 'astm', 'S' || (j % 20), '菠菜',
+                 'chlorpyrifos', 0.01, 'mg/kg', t, t, substr(t, 1, 10),
+                 CASE WHEN j % 10 = 0 THEN 'fail' WHEN j % 17 = 0 THEN 'invalid'
+                      ELSE 'pass' END,
+                 'generated', 'F', '{{}}', (n * 484 + k) * 1000 + j
+             FROM g",
+            last_reading = PER_MARKET_DAY - 1
+        ))
+        .unwrap();
+    for n in 0..days {
+        let added = day.execute(rusqlite::params![n, first]).unwrap();
+        assert_eq!(added, 484 * PER_MARKET_DAY as usize);
+        if n % 50 == 0 {
+            eprintln!(
+                "bench store: day {n} after {:.0} s",
+                t.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
 /// The year store (see the module comment), built unless it is there already.
 fn year_store() -> Config {
     let dir = year_dir();
@@ -313,41 +349,7 @@ fn year_store() -> Config {
     // coverage never reads): no reference checks while generating.
     conn.pragma_update(None, "foreign_keys", false).unwrap();
     let tx = conn.transaction().unwrap();
-    // Day by day, market by market, as they would arrive. Per market and day: 50 readings
-    // of 20 samples (sample_ref unique per market, day and sample), every 10th failing,
-    // every 17th invalid; received at a time of that local day.
-    {
-        let mut day = tx
-            .prepare(&format!(
-                "WITH RECURSIVE m(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM m WHERE k < 484),
-                     r(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM r WHERE j < {last_reading}),
-                     g(n, k, j, t) AS (SELECT ?1, k, j, strftime('%Y-%m-%dT%H:%M:%S.000Z',
-                         '2025-01-01', '+' || ?1 || ' days', '+' || (j * 10) || ' minutes')
-                         FROM m, r)
-                 INSERT INTO readings (identity, market, stall, sample_ref, instrument, protocol,
-                     sample_id, sample_name, analyte, value, unit, measured_at, received_at,
-                     local_day, verdict, reason, result_status, reading_json, identity_key)
-                 SELECT printf('y%d.%d.%d', n, k, j), printf('ZB-%04d', k), 'A' || (j % 5),
-                     (n * 484 + k) * 20 + j % 20, 'IN-' || k, 'astm', 'S' || (j % 20), '菠菜',
-                     'chlorpyrifos', 0.01, 'mg/kg', t, t, substr(t, 1, 10),
-                     CASE WHEN j % 10 = 0 THEN 'fail' WHEN j % 17 = 0 THEN 'invalid'
-                          ELSE 'pass' END,
-                     'generated', 'F', '{{}}', (n * 484 + k) * 1000 + j
-                 FROM g",
-                last_reading = PER_MARKET_DAY - 1
-            ))
-            .unwrap();
-        for n in 0..YEAR_DAYS {
-            let added = day.execute([n]).unwrap();
-            assert_eq!(added, 484 * PER_MARKET_DAY as usize);
-            if n % 50 == 0 {
-                eprintln!(
-                    "year store: day {n} after {:.0} s",
-                    t.elapsed().as_secs_f64()
-                );
-            }
-        }
-    }
+    insert_days(&tx, "2025-01-01", YEAR_DAYS, t);
     // Migration 0009 again, which back-fills the aggregate from the readings (run by itself:
     // rewinding `user_version` would run the later migrations again too).
     tx.execute_batch("DROP TABLE coverage_days; DROP TABLE coverage_samples;")
@@ -465,5 +467,78 @@ fn bench_coverage(c: &mut Criterion) {
     rt.block_on(s.stop());
 }
 
-criterion_group!(benches, bench_upload, bench_coverage);
+/// `reports/month`: `GET /api/v1/reports/monthly` for a month of a city (484 markets × 50
+/// readings × 30 days = 726,000 readings, a third of the failures' goods destroyed), in a
+/// store built for it (`target/bench-data/monthly/`, rebuilt each run: a few seconds).
+fn bench_monthly(c: &mut Criterion) {
+    if !wanted("reports/month") {
+        return;
+    }
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data/monthly");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = config(&dir, None);
+    let store = Store::open(&cfg.database_path(), StoreSettings::from_config(&cfg)).unwrap();
+    store
+        .write(|tx| foodgate::markets::import_builtin(tx, "bench"))
+        .unwrap();
+    store.close();
+    let t = Instant::now();
+    let mut conn = rusqlite::Connection::open(cfg.database_path()).unwrap();
+    conn.pragma_update(None, "foreign_keys", false).unwrap();
+    let tx = conn.transaction().unwrap();
+    insert_days(&tx, "2025-11-01", 30, t);
+    tx.execute_batch(
+        "INSERT INTO holds (id, reading, market, stall, status, created_at, updated_at,
+             destroyed_kg, destroyed_at)
+         SELECT 'h' || id, id, market, stall, CASE WHEN id % 3 = 0 THEN 'destroyed' ELSE 'held' END,
+             received_at, received_at, CASE WHEN id % 3 = 0 THEN 2.5 END,
+             CASE WHEN id % 3 = 0 THEN received_at END
+         FROM readings WHERE verdict = 'fail';",
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    drop(conn);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let limit = RateLimit {
+        per_second: 1e6,
+        burst: 1e6,
+    };
+    let s = rt.block_on(start(&cfg, Role::Regulator, Some(limit)));
+    let path = "/api/v1/reports/monthly?month=2025-11";
+    let (status, body) = rt.block_on(send(&client, &s, "GET", path, Bytes::new()));
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["total"]["tests"], 484 * 50 * 30);
+    assert_eq!(v["total"]["batches"], 484 * 20 * 30);
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let (status, _) = rt.block_on(send(&client, &s, "GET", path, Bytes::new()));
+        times.push(t.elapsed());
+        assert_eq!(status, 200);
+    }
+    let (p50, p99) = percentiles(times);
+    println!(
+        "monthly report of a city month (726,000 readings): p50 {:.0} ms, p99 {:.0} ms over 20",
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3
+    );
+    if std::env::var_os("FOODGATE_BENCH_ONCE").is_none() {
+        let mut g = c.benchmark_group("reports");
+        g.sample_size(10);
+        g.bench_function("month", |b| {
+            b.iter(|| rt.block_on(send(&client, &s, "GET", path, Bytes::new())))
+        });
+        g.finish();
+    }
+    rt.block_on(s.stop());
+}
+
+criterion_group!(benches, bench_upload, bench_coverage, bench_monthly);
 criterion_main!(benches);
