@@ -255,6 +255,7 @@ impl View<'_> {
         html! {
             header {
                 h1 { "foodgate · market testing dashboard" }
+                a href={ "/reports/monthly?month=" (self.date.format("%Y-%m")) } { "月度报表 Monthly report" }
                 form method="get" action="/dashboard" class="inline" {
                     label { "Date " input type="date" name="date" value=(self.date.format("%Y-%m-%d")); }
                     input type="hidden" name="sort" value=(PlainText(self.sort));
