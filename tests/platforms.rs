@@ -378,3 +378,255 @@ async fn jiangsu_gets_each_failure_once_in_its_soap_shape_and_data_errors_go_dea
     assert_eq!(sent[0].0["stallNum"], "T-B9");
     app.shutdown().await;
 }
+
+/// One upload the zhejiang mock saw: its token, the record's fields, the answer.
+type ZjUpload = (String, BTreeMap<String, String>, String);
+
+/// The zhejiang mock: logins hand out `tok-1`, `tok-2`, …; a token is good for `uses`
+/// uploads, then answered `{"code":401}`.
+#[derive(Default)]
+struct Zj {
+    logins: Mutex<Vec<(String, String)>>,
+    /// (token, fields, answer) of every upload.
+    uploads: Mutex<Vec<ZjUpload>>,
+    good: Mutex<Option<(String, usize)>>,
+}
+
+const ZJ_RECORD: [&str; 10] = [
+    "entitycode",
+    "booth",
+    "sampletime",
+    "detectiontime",
+    "deviceno",
+    "channelno",
+    "prodcode",
+    "prodamount",
+    "useunit",
+    "detectItem",
+];
+const ZJ_ITEM: [&str; 4] = ["itemcode", "result", "extradata", "data"];
+
+/// The record's fields (item fields prefixed `item.`), checking the exact nesting and order.
+fn zj_parse(xml: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut path: Vec<String> = Vec::new();
+    let mut fields = BTreeMap::new();
+    let (mut record, mut item) = (Vec::new(), Vec::new());
+    let mut text = String::new();
+    loop {
+        match reader.read_event().map_err(|e| e.to_string())? {
+            Event::Start(e) => {
+                let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                let want = match path.len() {
+                    0 => {
+                        name == "detectionData"
+                            && e.attributes()
+                                .flatten()
+                                .any(|a| a.key.as_ref() == b"version" && a.value.as_ref() == b"1.0")
+                    }
+                    1 => name == "detectionRecords",
+                    2 => name == "detectionRecord",
+                    3 | 4 => true,
+                    _ => false,
+                };
+                if !want {
+                    return Err(format!("unexpected <{name}> at depth {}", path.len()));
+                }
+                match path.len() {
+                    3 => record.push(name.clone()),
+                    4 => item.push(name.clone()),
+                    _ => {}
+                }
+                text.clear();
+                path.push(name);
+            }
+            Event::Text(t) => text.push_str(&t.decode().map_err(|e| e.to_string())?),
+            Event::End(_) => {
+                let name = path.pop().unwrap_or_default();
+                match path.len() {
+                    3 if name != "detectItem" => {
+                        fields.insert(name, std::mem::take(&mut text));
+                    }
+                    4 => {
+                        fields.insert(format!("item.{name}"), std::mem::take(&mut text));
+                    }
+                    _ => {}
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if record != ZJ_RECORD || item != ZJ_ITEM {
+        return Err(format!("record {record:?}, item {item:?}"));
+    }
+    Ok(fields)
+}
+
+async fn zj_login(State(zj): State<Arc<Zj>>, body: Bytes) -> Response {
+    let form: BTreeMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let (user, pw) = (
+        form.get("username").cloned().unwrap_or_default(),
+        form.get("password").cloned().unwrap_or_default(),
+    );
+    zj.logins.lock().unwrap().push((user.clone(), pw.clone()));
+    if user != "market01" || pw != "s3cret-pw" {
+        return axum::Json(json!({"code": 3, "msg": "wrong account"})).into_response();
+    }
+    let token = format!("tok-{}", zj.logins.lock().unwrap().len());
+    *zj.good.lock().unwrap() = Some((token.clone(), 1));
+    axum::Json(json!({"code": 0, "token": token})).into_response()
+}
+
+async fn zj_upload(
+    State(zj): State<Arc<Zj>>,
+    query: axum::extract::Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let token = query.get("token").cloned().unwrap_or_default();
+    let ctype = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let fields = match (ctype, zj_parse(&String::from_utf8_lossy(&body))) {
+        ("application/xml; charset=utf-8", Ok(f)) => f,
+        (c, r) => return (StatusCode::BAD_REQUEST, format!("{c}: {r:?}")).into_response(),
+    };
+    let answer = {
+        let mut good = zj.good.lock().unwrap();
+        match good.as_mut() {
+            Some((t, uses)) if *t == token && *uses > 0 => {
+                if fields["booth"] == "T-BAD" {
+                    json!({"code": 1, "msg": "booth 不存在"})
+                } else {
+                    // The first token expires after one upload; later ones stay good.
+                    if token == "tok-1" {
+                        *uses -= 1;
+                    }
+                    json!({"code": 0})
+                }
+            }
+            _ => json!({"code": 401, "msg": "token expired"}),
+        }
+    };
+    zj.uploads
+        .lock()
+        .unwrap()
+        .push((token, fields, answer.to_string()));
+    axum::Json(answer).into_response()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zhejiang_logs_in_once_renews_an_expired_token_and_sends_its_xml() {
+    let zj = Arc::new(Zj::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = axum::Router::new()
+        .route("/login", axum::routing::post(zj_login))
+        .route("/api/farm/detect/updata", axum::routing::post(zj_upload))
+        .with_state(zj.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let dir = temp_dir("platform-zhejiang");
+    let codes = dir.join("codes.toml");
+    std::fs::write(
+        &codes,
+        CODES.replace(
+            "\"ZB-0001/A12\" = \"T-A12\"\n",
+            "\"ZB-0001/A12\" = \"T-A12\"\n\"ZB-0001/X1\" = \"T-BAD\"\n",
+        ),
+    )
+    .expect("codes");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\nutc_offset = \"+08:00\"\n\
+         [[upstream]]\nname = \"zj\"\nurl = \"http://{addr}/api/farm/detect/updata\"\n\
+         format = \"zhejiang\"\nlogin_url = \"http://{addr}/login\"\nsend = \"all\"\n\
+         username = \"market01\"\npassword = \"s3cret-pw\"\ncodes = {codes:?}\ntimeout_s = 5\n\
+         retry_initial_ms = 50\nretry_max_ms = 200\n",
+        dir.join("data")
+    );
+    let cfg = foodgate::config::Config::parse(&text, "zj.toml").expect("config");
+    let app = TestApp::builder(cfg).builtin_markets().start().await;
+    let st = token(app.store(), "st1", Role::Station).await;
+    // One at a time, so the first token's expiry falls between them.
+    let mut rows = vec![
+        row("z1", "ZB-0001", "0.5", "2026-12-03T10:00:00+08:00"),
+        row("z2", "ZB-0001", "0.01", "2026-12-03T10:05:00+08:00"),
+        row("z3", "ZB-0001", "0.6", "2026-12-03T10:10:00+08:00"),
+    ];
+    rows[2]["stall"] = json!("X1");
+    let settled = |store: &Store| {
+        outbox(store)
+            .iter()
+            .filter(|(_, kind, status, _)| kind == "platform.record" && status == "pending")
+            .count() as u64
+    };
+    for r in rows {
+        let (s, v) = app
+            .post(
+                "/api/v1/results",
+                Some(&st),
+                "application/json",
+                json!([r]).to_string().as_bytes(),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        wait_progress("the record settled", PATIENT, || settled(app.store())).await;
+    }
+    let records: Vec<_> = outbox(app.store())
+        .into_iter()
+        .filter(|(_, kind, _, _)| kind == "platform.record")
+        .collect();
+    let statuses: Vec<&str> = records.iter().map(|r| r.2.as_str()).collect();
+    assert_eq!(
+        statuses,
+        ["delivered", "delivered", "dead"],
+        "send = all: the pass too"
+    );
+    assert!(
+        records[2]
+            .3
+            .as_deref()
+            .unwrap_or_default()
+            .contains("booth 不存在"),
+        "{records:?}"
+    );
+    let logins = zj.logins.lock().unwrap().clone();
+    assert_eq!(logins.len(), 2, "one login, one renewal: {logins:?}");
+    assert!(logins
+        .iter()
+        .all(|(u, p)| u == "market01" && p == "s3cret-pw"));
+    let uploads = zj.uploads.lock().unwrap().clone();
+    let tokens: Vec<&str> = uploads.iter().map(|u| u.0.as_str()).collect();
+    assert_eq!(
+        tokens,
+        ["tok-1", "tok-1", "tok-2", "tok-2"],
+        "expired, renewed, re-sent"
+    );
+    let first = &uploads[0].1;
+    let want: BTreeMap<String, String> = [
+        ("entitycode", "E-320102-0001"),
+        ("booth", "T-A12"),
+        ("sampletime", "2026-12-03 10:00:00"),
+        ("detectiontime", "2026-12-03 10:00:00"),
+        ("deviceno", "DEV-0091"),
+        ("channelno", ""),
+        ("prodcode", "F-11"),
+        ("prodamount", ""),
+        ("useunit", ""),
+        ("item.itemcode", "J-0107"),
+        ("item.result", "1"),
+        ("item.extradata", ""),
+        ("item.data", "0.5"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(first, &want);
+    assert_eq!(uploads[2].1["item.result"], "0", "the pass");
+    app.shutdown().await;
+}

@@ -245,9 +245,28 @@ fn platform_upstreams_need_an_account_and_a_readable_codes_file() {
         e.contains("upstream[0].codes") && e.contains("itemz"),
         "{e}"
     );
+    std::fs::write(&codes, "[items]\nchlorpyrifos = \"J-1\"\n").unwrap();
+    let zj = |extra: &str| {
+        format!("[[upstream]]\nname=\"zj\"\nurl=\"http://h/up\"\nformat=\"zhejiang\"\n{ok}{extra}")
+    };
+    let c = Config::parse(&zj("login_url=\"http://h/login\"\n"), "f.toml").unwrap();
+    let p = c.upstreams[0].platform.as_ref().unwrap();
+    assert_eq!(p.login_url.as_deref(), Some("http://h/login"));
+    let e = err(&zj(""));
+    assert!(
+        e.contains("upstream[0].login_url: required for a zhejiang upstream"),
+        "{e}"
+    );
+    let e = err(&zj("login_url=\"ftp://h\"\n"));
+    assert!(
+        e.contains("upstream[0].login_url: expected a full http:// URL"),
+        "{e}"
+    );
+    let e = err(&up(&format!("{ok}login_url=\"http://h/login\"\n")));
+    assert!(e.contains("a jiangsu upstream has no login"), "{e}");
     let e = err("[[upstream]]\nname=\"x\"\nurl=\"http://h/e\"\nformat=\"anhui\"\n");
     assert!(
-        e.contains("upstream[0].format: expected \"events\", \"results\" or a platform (\"jiangsu\"), got \"anhui\""),
+        e.contains("upstream[0].format: expected \"events\", \"results\" or a platform (\"jiangsu\", \"zhejiang\"), got \"anhui\""),
         "{e}"
     );
     let e = err("[[upstream]]\nname=\"x\"\nurl=\"http://h/e\"\nsecret=\"k\"\nusername=\"u\"\n");

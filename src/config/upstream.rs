@@ -28,6 +28,8 @@ pub struct RawUpstream {
     pub password: Option<String>,
     /// The platform's codes for foodgate's values (TOML, see `docs/platforms.md`).
     pub codes: Option<PathBuf>,
+    /// A platform's login endpoint (`zhejiang`).
+    pub login_url: Option<String>,
 }
 
 /// Which readings an upstream receives.
@@ -44,14 +46,17 @@ pub enum SendMode {
 pub enum Adapter {
     /// 江苏省食品安全快速检测采集管理系统: SOAP 1.1, one record per call.
     Jiangsu,
+    /// 浙江 农贸市场快检: a form login, then XML records with its token.
+    Zhejiang,
 }
 
 impl Adapter {
-    pub const ALL: [Adapter; 1] = [Adapter::Jiangsu];
+    pub const ALL: [Adapter; 2] = [Adapter::Jiangsu, Adapter::Zhejiang];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             Adapter::Jiangsu => "jiangsu",
+            Adapter::Zhejiang => "zhejiang",
         }
     }
 }
@@ -75,6 +80,8 @@ pub struct PlatformConfig {
     /// Read when the service starts (so a missing file stops it) and again on
     /// `foodgate outbox retry`.
     pub codes: PathBuf,
+    /// Where to log in (`zhejiang`).
+    pub login_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -192,10 +199,11 @@ pub(super) fn validate_upstreams(
         let platform = match format {
             Format::Platform(adapter) => Some(platform_config(cx, &key, adapter, &raw)?),
             Format::Events | Format::Results => {
-                for k in ["username", "password", "codes"] {
+                for k in ["username", "password", "codes", "login_url"] {
                     let given = match k {
                         "username" => raw.username.is_some(),
                         "password" => raw.password.is_some(),
+                        "login_url" => raw.login_url.is_some(),
                         _ => raw.codes.is_some(),
                     };
                     if given {
@@ -283,9 +291,36 @@ fn platform_config(
     if let Err(e) = crate::platform::codes::Codes::load(&codes) {
         return Err(cx.err(key("codes"), e.to_string()));
     }
+    let login_url = match (adapter, raw.login_url.as_deref()) {
+        (Adapter::Zhejiang, Some(u)) if http_url(u) => Some(u.to_string()),
+        (Adapter::Zhejiang, Some(u)) => {
+            return Err(cx.err(
+                key("login_url"),
+                format!("expected a full http:// URL, got {u:?}"),
+            ))
+        }
+        (Adapter::Zhejiang, None) => {
+            return Err(cx.err(key("login_url"), "required for a zhejiang upstream"))
+        }
+        (_, Some(_)) => {
+            return Err(cx.err(
+                key("login_url"),
+                format!("a {} upstream has no login", adapter.as_str()),
+            ))
+        }
+        (_, None) => None,
+    };
     Ok(PlatformConfig {
         username,
         password: Secret(password),
         codes,
+        login_url,
     })
+}
+
+/// A plain `http://` URL with a host.
+fn http_url(u: &str) -> bool {
+    u.parse::<hyper::Uri>()
+        .map(|u| u.scheme_str() == Some("http") && u.host().is_some())
+        .unwrap_or(false)
 }

@@ -10,6 +10,7 @@
 pub mod codes;
 pub mod jiangsu;
 pub mod record;
+pub mod zhejiang;
 
 pub use codes::{Codes, CodesError, MissingCode};
 pub use record::{NotARecord, Record};
@@ -35,6 +36,8 @@ pub enum PlatformOutcome {
     /// A data error: the platform will never take this record as it is.
     Dead(String),
     Retry(String),
+    /// The login token is no longer good: log in again and send once more.
+    Expired(String),
 }
 
 /// Why no request could be made: the event is dead at once, with this reason.
@@ -50,11 +53,33 @@ pub enum Unsendable {
     NotAPlatform(String),
 }
 
-/// The request of the event `body` for platform upstream `up`, its codes read now.
+/// The login request of a platform that needs one (its token is kept by the uplink).
+pub fn login_request(up: &Upstream) -> Option<PlatformRequest> {
+    let cfg = up.platform.as_ref()?;
+    match up.format {
+        crate::config::Format::Platform(Adapter::Zhejiang) => Some(zhejiang::login_request(
+            cfg.login_url.as_deref().unwrap_or_default(),
+            cfg,
+        )),
+        _ => None,
+    }
+}
+
+/// The token in a login answer, or why there is none (the attempt is retried).
+pub fn login_token(adapter: Adapter, status: u16, body: &str) -> Result<String, String> {
+    match adapter {
+        Adapter::Zhejiang => zhejiang::login_token(status, body),
+        Adapter::Jiangsu => Err("jiangsu has no login".into()),
+    }
+}
+
+/// The request of the event `body` for platform upstream `up`, its codes read now; `token`
+/// from its login, for a platform that has one.
 pub fn request(
     up: &Upstream,
     body: &[u8],
     offset: FixedOffset,
+    token: Option<&str>,
 ) -> Result<PlatformRequest, Unsendable> {
     let (crate::config::Format::Platform(adapter), Some(cfg)) = (up.format, &up.platform) else {
         return Err(Unsendable::NotAPlatform(up.name.clone()));
@@ -63,6 +88,13 @@ pub fn request(
     let record = Record::from_body(body)?;
     match adapter {
         Adapter::Jiangsu => Ok(jiangsu::request(&up.url, cfg, &codes, &record, offset)?),
+        Adapter::Zhejiang => Ok(zhejiang::request(
+            &up.url,
+            token.unwrap_or_default(),
+            &codes,
+            &record,
+            offset,
+        )?),
     }
 }
 
@@ -70,6 +102,7 @@ pub fn request(
 pub fn classify(adapter: Adapter, status: u16, body: &str) -> PlatformOutcome {
     match adapter {
         Adapter::Jiangsu => jiangsu::classify(status, body),
+        Adapter::Zhejiang => zhejiang::classify(status, body),
     }
 }
 

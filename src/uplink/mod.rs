@@ -47,6 +47,10 @@ pub struct UpstreamState {
     pub failures: std::sync::atomic::AtomicU64,
     pub last_error: Mutex<Option<String>>,
     pub health: Health,
+    /// A platform's login token, kept until an answer says it expired.
+    pub platform_token: Mutex<Option<String>>,
+    /// Held while logging in, so the events on the wire log in once, not once each.
+    pub platform_login: tokio::sync::Mutex<()>,
 }
 
 /// What `/metrics` and the API render about the uplink.
@@ -532,7 +536,7 @@ async fn deliver(
     let attempt = match up.format {
         Format::Platform(adapter) => {
             let offset = store.settings().utc_offset;
-            platform_attempt(&client, &up, adapter, &ev, offset).await
+            platform_attempt(&client, &up, &state, adapter, &ev, offset).await
         }
         _ => {
             let answer = http::post(&client, &up, &up.url, &ev.event_id, ev.body.clone()).await;
@@ -563,45 +567,108 @@ async fn deliver(
 }
 
 /// One attempt at a platform: its request made now (with its codes file as it is now), its
-/// answer read by the platform's own rules. A record that cannot be made is dead at once.
+/// answer read by the platform's own rules. A record that cannot be made is dead at once. A
+/// platform with a login gets the kept token, or a new one; when its answer says the token
+/// expired, it logs in once more and the request goes again.
 async fn platform_attempt(
     client: &http::Client,
     up: &Upstream,
+    state: &UpstreamState,
     adapter: crate::config::Adapter,
     ev: &DueEvent,
     offset: chrono::FixedOffset,
 ) -> Attempt {
-    let req = match crate::platform::request(up, &ev.body, offset) {
-        Ok(r) => r,
-        Err(e) => {
-            return Attempt::Dead {
-                answer: e.to_string(),
-            }
-        }
-    };
-    let answer = http::send(
-        client,
-        up,
-        &req.url,
-        req.content_type,
-        &req.headers,
-        req.body,
-    )
-    .await;
+    use crate::platform::PlatformOutcome;
     let at = now_ms();
     let retry = |text: String| Attempt::Retry {
         answer: text,
         next_attempt_ms: at
             + backoff(up, ev.attempts + 1, ev.id as u64 ^ at as u64).as_millis() as i64,
     };
-    match answer {
-        Answer::Transport(e) => retry(e),
-        Answer::Http { status, body } => match crate::platform::classify(adapter, status, &body) {
-            crate::platform::PlatformOutcome::Delivered(t) => Attempt::Delivered { answer: t },
-            crate::platform::PlatformOutcome::Dead(t) => Attempt::Dead { answer: t },
-            crate::platform::PlatformOutcome::Retry(t) => retry(t),
-        },
+    let login = crate::platform::login_request(up);
+    let kept = |state: &UpstreamState| state.platform_token.lock().ok().and_then(|t| t.clone());
+    let keep = |state: &UpstreamState, t: Option<String>| {
+        if let Ok(mut k) = state.platform_token.lock() {
+            *k = t;
+        }
+    };
+    // Forget `used` only if it is still the kept one: one expiry, one new login.
+    let forget = |state: &UpstreamState, used: Option<&str>| {
+        if let Ok(mut k) = state.platform_token.lock() {
+            if k.as_deref() == used {
+                *k = None;
+            }
+        }
+    };
+    let mut last = String::new();
+    for round in 0..2 {
+        let mut token = kept(state);
+        let login_guard = match (&login, &token) {
+            (Some(_), None) => Some(state.platform_login.lock().await),
+            _ => None,
+        };
+        if token.is_none() {
+            // Another event may have logged in while this one waited.
+            token = kept(state);
+        }
+        if let (Some(req), None) = (&login, &token) {
+            let answer = http::send(
+                client,
+                up,
+                &req.url,
+                req.content_type,
+                &req.headers,
+                req.body.clone(),
+            )
+            .await;
+            let got = match answer {
+                Answer::Transport(e) => Err(format!("login: {e}")),
+                Answer::Http { status, body } => {
+                    crate::platform::login_token(adapter, status, &body)
+                }
+            };
+            match got {
+                Ok(t) => {
+                    keep(state, Some(t.clone()));
+                    token = Some(t);
+                }
+                Err(e) => return retry(e),
+            }
+        }
+        drop(login_guard);
+        let req = match crate::platform::request(up, &ev.body, offset, token.as_deref()) {
+            Ok(r) => r,
+            Err(e) => {
+                return Attempt::Dead {
+                    answer: e.to_string(),
+                }
+            }
+        };
+        let answer = http::send(
+            client,
+            up,
+            &req.url,
+            req.content_type,
+            &req.headers,
+            req.body,
+        )
+        .await;
+        match answer {
+            Answer::Transport(e) => return retry(e),
+            Answer::Http { status, body } => {
+                match crate::platform::classify(adapter, status, &body) {
+                    PlatformOutcome::Delivered(t) => return Attempt::Delivered { answer: t },
+                    PlatformOutcome::Dead(t) => return Attempt::Dead { answer: t },
+                    PlatformOutcome::Retry(t) => return retry(t),
+                    PlatformOutcome::Expired(t) => {
+                        forget(state, token.as_deref());
+                        last = format!("token expired (round {}): {t}", round + 1);
+                    }
+                }
+            }
+        }
     }
+    retry(last)
 }
 
 /// 2xx delivers; 408, 429, 5xx and transport failures retry; other 4xx are dead.
