@@ -630,3 +630,115 @@ async fn zhejiang_logs_in_once_renews_an_expired_token_and_sends_its_xml() {
     assert_eq!(uploads[2].1["item.result"], "0", "the pass");
     app.shutdown().await;
 }
+
+/// The guangdong mock: every form it got (usr, pwd, the `result` text) and what it answered.
+#[derive(Default)]
+struct Gd {
+    forms: Mutex<Vec<(BTreeMap<String, String>, String)>>,
+}
+
+async fn gd_upload(State(gd): State<Arc<Gd>>, headers: HeaderMap, body: Bytes) -> Response {
+    let ctype = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let form: BTreeMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let parsed: Option<Value> = form
+        .get("result")
+        .and_then(|r| serde_json::from_str(r).ok());
+    let seen = gd.forms.lock().unwrap().len();
+    let answer = match parsed {
+        _ if ctype != "application/x-www-form-urlencoded" => {
+            json!({"code": 2, "msg": "not a form"})
+        }
+        _ if form.get("usr").map(String::as_str) != Some("market01")
+            || form.get("pwd").map(String::as_str) != Some("s3cret-pw") =>
+        {
+            json!({"code": 1, "msg": "账号错误"})
+        }
+        None => json!({"code": 2, "msg": "JSON 错误"}),
+        // The platform's first answer of the day: a system error.
+        Some(_) if seen == 0 => json!({"code": 3, "msg": "系统错误"}),
+        Some(r) if r["deviceid"] == "DEV-BAD" => json!({"code": 1, "msg": "设备未登记"}),
+        Some(_) => json!({"code": 0, "msg": "ok"}),
+    };
+    gd.forms.lock().unwrap().push((form, answer.to_string()));
+    axum::Json(answer).into_response()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guangdong_gets_its_form_with_the_record_as_json_text() {
+    let gd = Arc::new(Gd::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = axum::Router::new()
+        .route("/api/upload", axum::routing::post(gd_upload))
+        .with_state(gd.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let dir = temp_dir("platform-guangdong");
+    let codes = dir.join("codes.toml");
+    std::fs::write(&codes, format!("{CODES}\"IN-9\" = \"DEV-BAD\"\n")).expect("codes");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\nutc_offset = \"+08:00\"\n\
+         [[upstream]]\nname = \"gd\"\nurl = \"http://{addr}/api/upload\"\nformat = \"guangdong\"\n\
+         username = \"market01\"\npassword = \"s3cret-pw\"\ncodes = {codes:?}\ntimeout_s = 5\n\
+         retry_initial_ms = 50\nretry_max_ms = 200\n",
+        dir.join("data")
+    );
+    let cfg = foodgate::config::Config::parse(&text, "gd.toml").expect("config");
+    let app = TestApp::builder(cfg).builtin_markets().start().await;
+    let st = token(app.store(), "st1", Role::Station).await;
+    let mut bad = row("g2", "ZB-0001", "0.6", "2026-12-03T11:05:00+08:00");
+    bad["instrument"] = json!("IN-9");
+    for r in [
+        row("g1", "ZB-0001", "0.5", "2026-12-03T11:00:00+08:00"),
+        bad,
+    ] {
+        let (s, v) = app
+            .post(
+                "/api/v1/results",
+                Some(&st),
+                "application/json",
+                json!([r]).to_string().as_bytes(),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        wait_progress("the record settled", PATIENT, || {
+            outbox(app.store())
+                .iter()
+                .filter(|(_, kind, status, _)| kind == "platform.record" && status == "pending")
+                .count() as u64
+        })
+        .await;
+    }
+    let records: Vec<_> = outbox(app.store())
+        .into_iter()
+        .filter(|(_, kind, _, _)| kind == "platform.record")
+        .collect();
+    let statuses: Vec<&str> = records.iter().map(|r| r.2.as_str()).collect();
+    assert_eq!(statuses, ["delivered", "dead"]);
+    assert!(records[1]
+        .3
+        .as_deref()
+        .unwrap_or_default()
+        .contains("设备未登记"));
+    let forms = gd.forms.lock().unwrap().clone();
+    assert_eq!(
+        forms.len(),
+        3,
+        "a system error retried, then delivered; the data error once"
+    );
+    assert!(forms[0].1.contains("\"code\":3") && forms[1].1.contains("\"code\":0"));
+    // The JSON text exactly, keys in the platform's order.
+    assert_eq!(
+        forms[1].0["result"],
+        "{\"username\":\"market01\",\"itemid\":\"J-0107\",\"deviceid\":\"DEV-0091\",\
+         \"totalnum\":1,\"Longitude\":\"\",\"Latitude\":\"\",\"details\":[{\"sampleid\":\"S-g1\",\
+         \"doublevalue\":0.5,\"unit\":\"mg/kg\",\"stringvalue\":\"1\",\"time\":\"2026-12-03 11:00:00\"}]}"
+    );
+    app.shutdown().await;
+}

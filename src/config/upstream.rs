@@ -48,15 +48,18 @@ pub enum Adapter {
     Jiangsu,
     /// 浙江 农贸市场快检: a form login, then XML records with its token.
     Zhejiang,
+    /// 广东 智慧食药监: a form with the record as a JSON text.
+    Guangdong,
 }
 
 impl Adapter {
-    pub const ALL: [Adapter; 2] = [Adapter::Jiangsu, Adapter::Zhejiang];
+    pub const ALL: [Adapter; 3] = [Adapter::Jiangsu, Adapter::Zhejiang, Adapter::Guangdong];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             Adapter::Jiangsu => "jiangsu",
             Adapter::Zhejiang => "zhejiang",
+            Adapter::Guangdong => "guangdong",
         }
     }
 }

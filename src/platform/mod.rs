@@ -8,6 +8,7 @@
 //! missing code fixed in the file goes with the next `foodgate outbox retry`.
 
 pub mod codes;
+pub mod guangdong;
 pub mod jiangsu;
 pub mod record;
 pub mod zhejiang;
@@ -69,7 +70,7 @@ pub fn login_request(up: &Upstream) -> Option<PlatformRequest> {
 pub fn login_token(adapter: Adapter, status: u16, body: &str) -> Result<String, String> {
     match adapter {
         Adapter::Zhejiang => zhejiang::login_token(status, body),
-        Adapter::Jiangsu => Err("jiangsu has no login".into()),
+        Adapter::Jiangsu | Adapter::Guangdong => Err(format!("{} has no login", adapter.as_str())),
     }
 }
 
@@ -88,6 +89,7 @@ pub fn request(
     let record = Record::from_body(body)?;
     match adapter {
         Adapter::Jiangsu => Ok(jiangsu::request(&up.url, cfg, &codes, &record, offset)?),
+        Adapter::Guangdong => Ok(guangdong::request(&up.url, cfg, &codes, &record, offset)?),
         Adapter::Zhejiang => Ok(zhejiang::request(
             &up.url,
             token.unwrap_or_default(),
@@ -103,6 +105,7 @@ pub fn classify(adapter: Adapter, status: u16, body: &str) -> PlatformOutcome {
     match adapter {
         Adapter::Jiangsu => jiangsu::classify(status, body),
         Adapter::Zhejiang => zhejiang::classify(status, body),
+        Adapter::Guangdong => guangdong::classify(status, body),
     }
 }
 

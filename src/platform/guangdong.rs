@@ -1,0 +1,130 @@
+//! `guangdong`: 广东 智慧食药监, a form whose `result` field is a JSON text, the readings of
+//! one item and device per request (`docs/platforms.md`). Records go one per request here.
+
+use super::codes::{Codes, MissingCode};
+use super::record::Record;
+use super::{PlatformOutcome, PlatformRequest};
+use crate::config::PlatformConfig;
+use chrono::FixedOffset;
+use serde::{Deserialize, Serialize};
+
+/// The `result` field, keys in the platform's order.
+#[derive(Serialize)]
+struct GuangdongResult<'a> {
+    username: &'a str,
+    itemid: &'a str,
+    deviceid: &'a str,
+    totalnum: usize,
+    #[serde(rename = "Longitude")]
+    longitude: &'a str,
+    #[serde(rename = "Latitude")]
+    latitude: &'a str,
+    details: Vec<GuangdongDetail<'a>>,
+}
+
+#[derive(Serialize)]
+struct GuangdongDetail<'a> {
+    sampleid: &'a str,
+    /// The value as a number where it is one, else as the text sent.
+    doublevalue: serde_json::Value,
+    unit: &'a str,
+    stringvalue: &'static str,
+    time: String,
+}
+
+/// The request of one record.
+pub fn request(
+    url: &str,
+    cfg: &PlatformConfig,
+    codes: &Codes,
+    r: &Record,
+    offset: FixedOffset,
+) -> Result<PlatformRequest, MissingCode> {
+    let itemid = codes.code("items", &r.analyte)?;
+    let deviceid = codes.code("devices", r.instrument.as_deref().unwrap_or(""))?;
+    let doublevalue = r
+        .value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+        .map_or_else(|| r.value.clone().into(), serde_json::Value::Number);
+    let result = GuangdongResult {
+        username: &cfg.username,
+        itemid,
+        deviceid,
+        totalnum: 1,
+        longitude: "",
+        latitude: "",
+        details: vec![GuangdongDetail {
+            sampleid: r.sample_id.as_deref().unwrap_or(""),
+            doublevalue,
+            unit: &r.unit,
+            stringvalue: if r.failed { "1" } else { "0" },
+            time: r.local_time(offset),
+        }],
+    };
+    let json = serde_json::to_string(&result).unwrap_or_default();
+    let body = serde_urlencoded::to_string([
+        ("usr", cfg.username.as_str()),
+        ("pwd", cfg.password.expose()),
+        ("result", json.as_str()),
+    ])
+    .unwrap_or_default();
+    Ok(PlatformRequest {
+        url: url.to_string(),
+        content_type: "application/x-www-form-urlencoded",
+        headers: Vec::new(),
+        body: body.into_bytes(),
+    })
+}
+
+#[derive(Deserialize)]
+struct GuangdongAnswer {
+    code: Option<i64>,
+    msg: Option<String>,
+}
+
+/// `code` 0 → delivered; 1 (bad parameters) or 2 (JSON error) → dead with `msg`; 3 (system
+/// error), anything else, HTTP 5xx → retried.
+pub fn classify(status: u16, body: &str) -> PlatformOutcome {
+    let text = format!("HTTP {status}: {}", super::keep(body));
+    let answer = serde_json::from_str::<GuangdongAnswer>(body).ok();
+    let msg = || {
+        answer
+            .as_ref()
+            .and_then(|a| a.msg.clone())
+            .unwrap_or_default()
+    };
+    match answer.as_ref().and_then(|a| a.code) {
+        Some(0) if (200..300).contains(&status) => PlatformOutcome::Delivered(text),
+        Some(c @ (1 | 2)) => PlatformOutcome::Dead(format!("data error {c}: {} ({text})", msg())),
+        _ => PlatformOutcome::Retry(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_read_by_their_code() {
+        assert!(matches!(
+            classify(200, r#"{"code":0,"msg":"ok"}"#),
+            PlatformOutcome::Delivered(_)
+        ));
+        for c in [1, 2] {
+            let body = format!(r#"{{"code":{c},"msg":"参数错误"}}"#);
+            assert!(matches!(classify(200, &body), PlatformOutcome::Dead(_)));
+        }
+        assert!(matches!(
+            classify(200, r#"{"code":3}"#),
+            PlatformOutcome::Retry(_)
+        ));
+        assert!(matches!(classify(503, ""), PlatformOutcome::Retry(_)));
+        assert!(matches!(
+            classify(500, r#"{"code":0}"#),
+            PlatformOutcome::Retry(_)
+        ));
+    }
+}
