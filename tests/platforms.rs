@@ -629,6 +629,43 @@ async fn zhejiang_logs_in_once_renews_an_expired_token_and_sends_its_xml() {
     assert_eq!(first, &want);
     assert_eq!(uploads[2].1["item.result"], "0", "the pass");
     app.shutdown().await;
+
+    // `foodgate upstream check`: logs in, renders the newest record, sends nothing.
+    let file = dir.join("zj.toml");
+    std::fs::write(&file, &text).expect("config file");
+    let run = move |name: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_foodgate"))
+            .args(["upstream", "check", name, "--config"])
+            .arg(&file)
+            .output()
+            .expect("run foodgate")
+    };
+    let out = tokio::task::spawn_blocking(move || (run("zj"), run("nope")))
+        .await
+        .expect("runs");
+    let (ok, missing) = out;
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(stdout.contains("login: ok, token tok-"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "POST http://{addr}/api/farm/detect/updata?token=tok-3"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("<booth>T-BAD</booth>"),
+        "the newest record: {stdout}"
+    );
+    assert!(!stdout.contains("s3cret-pw"));
+    assert_eq!(zj.logins.lock().unwrap().len(), 3, "it logged in");
+    assert_eq!(zj.uploads.lock().unwrap().len(), 4, "and sent nothing");
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no upstream \"nope\""));
 }
 
 /// The guangdong mock: every form it got (usr, pwd, the `result` text) and what it answered.

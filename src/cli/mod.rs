@@ -9,6 +9,7 @@ mod parse;
 mod serve;
 mod simulate;
 mod token;
+mod upstream;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -41,6 +42,8 @@ enum Command {
     Token(token::TokenArgs),
     /// The market registry: import a CSV file.
     Markets(markets::MarketsArgs),
+    /// Upstreams: check a platform's account and the request it would get, sending nothing.
+    Upstream(upstream::UpstreamArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -54,5 +57,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backup(args) => backup::run(args),
         Command::Token(args) => token::run(args),
         Command::Markets(args) => markets::run(args),
+        Command::Upstream(args) => upstream::run(args),
     }
 }

@@ -358,6 +358,22 @@ pub fn list(
     .collect()
 }
 
+/// The body of the newest event of type `kind` for `upstream` (`foodgate upstream check`).
+pub fn last_body(
+    reader: &Reader,
+    upstream: &str,
+    kind: &str,
+) -> rusqlite::Result<Option<(i64, Vec<u8>)>> {
+    use rusqlite::OptionalExtension;
+    reader
+        .connection()
+        .prepare_cached(
+            "SELECT id, body FROM outbox WHERE upstream = ?1 AND type = ?2 ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row(params![upstream, kind], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+}
+
 /// One outbox row by id.
 pub fn get(reader: &Reader, id: i64) -> rusqlite::Result<Option<OutboxRow>> {
     let conn = reader.connection();

@@ -671,6 +671,31 @@ async fn platform_attempt(
     retry(last)
 }
 
+/// Log in to platform upstream `up` now (for `foodgate upstream check`): the token, or why
+/// there is none; `Ok(None)` for a platform without a login.
+pub async fn platform_login(up: &Upstream) -> Result<Option<String>, String> {
+    let (Format::Platform(adapter), Some(req)) = (up.format, crate::platform::login_request(up))
+    else {
+        return Ok(None);
+    };
+    let client = http::client();
+    match http::send(
+        &client,
+        up,
+        &req.url,
+        req.content_type,
+        &req.headers,
+        req.body,
+    )
+    .await
+    {
+        Answer::Transport(e) => Err(format!("login: {e}")),
+        Answer::Http { status, body } => {
+            crate::platform::login_token(adapter, status, &body).map(Some)
+        }
+    }
+}
+
 /// 2xx delivers; 408, 429, 5xx and transport failures retry; other 4xx are dead.
 fn classify(up: &Upstream, ev: &DueEvent, answer: &Answer, at: i64) -> Attempt {
     let retry = |text: String| Attempt::Retry {
