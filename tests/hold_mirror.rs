@@ -235,7 +235,16 @@ async fn a_stations_workflow_reaches_the_hubs_hold_step_by_step_once() {
             "hold.destroyed",
             "hold.resampled",
             "hold.closed"
-        ]
+        ],
+        "every event the hub sent: {:?}",
+        receiver
+            .accepted()
+            .into_iter()
+            .map(|r| {
+                let b = serde_json::from_slice::<Value>(&r.body).unwrap_or_default();
+                format!("{} {} hold={}", r.kind, r.event_id, b["hold"]["id"])
+            })
+            .collect::<Vec<_>>()
     );
 
     // The last state again: nothing new. Another uploader's row, a bad state: rejected.

@@ -637,6 +637,64 @@ fn a_result_body_built_when_sent_stays_the_same_when_the_reading_changes() {
     store.close();
 }
 
+/// An answer that comes back for an event deleted while it was on the wire (a folded hold's)
+/// is recorded for nothing, even when the next event was given the same row id.
+#[test]
+fn a_late_answer_for_a_deleted_event_never_counts_for_the_next_one() {
+    use foodgate::store::outbox::{self, Attempt};
+    let dir = temp_dir("late-answer");
+    let cfg = config(&dir, &[("up", "http://127.0.0.1:9/events", "failures")]);
+    let store = open(&cfg);
+    let reader = store.reader().unwrap();
+    let failed = |store: &Store, id: &str| {
+        let done = store
+            .submit(batch(vec![item(
+                reading(id, "0.9", Verdict::Fail),
+                "ZB-0003",
+            )]))
+            .unwrap();
+        match &done.outcomes[0] {
+            Outcome::Stored {
+                hold: Some(hold), ..
+            } => hold.clone(),
+            other => panic!("a hold: {other:?}"),
+        }
+    };
+    let hold = failed(&store, "S1");
+    let on_the_wire = outbox::due(&reader, "up", i64::MAX, 10).unwrap();
+    assert_eq!(on_the_wire.len(), 1);
+    let sent = on_the_wire[0].clone();
+    store
+        .write(move |tx| outbox::delete_hold_events(tx, &hold))
+        .unwrap();
+    failed(&store, "S2");
+    let next = outbox::due(&reader, "up", i64::MAX, 10).unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(
+        next[0].id, sent.id,
+        "SQLite gave the next event the same row id"
+    );
+    assert_ne!(next[0].event_id, sent.event_id);
+    store
+        .write(move |tx| {
+            let ok = Attempt::Delivered {
+                answer: "HTTP 200".into(),
+            };
+            outbox::record(tx, "up", sent.id, &sent.event_id, 1_000, &ok)
+        })
+        .unwrap();
+    let conn = store.inspect().unwrap();
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM outbox WHERE status = 'pending' AND attempts = 0"
+        ),
+        1,
+        "the next event is still to be sent"
+    );
+    store.close();
+}
+
 /// A fresh `serve` database has no markets (and `serve` says how to import them);
 /// `markets import --builtin` loads the 484 built-in ones, and a second run changes none.
 #[test]

@@ -422,17 +422,17 @@ fn outbox_counts_kept_per_upstream_equal_a_count_of_the_outbox() {
     assert_eq!(outbox_kept(&reader), before);
 
     // Attempts: every third delivered, every fifth retried, every seventh dead.
-    let ids: Vec<(i64, String)> = conn
-        .prepare("SELECT id, upstream FROM outbox ORDER BY id")
+    let ids: Vec<(i64, String, String)> = conn
+        .prepare("SELECT id, upstream, event_id FROM outbox ORDER BY id")
         .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
-    let attempts: Vec<(i64, String, Attempt)> = ids
+    let attempts: Vec<(i64, String, String, Attempt)> = ids
         .iter()
         .enumerate()
-        .filter_map(|(i, (id, up))| {
+        .filter_map(|(i, (id, up, event))| {
             let a = if i % 3 == 0 {
                 Attempt::Delivered {
                     answer: "HTTP 200".into(),
@@ -449,25 +449,25 @@ fn outbox_counts_kept_per_upstream_equal_a_count_of_the_outbox() {
             } else {
                 return None;
             };
-            Some((*id, up.clone(), a))
+            Some((*id, up.clone(), event.clone(), a))
         })
         .collect();
     let last_failed = attempts
         .iter()
         .rev()
-        .find(|(_, up, a)| up == "a" && !matches!(a, Attempt::Delivered { .. }))
-        .map(|(_, _, a)| match a {
+        .find(|(_, up, _, a)| up == "a" && !matches!(a, Attempt::Delivered { .. }))
+        .map(|(_, _, _, a)| match a {
             Attempt::Retry { answer, .. } | Attempt::Dead { answer } => answer.clone(),
             Attempt::Delivered { .. } => unreachable!(),
         });
     store
         .write(move |tx| {
-            for (id, up, a) in &attempts {
-                outbox::record(tx, up, *id, 1_000, a)?;
+            for (id, up, event, a) in &attempts {
+                outbox::record(tx, up, *id, event, 1_000, a)?;
             }
             // Recorded again (a late answer): changes nothing.
-            if let Some((id, up, a)) = attempts.first() {
-                outbox::record(tx, up, *id, 1_001, a)?;
+            if let Some((id, up, event, a)) = attempts.first() {
+                outbox::record(tx, up, *id, event, 1_001, a)?;
             }
             Ok(())
         })
@@ -498,20 +498,20 @@ fn outbox_counts_kept_per_upstream_equal_a_count_of_the_outbox() {
     assert_eq!(outbox_kept(&reader), requeued);
 
     // Everything delivered: no error is shown any more.
-    let pending: Vec<(i64, String)> = conn
-        .prepare("SELECT id, upstream FROM outbox WHERE status = 'pending'")
+    let pending: Vec<(i64, String, String)> = conn
+        .prepare("SELECT id, upstream, event_id FROM outbox WHERE status = 'pending'")
         .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
     store
         .write(move |tx| {
-            for (id, up) in &pending {
+            for (id, up, event) in &pending {
                 let ok = Attempt::Delivered {
                     answer: "HTTP 200".into(),
                 };
-                outbox::record(tx, up, *id, 3_000, &ok)?;
+                outbox::record(tx, up, *id, event, 3_000, &ok)?;
             }
             Ok(())
         })

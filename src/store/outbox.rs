@@ -182,11 +182,15 @@ pub enum Attempt {
     },
 }
 
-/// Record an attempt's result for an event of `upstream` (the writer's transaction).
+/// Record an attempt's result for event `event_id`, row `id`, of `upstream` (the writer's
+/// transaction). The row must still hold that event: a hold folded into another deletes its
+/// events, and SQLite gives the next row the largest id again, so an attempt in flight for
+/// a deleted event would otherwise be recorded for the one queued after it.
 pub fn record(
     tx: &Tx<'_>,
     upstream: &str,
     id: i64,
+    event_id: &str,
     at_ms: i64,
     attempt: &Attempt,
 ) -> rusqlite::Result<()> {
@@ -202,9 +206,11 @@ pub fn record(
         "UPDATE outbox SET status = ?1, attempts = attempts + 1, last_attempt_ms = ?2,
             last_answer = ?3, next_attempt_ms = coalesce(?4, next_attempt_ms),
             delivered_ms = ?5
-         WHERE id = ?6 AND status = 'pending'",
+         WHERE id = ?6 AND event_id = ?7 AND status = 'pending'",
     )?;
-    let n = update.execute(params![status, at_ms, answer, next, delivered, id])?;
+    let n = update.execute(params![
+        status, at_ms, answer, next, delivered, id, event_id
+    ])?;
     let failed =
         (!matches!(attempt, Attempt::Delivered { .. })).then_some((answer.as_str(), at_ms));
     tx.outbox_moved(upstream, Some("pending"), Some(status), n as i64, failed);

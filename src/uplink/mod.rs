@@ -442,10 +442,14 @@ async fn deliver_batch(
     }
     // If the store is gone (shutdown), the rows stay pending and go again.
     let name = up.name.clone();
+    let event_ids: std::collections::HashMap<i64, String> =
+        job.into_iter().map(|e| (e.id, e.event_id)).collect();
     let _ = store
         .write_async(move |tx| {
             for (id, attempt) in &attempts {
-                outbox::record(tx, &name, *id, at, attempt)?;
+                if let Some(event_id) = event_ids.get(id) {
+                    outbox::record(tx, &name, *id, event_id, at, attempt)?;
+                }
             }
             Ok(())
         })
@@ -560,8 +564,9 @@ async fn deliver(
     let id = ev.id;
     // If the store is gone (shutdown), the event stays pending and goes again: same id.
     let name = up.name.clone();
+    let event_id = ev.event_id.clone();
     let _ = store
-        .write_async(move |tx| outbox::record(tx, &name, id, at, &attempt))
+        .write_async(move |tx| outbox::record(tx, &name, id, &event_id, at, &attempt))
         .await;
     id
 }
