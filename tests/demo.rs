@@ -22,6 +22,27 @@ impl Drop for Demo {
     }
 }
 
+/// How long the demo may show no progress at all before the test gives up.
+const STALL: Duration = Duration::from_secs(90);
+
+/// Bytes in the data directory the demo names on stderr (0 before it does).
+fn data_bytes(stderr: &str) -> u64 {
+    let Some(dir) = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("foodgate: demo data in "))
+    else {
+        return 0;
+    };
+    let data = std::path::Path::new(dir).join("data");
+    std::fs::read_dir(data)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 /// Collect a pipe's lines on a thread.
 fn collect(pipe: impl Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
     let lines = Arc::new(Mutex::new(Vec::new()));
@@ -123,7 +144,6 @@ impl Live {
 
 #[test]
 fn demo_runs_the_whole_system_and_stops_cleanly() {
-    let start = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_foodgate"))
         .args(["demo", "--listen", "127.0.0.1:0", "--minutes", "2"])
         .stdout(Stdio::piped())
@@ -135,7 +155,10 @@ fn demo_runs_the_whole_system_and_stops_cleanly() {
     let mut demo = Demo(child);
     let stderr = || err.lock().unwrap().join("\n");
 
-    // The three lines, each on its own, in order (history is stored before they come).
+    // The three lines, each on its own, in order (history is stored before they come, so
+    // the wait fails only when the data directory has stopped growing for a long time).
+    let mut progress = (0, 0);
+    let mut moved = Instant::now();
     let lines = loop {
         let l = out.lock().unwrap().clone();
         if l.len() >= 3 {
@@ -146,9 +169,14 @@ fn demo_runs_the_whole_system_and_stops_cleanly() {
             "the demo exited early:\n{}",
             stderr()
         );
+        let now = (l.len(), data_bytes(&stderr()));
+        if now != progress {
+            progress = now;
+            moved = Instant::now();
+        }
         assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no three lines within 60 s; stdout {l:?}; stderr:\n{}",
+            moved.elapsed() < STALL,
+            "no three lines and no data stored for {STALL:?}; stdout {l:?}; stderr:\n{}",
             stderr()
         );
         std::thread::sleep(Duration::from_millis(100));

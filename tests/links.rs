@@ -6,7 +6,7 @@
 //! (its write lock held by another connection) answered NAK / AR, never ACK / AA; a serial
 //! port unplugged and plugged again.
 
-use crate::support::{temp_dir, wait_until, Action, Receiver, ServeProcess, SECRET};
+use crate::support::{temp_dir, wait_progress, Action, Receiver, ServeProcess, SECRET};
 use foodgate::judge::NOT_JUDGED;
 use foodgate_devices::sim::{self, Faults, SimConfig, SimReport};
 use foodgate_devices::transport::{PortStream, Pty};
@@ -89,10 +89,10 @@ fn stored(conn: &Connection, instrument: &str) -> i64 {
 /// Wait until `instrument`'s link has stored `n` readings.
 async fn until_stored(dir: &Path, instrument: &str, n: i64) {
     let conn = db(dir);
-    wait_until(
+    wait_progress(
         &format!("{instrument} stores {n} readings"),
         crate::support::PATIENT,
-        || stored(&conn, instrument) >= n,
+        || (n - stored(&conn, instrument)).max(0) as u64,
     )
     .await;
 }
@@ -323,21 +323,22 @@ async fn serve_stores_every_protocol_once_judged_acknowledged_and_delivered() {
 
     // Every event reaches the receiver: one result.recorded per reading (send = "all"),
     // one sample.failed per failure.
-    wait_until("events delivered", crate::support::PATIENT, || {
-        rx.accepted().len() as i64 == 38 + failures
+    wait_progress("events delivered", crate::support::PATIENT, || {
+        (38 + failures - rx.accepted().len() as i64).max(0) as u64
     })
     .await;
+    assert_eq!(rx.accepted().len() as i64, 38 + failures);
     let got = rx.accepted();
     assert!(got.iter().all(|r| r.signature_ok));
     assert_eq!(
         got.iter().filter(|r| r.kind == "sample.failed").count() as i64,
         failures
     );
-    wait_until("outbox delivered", crate::support::PATIENT, || {
+    wait_progress("outbox delivered", crate::support::PATIENT, || {
         count(
             &conn,
             "SELECT count(*) FROM outbox WHERE status <> 'delivered'",
-        ) == 0
+        ) as u64
     })
     .await;
 
