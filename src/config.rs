@@ -630,6 +630,7 @@ fn validate_serial(
 }
 
 mod error;
+mod template;
 #[cfg(test)]
 mod tests;
 mod upstream;

@@ -23,6 +23,7 @@ mod reports;
 mod station;
 mod store;
 mod support;
+mod templates;
 mod totals;
 mod uplink;
 mod web;

@@ -519,6 +519,43 @@ async fn zj_upload(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zhejiang_logs_in_once_renews_an_expired_token_and_sends_its_xml() {
+    zhejiang_against_its_strict_mock(false).await;
+}
+
+/// The same, with the example template of `docs/platforms/` in place of the adapter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_zhejiang_template_does_the_same_against_the_same_mock() {
+    zhejiang_against_its_strict_mock(true).await;
+}
+
+/// The `docs/platforms/` example of `adapter` for upstream `name` at `addr`, with the mocks'
+/// account, codes file `codes` and short retries.
+fn example_upstream(adapter: &str, name: &str, addr: &str, codes: &std::path::Path) -> String {
+    let docs = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/platforms");
+    std::fs::read_to_string(format!("{docs}/{adapter}.toml"))
+        .expect("example")
+        .replace(
+            "/etc/foodgate/platforms/codes.toml",
+            &codes.display().to_string(),
+        )
+        .replace("/etc/foodgate/platforms", docs)
+        .replace(
+            "http://platform.example.cn/api/login",
+            &format!("http://{addr}/login"),
+        )
+        .replace("http://platform.example.cn", &format!("http://{addr}"))
+        .replace(
+            &format!("name = \"{adapter}\"\n"),
+            &format!(
+                "name = \"{name}\"\ntimeout_s = 5\nretry_initial_ms = 50\nretry_max_ms = 200\n"
+            ),
+        )
+        .replace("send = \"failures\"", "send = \"all\"")
+        .replace("market-0003", "market01")
+        .replace("change-me", "s3cret-pw")
+}
+
+async fn zhejiang_against_its_strict_mock(template: bool) {
     let zj = Arc::new(Zj::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -541,14 +578,25 @@ async fn zhejiang_logs_in_once_renews_an_expired_token_and_sends_its_xml() {
         ),
     )
     .expect("codes");
-    let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\nutc_offset = \"+08:00\"\n\
-         [[upstream]]\nname = \"zj\"\nurl = \"http://{addr}/api/farm/detect/updata\"\n\
-         format = \"zhejiang\"\nlogin_url = \"http://{addr}/login\"\nsend = \"all\"\n\
-         username = \"market01\"\npassword = \"s3cret-pw\"\ncodes = {codes:?}\ntimeout_s = 5\n\
-         retry_initial_ms = 50\nretry_max_ms = 200\n",
+    let mut text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\nutc_offset = \"+08:00\"\n",
         dir.join("data")
     );
+    if template {
+        text.push_str(&example_upstream(
+            "zhejiang",
+            "zj",
+            &addr.to_string(),
+            &codes,
+        ));
+    } else {
+        text.push_str(&format!(
+            "[[upstream]]\nname = \"zj\"\nurl = \"http://{addr}/api/farm/detect/updata\"\n\
+             format = \"zhejiang\"\nlogin_url = \"http://{addr}/login\"\nsend = \"all\"\n\
+             username = \"market01\"\npassword = \"s3cret-pw\"\ncodes = {codes:?}\ntimeout_s = 5\n\
+             retry_initial_ms = 50\nretry_max_ms = 200\n"
+        ));
+    }
     let cfg = foodgate::config::Config::parse(&text, "zj.toml").expect("config");
     let app = TestApp::builder(cfg).builtin_markets().start().await;
     let st = token(app.store(), "st1", Role::Station).await;

@@ -102,9 +102,14 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
                 "{} request of outbox event {id} (not sent):",
                 adapter.as_str()
             );
-            println!("POST {}", req.url);
+            println!("{} {}", req.method, req.url);
             println!("Content-Type: {}", req.content_type);
             for (k, v) in &req.headers {
+                let v = if k.eq_ignore_ascii_case("authorization") {
+                    "***"
+                } else {
+                    v
+                };
                 println!("{k}: {v}");
             }
             println!();

@@ -266,7 +266,7 @@ fn platform_upstreams_need_an_account_and_a_readable_codes_file() {
     assert!(e.contains("a jiangsu upstream has no login"), "{e}");
     let e = err("[[upstream]]\nname=\"x\"\nurl=\"http://h/e\"\nformat=\"anhui\"\n");
     assert!(
-        e.contains("upstream[0].format: expected \"events\", \"results\" or a platform (\"jiangsu\", \"zhejiang\", \"guangdong\"), got \"anhui\""),
+        e.contains("upstream[0].format: expected \"events\", \"results\" or a platform (\"jiangsu\", \"zhejiang\", \"guangdong\", \"template\"), got \"anhui\""),
         "{e}"
     );
     let e = err("[[upstream]]\nname=\"x\"\nurl=\"http://h/e\"\nsecret=\"k\"\nusername=\"u\"\n");

@@ -3,6 +3,7 @@
 //! (`docs/platforms.md`).
 
 use super::error::{ConfigError, Ctx};
+use super::template::RawTemplateKeys;
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::fmt;
@@ -28,8 +29,16 @@ pub struct RawUpstream {
     pub password: Option<String>,
     /// The platform's codes for foodgate's values (TOML, see `docs/platforms.md`).
     pub codes: Option<PathBuf>,
-    /// A platform's login endpoint (`zhejiang`).
+    /// A platform's login endpoint (`zhejiang`, a template with `auth = "login"`).
     pub login_url: Option<String>,
+    /// The keys of `format = "template"` (see `template.rs`).
+    pub template: Option<PathBuf>,
+    pub content_type: Option<String>,
+    pub method: Option<String>,
+    pub auth: Option<String>,
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
+    pub login: Option<super::template::RawLogin>,
+    pub answer: Option<super::template::RawAnswer>,
 }
 
 /// Which readings an upstream receives.
@@ -50,16 +59,24 @@ pub enum Adapter {
     Zhejiang,
     /// 广东 智慧食药监: a form with the record as a JSON text.
     Guangdong,
+    /// Any other platform: a request template and rules in the config.
+    Template,
 }
 
 impl Adapter {
-    pub const ALL: [Adapter; 3] = [Adapter::Jiangsu, Adapter::Zhejiang, Adapter::Guangdong];
+    pub const ALL: [Adapter; 4] = [
+        Adapter::Jiangsu,
+        Adapter::Zhejiang,
+        Adapter::Guangdong,
+        Adapter::Template,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             Adapter::Jiangsu => "jiangsu",
             Adapter::Zhejiang => "zhejiang",
             Adapter::Guangdong => "guangdong",
+            Adapter::Template => "template",
         }
     }
 }
@@ -83,8 +100,10 @@ pub struct PlatformConfig {
     /// Read when the service starts (so a missing file stops it) and again on
     /// `foodgate outbox retry`.
     pub codes: PathBuf,
-    /// Where to log in (`zhejiang`).
+    /// Where to log in (`zhejiang`, a template with a login).
     pub login_url: Option<String>,
+    /// The compiled request of `format = "template"`.
+    pub template: Option<std::sync::Arc<crate::platform::template::TemplateSpec>>,
 }
 
 #[derive(Debug, Clone)]
@@ -141,7 +160,7 @@ pub(super) fn validate_upstreams(
 ) -> Result<Vec<Upstream>, ConfigError> {
     let mut names = HashSet::new();
     let mut upstreams = Vec::with_capacity(raws.len());
-    for (i, raw) in raws.into_iter().enumerate() {
+    for (i, mut raw) in raws.into_iter().enumerate() {
         let key = |k: &str| format!("upstream[{i}].{k}");
         if raw.name.trim().is_empty() {
             return Err(cx.err(key("name"), "expected a non-empty name"));
@@ -199,8 +218,20 @@ pub(super) fn validate_upstreams(
                 ),
             ));
         };
+        let tkeys = RawTemplateKeys {
+            template: raw.template.take(),
+            content_type: raw.content_type.take(),
+            method: raw.method.take(),
+            auth: raw.auth.take(),
+            headers: raw.headers.take(),
+            login: raw.login.take(),
+            answer: raw.answer.take(),
+        };
+        if let (false, Some(k)) = (format == Format::Platform(Adapter::Template), tkeys.given()) {
+            return Err(cx.err(key(k), "only a template upstream takes it"));
+        }
         let platform = match format {
-            Format::Platform(adapter) => Some(platform_config(cx, &key, adapter, &raw)?),
+            Format::Platform(adapter) => Some(platform_config(cx, &key, adapter, &raw, &tkeys)?),
             Format::Events | Format::Results => {
                 for k in ["username", "password", "codes", "login_url"] {
                     let given = match k {
@@ -270,6 +301,7 @@ fn platform_config(
     key: &dyn Fn(&str) -> String,
     adapter: Adapter,
     raw: &RawUpstream,
+    tkeys: &RawTemplateKeys,
 ) -> Result<PlatformConfig, ConfigError> {
     let need = |k: &str, v: &Option<String>| -> Result<String, ConfigError> {
         match v.as_deref().map(str::trim) {
@@ -280,8 +312,19 @@ fn platform_config(
             )),
         }
     };
-    let username = need("username", &raw.username)?;
-    let password = need("password", &raw.password)?;
+    let template = adapter == Adapter::Template;
+    // A template platform may take no account at all (its auth says).
+    let (username, password) = if template {
+        (
+            raw.username.clone().unwrap_or_default(),
+            raw.password.clone().unwrap_or_default(),
+        )
+    } else {
+        (
+            need("username", &raw.username)?,
+            need("password", &raw.password)?,
+        )
+    };
     let Some(codes) = raw.codes.clone() else {
         return Err(cx.err(
             key("codes"),
@@ -295,8 +338,8 @@ fn platform_config(
         return Err(cx.err(key("codes"), e.to_string()));
     }
     let login_url = match (adapter, raw.login_url.as_deref()) {
-        (Adapter::Zhejiang, Some(u)) if http_url(u) => Some(u.to_string()),
-        (Adapter::Zhejiang, Some(u)) => {
+        (Adapter::Zhejiang | Adapter::Template, Some(u)) if http_url(u) => Some(u.to_string()),
+        (Adapter::Zhejiang | Adapter::Template, Some(u)) => {
             return Err(cx.err(
                 key("login_url"),
                 format!("expected a full http:// URL, got {u:?}"),
@@ -313,11 +356,23 @@ fn platform_config(
         }
         (_, None) => None,
     };
+    let template = if template {
+        Some(super::template::template_spec(
+            cx,
+            key,
+            tkeys,
+            login_url.is_some(),
+            raw.token.is_some(),
+        )?)
+    } else {
+        None
+    };
     Ok(PlatformConfig {
         username,
         password: Secret(password),
         codes,
         login_url,
+        template,
     })
 }
 

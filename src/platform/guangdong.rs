@@ -71,12 +71,11 @@ pub fn request(
         ("result", json.as_str()),
     ])
     .unwrap_or_default();
-    Ok(PlatformRequest {
-        url: url.to_string(),
-        content_type: "application/x-www-form-urlencoded",
-        headers: Vec::new(),
-        body: body.into_bytes(),
-    })
+    Ok(PlatformRequest::post(
+        url,
+        "application/x-www-form-urlencoded",
+        body.into_bytes(),
+    ))
 }
 
 #[derive(Deserialize)]

@@ -3,11 +3,10 @@
 
 use super::codes::{Codes, MissingCode};
 use super::record::Record;
+use super::wire::element_text;
 use super::{md5_hex, xml_text, PlatformOutcome, PlatformRequest};
 use crate::config::PlatformConfig;
 use chrono::FixedOffset;
-use quick_xml::events::Event;
-use quick_xml::Reader;
 
 /// The operation's namespace (**contract** of `docs/platforms.md`).
 pub const NAMESPACE: &str = "http://service.ws.detection/";
@@ -84,31 +83,9 @@ pub fn request(
         body.push_str(&format!("<{name}>{}</{name}>", xml_text(value)));
     }
     body.push_str("</ns:uploadDetectionData></soap:Body></soap:Envelope>");
-    Ok(PlatformRequest {
-        url: url.to_string(),
-        content_type: "text/xml; charset=utf-8",
-        headers: vec![("SOAPAction", "\"\"".to_string())],
-        body: body.into_bytes(),
-    })
-}
-
-/// What the text of the first element named `name` (any prefix) in `xml` is, if any.
-fn element_text(xml: &str, name: &[u8]) -> Option<String> {
-    let mut reader = Reader::from_str(xml);
-    let mut inside = false;
-    let mut text = String::new();
-    loop {
-        match reader.read_event() {
-            Ok(Event::Start(e)) if e.local_name().as_ref() == name => inside = true,
-            Ok(Event::Text(t)) if inside => text.push_str(&t.decode().ok()?),
-            Ok(Event::End(e)) if inside && e.local_name().as_ref() == name => {
-                return Some(text.trim().to_string())
-            }
-            Ok(Event::Empty(e)) if e.local_name().as_ref() == name => return Some(String::new()),
-            Ok(Event::Eof) | Err(_) => return None,
-            Ok(_) => {}
-        }
-    }
+    let mut req = PlatformRequest::post(url, "text/xml; charset=utf-8", body.into_bytes());
+    req.headers.push(("SOAPAction".into(), "\"\"".into()));
+    Ok(req)
 }
 
 /// `return` 0 → delivered; 1 → a data error (dead, with the answer); a SOAP fault, any other

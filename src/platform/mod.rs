@@ -11,35 +11,16 @@ pub mod codes;
 pub mod guangdong;
 pub mod jiangsu;
 pub mod record;
+pub mod template;
+pub mod wire;
 pub mod zhejiang;
 
 pub use codes::{Codes, CodesError, MissingCode};
 pub use record::{NotARecord, Record};
+pub use wire::{keep, md5_hex, xml_text, PlatformOutcome, PlatformRequest};
 
-use crate::config::{Adapter, Upstream};
+use crate::config::{Adapter, Format, Upstream};
 use chrono::FixedOffset;
-use md5::{Digest, Md5};
-
-/// One request to a platform.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlatformRequest {
-    pub url: String,
-    pub content_type: &'static str,
-    /// Headers besides `Content-Type` and `Content-Length`.
-    pub headers: Vec<(&'static str, String)>,
-    pub body: Vec<u8>,
-}
-
-/// What a platform's answer means for the event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PlatformOutcome {
-    Delivered(String),
-    /// A data error: the platform will never take this record as it is.
-    Dead(String),
-    Retry(String),
-    /// The login token is no longer good: log in again and send once more.
-    Expired(String),
-}
 
 /// Why no request could be made: the event is dead at once, with this reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,25 +33,42 @@ pub enum Unsendable {
     Codes(String),
     #[error("upstream {0:?} is not a platform upstream")]
     NotAPlatform(String),
+    #[error("{0}")]
+    Template(String),
 }
 
-/// The login request of a platform that needs one (its token is kept by the uplink).
-pub fn login_request(up: &Upstream) -> Option<PlatformRequest> {
+impl From<template::RenderError> for Unsendable {
+    fn from(e: template::RenderError) -> Self {
+        match e {
+            template::RenderError::Missing(m) => Unsendable::Missing(m),
+            template::RenderError::Template(t) => Unsendable::Template(format!("template: {t}")),
+        }
+    }
+}
+
+/// The login request of a platform that needs one (its token is kept by the uplink); an
+/// error when a template's login cannot be rendered.
+pub fn login_request(up: &Upstream) -> Option<Result<PlatformRequest, Unsendable>> {
     let cfg = up.platform.as_ref()?;
+    let login_url = cfg.login_url.as_deref().unwrap_or_default();
     match up.format {
-        crate::config::Format::Platform(Adapter::Zhejiang) => Some(zhejiang::login_request(
-            cfg.login_url.as_deref().unwrap_or_default(),
-            cfg,
-        )),
+        Format::Platform(Adapter::Zhejiang) => Some(Ok(zhejiang::login_request(login_url, cfg))),
+        Format::Platform(Adapter::Template) => cfg
+            .template
+            .as_ref()?
+            .login_request(login_url, &cfg.username, cfg.password.expose())
+            .map(|r| r.map_err(Unsendable::from)),
         _ => None,
     }
 }
 
 /// The token in a login answer, or why there is none (the attempt is retried).
-pub fn login_token(adapter: Adapter, status: u16, body: &str) -> Result<String, String> {
-    match adapter {
-        Adapter::Zhejiang => zhejiang::login_token(status, body),
-        Adapter::Jiangsu | Adapter::Guangdong => Err(format!("{} has no login", adapter.as_str())),
+pub fn login_token(up: &Upstream, status: u16, body: &str) -> Result<String, String> {
+    let template = up.platform.as_ref().and_then(|p| p.template.as_deref());
+    match (up.format, template) {
+        (Format::Platform(Adapter::Zhejiang), _) => zhejiang::login_token(status, body),
+        (Format::Platform(Adapter::Template), Some(t)) => t.login_token(status, body),
+        _ => Err(format!("upstream {:?} has no login", up.name)),
     }
 }
 
@@ -82,51 +80,41 @@ pub fn request(
     offset: FixedOffset,
     token: Option<&str>,
 ) -> Result<PlatformRequest, Unsendable> {
-    let (crate::config::Format::Platform(adapter), Some(cfg)) = (up.format, &up.platform) else {
+    let (Format::Platform(adapter), Some(cfg)) = (up.format, &up.platform) else {
         return Err(Unsendable::NotAPlatform(up.name.clone()));
     };
     let codes = Codes::load(&cfg.codes).map_err(|e| Unsendable::Codes(e.to_string()))?;
     let record = Record::from_body(body)?;
-    match adapter {
-        Adapter::Jiangsu => Ok(jiangsu::request(&up.url, cfg, &codes, &record, offset)?),
-        Adapter::Guangdong => Ok(guangdong::request(&up.url, cfg, &codes, &record, offset)?),
-        Adapter::Zhejiang => Ok(zhejiang::request(
+    match (adapter, cfg.template.as_deref()) {
+        (Adapter::Jiangsu, _) => Ok(jiangsu::request(&up.url, cfg, &codes, &record, offset)?),
+        (Adapter::Guangdong, _) => Ok(guangdong::request(&up.url, cfg, &codes, &record, offset)?),
+        (Adapter::Zhejiang, _) => Ok(zhejiang::request(
             &up.url,
             token.unwrap_or_default(),
             &codes,
             &record,
             offset,
         )?),
+        (Adapter::Template, Some(t)) => {
+            let credentials = template::Credentials {
+                username: &cfg.username,
+                password: cfg.password.expose(),
+                bearer: up.token.as_ref().map(|t| t.expose()).unwrap_or_default(),
+            };
+            Ok(t.request(&up.url, credentials, &codes, &record, offset, token)?)
+        }
+        (Adapter::Template, None) => Err(Unsendable::NotAPlatform(up.name.clone())),
     }
 }
 
 /// What the platform's HTTP answer means.
-pub fn classify(adapter: Adapter, status: u16, body: &str) -> PlatformOutcome {
-    match adapter {
-        Adapter::Jiangsu => jiangsu::classify(status, body),
-        Adapter::Zhejiang => zhejiang::classify(status, body),
-        Adapter::Guangdong => guangdong::classify(status, body),
+pub fn classify(up: &Upstream, status: u16, body: &str) -> PlatformOutcome {
+    let template = up.platform.as_ref().and_then(|p| p.template.as_deref());
+    match (up.format, template) {
+        (Format::Platform(Adapter::Jiangsu), _) => jiangsu::classify(status, body),
+        (Format::Platform(Adapter::Zhejiang), _) => zhejiang::classify(status, body),
+        (Format::Platform(Adapter::Guangdong), _) => guangdong::classify(status, body),
+        (Format::Platform(Adapter::Template), Some(t)) => t.answer.classify(status, body),
+        _ => PlatformOutcome::Dead(format!("upstream {:?} is not a platform upstream", up.name)),
     }
-}
-
-/// Lowercase hex MD5, as the platforms' keys use it.
-pub fn md5_hex(data: &[u8]) -> String {
-    hex::encode(Md5::digest(data))
-}
-
-/// `text` escaped for an XML element's content.
-pub fn xml_text(text: &str) -> std::borrow::Cow<'_, str> {
-    quick_xml::escape::escape(text)
-}
-
-/// Bytes of a platform's answer kept in a message.
-const ANSWER_KEEP: usize = 1024;
-
-/// At most the first [`ANSWER_KEEP`] bytes of an answer (on a character boundary).
-fn keep(text: &str) -> &str {
-    let mut end = text.len().min(ANSWER_KEEP);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }

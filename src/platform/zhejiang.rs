@@ -15,12 +15,11 @@ pub fn login_request(login_url: &str, cfg: &PlatformConfig) -> PlatformRequest {
         ("password", cfg.password.expose()),
     ])
     .unwrap_or_default();
-    PlatformRequest {
-        url: login_url.to_string(),
-        content_type: "application/x-www-form-urlencoded",
-        headers: Vec::new(),
-        body: body.into_bytes(),
-    }
+    PlatformRequest::post(
+        login_url,
+        "application/x-www-form-urlencoded",
+        body.into_bytes(),
+    )
 }
 
 #[derive(Deserialize)]
@@ -95,12 +94,11 @@ pub fn request(
     body.push_str("</detectItem></detectionRecord></detectionRecords></detectionData>");
     let sep = if url.contains('?') { '&' } else { '?' };
     let token = serde_urlencoded::to_string([("token", token)]).unwrap_or_default();
-    Ok(PlatformRequest {
-        url: format!("{url}{sep}{token}"),
-        content_type: "application/xml; charset=utf-8",
-        headers: Vec::new(),
-        body: body.into_bytes(),
-    })
+    Ok(PlatformRequest::post(
+        format!("{url}{sep}{token}"),
+        "application/xml; charset=utf-8",
+        body.into_bytes(),
+    ))
 }
 
 /// `code` 0 → delivered; 1 → a data error (dead, with `msg`); 401 → the token expired;

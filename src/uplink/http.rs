@@ -96,21 +96,20 @@ pub(crate) async fn post(
 pub(crate) async fn send(
     client: &Client,
     up: &Upstream,
-    url: &str,
-    content_type: &str,
-    headers: &[(&'static str, String)],
-    body: Vec<u8>,
+    req: crate::platform::PlatformRequest,
 ) -> Answer {
-    let mut r = Request::post(url)
-        .header(CONTENT_TYPE, content_type)
-        .header(CONTENT_LENGTH, body.len());
-    for (name, value) in headers {
+    let mut r = Request::builder()
+        .method(req.method)
+        .uri(&req.url)
+        .header(CONTENT_TYPE, req.content_type.as_str())
+        .header(CONTENT_LENGTH, req.body.len());
+    for (name, value) in &req.headers {
         match HeaderValue::from_str(value) {
-            Ok(v) => r = r.header(*name, v),
+            Ok(v) => r = r.header(name.as_str(), v),
             Err(_) => return Answer::Transport(format!("header {name} is not a valid value")),
         }
     }
-    let r = match r.body(Full::new(Bytes::from(body))) {
+    let r = match r.body(Full::new(Bytes::from(req.body))) {
         Ok(r) => r,
         Err(e) => return Answer::Transport(format!("bad request: {e}")),
     };

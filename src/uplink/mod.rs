@@ -538,9 +538,9 @@ async fn deliver(
     state.attempts.fetch_add(1, Relaxed);
     let started = std::time::Instant::now();
     let attempt = match up.format {
-        Format::Platform(adapter) => {
+        Format::Platform(_) => {
             let offset = store.settings().utc_offset;
-            platform_attempt(&client, &up, &state, adapter, &ev, offset).await
+            platform_attempt(&client, &up, &state, &ev, offset).await
         }
         _ => {
             let answer = http::post(&client, &up, &up.url, &ev.event_id, ev.body.clone()).await;
@@ -579,7 +579,6 @@ async fn platform_attempt(
     client: &http::Client,
     up: &Upstream,
     state: &UpstreamState,
-    adapter: crate::config::Adapter,
     ev: &DueEvent,
     offset: chrono::FixedOffset,
 ) -> Attempt {
@@ -617,20 +616,17 @@ async fn platform_attempt(
             token = kept(state);
         }
         if let (Some(req), None) = (&login, &token) {
-            let answer = http::send(
-                client,
-                up,
-                &req.url,
-                req.content_type,
-                &req.headers,
-                req.body.clone(),
-            )
-            .await;
-            let got = match answer {
-                Answer::Transport(e) => Err(format!("login: {e}")),
-                Answer::Http { status, body } => {
-                    crate::platform::login_token(adapter, status, &body)
+            let req = match req {
+                Ok(r) => r.clone(),
+                Err(e) => {
+                    return Attempt::Dead {
+                        answer: format!("login: {e}"),
+                    }
                 }
+            };
+            let got = match http::send(client, up, req).await {
+                Answer::Transport(e) => Err(format!("login: {e}")),
+                Answer::Http { status, body } => crate::platform::login_token(up, status, &body),
             };
             match got {
                 Ok(t) => {
@@ -649,28 +645,17 @@ async fn platform_attempt(
                 }
             }
         };
-        let answer = http::send(
-            client,
-            up,
-            &req.url,
-            req.content_type,
-            &req.headers,
-            req.body,
-        )
-        .await;
-        match answer {
+        match http::send(client, up, req).await {
             Answer::Transport(e) => return retry(e),
-            Answer::Http { status, body } => {
-                match crate::platform::classify(adapter, status, &body) {
-                    PlatformOutcome::Delivered(t) => return Attempt::Delivered { answer: t },
-                    PlatformOutcome::Dead(t) => return Attempt::Dead { answer: t },
-                    PlatformOutcome::Retry(t) => return retry(t),
-                    PlatformOutcome::Expired(t) => {
-                        forget(state, token.as_deref());
-                        last = format!("token expired (round {}): {t}", round + 1);
-                    }
+            Answer::Http { status, body } => match crate::platform::classify(up, status, &body) {
+                PlatformOutcome::Delivered(t) => return Attempt::Delivered { answer: t },
+                PlatformOutcome::Dead(t) => return Attempt::Dead { answer: t },
+                PlatformOutcome::Retry(t) => return retry(t),
+                PlatformOutcome::Expired(t) => {
+                    forget(state, token.as_deref());
+                    last = format!("token expired (round {}): {t}", round + 1);
                 }
-            }
+            },
         }
     }
     retry(last)
@@ -679,25 +664,13 @@ async fn platform_attempt(
 /// Log in to platform upstream `up` now (for `foodgate upstream check`): the token, or why
 /// there is none; `Ok(None)` for a platform without a login.
 pub async fn platform_login(up: &Upstream) -> Result<Option<String>, String> {
-    let (Format::Platform(adapter), Some(req)) = (up.format, crate::platform::login_request(up))
-    else {
+    let Some(req) = crate::platform::login_request(up) else {
         return Ok(None);
     };
-    let client = http::client();
-    match http::send(
-        &client,
-        up,
-        &req.url,
-        req.content_type,
-        &req.headers,
-        req.body,
-    )
-    .await
-    {
+    let req = req.map_err(|e| format!("login: {e}"))?;
+    match http::send(&http::client(), up, req).await {
         Answer::Transport(e) => Err(format!("login: {e}")),
-        Answer::Http { status, body } => {
-            crate::platform::login_token(adapter, status, &body).map(Some)
-        }
+        Answer::Http { status, body } => crate::platform::login_token(up, status, &body).map(Some),
     }
 }
 
