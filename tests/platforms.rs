@@ -827,3 +827,115 @@ async fn guangdong_gets_its_form_with_the_record_as_json_text() {
     );
     app.shutdown().await;
 }
+
+/// The guangdong status endpoint: every heartbeat form it got.
+async fn gd_status(State(gd): State<Arc<Gd>>, headers: HeaderMap, body: Bytes) -> Response {
+    let form: BTreeMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let ok = headers.get("content-type").and_then(|v| v.to_str().ok())
+        == Some("application/x-www-form-urlencoded")
+        && form.get("usr").map(String::as_str) == Some("market01")
+        && form.get("pwd").map(String::as_str) == Some("s3cret-pw")
+        && ["0", "1", "2"].contains(&form.get("status").map(String::as_str).unwrap_or("?"));
+    let answer = if ok {
+        json!({"code": 0, "msg": "ok"})
+    } else {
+        json!({"code": 1, "msg": "参数错误"})
+    };
+    gd.forms.lock().unwrap().push((form, answer.to_string()));
+    axum::Json(answer).into_response()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guangdong_hears_every_coded_instruments_heartbeat_on_running_or_off() {
+    let gd = Arc::new(Gd::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = axum::Router::new()
+        .route("/api/status", axum::routing::post(gd_status))
+        .with_state(gd.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let dir = temp_dir("platform-guangdong-heartbeat");
+    let codes = dir.join("codes.toml");
+    std::fs::write(
+        &codes,
+        format!("{CODES}\"IN-2\" = \"DEV-0002\"\n\"IN-3\" = \"DEV-0003\"\n"),
+    )
+    .expect("codes");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\nutc_offset = \"+08:00\"\n\
+         [[upstream]]\nname = \"gd\"\nurl = \"http://{addr}/api/upload\"\nformat = \"guangdong\"\n\
+         username = \"market01\"\npassword = \"s3cret-pw\"\ncodes = {codes:?}\n\
+         status_url = \"http://{addr}/api/status\"\nheartbeat_s = 1\ntimeout_s = 5\n",
+        dir.join("data")
+    );
+    let cfg = foodgate::config::Config::parse(&text, "gd.toml").expect("config");
+    let app = TestApp::builder(cfg).builtin_markets().start().await;
+    // Read a minute ago (running), online but idle for two days (on), offline (off), and one
+    // the codes file has no device number for (not sent).
+    let now = chrono::Utc::now();
+    let seen = [
+        ("IN-1", true, now - chrono::Duration::seconds(0)),
+        ("IN-2", true, now - chrono::Duration::days(2)),
+        ("IN-3", false, now - chrono::Duration::days(2)),
+        ("IN-4", true, now),
+    ];
+    app.store()
+        .write_async(move |tx| {
+            for (id, online, last) in seen {
+                let at = last.to_rfc3339();
+                foodgate::store::instruments::upsert_status(
+                    tx,
+                    &foodgate::store::instruments::StatusRow {
+                        id,
+                        market: "ZB-0001",
+                        protocol: "gold-card",
+                        serial_number: None,
+                        model: None,
+                        firmware: None,
+                        last_seen: Some(at.clone()),
+                        online,
+                        counters: Default::default(),
+                        last_error: None,
+                        status_at: &at,
+                    },
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .expect("instruments");
+    // Each round reads the instruments at once: 0 or 3 forms. Two full rounds, then the last.
+    wait_progress("two rounds of heartbeats", PATIENT, || {
+        6u64.saturating_sub(gd.forms.lock().unwrap().len() as u64)
+    })
+    .await;
+    let forms = gd.forms.lock().unwrap().clone();
+    assert!(
+        forms.iter().all(|f| f.1.contains("\"code\":0")),
+        "{forms:?}"
+    );
+    let mut round: Vec<(String, String)> = forms[forms.len() - 3..]
+        .iter()
+        .map(|(f, _)| (f["deviceid"].clone(), f["status"].clone()))
+        .collect();
+    round.sort();
+    assert_eq!(
+        round,
+        [
+            ("DEV-0002".to_string(), "1".to_string()),
+            ("DEV-0003".into(), "0".into()),
+            ("DEV-0091".into(), "2".into()),
+        ]
+    );
+    assert_eq!(
+        forms[0].0.len(),
+        4,
+        "usr, pwd, deviceid, status: {:?}",
+        forms[0].0
+    );
+    app.shutdown().await;
+}

@@ -264,6 +264,33 @@ fn platform_upstreams_need_an_account_and_a_readable_codes_file() {
     );
     let e = err(&up(&format!("{ok}login_url=\"http://h/login\"\n")));
     assert!(e.contains("a jiangsu upstream has no login"), "{e}");
+    let e = err(&up(&format!("{ok}status_url=\"http://h/status\"\n")));
+    assert!(
+        e.contains("upstream[0].status_url: a jiangsu upstream has no device heartbeat"),
+        "{e}"
+    );
+    let gd = |extra: &str| {
+        format!("[[upstream]]\nname=\"gd\"\nurl=\"http://h/u\"\nformat=\"guangdong\"\n{ok}{extra}")
+    };
+    let c = Config::parse(&gd("status_url=\"http://h/status\"\n"), "f.toml").unwrap();
+    let beat = c.upstreams[0].platform.as_ref().unwrap().heartbeat.clone();
+    assert_eq!(
+        beat,
+        Some((
+            "http://h/status".into(),
+            std::time::Duration::from_secs(1800)
+        ))
+    );
+    let e = err(&gd("heartbeat_s=60\n"));
+    assert!(
+        e.contains("upstream[0].status_url: required with heartbeat_s"),
+        "{e}"
+    );
+    let e = err(&gd("status_url=\"http://h/s\"\nheartbeat_s=0\n"));
+    assert!(
+        e.contains("upstream[0].heartbeat_s: expected seconds"),
+        "{e}"
+    );
     let e = err("[[upstream]]\nname=\"x\"\nurl=\"http://h/e\"\nformat=\"anhui\"\n");
     assert!(
         e.contains("upstream[0].format: expected \"events\", \"results\" or a platform (\"jiangsu\", \"zhejiang\", \"guangdong\", \"template\"), got \"anhui\""),

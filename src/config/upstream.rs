@@ -31,6 +31,9 @@ pub struct RawUpstream {
     pub codes: Option<PathBuf>,
     /// A platform's login endpoint (`zhejiang`, a template with `auth = "login"`).
     pub login_url: Option<String>,
+    /// The device heartbeat of `guangdong`: where, and how often (default 1800 s).
+    pub status_url: Option<String>,
+    pub heartbeat_s: Option<u64>,
     /// The keys of `format = "template"` (see `template.rs`).
     pub template: Option<PathBuf>,
     pub content_type: Option<String>,
@@ -102,6 +105,8 @@ pub struct PlatformConfig {
     pub codes: PathBuf,
     /// Where to log in (`zhejiang`, a template with a login).
     pub login_url: Option<String>,
+    /// `guangdong`'s device heartbeat: every instrument's status to this URL this often.
+    pub heartbeat: Option<(String, std::time::Duration)>,
     /// The compiled request of `format = "template"`.
     pub template: Option<std::sync::Arc<crate::platform::template::TemplateSpec>>,
 }
@@ -233,11 +238,20 @@ pub(super) fn validate_upstreams(
         let platform = match format {
             Format::Platform(adapter) => Some(platform_config(cx, &key, adapter, &raw, &tkeys)?),
             Format::Events | Format::Results => {
-                for k in ["username", "password", "codes", "login_url"] {
+                for k in [
+                    "username",
+                    "password",
+                    "codes",
+                    "login_url",
+                    "status_url",
+                    "heartbeat_s",
+                ] {
                     let given = match k {
                         "username" => raw.username.is_some(),
                         "password" => raw.password.is_some(),
                         "login_url" => raw.login_url.is_some(),
+                        "status_url" => raw.status_url.is_some(),
+                        "heartbeat_s" => raw.heartbeat_s.is_some(),
                         _ => raw.codes.is_some(),
                     };
                     if given {
@@ -367,11 +381,45 @@ fn platform_config(
     } else {
         None
     };
+    let heartbeat = match (adapter, raw.status_url.as_deref(), raw.heartbeat_s) {
+        (Adapter::Guangdong, Some(u), every) if http_url(u) => {
+            let every = every.unwrap_or(1800);
+            if every == 0 || every > 86_400 {
+                return Err(cx.err(
+                    key("heartbeat_s"),
+                    format!("expected seconds between 1 and 86400, got {every}"),
+                ));
+            }
+            Some((u.to_string(), std::time::Duration::from_secs(every)))
+        }
+        (Adapter::Guangdong, Some(u), _) => {
+            return Err(cx.err(
+                key("status_url"),
+                format!("expected a full http:// URL, got {u:?}"),
+            ))
+        }
+        (Adapter::Guangdong, None, Some(_)) => {
+            return Err(cx.err(key("status_url"), "required with heartbeat_s"))
+        }
+        (_, Some(_), _) | (_, _, Some(_)) => {
+            let k = if raw.status_url.is_some() {
+                "status_url"
+            } else {
+                "heartbeat_s"
+            };
+            return Err(cx.err(
+                key(k),
+                format!("a {} upstream has no device heartbeat", adapter.as_str()),
+            ));
+        }
+        (_, None, None) => None,
+    };
     Ok(PlatformConfig {
         username,
         password: Secret(password),
         codes,
         login_url,
+        heartbeat,
         template,
     })
 }

@@ -78,6 +78,36 @@ pub fn request(
     ))
 }
 
+/// A device's status in the heartbeat: `1` on, `2` running (read lately), `0` off.
+pub fn device_status(online: bool, running: bool) -> &'static str {
+    match (online, running) {
+        (true, true) => "2",
+        (true, false) => "1",
+        (false, _) => "0",
+    }
+}
+
+/// The heartbeat of one device: a form with the account, its device number and status.
+pub fn heartbeat_request(
+    status_url: &str,
+    cfg: &PlatformConfig,
+    deviceid: &str,
+    status: &str,
+) -> PlatformRequest {
+    let body = serde_urlencoded::to_string([
+        ("usr", cfg.username.as_str()),
+        ("pwd", cfg.password.expose()),
+        ("deviceid", deviceid),
+        ("status", status),
+    ])
+    .unwrap_or_default();
+    PlatformRequest::post(
+        status_url,
+        "application/x-www-form-urlencoded",
+        body.into_bytes(),
+    )
+}
+
 #[derive(Deserialize)]
 struct GuangdongAnswer {
     code: Option<i64>,

@@ -17,6 +17,7 @@
 //! a station that was offline for days catches up by itself, oldest first.
 
 mod health;
+mod heartbeat;
 mod http;
 
 pub use health::{Health, HealthSnapshot};
@@ -137,6 +138,13 @@ pub fn spawn(
     for up in upstreams {
         let state = Arc::new(UpstreamState::default());
         states.push((up.name.clone(), state.clone()));
+        if up.platform.as_ref().is_some_and(|p| p.heartbeat.is_some()) {
+            let beat = heartbeat::run(store.clone(), Arc::new(up.clone()), shutdown.clone());
+            tasks.spawn(async move {
+                beat.await;
+                Ok(())
+            });
+        }
         tasks.spawn(run_upstream(store.clone(), up, state, shutdown.clone()));
     }
     (
