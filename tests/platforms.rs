@@ -380,7 +380,7 @@ async fn jiangsu_gets_each_failure_once_in_its_soap_shape_and_data_errors_go_dea
 }
 
 /// One upload the zhejiang mock saw: its token, the record's fields, the answer.
-type ZjUpload = (String, BTreeMap<String, String>, String);
+type ZjUpload = (String, Vec<BTreeMap<String, String>>, String);
 
 /// The zhejiang mock: logins hand out `tok-1`, `tok-2`, …; a token is good for `uses`
 /// uploads, then answered `{"code":401}`.
@@ -406,10 +406,11 @@ const ZJ_RECORD: [&str; 10] = [
 ];
 const ZJ_ITEM: [&str; 4] = ["itemcode", "result", "extradata", "data"];
 
-/// The record's fields (item fields prefixed `item.`), checking the exact nesting and order.
-fn zj_parse(xml: &str) -> Result<BTreeMap<String, String>, String> {
+/// Each record's fields (item fields prefixed `item.`), checking the exact nesting and order.
+fn zj_parse(xml: &str) -> Result<Vec<BTreeMap<String, String>>, String> {
     let mut reader = quick_xml::Reader::from_str(xml);
     let mut path: Vec<String> = Vec::new();
+    let mut records = Vec::new();
     let mut fields = BTreeMap::new();
     let (mut record, mut item) = (Vec::new(), Vec::new());
     let mut text = String::new();
@@ -444,6 +445,14 @@ fn zj_parse(xml: &str) -> Result<BTreeMap<String, String>, String> {
             Event::End(_) => {
                 let name = path.pop().unwrap_or_default();
                 match path.len() {
+                    2 => {
+                        if record != ZJ_RECORD || item != ZJ_ITEM {
+                            return Err(format!("record {record:?}, item {item:?}"));
+                        }
+                        records.push(std::mem::take(&mut fields));
+                        record.clear();
+                        item.clear();
+                    }
                     3 if name != "detectItem" => {
                         fields.insert(name, std::mem::take(&mut text));
                     }
@@ -457,10 +466,10 @@ fn zj_parse(xml: &str) -> Result<BTreeMap<String, String>, String> {
             _ => {}
         }
     }
-    if record != ZJ_RECORD || item != ZJ_ITEM {
-        return Err(format!("record {record:?}, item {item:?}"));
+    match records.len() {
+        1..=100 => Ok(records),
+        n => Err(format!("{n} records: 1 to 100 per upload")),
     }
-    Ok(fields)
 }
 
 async fn zj_login(State(zj): State<Arc<Zj>>, body: Bytes) -> Response {
@@ -497,7 +506,7 @@ async fn zj_upload(
         let mut good = zj.good.lock().unwrap();
         match good.as_mut() {
             Some((t, uses)) if *t == token && *uses > 0 => {
-                if fields["booth"] == "T-BAD" {
+                if fields.iter().any(|f| f["booth"] == "T-BAD") {
                     json!({"code": 1, "msg": "booth 不存在"})
                 } else {
                     // The first token expires after one upload; later ones stay good.
@@ -655,7 +664,8 @@ async fn zhejiang_against_its_strict_mock(template: bool) {
         ["tok-1", "tok-1", "tok-2", "tok-2"],
         "expired, renewed, re-sent"
     );
-    let first = &uploads[0].1;
+    assert!(uploads.iter().all(|u| u.1.len() == 1), "one at a time");
+    let first = &uploads[0].1[0];
     let want: BTreeMap<String, String> = [
         ("entitycode", "E-320102-0001"),
         ("booth", "T-A12"),
@@ -675,7 +685,7 @@ async fn zhejiang_against_its_strict_mock(template: bool) {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     assert_eq!(first, &want);
-    assert_eq!(uploads[2].1["item.result"], "0", "the pass");
+    assert_eq!(uploads[2].1[0]["item.result"], "0", "the pass");
     app.shutdown().await;
 
     // `foodgate upstream check`: logs in, renders the newest record, sends nothing.
@@ -742,6 +752,9 @@ async fn gd_upload(State(gd): State<Arc<Gd>>, headers: HeaderMap, body: Bytes) -
             json!({"code": 1, "msg": "账号错误"})
         }
         None => json!({"code": 2, "msg": "JSON 错误"}),
+        Some(r) if r["totalnum"].as_u64() != r["details"].as_array().map(|d| d.len() as u64) => {
+            json!({"code": 1, "msg": "totalnum 与 details 不符"})
+        }
         // The platform's first answer of the day: a system error.
         Some(_) if seen == 0 => json!({"code": 3, "msg": "系统错误"}),
         Some(r) if r["deviceid"] == "DEV-BAD" => json!({"code": 1, "msg": "设备未登记"}),
@@ -936,6 +949,211 @@ async fn guangdong_hears_every_coded_instruments_heartbeat_on_running_or_off() {
         4,
         "usr, pwd, deviceid, status: {:?}",
         forms[0].0
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zhejiang_takes_records_stored_together_in_one_upload_and_halves_a_refused_one() {
+    let zj = Arc::new(Zj::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = axum::Router::new()
+        .route("/login", axum::routing::post(zj_login))
+        .route("/api/farm/detect/updata", axum::routing::post(zj_upload))
+        .with_state(zj.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let dir = temp_dir("platform-zhejiang-batch");
+    let codes = dir.join("codes.toml");
+    std::fs::write(
+        &codes,
+        CODES.replace(
+            "\"ZB-0001/A12\" = \"T-A12\"\n",
+            "\"ZB-0001/A12\" = \"T-A12\"\n\"ZB-0001/X1\" = \"T-BAD\"\n",
+        ),
+    )
+    .expect("codes");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\nutc_offset = \"+08:00\"\n\
+         [[upstream]]\nname = \"zj\"\nurl = \"http://{addr}/api/farm/detect/updata\"\n\
+         format = \"zhejiang\"\nlogin_url = \"http://{addr}/login\"\nsend = \"all\"\n\
+         username = \"market01\"\npassword = \"s3cret-pw\"\ncodes = {codes:?}\ntimeout_s = 5\n\
+         retry_initial_ms = 50\nretry_max_ms = 200\n",
+        dir.join("data")
+    );
+    let cfg = foodgate::config::Config::parse(&text, "zj.toml").expect("config");
+    let app = TestApp::builder(cfg).builtin_markets().start().await;
+    let st = token(app.store(), "st1", Role::Station).await;
+    // Five readings in one upload, the fourth of a stall the platform does not know.
+    let mut rows: Vec<Value> = (1..=5)
+        .map(|i| {
+            row(
+                &format!("b{i}"),
+                "ZB-0001",
+                if i % 2 == 0 { "0.01" } else { "0.5" },
+                &format!("2026-12-03T10:0{i}:00+08:00"),
+            )
+        })
+        .collect();
+    rows[3]["stall"] = json!("X1");
+    let (s, v) = app
+        .post(
+            "/api/v1/results",
+            Some(&st),
+            "application/json",
+            Value::Array(rows).to_string().as_bytes(),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    wait_progress("every record answered", PATIENT, || {
+        outbox(app.store())
+            .iter()
+            .filter(|(_, kind, status, _)| kind == "platform.record" && status == "pending")
+            .count() as u64
+    })
+    .await;
+    let records: Vec<_> = outbox(app.store())
+        .into_iter()
+        .filter(|(_, kind, _, _)| kind == "platform.record")
+        .collect();
+    let statuses: Vec<&str> = records.iter().map(|r| r.2.as_str()).collect();
+    assert_eq!(
+        statuses,
+        ["delivered", "delivered", "delivered", "dead", "delivered"]
+    );
+    assert!(records[3]
+        .3
+        .as_deref()
+        .unwrap_or_default()
+        .contains("booth 不存在"));
+    let uploads = zj.uploads.lock().unwrap().clone();
+    let sizes: Vec<usize> = uploads.iter().map(|u| u.1.len()).collect();
+    // All five, refused; halves of 2 and 3; the 3 on an expired token (the mock's first
+    // token takes one upload), again after a new login, refused; 1 and 2; the 2 refused;
+    // 1 and 1.
+    assert_eq!(sizes, [5, 2, 3, 3, 1, 2, 1, 1], "{uploads:?}");
+    assert_eq!(zj.logins.lock().unwrap().len(), 2);
+    let delivered: Vec<&str> = uploads
+        .iter()
+        .filter(|u| u.2.contains("\"code\":0"))
+        .flat_map(|u| u.1.iter().map(|f| f["sampletime"].as_str()))
+        .collect();
+    assert_eq!(
+        delivered,
+        [
+            "2026-12-03 10:01:00",
+            "2026-12-03 10:02:00",
+            "2026-12-03 10:03:00",
+            "2026-12-03 10:05:00"
+        ],
+        "each good record delivered once, in order"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guangdong_takes_the_records_of_one_item_and_device_in_one_request() {
+    let gd = Arc::new(Gd::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = axum::Router::new()
+        .route("/api/upload", axum::routing::post(gd_upload))
+        .with_state(gd.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let dir = temp_dir("platform-guangdong-batch");
+    let codes = dir.join("codes.toml");
+    std::fs::write(&codes, format!("{CODES}\"IN-9\" = \"DEV-BAD\"\n")).expect("codes");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\nutc_offset = \"+08:00\"\n\
+         [[upstream]]\nname = \"gd\"\nurl = \"http://{addr}/api/upload\"\nformat = \"guangdong\"\n\
+         username = \"market01\"\npassword = \"s3cret-pw\"\ncodes = {codes:?}\ntimeout_s = 5\n\
+         send = \"all\"\nretry_initial_ms = 50\nretry_max_ms = 200\n",
+        dir.join("data")
+    );
+    let cfg = foodgate::config::Config::parse(&text, "gd.toml").expect("config");
+    let app = TestApp::builder(cfg).builtin_markets().start().await;
+    let st = token(app.store(), "st1", Role::Station).await;
+    // Three readings of one device and one of another, in one upload.
+    let mut rows: Vec<Value> = (1..=4)
+        .map(|i| {
+            row(
+                &format!("d{i}"),
+                "ZB-0001",
+                if i == 2 { "0.01" } else { "0.5" },
+                &format!("2026-12-03T11:0{i}:00+08:00"),
+            )
+        })
+        .collect();
+    rows[2]["instrument"] = json!("IN-9");
+    let (s, v) = app
+        .post(
+            "/api/v1/results",
+            Some(&st),
+            "application/json",
+            Value::Array(rows).to_string().as_bytes(),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    wait_progress("every record answered", PATIENT, || {
+        outbox(app.store())
+            .iter()
+            .filter(|(_, kind, status, _)| kind == "platform.record" && status == "pending")
+            .count() as u64
+    })
+    .await;
+    let statuses: Vec<String> = outbox(app.store())
+        .into_iter()
+        .filter(|(_, kind, _, _)| kind == "platform.record")
+        .map(|r| r.2)
+        .collect();
+    assert_eq!(statuses, ["delivered", "delivered", "dead", "delivered"]);
+    let forms = gd.forms.lock().unwrap().clone();
+    let sent: Vec<Value> = forms
+        .iter()
+        .filter_map(|(f, _)| serde_json::from_str(f.get("result")?).ok())
+        .collect();
+    assert!(
+        sent.iter().all(|r| r["details"]
+            .as_array()
+            .is_some_and(|d| { d.len() as u64 == r["totalnum"].as_u64().unwrap_or(0) })),
+        "{sent:?}"
+    );
+    let delivered: Vec<&Value> = forms
+        .iter()
+        .zip(&sent)
+        .filter(|((_, answer), _)| answer.contains("\"code\":0"))
+        .map(|(_, r)| r)
+        .collect();
+    assert_eq!(delivered.len(), 1, "one request for the three: {forms:?}");
+    let d = delivered[0];
+    assert_eq!(
+        (d["deviceid"].as_str(), d["totalnum"].as_u64()),
+        (Some("DEV-0091"), Some(3))
+    );
+    let samples: Vec<(&str, &str)> = d["details"]
+        .as_array()
+        .expect("details")
+        .iter()
+        .map(|x| {
+            (
+                x["sampleid"].as_str().unwrap_or("?"),
+                x["stringvalue"].as_str().unwrap_or("?"),
+            )
+        })
+        .collect();
+    assert_eq!(samples, [("S-d1", "1"), ("S-d2", "0"), ("S-d4", "1")]);
+    assert!(
+        sent.iter()
+            .all(|r| r["deviceid"] != "DEV-BAD" || r["totalnum"] == 1),
+        "the other device alone"
     );
     app.shutdown().await;
 }

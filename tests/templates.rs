@@ -232,6 +232,55 @@ fn each_example_template_makes_the_built_in_adapters_requests_byte_for_byte() {
             "{a}: {same} equal, {missing} refused"
         );
 
+        // Several records per request where the platform takes them: the same batches, cut
+        // by the same keys, make the same bytes (and a batch holding a refused record, the
+        // same refusal).
+        assert_eq!(platform::batch_size(b), platform::batch_size(t), "{a}");
+        let size = platform::batch_size(b).min(7);
+        let codes_now = platform::load_codes(b).expect("codes");
+        let records: Vec<platform::Record> = all
+            .iter()
+            .map(|body| platform::Record::from_body(body).expect("record"))
+            .collect();
+        let mut groups: BTreeMap<Vec<String>, Vec<Vec<&platform::Record>>> = BTreeMap::new();
+        for r in &records {
+            let key = platform::batch_key(b, r);
+            assert_eq!(key, platform::batch_key(t, r), "{a}: the same batch key");
+            let chunks = groups.entry(key).or_default();
+            match chunks.last_mut() {
+                Some(c) if c.len() < size => c.push(r),
+                _ => chunks.push(vec![r]),
+            }
+        }
+        let (mut batches, mut several) = (0, 0);
+        for chunk in groups.values().flatten() {
+            let want = platform::request_many(b, &codes_now, chunk, offset, Some("t"));
+            let got = platform::request_many(t, &codes_now, chunk, offset, Some("t"));
+            match (&want, &got) {
+                (Ok(w), Ok(g)) => {
+                    assert_eq!(
+                        String::from_utf8_lossy(&w.body),
+                        String::from_utf8_lossy(&g.body),
+                        "{a}: a batch of {}",
+                        chunk.len()
+                    );
+                    assert_eq!(w, g, "{a}");
+                    batches += 1;
+                    if chunk.len() > 1 {
+                        several += 1;
+                    }
+                }
+                (Err(w), Err(g)) => assert_eq!(w.to_string(), g.to_string(), "{a}"),
+                _ => panic!("{a}: built-in {want:?}, template {got:?}"),
+            }
+        }
+        if size > 1 {
+            assert!(
+                several >= 3,
+                "{a}: {batches} batches, {several} of several records"
+            );
+        }
+
         // The same login, and every answer read the same way.
         let (lb, lt) = (platform::login_request(b), platform::login_request(t));
         match (lb, lt) {

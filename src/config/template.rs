@@ -6,6 +6,7 @@
 use super::error::{ConfigError, Ctx};
 use crate::platform::template::{
     AnswerAt, AnswerRules, LoginSpec, TemplateAuth, TemplateSource, TemplateSpec, TokenCarry,
+    BATCH_FIELDS,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -81,7 +82,12 @@ pub struct RawTemplateKeys {
     pub headers: Option<BTreeMap<String, String>>,
     pub login: Option<RawLogin>,
     pub answer: Option<RawAnswer>,
+    pub batch: Option<usize>,
+    pub batch_by: Option<Vec<String>>,
 }
+
+/// Most records one template request may carry.
+const MAX_BATCH: usize = 1000;
 
 impl RawTemplateKeys {
     /// The first key given, for an upstream that is not a template.
@@ -94,6 +100,8 @@ impl RawTemplateKeys {
             ("headers", self.headers.is_some()),
             ("login", self.login.is_some()),
             ("answer", self.answer.is_some()),
+            ("batch", self.batch.is_some()),
+            ("batch_by", self.batch_by.is_some()),
         ]
         .into_iter()
         .find_map(|(k, given)| given.then_some(k))
@@ -191,6 +199,26 @@ pub(super) fn template_spec(
         ));
     };
     let answer = answer_rules(cx, &|k| key(&format!("answer.{k}")), answer)?;
+    let batch = raw.batch.unwrap_or(1);
+    if batch == 0 || batch > MAX_BATCH {
+        return Err(cx.err(
+            key("batch"),
+            format!("expected records per request between 1 and {MAX_BATCH}, got {batch}"),
+        ));
+    }
+    let batch_by = raw.batch_by.clone().unwrap_or_default();
+    if let Some(f) = batch_by
+        .iter()
+        .find(|f| !BATCH_FIELDS.contains(&f.as_str()))
+    {
+        return Err(cx.err(
+            key("batch_by"),
+            format!(
+                "{f:?} is not a record field: expected some of {}",
+                BATCH_FIELDS.join(", ")
+            ),
+        ));
+    }
     TemplateSpec::compile(TemplateSource {
         file: file.clone(),
         body,
@@ -200,6 +228,8 @@ pub(super) fn template_spec(
         headers,
         answer,
         login,
+        batch,
+        batch_by,
     })
     .map(Arc::new)
     .map_err(|e| {

@@ -42,6 +42,9 @@ pub struct RawUpstream {
     pub headers: Option<std::collections::BTreeMap<String, String>>,
     pub login: Option<super::template::RawLogin>,
     pub answer: Option<super::template::RawAnswer>,
+    /// Records per request of a template platform, and the fields they share.
+    pub batch: Option<usize>,
+    pub batch_by: Option<Vec<String>>,
 }
 
 /// Which readings an upstream receives.
@@ -231,6 +234,8 @@ pub(super) fn validate_upstreams(
             headers: raw.headers.take(),
             login: raw.login.take(),
             answer: raw.answer.take(),
+            batch: raw.batch.take(),
+            batch_by: raw.batch_by.take(),
         };
         if let (false, Some(k)) = (format == Format::Platform(Adapter::Template), tkeys.given()) {
             return Err(cx.err(key(k), "only a template upstream takes it"));

@@ -1,5 +1,5 @@
 //! `guangdong`: 广东 智慧食药监, a form whose `result` field is a JSON text, the readings of
-//! one item and device per request (`docs/platforms.md`). Records go one per request here.
+//! one item and device per request, up to [`BATCH`] (`docs/platforms.md`).
 
 use super::codes::{Codes, MissingCode};
 use super::record::Record;
@@ -32,37 +32,55 @@ struct GuangdongDetail<'a> {
     time: String,
 }
 
-/// The request of one record.
+/// Records in one request, at most.
+pub const BATCH: usize = 100;
+
+/// What the records of one request share: their item and device.
+pub fn batch_key(r: &Record) -> (String, String) {
+    (r.analyte.clone(), r.instrument.clone().unwrap_or_default())
+}
+
+/// The request of `records`, all of one item and device ([`batch_key`]), at most [`BATCH`].
 pub fn request(
     url: &str,
     cfg: &PlatformConfig,
     codes: &Codes,
-    r: &Record,
+    records: &[&Record],
     offset: FixedOffset,
 ) -> Result<PlatformRequest, MissingCode> {
-    let itemid = codes.code("items", &r.analyte)?;
-    let deviceid = codes.code("devices", r.instrument.as_deref().unwrap_or(""))?;
-    let doublevalue = r
-        .value
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .and_then(serde_json::Number::from_f64)
-        .map_or_else(|| r.value.clone().into(), serde_json::Value::Number);
+    let Some(first) = records.first() else {
+        return Ok(PlatformRequest::post(
+            url,
+            "application/x-www-form-urlencoded",
+            Vec::new(),
+        ));
+    };
+    let itemid = codes.code("items", &first.analyte)?;
+    let deviceid = codes.code("devices", first.instrument.as_deref().unwrap_or(""))?;
+    let details = records
+        .iter()
+        .map(|r| GuangdongDetail {
+            sampleid: r.sample_id.as_deref().unwrap_or(""),
+            doublevalue: r
+                .value
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map_or_else(|| r.value.clone().into(), serde_json::Value::Number),
+            unit: &r.unit,
+            stringvalue: if r.failed { "1" } else { "0" },
+            time: r.local_time(offset),
+        })
+        .collect::<Vec<_>>();
     let result = GuangdongResult {
         username: &cfg.username,
         itemid,
         deviceid,
-        totalnum: 1,
+        totalnum: details.len(),
         longitude: "",
         latitude: "",
-        details: vec![GuangdongDetail {
-            sampleid: r.sample_id.as_deref().unwrap_or(""),
-            doublevalue,
-            unit: &r.unit,
-            stringvalue: if r.failed { "1" } else { "0" },
-            time: r.local_time(offset),
-        }],
+        details,
     };
     let json = serde_json::to_string(&result).unwrap_or_default();
     let body = serde_urlencoded::to_string([

@@ -35,6 +35,8 @@ pub enum Unsendable {
     NotAPlatform(String),
     #[error("{0}")]
     Template(String),
+    #[error("a request needs at least one record")]
+    NoRecord,
 }
 
 impl From<template::RenderError> for Unsendable {
@@ -80,19 +82,68 @@ pub fn request(
     offset: FixedOffset,
     token: Option<&str>,
 ) -> Result<PlatformRequest, Unsendable> {
+    let codes = load_codes(up)?;
+    let record = Record::from_body(body)?;
+    request_many(up, &codes, &[&record], offset, token)
+}
+
+/// The codes file of platform upstream `up`, read now.
+pub fn load_codes(up: &Upstream) -> Result<Codes, Unsendable> {
+    let Some(cfg) = &up.platform else {
+        return Err(Unsendable::NotAPlatform(up.name.clone()));
+    };
+    Codes::load(&cfg.codes).map_err(|e| Unsendable::Codes(e.to_string()))
+}
+
+/// How many records one request to `up` may carry (`docs/platforms.md`).
+pub fn batch_size(up: &Upstream) -> usize {
+    match (
+        up.format,
+        up.platform.as_ref().and_then(|p| p.template.as_deref()),
+    ) {
+        (Format::Platform(Adapter::Zhejiang), _) => zhejiang::BATCH,
+        (Format::Platform(Adapter::Guangdong), _) => guangdong::BATCH,
+        (Format::Platform(Adapter::Template), Some(t)) => t.batch,
+        _ => 1,
+    }
+}
+
+/// What the records of one request must share (guangdong: item and device; a template:
+/// its `batch_by` fields); empty when any records may go together.
+pub fn batch_key(up: &Upstream, r: &Record) -> Vec<String> {
+    match (
+        up.format,
+        up.platform.as_ref().and_then(|p| p.template.as_deref()),
+    ) {
+        (Format::Platform(Adapter::Guangdong), _) => {
+            let (item, device) = guangdong::batch_key(r);
+            vec![item, device]
+        }
+        (Format::Platform(Adapter::Template), Some(t)) => t.batch_key(r),
+        _ => Vec::new(),
+    }
+}
+
+/// One request of `records` (at most [`batch_size`], all of one [`batch_key`]) to `up`.
+pub fn request_many(
+    up: &Upstream,
+    codes: &Codes,
+    records: &[&Record],
+    offset: FixedOffset,
+    token: Option<&str>,
+) -> Result<PlatformRequest, Unsendable> {
     let (Format::Platform(adapter), Some(cfg)) = (up.format, &up.platform) else {
         return Err(Unsendable::NotAPlatform(up.name.clone()));
     };
-    let codes = Codes::load(&cfg.codes).map_err(|e| Unsendable::Codes(e.to_string()))?;
-    let record = Record::from_body(body)?;
+    let one = || records.first().copied().ok_or(Unsendable::NoRecord);
     match (adapter, cfg.template.as_deref()) {
-        (Adapter::Jiangsu, _) => Ok(jiangsu::request(&up.url, cfg, &codes, &record, offset)?),
-        (Adapter::Guangdong, _) => Ok(guangdong::request(&up.url, cfg, &codes, &record, offset)?),
+        (Adapter::Jiangsu, _) => Ok(jiangsu::request(&up.url, cfg, codes, one()?, offset)?),
+        (Adapter::Guangdong, _) => Ok(guangdong::request(&up.url, cfg, codes, records, offset)?),
         (Adapter::Zhejiang, _) => Ok(zhejiang::request(
             &up.url,
             token.unwrap_or_default(),
-            &codes,
-            &record,
+            codes,
+            records,
             offset,
         )?),
         (Adapter::Template, Some(t)) => {
@@ -101,7 +152,7 @@ pub fn request(
                 password: cfg.password.expose(),
                 bearer: up.token.as_ref().map(|t| t.expose()).unwrap_or_default(),
             };
-            Ok(t.request(&up.url, credentials, &codes, &record, offset, token)?)
+            Ok(t.request(&up.url, credentials, codes, records, offset, token)?)
         }
         (Adapter::Template, None) => Err(Unsendable::NotAPlatform(up.name.clone())),
     }

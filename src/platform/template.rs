@@ -30,7 +30,24 @@ pub struct TemplateSpec {
     pub headers: Vec<String>,
     pub answer: AnswerRules,
     pub login: Option<LoginSpec>,
+    /// Records per request, at most (1: one request per record).
+    pub batch: usize,
+    /// The record fields the records of one request share ([`BATCH_FIELDS`]).
+    pub batch_by: Vec<String>,
 }
+
+/// The record fields `batch_by` may name.
+pub const BATCH_FIELDS: [&str; 9] = [
+    "market",
+    "stall",
+    "sample_id",
+    "category",
+    "analyte",
+    "unit",
+    "verdict",
+    "instrument",
+    "tester",
+];
 
 impl std::fmt::Debug for TemplateSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -41,6 +58,8 @@ impl std::fmt::Debug for TemplateSpec {
             .field("headers", &self.headers)
             .field("answer", &self.answer)
             .field("login", &self.login)
+            .field("batch", &self.batch)
+            .field("batch_by", &self.batch_by)
             .finish_non_exhaustive()
     }
 }
@@ -160,6 +179,8 @@ pub struct TemplateSource {
     pub answer: AnswerRules,
     /// The login body template and the rest of the login.
     pub login: Option<(String, LoginSpec)>,
+    pub batch: usize,
+    pub batch_by: Vec<String>,
 }
 
 /// A template that does not compile: which one, and the engine's message with its line.
@@ -233,7 +254,29 @@ impl TemplateSpec {
             headers: src.headers.into_iter().map(|(n, _)| n).collect(),
             answer: src.answer,
             login,
+            batch: src.batch.max(1),
+            batch_by: src.batch_by,
         })
+    }
+
+    /// The values of `batch_by` for `r`: records of one request have the same.
+    pub fn batch_key(&self, r: &Record) -> Vec<String> {
+        let text = |o: &Option<String>| o.clone().unwrap_or_default();
+        self.batch_by
+            .iter()
+            .map(|f| match f.as_str() {
+                "market" => r.market.clone(),
+                "stall" => text(&r.stall),
+                "sample_id" => text(&r.sample_id),
+                "category" => text(&r.category),
+                "analyte" => r.analyte.clone(),
+                "unit" => r.unit.clone(),
+                "verdict" => if r.failed { "fail" } else { "pass" }.to_string(),
+                "instrument" => text(&r.instrument),
+                "tester" => text(&r.tester),
+                _ => String::new(),
+            })
+            .collect()
     }
 
     /// The login request, for a template with `auth = "login"`.
@@ -271,20 +314,23 @@ impl TemplateSpec {
             .ok_or_else(text)
     }
 
-    /// The request of `record` to `url`: `credentials` are the account and the bearer
+    /// The request of `records` (at most [`TemplateSpec::batch`]; templates see the first
+    /// as `record`, all as `records`) to `url`: `credentials` are the account and the bearer
     /// token, `token` the kept login token.
     pub fn request(
         &self,
         url: &str,
         credentials: Credentials<'_>,
         codes: &Codes,
-        record: &Record,
+        records: &[&Record],
         offset: FixedOffset,
         token: Option<&str>,
     ) -> Result<PlatformRequest, RenderError> {
-        let view = RecordView::of(record, offset);
+        let views: Vec<RecordView<'_>> =
+            records.iter().map(|r| RecordView::of(r, offset)).collect();
         let ctx = minijinja::context! {
-            record => Value::from_serialize(&view),
+            record => views.first().map(Value::from_serialize).unwrap_or_default(),
+            records => Value::from_serialize(&views),
             username => credentials.username,
             password => credentials.password,
             token => token.unwrap_or_default(),

@@ -1,5 +1,6 @@
 //! `zhejiang`: 浙江 农贸市场快检 (`api/farm/detect/updata`, XML), after a form login whose
-//! token is kept until an answer says it expired (`docs/platforms.md`).
+//! token is kept until an answer says it expired; up to [`BATCH`] records per upload
+//! (`docs/platforms.md`).
 
 use super::codes::{Codes, MissingCode};
 use super::record::Record;
@@ -42,14 +43,11 @@ pub fn login_token(status: u16, body: &str) -> Result<String, String> {
     }
 }
 
-/// The upload of one record, with `token`.
-pub fn request(
-    url: &str,
-    token: &str,
-    codes: &Codes,
-    r: &Record,
-    offset: FixedOffset,
-) -> Result<PlatformRequest, MissingCode> {
+/// Records in one upload, at most (`docs/platforms.md`).
+pub const BATCH: usize = 100;
+
+/// One `<detectionRecord>` with its `<detectItem>`.
+fn record_xml(codes: &Codes, r: &Record, offset: FixedOffset) -> Result<String, MissingCode> {
     let stall = format!("{}/{}", r.market, r.stall.as_deref().unwrap_or(""));
     let time = r.local_time(offset);
     let record: [(&str, String); 9] = [
@@ -82,16 +80,33 @@ pub fn request(
         ),
         ("data", r.value.clone()),
     ];
-    let mut body = String::with_capacity(1024);
-    body.push_str("<detectionData version=\"1.0\"><detectionRecords><detectionRecord>");
+    let mut xml = String::with_capacity(768);
+    xml.push_str("<detectionRecord>");
     for (name, value) in &record {
-        body.push_str(&format!("<{name}>{}</{name}>", xml_text(value)));
+        xml.push_str(&format!("<{name}>{}</{name}>", xml_text(value)));
     }
-    body.push_str("<detectItem>");
+    xml.push_str("<detectItem>");
     for (name, value) in &item {
-        body.push_str(&format!("<{name}>{}</{name}>", xml_text(value)));
+        xml.push_str(&format!("<{name}>{}</{name}>", xml_text(value)));
     }
-    body.push_str("</detectItem></detectionRecord></detectionRecords></detectionData>");
+    xml.push_str("</detectItem></detectionRecord>");
+    Ok(xml)
+}
+
+/// The upload of `records` (at most [`BATCH`]) in one `<detectionData>`, with `token`.
+pub fn request(
+    url: &str,
+    token: &str,
+    codes: &Codes,
+    records: &[&Record],
+    offset: FixedOffset,
+) -> Result<PlatformRequest, MissingCode> {
+    let mut body = String::with_capacity(64 + 768 * records.len());
+    body.push_str("<detectionData version=\"1.0\"><detectionRecords>");
+    for r in records {
+        body.push_str(&record_xml(codes, r, offset)?);
+    }
+    body.push_str("</detectionRecords></detectionData>");
     let sep = if url.contains('?') { '&' } else { '?' };
     let token = serde_urlencoded::to_string([("token", token)]).unwrap_or_default();
     Ok(PlatformRequest::post(

@@ -19,6 +19,9 @@
 mod health;
 mod heartbeat;
 mod http;
+mod platforms;
+
+pub use platforms::login as platform_login;
 
 pub use health::{Health, HealthSnapshot};
 
@@ -169,6 +172,7 @@ async fn run_upstream(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), StoreError> {
     let up = Arc::new(up);
+    let platform_batch = crate::platform::batch_size(&up);
     let client = http::client();
     let reader = Arc::new(Mutex::new(store.reader()?));
     let mut wake = store.wake();
@@ -207,6 +211,10 @@ async fn run_upstream(
             paused_until = None;
         }
         let (room, limit) = match up.format {
+            Format::Platform(_) if platform_batch > 1 => {
+                let room = BATCHES_IN_FLIGHT.saturating_sub(tasks.len());
+                (room, room * platform_batch + in_flight.len())
+            }
             Format::Events | Format::Platform(_) => {
                 let room = IN_FLIGHT.saturating_sub(in_flight.len());
                 (room, room + in_flight.len())
@@ -239,7 +247,8 @@ async fn run_upstream(
         };
         let fresh = due.into_iter().filter(|e| !in_flight.contains(&e.id));
         let jobs: Vec<Job> = match up.format {
-            Format::Events | Format::Platform(_) => fresh.take(room).map(|e| vec![e]).collect(),
+            Format::Platform(_) => platforms::jobs(&up, fresh, room, platform_batch),
+            Format::Events => fresh.take(room).map(|e| vec![e]).collect(),
             Format::Results => batches(fresh, room, in_flight.is_empty()),
         };
         for job in jobs {
@@ -258,13 +267,7 @@ async fn run_upstream(
                     }
                 }),
                 Format::Results => tasks.spawn(deliver_batch(store, up, client, state, job)),
-                Format::Platform(_) => tasks.spawn(async move {
-                    let mut job = job;
-                    match job.pop() {
-                        Some(ev) => (vec![deliver(store, up, client, state, ev).await], None),
-                        None => (Vec::new(), None),
-                    }
-                }),
+                Format::Platform(_) => tasks.spawn(deliver_platform(store, up, client, state, job)),
             };
         }
         let wake_at = match (next, paused_until) {
@@ -542,144 +545,74 @@ async fn deliver(
     state: Arc<UpstreamState>,
     ev: DueEvent,
 ) -> i64 {
-    use std::sync::atomic::Ordering::Relaxed;
-    state.attempts.fetch_add(1, Relaxed);
-    let started = std::time::Instant::now();
-    let attempt = match up.format {
-        Format::Platform(_) => {
-            let offset = store.settings().utc_offset;
-            platform_attempt(&client, &up, &state, &ev, offset).await
-        }
-        _ => {
-            let answer = http::post(&client, &up, &up.url, &ev.event_id, ev.body.clone()).await;
-            classify(&up, &ev, &answer, now_ms())
-        }
-    };
-    let at = now_ms();
-    match &attempt {
-        Attempt::Delivered { .. } => {
-            state.delivered.fetch_add(1, Relaxed);
-            state.health.delivered(&up.name, started, at);
-        }
-        Attempt::Retry { answer, .. } | Attempt::Dead { answer } => {
-            state.failures.fetch_add(1, Relaxed);
-            state.health.failed(&up.name, started, at, answer);
-            if let Ok(mut e) = state.last_error.lock() {
-                *e = Some(answer.clone());
-            }
-        }
-    }
     let id = ev.id;
-    // If the store is gone (shutdown), the event stays pending and goes again: same id.
-    let name = up.name.clone();
-    let event_id = ev.event_id.clone();
-    let _ = store
-        .write_async(move |tx| outbox::record(tx, &name, id, &event_id, at, &attempt))
-        .await;
+    let started = std::time::Instant::now();
+    let answer = http::post(&client, &up, &up.url, &ev.event_id, ev.body.clone()).await;
+    let attempt = classify(&up, &ev, &answer, now_ms());
+    settle_attempts(&store, &up, &state, started, vec![(ev, attempt)]).await;
     id
 }
 
-/// One attempt at a platform: its request made now (with its codes file as it is now), its
-/// answer read by the platform's own rules. A record that cannot be made is dead at once. A
-/// platform with a login gets the kept token, or a new one; when its answer says the token
-/// expired, it logs in once more and the request goes again.
-async fn platform_attempt(
-    client: &http::Client,
-    up: &Upstream,
-    state: &UpstreamState,
-    ev: &DueEvent,
-    offset: chrono::FixedOffset,
-) -> Attempt {
-    use crate::platform::PlatformOutcome;
-    let at = now_ms();
-    let retry = |text: String| Attempt::Retry {
-        answer: text,
-        next_attempt_ms: at
-            + backoff(up, ev.attempts + 1, ev.id as u64 ^ at as u64).as_millis() as i64,
-    };
-    let login = crate::platform::login_request(up);
-    let kept = |state: &UpstreamState| state.platform_token.lock().ok().and_then(|t| t.clone());
-    let keep = |state: &UpstreamState, t: Option<String>| {
-        if let Ok(mut k) = state.platform_token.lock() {
-            *k = t;
-        }
-    };
-    // Forget `used` only if it is still the kept one: one expiry, one new login.
-    let forget = |state: &UpstreamState, used: Option<&str>| {
-        if let Ok(mut k) = state.platform_token.lock() {
-            if k.as_deref() == used {
-                *k = None;
-            }
-        }
-    };
-    let mut last = String::new();
-    for round in 0..2 {
-        let mut token = kept(state);
-        let login_guard = match (&login, &token) {
-            (Some(_), None) => Some(state.platform_login.lock().await),
-            _ => None,
-        };
-        if token.is_none() {
-            // Another event may have logged in while this one waited.
-            token = kept(state);
-        }
-        if let (Some(req), None) = (&login, &token) {
-            let req = match req {
-                Ok(r) => r.clone(),
-                Err(e) => {
-                    return Attempt::Dead {
-                        answer: format!("login: {e}"),
-                    }
-                }
-            };
-            let got = match http::send(client, up, req).await {
-                Answer::Transport(e) => Err(format!("login: {e}")),
-                Answer::Http { status, body } => crate::platform::login_token(up, status, &body),
-            };
-            match got {
-                Ok(t) => {
-                    keep(state, Some(t.clone()));
-                    token = Some(t);
-                }
-                Err(e) => return retry(e),
-            }
-        }
-        drop(login_guard);
-        let req = match crate::platform::request(up, &ev.body, offset, token.as_deref()) {
-            Ok(r) => r,
-            Err(e) => {
-                return Attempt::Dead {
-                    answer: e.to_string(),
-                }
-            }
-        };
-        match http::send(client, up, req).await {
-            Answer::Transport(e) => return retry(e),
-            Answer::Http { status, body } => match crate::platform::classify(up, status, &body) {
-                PlatformOutcome::Delivered(t) => return Attempt::Delivered { answer: t },
-                PlatformOutcome::Dead(t) => return Attempt::Dead { answer: t },
-                PlatformOutcome::Retry(t) => return retry(t),
-                PlatformOutcome::Expired(t) => {
-                    forget(state, token.as_deref());
-                    last = format!("token expired (round {}): {t}", round + 1);
-                }
-            },
-        }
-    }
-    retry(last)
+/// One platform job (one request, or a few when a refused one is halved), every result
+/// committed; see [`platforms`].
+async fn deliver_platform(
+    store: Store,
+    up: Arc<Upstream>,
+    client: http::Client,
+    state: Arc<UpstreamState>,
+    job: Job,
+) -> Done {
+    let ids = job.iter().map(|e| e.id).collect();
+    let started = std::time::Instant::now();
+    let offset = store.settings().utc_offset;
+    let attempts = platforms::attempts(&client, &up, &state, &job, offset).await;
+    settle_attempts(
+        &store,
+        &up,
+        &state,
+        started,
+        job.into_iter().zip(attempts).collect(),
+    )
+    .await;
+    (ids, None)
 }
 
-/// Log in to platform upstream `up` now (for `foodgate upstream check`): the token, or why
-/// there is none; `Ok(None)` for a platform without a login.
-pub async fn platform_login(up: &Upstream) -> Result<Option<String>, String> {
-    let Some(req) = crate::platform::login_request(up) else {
-        return Ok(None);
-    };
-    let req = req.map_err(|e| format!("login: {e}"))?;
-    match http::send(&http::client(), up, req).await {
-        Answer::Transport(e) => Err(format!("login: {e}")),
-        Answer::Http { status, body } => crate::platform::login_token(up, status, &body).map(Some),
+/// Count and commit the attempts of one task (events on their own or a platform's job).
+async fn settle_attempts(
+    store: &Store,
+    up: &Upstream,
+    state: &UpstreamState,
+    started: std::time::Instant,
+    attempts: Vec<(DueEvent, Attempt)>,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let at = now_ms();
+    for (_, attempt) in &attempts {
+        state.attempts.fetch_add(1, Relaxed);
+        match attempt {
+            Attempt::Delivered { .. } => {
+                state.delivered.fetch_add(1, Relaxed);
+                state.health.delivered(&up.name, started, at);
+            }
+            Attempt::Retry { answer, .. } | Attempt::Dead { answer } => {
+                state.failures.fetch_add(1, Relaxed);
+                state.health.failed(&up.name, started, at, answer);
+                if let Ok(mut e) = state.last_error.lock() {
+                    *e = Some(answer.clone());
+                }
+            }
+        }
     }
+    // If the store is gone (shutdown), the events stay pending and go again: same ids.
+    let name = up.name.clone();
+    let _ = store
+        .write_async(move |tx| {
+            for (ev, attempt) in &attempts {
+                outbox::record(tx, &name, ev.id, &ev.event_id, at, attempt)?;
+            }
+            Ok(())
+        })
+        .await;
 }
 
 /// 2xx delivers; 408, 429, 5xx and transport failures retry; other 4xx are dead.
