@@ -243,7 +243,6 @@ async fn jiangsu_gets_each_failure_once_in_its_soap_shape_and_data_errors_go_dea
     let cfg = foodgate::config::Config::parse(&text, "js.toml").expect("config");
     let app = TestApp::builder(cfg).builtin_markets().start().await;
     let st = token(app.store(), "st1", Role::Station).await;
-    let admin = token(app.store(), "adm", Role::Admin).await;
 
     // A pass (not sent: send = failures), four failures: plain, a data error, one the
     // platform is busy for, and one at a stall the codes file does not know.
@@ -353,15 +352,29 @@ async fn jiangsu_gets_each_failure_once_in_its_soap_shape_and_data_errors_go_dea
         "\"ZB-0001/A12\" = \"T-A12\"\n\"ZB-0001/B9\" = \"T-B9\"\n",
     );
     std::fs::write(&codes, fixed).expect("codes");
-    let (s, v) = app
-        .post(
-            &format!("/api/v1/outbox/{}/retry", records[3].0),
-            Some(&admin),
-            "application/json",
-            b"",
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    // `foodgate outbox retry ID` on the same database, beside the running service.
+    let file = dir.join("js.toml");
+    std::fs::write(&file, &text).expect("config file");
+    let id = records[3].0.to_string();
+    let (list, out) = tokio::task::spawn_blocking(move || {
+        let run = |args: &[&str]| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_foodgate"))
+                .args(args)
+                .arg("--config")
+                .arg(&file)
+                .output()
+                .expect("run foodgate")
+        };
+        (run(&["outbox", "list"]), run(&["outbox", "retry", &id]))
+    })
+    .await
+    .expect("run");
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listed.contains("missing code: stalls.\"ZB-0001/B9\""),
+        "the dead record's reason names the key: {listed}"
+    );
+    assert!(out.status.success(), "{out:?}");
     wait_progress("the retried record delivered", PATIENT, || {
         settled(app.store())
     })
