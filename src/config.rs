@@ -46,6 +46,7 @@ pub struct RawServer {
     pub limits: Option<PathBuf>,
     pub raw_retention_days: Option<u32>,
     pub resample_days: Option<u32>,
+    pub trace_days: Option<u32>,
     pub auth_failures_per_minute: Option<u32>,
     pub api_rate_per_s: Option<f64>,
     pub api_burst: Option<u32>,
@@ -114,6 +115,9 @@ pub struct Config {
     /// Days after a failed test within which a passing re-sample of the same stall and
     /// commodity is due (a confirmed hold without one is overdue).
     pub resample_days: u32,
+    /// Days before a failure within which another sample of the same supplier and commodity
+    /// is of the same batch (`docs/trace.md`).
+    pub trace_days: u32,
     /// How the HTTP server protects itself from abusive clients.
     pub server_limits: ServerLimits,
     pub instruments: Vec<Instrument>,
@@ -359,6 +363,9 @@ pub fn parse_offset(s: &str) -> Option<FixedOffset> {
 /// The default of `server.resample_days`.
 pub const DEFAULT_RESAMPLE_DAYS: u32 = 3;
 
+/// The default of `server.trace_days`.
+pub const DEFAULT_TRACE_DAYS: u32 = 7;
+
 impl RawConfig {
     pub fn validate(self, file: &str) -> Result<Config, ConfigError> {
         let cx = Ctx { file };
@@ -369,6 +376,13 @@ impl RawConfig {
             return Err(cx.err(
                 "server.resample_days",
                 format!("expected days between 1 and 90, got {resample_days}"),
+            ));
+        }
+        let trace_days = s.trace_days.unwrap_or(DEFAULT_TRACE_DAYS);
+        if !(1..=90).contains(&trace_days) {
+            return Err(cx.err(
+                "server.trace_days",
+                format!("expected days between 1 and 90, got {trace_days}"),
             ));
         }
         let listen = s.listen.as_deref().unwrap_or("127.0.0.1:8080");
@@ -514,6 +528,7 @@ impl RawConfig {
             limits: s.limits,
             raw_retention_days: s.raw_retention_days,
             resample_days,
+            trace_days,
             server_limits,
             instruments,
             upstreams,

@@ -22,6 +22,7 @@ fn history_is_stored_judged_with_holds_and_queues_no_event() {
         judge: Judge::builtin(),
         legacy_identity_keys: true,
         resample_days: 3,
+        trace_days: 7,
     };
     let store = Store::open(&dir.join("h.db"), settings).expect("store");
     crate::support::import_builtin_markets(&store);

@@ -25,6 +25,7 @@ mod store;
 mod support;
 mod templates;
 mod totals;
+mod trace;
 mod uplink;
 mod web;
 mod workflow;

@@ -363,6 +363,8 @@ pub enum HoldStatusDoc {
     Released,
     /// A correction or a conflicting retest needs a person.
     Review,
+    /// 追溯待检: the same batch failed elsewhere; held until this sample is tested.
+    Traced,
 }
 
 /// One entry of a hold's history.

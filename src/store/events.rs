@@ -60,10 +60,14 @@ pub enum EventKind {
     /// `result.recorded` shape, made into the platform's request when sent (`crate::platform`).
     #[serde(rename = "platform.record")]
     PlatformRecord,
+    /// Another sample of a failed batch (its certificate, or its supplier and commodity) is
+    /// held until tested (see [`super::trace`]).
+    #[serde(rename = "sample.traced")]
+    SampleTraced,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 17] = [
+    pub const ALL: [EventKind; 18] = [
         EventKind::SampleFailed,
         EventKind::ResultRecorded,
         EventKind::ResultRow,
@@ -81,6 +85,7 @@ impl EventKind {
         EventKind::HoldOverdue,
         EventKind::HoldState,
         EventKind::PlatformRecord,
+        EventKind::SampleTraced,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -102,6 +107,7 @@ impl EventKind {
             EventKind::HoldOverdue => "hold.overdue",
             EventKind::HoldState => "hold.state",
             EventKind::PlatformRecord => "platform.record",
+            EventKind::SampleTraced => "sample.traced",
         }
     }
 
@@ -117,7 +123,8 @@ impl EventKind {
             | HoldStatus::Stopped
             | HoldStatus::Lab
             | HoldStatus::Destroyed
-            | HoldStatus::Closed => None,
+            | HoldStatus::Closed
+            | HoldStatus::Traced => None,
         }
     }
 }

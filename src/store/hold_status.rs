@@ -26,10 +26,13 @@ pub enum HoldStatus {
     Released,
     /// The results conflict: a person decides.
     Review,
+    /// Goods of a batch that failed in another sample (same certificate, or same supplier
+    /// and commodity): held until a test of this sample passes (`super::trace`).
+    Traced,
 }
 
 impl HoldStatus {
-    pub const ALL: [HoldStatus; 8] = [
+    pub const ALL: [HoldStatus; 9] = [
         HoldStatus::Held,
         HoldStatus::Confirmed,
         HoldStatus::Stopped,
@@ -38,6 +41,7 @@ impl HoldStatus {
         HoldStatus::Closed,
         HoldStatus::Released,
         HoldStatus::Review,
+        HoldStatus::Traced,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -50,6 +54,7 @@ impl HoldStatus {
             HoldStatus::Closed => "closed",
             HoldStatus::Released => "released",
             HoldStatus::Review => "review",
+            HoldStatus::Traced => "traced",
         }
     }
 
@@ -87,6 +92,7 @@ impl HoldStatus {
             HoldStatus::Closed => "已结案",
             HoldStatus::Released => "已放行",
             HoldStatus::Review => "待复核",
+            HoldStatus::Traced => "追溯待检",
         }
     }
 }
@@ -98,7 +104,7 @@ impl fmt::Display for HoldStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown hold status {0:?}: expected held, confirmed, stopped, lab, destroyed, closed, released or review")]
+#[error("unknown hold status {0:?}: expected held, confirmed, stopped, lab, destroyed, closed, released, review or traced")]
 pub struct UnknownHoldStatus(pub String);
 
 impl FromStr for HoldStatus {
@@ -195,6 +201,7 @@ impl Handling {
             HoldStatus::Closed => "复检合格，已恢复销售".into(),
             HoldStatus::Released => "复检合格，已恢复销售".into(),
             HoldStatus::Review => "结果不一致，由监管人员复核".into(),
+            HoldStatus::Traced => "同批次货物在他处检测不合格，暂停销售待检".into(),
         }
     }
 
@@ -220,6 +227,7 @@ impl Handling {
             }
             HoldStatus::Closed | HoldStatus::Released => "Retest passed: goods released".into(),
             HoldStatus::Review => "Conflicting results: an inspector decides".into(),
+            HoldStatus::Traced => "Same batch failed elsewhere: held until tested".into(),
         }
     }
 }

@@ -6,6 +6,7 @@ use super::events::{EventCx, EventKind, HoldBody};
 use super::holds::{open_hold, open_hold_of, set_hold_status, HoldStatus, NewHold};
 use super::identity::{reading_identity, Origin};
 use super::queue::{queue_for_routes, queue_reading_events, queue_result_rows};
+use super::trace;
 use super::{StoreSettings, Tx};
 use crate::judge::{JudgedReading, Verdict};
 use chrono::{DateTime, Utc};
@@ -449,6 +450,19 @@ fn insert_reading(
             history: std::slice::from_ref(entry),
         });
         events += queue_reading_events(tx, settings, &cx, judged.verdict, h, now_ms)?;
+        // The batch beyond this sample: a test settles its traced holds, a failure traces.
+        events += trace::settle_traced(
+            tx,
+            settings,
+            sample_ref,
+            id,
+            &identity,
+            judged.verdict,
+            now_ms,
+        )?;
+        if hold.is_some() {
+            events += trace::trace_failure(tx, settings, id, sample_ref, now_ms)?;
+        }
     } else {
         events += queue_result_rows(tx, settings, &cx, false, now_ms)?;
     }

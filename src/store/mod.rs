@@ -74,6 +74,7 @@ pub mod settings;
 pub mod stalls;
 pub mod stats;
 pub mod tokens;
+pub mod trace;
 pub mod tx;
 pub mod writer;
 

@@ -27,6 +27,8 @@ pub struct StoreSettings {
     pub legacy_identity_keys: bool,
     /// `server.resample_days`: when a confirmed hold without a passing re-sample is overdue.
     pub resample_days: u32,
+    /// `server.trace_days`: how far back a supplier's batch reaches (`super::trace`).
+    pub trace_days: u32,
 }
 
 impl StoreSettings {
@@ -45,6 +47,7 @@ impl StoreSettings {
             judge: crate::judge::Judge::builtin(),
             legacy_identity_keys: true,
             resample_days: c.resample_days,
+            trace_days: c.trace_days,
         }
     }
 

@@ -51,10 +51,8 @@ pub struct UpstreamState {
     pub failures: std::sync::atomic::AtomicU64,
     pub last_error: Mutex<Option<String>>,
     pub health: Health,
-    /// A platform's login token, kept until an answer says it expired.
-    pub platform_token: Mutex<Option<String>>,
-    /// Held while logging in, so the events on the wire log in once, not once each.
-    pub platform_login: tokio::sync::Mutex<()>,
+    /// A platform's kept login.
+    pub platform: platforms::PlatformSession,
 }
 
 /// What `/metrics` and the API render about the uplink.
@@ -565,7 +563,11 @@ async fn deliver_platform(
     let ids = job.iter().map(|e| e.id).collect();
     let started = std::time::Instant::now();
     let offset = store.settings().utc_offset;
-    let attempts = platforms::attempts(&client, &up, &state, &job, offset).await;
+    let retry_at = |attempts: u32, seed: u64| {
+        let at = now_ms();
+        at + backoff(&up, attempts, seed ^ at as u64).as_millis() as i64
+    };
+    let attempts = platforms::attempts(&client, &up, &state.platform, &job, offset, retry_at).await;
     settle_attempts(
         &store,
         &up,

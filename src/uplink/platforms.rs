@@ -8,11 +8,20 @@
 //! refused one stands alone, so one bad record never blocks the rest.
 
 use super::http::{self, Answer};
-use super::{backoff, now_ms, Job, UpstreamState};
 use crate::config::Upstream;
 use crate::platform::{self, PlatformOutcome, PlatformRequest, Record, Unsendable};
 use crate::store::outbox::{Attempt, DueEvent};
 use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// A platform's login as the events on the wire share it.
+#[derive(Debug, Default)]
+pub struct PlatformSession {
+    /// The token, kept until an answer says it expired.
+    token: Mutex<Option<String>>,
+    /// Held while logging in, so the requests on the wire log in once, not once each.
+    login: tokio::sync::Mutex<()>,
+}
 
 /// Cut due records (oldest first) into at most `room` jobs of up to `size` records that may
 /// share a request. A body that is not a record goes alone (it is dead at once).
@@ -21,8 +30,8 @@ pub(super) fn jobs(
     fresh: impl Iterator<Item = DueEvent>,
     room: usize,
     size: usize,
-) -> Vec<Job> {
-    let mut out: Vec<Job> = Vec::new();
+) -> Vec<Vec<DueEvent>> {
+    let mut out: Vec<Vec<DueEvent>> = Vec::new();
     let mut open: HashMap<Vec<String>, usize> = HashMap::new();
     for ev in fresh {
         let key = Record::from_body(&ev.body).map(|r| platform::batch_key(up, &r));
@@ -56,15 +65,16 @@ enum Sent {
     Unsendable(String),
 }
 
-/// The attempt for each event of `job`, in order.
+/// The attempt for each event of `job`, in order; `retry_at(attempts, seed)` is when a
+/// retried one goes again.
 pub(super) async fn attempts(
     client: &http::Client,
     up: &Upstream,
-    state: &UpstreamState,
+    session: &PlatformSession,
     job: &[DueEvent],
     offset: chrono::FixedOffset,
+    retry_at: impl Fn(u32, u64) -> i64,
 ) -> Vec<Attempt> {
-    let at = now_ms();
     // The records of a request retried together come back together: one time for all.
     let retry_at = |group: &[(usize, Record)]| {
         let first = group.first().map(|(i, _)| &job[*i]);
@@ -73,8 +83,7 @@ pub(super) async fn attempts(
             .map(|(i, _)| job[*i].attempts)
             .max()
             .unwrap_or(0);
-        let seed = first.map_or(0, |e| e.id as u64) ^ at as u64;
-        at + backoff(up, attempts + 1, seed).as_millis() as i64
+        retry_at(attempts + 1, first.map_or(0, |e| e.id as u64))
     };
     let dead = |text: &str| Attempt::Dead {
         answer: text.to_string(),
@@ -101,7 +110,7 @@ pub(super) async fn attempts(
             continue;
         }
         let records: Vec<&Record> = group.iter().map(|(_, r)| r).collect();
-        let sent = exchange(client, up, state, |token| {
+        let sent = exchange(client, up, session, |token| {
             platform::request_many(up, &codes, &records, offset, token)
         })
         .await;
@@ -139,19 +148,19 @@ pub(super) async fn attempts(
 async fn exchange(
     client: &http::Client,
     up: &Upstream,
-    state: &UpstreamState,
+    state: &PlatformSession,
     make: impl Fn(Option<&str>) -> Result<PlatformRequest, Unsendable>,
 ) -> Sent {
     let login = platform::login_request(up);
-    let kept = |state: &UpstreamState| state.platform_token.lock().ok().and_then(|t| t.clone());
-    let keep = |state: &UpstreamState, t: Option<String>| {
-        if let Ok(mut k) = state.platform_token.lock() {
+    let kept = |state: &PlatformSession| state.token.lock().ok().and_then(|t| t.clone());
+    let keep = |state: &PlatformSession, t: Option<String>| {
+        if let Ok(mut k) = state.token.lock() {
             *k = t;
         }
     };
     // Forget `used` only if it is still the kept one: one expiry, one new login.
-    let forget = |state: &UpstreamState, used: Option<&str>| {
-        if let Ok(mut k) = state.platform_token.lock() {
+    let forget = |state: &PlatformSession, used: Option<&str>| {
+        if let Ok(mut k) = state.token.lock() {
             if k.as_deref() == used {
                 *k = None;
             }
@@ -161,7 +170,7 @@ async fn exchange(
     for round in 0..2 {
         let mut token = kept(state);
         let login_guard = match (&login, &token) {
-            (Some(_), None) => Some(state.platform_login.lock().await),
+            (Some(_), None) => Some(state.login.lock().await),
             _ => None,
         };
         if token.is_none() {
