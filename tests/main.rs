@@ -20,6 +20,7 @@ mod platforms;
 mod polled;
 mod ratelimit;
 mod reports;
+mod risk;
 mod station;
 mod store;
 mod support;

@@ -18,6 +18,7 @@
 //! - [`schemas`]: the shapes of the answers the handlers build by hand, for the document.
 //! - [`outbox`]: events waiting or dead, and retrying a dead one (admin).
 //! - [`trace`]: `GET /api/v1/trace` (a batch across markets: samples, readings, holds).
+//! - [`risk`]: `GET /api/v1/risk` (risk grades of stalls, vendors, suppliers).
 
 pub mod coverage;
 pub mod hold_states;
@@ -27,6 +28,7 @@ pub mod ops;
 pub mod outbox;
 pub mod reports;
 pub mod results;
+pub mod risk;
 pub mod rows;
 pub mod samples;
 pub mod schemas;

@@ -7,7 +7,9 @@
 //! What every secured operation may also answer (401, 403, 429) and the bearer scheme are
 //! added by [`Security`], so that each handler names only its own answers.
 
-use super::{coverage, hold_states, holds, ops, outbox, reports, results, samples, stalls, trace};
+use super::{
+    coverage, hold_states, holds, ops, outbox, reports, results, risk, samples, stalls, trace,
+};
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
@@ -31,6 +33,7 @@ use super::schemas::*;
         coverage::coverage,
         reports::monthly,
         trace::trace,
+        risk::risk,
         holds::list,
         holds::patch_hold,
         holds::retest,

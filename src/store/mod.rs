@@ -67,6 +67,7 @@ pub mod queue;
 pub mod reader;
 pub mod results;
 pub mod retention;
+pub mod risk;
 pub mod samples;
 pub mod schema;
 pub mod sessions;

@@ -36,3 +36,5 @@ CREATE INDEX IF NOT EXISTS samples_certificate ON samples (certificate_no)
     WHERE certificate_no IS NOT NULL;
 CREATE INDEX IF NOT EXISTS samples_supplier ON samples (supplier, name)
     WHERE supplier IS NOT NULL;
+-- Risk grades (`docs/risk.md`) read a vendor's tests through its samples.
+CREATE INDEX IF NOT EXISTS samples_vendor ON samples (vendor) WHERE vendor IS NOT NULL;
