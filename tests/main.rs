@@ -16,6 +16,7 @@ mod layers;
 mod links;
 mod ops;
 mod parse_cli;
+mod plan;
 mod platforms;
 mod polled;
 mod ratelimit;

@@ -19,6 +19,7 @@
 //! - [`outbox`]: events waiting or dead, and retrying a dead one (admin).
 //! - [`trace`]: `GET /api/v1/trace` (a batch across markets: samples, readings, holds).
 //! - [`risk`]: `GET /api/v1/risk` (risk grades of stalls, vendors, suppliers).
+//! - [`plan`]: `GET /api/v1/plan` (a market's sampling plan for a day).
 
 pub mod coverage;
 pub mod hold_states;
@@ -26,6 +27,7 @@ pub mod holds;
 pub mod openapi;
 pub mod ops;
 pub mod outbox;
+pub mod plan;
 pub mod reports;
 pub mod results;
 pub mod risk;

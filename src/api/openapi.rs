@@ -8,7 +8,7 @@
 //! added by [`Security`], so that each handler names only its own answers.
 
 use super::{
-    coverage, hold_states, holds, ops, outbox, reports, results, risk, samples, stalls, trace,
+    coverage, hold_states, holds, ops, outbox, plan, reports, results, risk, samples, stalls, trace,
 };
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
@@ -34,6 +34,7 @@ use super::schemas::*;
         reports::monthly,
         trace::trace,
         risk::risk,
+        plan::plan,
         holds::list,
         holds::patch_hold,
         holds::retest,

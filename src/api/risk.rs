@@ -6,13 +6,11 @@
 use super::schemas::ErrorBody;
 use crate::auth::Role;
 use crate::http::{ApiError, AppState};
-use crate::judge::AnalyteRule;
 use crate::store::risk::{grades, Graded, RiskKind, RiskRules, RULES};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
 use utoipa::ToSchema;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -113,14 +111,7 @@ pub async fn risk(
         }
         _ => {}
     }
-    let prohibited: HashSet<String> = state
-        .judge()
-        .reference()
-        .analytes()
-        .iter()
-        .filter(|a| a.rule() == AnalyteRule::Prohibited)
-        .map(|a| a.id().as_str().to_string())
-        .collect();
+    let prohibited = super::plan::prohibited(&state);
     let offset = state.utc_offset();
     let m = market.clone();
     let graded = state

@@ -478,6 +478,10 @@ pub struct MarketCoverageDoc {
     pub met: bool,
     #[schema(format = DateTime)]
     pub last_result_at: Option<String>,
+    /// Entries of the day's sampling plan, where one was drawn (`GET /api/v1/plan`).
+    pub plan_total: Option<u64>,
+    /// Plan entries done: a reading of that stall and category received that day.
+    pub plan_done: Option<u64>,
 }
 
 /// All markets together on one day.

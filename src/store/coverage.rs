@@ -262,6 +262,10 @@ pub struct MarketCoverage {
     pub quota: u64,
     pub met: bool,
     pub last_result_at: Option<String>,
+    /// The day's sampling plan (`docs/plan.md`), where one was drawn: its entries, and those
+    /// done (a reading of that stall and category received that day).
+    pub plan_total: Option<u64>,
+    pub plan_done: Option<u64>,
 }
 
 /// All markets together on one day.
@@ -311,9 +315,19 @@ pub fn coverage_of(reader: &Reader, date: &str) -> rusqlite::Result<Coverage> {
                 samples,
                 met: samples >= quota,
                 last_result_at: r.get(8)?,
+                plan_total: None,
+                plan_done: None,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
+    let plans = plan_progress(reader, date)?;
+    let mut markets = markets;
+    for m in &mut markets {
+        if let Some((total, done)) = plans.get(&m.market) {
+            m.plan_total = Some(*total);
+            m.plan_done = Some(*done);
+        }
+    }
     let mut s = Summary {
         markets: markets.len() as u64,
         ..Summary::default()
@@ -330,6 +344,36 @@ pub fn coverage_of(reader: &Reader, date: &str) -> rusqlite::Result<Coverage> {
         summary: s,
         markets,
     })
+}
+
+/// Whether a sampling plan's entry `p` (`plan_entries`, `super::plan`) was tested on its
+/// day: a reading of its stall and category received that day.
+pub(super) const PLAN_DONE: &str = "EXISTS (SELECT 1 FROM readings r WHERE r.market = p.market
+    AND r.local_day = p.day AND r.stall = p.stall AND r.category = p.category
+    AND r.superseded = 0)";
+
+/// Per market, a day's kept plan: (entries, entries done).
+pub fn plan_progress(
+    db: &impl super::Db,
+    day: &str,
+) -> rusqlite::Result<std::collections::BTreeMap<String, (u64, u64)>> {
+    db.connection()
+        .prepare_cached(&format!(
+            "SELECT p.market, count(*), sum({PLAN_DONE}) FROM plan_entries p WHERE p.day = ?1
+             GROUP BY p.market"
+        ))?
+        .query_map([day], |r| {
+            let n: i64 = r.get(1)?;
+            let done: i64 = r.get(2)?;
+            Ok((
+                r.get(0)?,
+                (
+                    u64::try_from(n).unwrap_or(0),
+                    u64::try_from(done).unwrap_or(0),
+                ),
+            ))
+        })?
+        .collect()
 }
 
 /// One day of the trend: the day's [`Summary`] plus the shares the dashboard draws.

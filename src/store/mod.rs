@@ -62,6 +62,7 @@ pub mod monthly;
 pub mod outbox;
 pub mod outbox_tally;
 pub mod pages;
+pub mod plan;
 pub mod poll_progress;
 pub mod queue;
 pub mod reader;

@@ -214,6 +214,20 @@ pub fn grades(
     offset: FixedOffset,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<Vec<Graded>> {
+    grades_before(db, kind, market, prohibited, offset, now, "9999-12-31")
+}
+
+/// [`grades`] from the readings received before local day `until` only (a day's sampling
+/// plan grades as the day began, so that it stays the same all day).
+pub fn grades_before(
+    db: &impl super::Db,
+    kind: RiskKind,
+    market: Option<&str>,
+    prohibited: &HashSet<String>,
+    offset: FixedOffset,
+    now: DateTime<Utc>,
+    until: &str,
+) -> rusqlite::Result<Vec<Graded>> {
     let conn = db.connection();
     let since = (now.with_timezone(&offset) - Duration::days(RULES.medium_days + 1))
         .format("%Y-%m-%d")
@@ -244,10 +258,10 @@ pub fn grades(
     match market {
         Some(m) => {
             let mut stmt = conn.prepare_cached(&format!(
-                "{select} WHERE r.market = ?1 AND r.local_day >= ?2 AND r.superseded = 0
-                 AND r.verdict IN ('pass', 'fail') AND {col} IS NOT NULL"
+                "{select} WHERE r.market = ?1 AND r.local_day >= ?2 AND r.local_day < ?3
+                 AND r.superseded = 0 AND r.verdict IN ('pass', 'fail') AND {col} IS NOT NULL"
             ))?;
-            for row in stmt.query_map(rusqlite::params![m, since], read)? {
+            for row in stmt.query_map(rusqlite::params![m, since, until], read)? {
                 let (mk, key, v, a, at) = row?;
                 add(mk, key.unwrap_or_default(), v, a, at);
             }
@@ -256,20 +270,20 @@ pub fn grades(
             // The subjects that failed, then each one's tests in the period.
             let failing: Vec<Row> = conn
                 .prepare_cached(&format!(
-                    "{select} WHERE r.verdict = 'fail' AND r.local_day >= ?1
+                    "{select} WHERE r.verdict = 'fail' AND r.local_day >= ?1 AND r.local_day < ?2
                      AND r.superseded = 0 AND {col} IS NOT NULL"
                 ))?
-                .query_map([&since], read)?
+                .query_map([since.as_str(), until], read)?
                 .collect::<rusqlite::Result<_>>()?;
             let mut seen = HashSet::new();
             let of_subject = match kind {
                 RiskKind::Stall => format!(
                     "{select} WHERE r.market = ?1 AND r.stall = ?2 AND r.local_day >= ?3
-                     AND r.superseded = 0 AND r.verdict IN ('pass', 'fail')"
+                     AND r.local_day < ?4 AND r.superseded = 0 AND r.verdict IN ('pass', 'fail')"
                 ),
                 _ => format!(
                     "{select} WHERE {col} = ?2 AND (?1 IS NULL OR ?1 IS NOT NULL)
-                     AND r.local_day >= ?3 AND r.superseded = 0
+                     AND r.local_day >= ?3 AND r.local_day < ?4 AND r.superseded = 0
                      AND r.verdict IN ('pass', 'fail')"
                 ),
             };
@@ -280,7 +294,7 @@ pub fn grades(
                 if !seen.insert((m.clone(), key.clone())) {
                     continue;
                 }
-                for row in stmt.query_map(rusqlite::params![m, key, since], read)? {
+                for row in stmt.query_map(rusqlite::params![m, key, since, until], read)? {
                     let (mk, key, v, a, at) = row?;
                     add(mk, key.unwrap_or_default(), v, a, at);
                 }

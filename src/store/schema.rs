@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0015_poll_progress.sql"),
     include_str!("migrations/0016_hold_workflow.sql"),
     include_str!("migrations/0017_trace.sql"),
+    include_str!("migrations/0018_plans.sql"),
 ];
 
 /// Settings every connection needs, writer and readers alike.
