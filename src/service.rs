@@ -38,8 +38,8 @@ pub const STATUS_EVERY: Duration = Duration::from_secs(5);
 /// The API's routes and the pages, with JSON errors, request metrics and the body limit.
 pub fn router(state: AppState) -> Router {
     use crate::api::{
-        coverage, hold_states, holds, ops, outbox, plan, reports, results, risk, samples, stalls,
-        trace,
+        coverage, exposure, hold_states, holds, ops, outbox, plan, reports, results, risk, samples,
+        stalls, trace,
     };
     Router::new()
         .route("/api/v1/results", post(results::upload).get(results::list))
@@ -51,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/trace", get(trace::trace))
         .route("/api/v1/risk", get(risk::risk))
         .route("/api/v1/plan", get(plan::plan))
+        .route("/api/v1/exposure", get(exposure::exposure))
         .route("/api/v1/holds", get(holds::list))
         .route("/api/v1/holds/{id}", patch(holds::patch_hold))
         .route("/api/v1/holds/{id}/retest", post(holds::retest))

@@ -7,6 +7,7 @@ mod browser_station;
 mod coverage;
 mod crash;
 mod demo;
+mod exposure;
 mod federation;
 mod history;
 mod hold_mirror;

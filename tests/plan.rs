@@ -194,6 +194,28 @@ async fn a_days_plan_is_fixed_sized_by_quota_holds_high_risk_stalls_and_counts_d
         .collect();
     assert_eq!(done.iter().filter(|d| **d).count(), 2);
 
+    // The tester's page and the dashboard show it.
+    let st_sid = crate::web::session(app.addr(), &st).await;
+    let cookie = format!("fg_session={st_sid}");
+    let page =
+        crate::web::request(app.addr(), "GET", "/station", &[("Cookie", &cookie)], b"").await;
+    assert_eq!(page.status, 200);
+    let text = page.text();
+    assert!(
+        text.contains("id=\"plan\"") && text.contains("(2 / 10)"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("✓ {}", planned[0])), "{text}");
+    let reg_sid = crate::web::session(app.addr(), &reg).await;
+    let cookie = format!("fg_session={reg_sid}");
+    let page =
+        crate::web::request(app.addr(), "GET", "/dashboard", &[("Cookie", &cookie)], b"").await;
+    let text = page.text();
+    assert!(
+        text.contains("Plan done") && text.contains("2 / 10"),
+        "{text}"
+    );
+
     // Scope and errors.
     let (s, _) = get(&app, &other, &format!("/api/v1/plan?market={MARKET}")).await;
     assert_eq!(s, 403);

@@ -20,8 +20,10 @@
 //! - [`trace`]: `GET /api/v1/trace` (a batch across markets: samples, readings, holds).
 //! - [`risk`]: `GET /api/v1/risk` (risk grades of stalls, vendors, suppliers).
 //! - [`plan`]: `GET /api/v1/plan` (a market's sampling plan for a day).
+//! - [`exposure`]: `GET /api/v1/exposure` (public: the city's confirmed failures).
 
 pub mod coverage;
+pub mod exposure;
 pub mod hold_states;
 pub mod holds;
 pub mod openapi;

@@ -8,7 +8,8 @@
 //! added by [`Security`], so that each handler names only its own answers.
 
 use super::{
-    coverage, hold_states, holds, ops, outbox, plan, reports, results, risk, samples, stalls, trace,
+    coverage, exposure, hold_states, holds, ops, outbox, plan, reports, results, risk, samples,
+    stalls, trace,
 };
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
@@ -35,6 +36,7 @@ use super::schemas::*;
         trace::trace,
         risk::risk,
         plan::plan,
+        exposure::exposure,
         holds::list,
         holds::patch_hold,
         holds::retest,
@@ -53,6 +55,7 @@ use super::schemas::*;
         pages::station_hold,
         pages::station_act,
         pages::board,
+        pages::exposure_page,
         pages::login_page,
         pages::login,
         pages::logout,
@@ -257,6 +260,15 @@ mod pages {
             (status = 404, description = "no such market", body = String, content_type = "text/html"),
         ))]
     pub fn board() {}
+
+    /// HTML public exposure of the city's confirmed failures, Chinese first (no sign-in)
+    #[utoipa::path(get, path = "/exposure", operation_id = "exposure_page", security(()),
+        params(("days" = Option<String>, Query, description = "the period in days (default 30)")),
+        responses(
+            (status = 200, description = "the page", body = String, content_type = "text/html"),
+            (status = 400, description = "bad `days`", body = String, content_type = "text/html"),
+        ))]
+    pub fn exposure_page() {}
 
     /// HTML sign-in form; with `code` a one-time sign-in (10 minutes, single use)
     #[utoipa::path(get, path = "/login", operation_id = "login_form", security(()),

@@ -321,6 +321,14 @@ impl Reference {
         self.analyte_index(name).map(|i| &self.analytes[i])
     }
 
+    /// The test item as people in a market call it: the analyte's first Chinese alias, else
+    /// `analyte` as it is.
+    pub fn item_name(&self, analyte: &str) -> String {
+        self.analyte(analyte)
+            .and_then(|a| a.aliases().find(|n| !n.is_ascii()).map(str::to_string))
+            .unwrap_or_else(|| analyte.to_string())
+    }
+
     pub(crate) fn analyte_index(&self, name: &str) -> Option<usize> {
         // Canonical ids arrive as they are stored: try them without building a key.
         if let Some(&i) = self.analyte_names.get(name) {

@@ -49,6 +49,7 @@ pub mod codec;
 pub mod coverage;
 pub mod error;
 pub mod events;
+pub mod exposure;
 pub mod hold_actions;
 pub mod hold_deadlines;
 pub mod hold_mirror;

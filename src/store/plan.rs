@@ -258,6 +258,22 @@ fn kept_entries(tx: &Connection, market: &str, day: &str) -> rusqlite::Result<Ve
     .collect()
 }
 
+/// The kept plan of `market` for local day `day`, if one was drawn (pages show it).
+pub fn kept_plan(
+    db: &impl super::Db,
+    market: &str,
+    day: &str,
+) -> rusqlite::Result<Option<Vec<PlanEntry>>> {
+    let conn = db.connection();
+    let kept: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM plans WHERE market = ?1 AND day = ?2)")?
+        .query_row([market, day], |r| r.get(0))?;
+    if !kept {
+        return Ok(None);
+    }
+    kept_entries(conn, market, day).map(Some)
+}
+
 /// [`plan_of`] in the writer's transaction `tx`.
 pub fn plan_in(
     tx: &mut super::tx::Tx<'_>,

@@ -74,13 +74,9 @@ pub fn board_rows(
     Ok(rows)
 }
 
-/// The test item as people in the market call it: the analyte's Chinese name when the
-/// reference data has one, else its id.
-fn item_name(reference: &Reference, analyte: &str) -> String {
-    reference
-        .analyte(analyte)
-        .and_then(|a| a.aliases().find(|n| !n.is_ascii()).map(str::to_string))
-        .unwrap_or_else(|| analyte.to_string())
+/// The test item as people in the market call it (see [`Reference::item_name`]).
+pub(crate) fn item_name(reference: &Reference, analyte: &str) -> String {
+    reference.item_name(analyte)
 }
 
 fn verdict_words(verdict: &str) -> (&'static str, &'static str) {

@@ -66,7 +66,7 @@ pub fn hold_words(status: &str) -> String {
 }
 
 /// Sort keys of the coverage table: (key, column title, numeric).
-const COLUMNS: [(&str, &str, bool); 9] = [
+const COLUMNS: [(&str, &str, bool); 10] = [
     ("market", "Market", false),
     ("name", "Name", false),
     ("district", "District", false),
@@ -75,6 +75,7 @@ const COLUMNS: [(&str, &str, bool); 9] = [
     ("tests", "Tests", true),
     ("failures", "Failures", true),
     ("met", "Quota", true),
+    ("plan", "Plan done", true),
     ("last", "Last result", true),
 ];
 
@@ -89,6 +90,7 @@ pub fn sort_markets(markets: &mut [MarketCoverage], key: &str, descending: bool)
             "tests" => a.tests.cmp(&b.tests),
             "failures" => a.failures.cmp(&b.failures),
             "met" => a.met.cmp(&b.met),
+            "plan" => a.plan_done.cmp(&b.plan_done),
             "last" => a.last_result_at.cmp(&b.last_result_at),
             _ => a.market.cmp(&b.market),
         };
@@ -518,6 +520,9 @@ impl View<'_> {
                 td class="num" { (m.tests) }
                 td class="num" { (m.failures) }
                 td class=(if m.met { "met" } else { "unmet" }) { (if m.met { "✓ met" } else { "✗ not met" }) }
+                td class="num plan" {
+                    @if let (Some(t), Some(d)) = (m.plan_total, m.plan_done) { (d) " / " (t) } @else { "—" }
+                }
                 td { (last) }
             }
         }

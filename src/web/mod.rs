@@ -20,6 +20,7 @@
 
 pub mod board;
 pub mod dashboard;
+pub mod exposure;
 pub mod html;
 pub mod reports;
 pub mod session;
@@ -50,6 +51,7 @@ pub fn routes() -> Router<AppState> {
         .route("/station/holds/{id}", get(station_forms::hold))
         .route("/station/holds/{id}/actions", post(station_forms::act))
         .route("/markets/{code}/board", get(board::board))
+        .route("/exposure", get(exposure::exposure_page))
         .route("/login", get(signin::login_page).post(signin::login))
         .route("/logout", post(signin::logout))
 }

@@ -206,6 +206,26 @@ fn hold_card(state: &AppState, h: &HoldView, market: &str) -> Markup {
     }
 }
 
+/// Today's sampling plan (`docs/plan.md`), where one was drawn: what to test, what is done.
+fn plan_section(plan: &[crate::store::plan::PlanEntry]) -> Markup {
+    let done = plan.iter().filter(|e| e.done).count();
+    html! {
+        section id="plan" {
+            h2 { "今日抽检计划 Today's sampling plan (" (done) " / " (plan.len()) ")" }
+            ul {
+                @for e in plan {
+                    li class=[e.done.then_some("done")] {
+                        (if e.done { "✓ " } else { "○ " })
+                        (PlainText(&e.stall)) " · "
+                        (PlainText(&e.category))
+                        @if e.grade == crate::store::risk::Grade::High { " · 高风险 high risk" }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn instruments_section(instruments: &[InstrumentView], state: &AppState) -> Markup {
     html! {
         section id="instruments" {
@@ -292,10 +312,12 @@ pub async fn station(
                 },
             )?;
             let name = crate::store::markets::name(reader, &m)?;
-            Ok((holds, readings, name))
+            let plan =
+                crate::store::plan::kept_plan(reader, &m, &today.format("%Y-%m-%d").to_string())?;
+            Ok((holds, readings, name, plan))
         })
         .await;
-    let (holds, readings, name) = match data {
+    let (holds, readings, name, plan) = match data {
         Ok(d) => d,
         Err(e) => {
             return super::html::message_page(
@@ -331,6 +353,7 @@ pub async fn station(
                     "登记样品 Register a sample"
                 }
             }
+            @if let Some(plan) = &plan { (plan_section(plan)) }
             section id="holds" {
                 h2 { "待处理 Open holds (" (open.len()) ")" }
                 @if open.is_empty() {
