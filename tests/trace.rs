@@ -215,6 +215,48 @@ async fn a_failed_batch_is_held_in_every_other_market_until_each_sample_passes()
         }))
     })
     .await;
+    // The holds list has the traced one left, and its market's testers see it.
+    let (s, text) = app.get("/api/v1/holds?status=traced", Some(&reg)).await;
+    assert_eq!(s, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).expect("json");
+    let traced_now: Vec<&str> = v["holds"]
+        .as_array()
+        .expect("holds")
+        .iter()
+        .map(|h| h["market"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(traced_now, ["ZB-0003"], "{v}");
+    let tester = token(app.store(), "st3", Role::Station, &["ZB-0003"]).await;
+    let sid = crate::web::session(app.addr(), &tester).await;
+    let cookie = format!("fg_session={sid}");
+    let page =
+        crate::web::request(app.addr(), "GET", "/station", &[("Cookie", &cookie)], b"").await;
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("追溯待检"), "{}", page.text());
+
+    // A traced hold's stall is its sample's; a retest on it is a test of its sample.
+    let c_hold = v["holds"][0]["id"].as_str().expect("c's hold").to_string();
+    let (s, text) = crate::support::http(
+        app.addr(),
+        "PATCH",
+        &format!("/api/v1/holds/{c_hold}"),
+        Some(&tester),
+        Some("application/json"),
+        br#"{"stall": "Z9"}"#,
+    )
+    .await;
+    assert_eq!(s, 409, "{text}");
+    let v = post(
+        &app,
+        &format!("/api/v1/holds/{c_hold}/retest"),
+        &tester,
+        json!({"id": "c-rt", "analyte": "毒死蜱", "category": "leafy_vegetable",
+               "method": "spectrophotometric", "instrument": "IN-3", "value": "0.01",
+               "unit": "mg/kg", "measured_at": ago(0)}),
+    )
+    .await;
+    assert_eq!(v["status"], "released", "{v}");
+
     // The same failure stored again traces nothing twice.
     post(
         &app,
@@ -223,7 +265,15 @@ async fn a_failed_batch_is_held_in_every_other_market_until_each_sample_passes()
         json!([reading("a", "ZB-0001", "菠菜", "0.5", &ago(1))]),
     )
     .await;
-    assert_eq!(batch(&app, &reg, "certificate_no=HG-7").await.1.len(), 3);
+    let (_, rows) = batch(&app, &reg, "certificate_no=HG-7").await;
+    assert_eq!(
+        rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>(),
+        [
+            vec!["held".to_string()],
+            vec!["released".into()],
+            vec!["released".into()]
+        ]
+    );
 
     // Without a certificate: the supplier's 菠菜 within 7 days, not passed within a day.
     post(

@@ -147,6 +147,13 @@ pub async fn patch_hold(
             )
         })?;
     let hold = scoped_hold(&state, &who, &id).await?;
+    if hold.status == HoldStatus::Traced {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "a traced hold's stall is its sample's: correct the sample's registration (POST /api/v1/samples)",
+        ));
+    }
     let name = who.name.clone();
     let hid = hold.id.clone();
     let settings = Arc::new(state.store().settings().clone());
@@ -241,12 +248,18 @@ pub async fn retest(
     let settings = Arc::new(state.store().settings().clone());
     let name = who.name.clone();
     let hid = hold.id.clone();
+    // A traced hold is settled by any test of its sample, as the reading is stored.
+    let traced = hold.status == HoldStatus::Traced;
     let (outcome, result) = state
         .store()
         .write_async(move |tx| {
             let mut results = store_rows(tx, &settings, &name, vec![p])?;
             let result = results.pop().unwrap_or_else(|| RowResult::rejected(0, None, vec![]));
             let outcome = match (result.status, result.reading) {
+                ("stored", Some(_)) if traced => format!(
+                    "the sample's test is recorded ({}): a pass releases the traced hold, a failure opens its own",
+                    result.verdict.unwrap_or("?")
+                ),
                 ("stored", Some(reading)) => {
                     let outcome =
                         apply_retest(tx, &settings, &hid, &name, reading, result.hold.as_deref())?;
@@ -352,6 +365,13 @@ pub async fn act(
             ApiError::bad_request(format!("expected a JSON object with \"action\": {e}"))
         })?;
     let hold = scoped_hold(&state, &who, &id).await?;
+    if hold.reading.is_null() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "a traced hold takes no action: a test of its sample settles it",
+        ));
+    }
     act_on(&state, &who, &hold.id, &obj).await.map(Json)
 }
 

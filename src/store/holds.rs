@@ -207,12 +207,15 @@ const HOLD_SELECT: &str = "SELECT h.id, h.market, h.stall, h.status,
         coalesce(s.category, r.category), r.reading_json, r.uploader,
         h.destroyed_kg, (SELECT identity FROM readings WHERE id = h.resample_reading),
         h.overdue_at
-     FROM holds h JOIN readings r ON r.id = h.reading LEFT JOIN samples s ON s.id = h.sample_ref";
+     FROM holds h LEFT JOIN readings r ON r.id = h.reading LEFT JOIN samples s ON s.id = h.sample_ref";
 
 fn hold_row(conn: &Connection, r: &rusqlite::Row<'_>) -> rusqlite::Result<HoldView> {
     let id: String = r.get(0)?;
-    let json: String = r.get(7)?;
-    let mut reading: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+    // A traced hold belongs to a sample, with no reading of its own (`super::trace`).
+    let json: Option<String> = r.get(7)?;
+    let mut reading: serde_json::Value = json
+        .and_then(|j| serde_json::from_str(&j).ok())
+        .unwrap_or_default();
     // An uploaded reading's protocol is the upload's, not an instrument's: shown as none.
     if r.get::<_, Option<String>>(8)?.is_some() {
         if let Some(o) = reading.as_object_mut() {
@@ -228,7 +231,12 @@ fn hold_row(conn: &Connection, r: &rusqlite::Row<'_>) -> rusqlite::Result<HoldVi
         stall: r.get(2)?,
         status,
         status_zh: status.zh(),
-        actions: super::hold_status::allowed(status, resample_reading.is_some()),
+        // A traced hold is settled by a test of its sample, never by an action.
+        actions: if reading.is_null() {
+            Vec::new()
+        } else {
+            super::hold_status::allowed(status, resample_reading.is_some())
+        },
         destroyed_kg: r.get(9)?,
         resample_reading,
         overdue_at: r.get(11)?,
