@@ -2,31 +2,11 @@
 //! confirmed failures only (a retest confirmed them; destroyed goods too), never a released
 //! hold or one awaiting its retest, escape every field, and need no token.
 
-use crate::support::{config, temp_dir, TestApp};
+use crate::support::{config, local8, new_token, temp_dir, TestApp};
 use crate::web::row;
-use chrono::{Duration, FixedOffset, Utc};
-use foodgate::auth::{NewToken, Role};
-use foodgate::store::Store;
+use chrono::{Duration, Utc};
+use foodgate::auth::Role;
 use serde_json::{json, Value};
-
-async fn token(store: &Store, name: &str, role: Role, markets: &[&str]) -> String {
-    let new = NewToken {
-        name: name.into(),
-        role,
-        markets: markets.iter().map(|m| m.to_string()).collect(),
-        expires_days: None,
-    };
-    store
-        .write_async(move |tx| Ok(foodgate::auth::create(tx, &new, "test")))
-        .await
-        .expect("write")
-        .expect("token")
-}
-
-fn local(t: chrono::DateTime<Utc>) -> String {
-    t.with_timezone(&FixedOffset::east_opt(8 * 3600).expect("offset"))
-        .to_rfc3339()
-}
 
 async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> Value {
     let (s, text) = app
@@ -43,7 +23,7 @@ async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> Value {
 
 /// Fail `id` in `market` at `stall` and return its hold.
 async fn fail(app: &TestApp, admin: &str, id: &str, market: &str, stall: &str) -> String {
-    let mut r = row(id, market, "0.5", &local(Utc::now() - Duration::hours(3)));
+    let mut r = row(id, market, "0.5", &local8(Utc::now() - Duration::hours(3)));
     r["stall"] = json!(stall);
     let v = post(app, "/api/v1/results", admin, json!([r])).await;
     v["results"][0]["hold"]
@@ -62,7 +42,7 @@ async fn retest(
 ) -> Value {
     let body = json!({"id": id, "analyte": "毒死蜱", "category": "leafy_vegetable",
         "method": method, "instrument": "IN-2", "value": value, "unit": "mg/kg",
-        "measured_at": local(Utc::now() - Duration::hours(2))});
+        "measured_at": local8(Utc::now() - Duration::hours(2))});
     post(app, &format!("/api/v1/holds/{hold}/retest"), admin, body).await
 }
 
@@ -73,7 +53,7 @@ async fn only_confirmed_failures_are_exposed_escaped_and_without_a_token() {
         .builtin_markets()
         .start()
         .await;
-    let admin = token(
+    let admin = new_token(
         app.store(),
         "st",
         Role::Station,

@@ -1,37 +1,17 @@
 //! The daily sampling plan (`docs/plan.md`): the same on every call, the quota's size, every
 //! high-risk stall in it, and coverage counting it done as readings arrive.
 
-use crate::support::{config, temp_dir, TestApp};
+use crate::support::{config, local8, new_token, temp_dir, TestApp};
 use crate::web::row;
-use chrono::{Duration, FixedOffset, Utc};
-use foodgate::auth::{NewToken, Role};
-use foodgate::store::Store;
+use chrono::{Duration, Utc};
+use foodgate::auth::Role;
 use serde_json::{json, Value};
 
 const MARKET: &str = "ZB-0001";
 
-async fn token(store: &Store, name: &str, role: Role, markets: &[&str]) -> String {
-    let new = NewToken {
-        name: name.into(),
-        role,
-        markets: markets.iter().map(|m| m.to_string()).collect(),
-        expires_days: None,
-    };
-    store
-        .write_async(move |tx| Ok(foodgate::auth::create(tx, &new, "test")))
-        .await
-        .expect("write")
-        .expect("token")
-}
-
-fn local(t: chrono::DateTime<Utc>) -> String {
-    t.with_timezone(&FixedOffset::east_opt(8 * 3600).expect("offset"))
-        .to_rfc3339()
-}
-
 /// A test of `stall` `days` ago (received then too): 0.5 fails, 0.01 passes.
 fn test(n: usize, stall: &str, days: i64, fail: bool) -> Value {
-    let at = local(Utc::now() - Duration::days(days) - Duration::minutes(n as i64));
+    let at = local8(Utc::now() - Duration::days(days) - Duration::minutes(n as i64));
     let mut r = row(
         &format!("h{n}"),
         MARKET,
@@ -84,10 +64,10 @@ async fn a_days_plan_is_fixed_sized_by_quota_holds_high_risk_stalls_and_counts_d
         .builtin_markets()
         .start()
         .await;
-    let admin = token(app.store(), "admin", Role::Admin, &[]).await;
-    let reg = token(app.store(), "reg", Role::Regulator, &[]).await;
-    let st = token(app.store(), "st", Role::Station, &[MARKET]).await;
-    let other = token(app.store(), "st2", Role::Station, &["ZB-0002"]).await;
+    let admin = new_token(app.store(), "admin", Role::Admin, &[]).await;
+    let reg = new_token(app.store(), "reg", Role::Regulator, &[]).await;
+    let st = new_token(app.store(), "st", Role::Station, &[MARKET]).await;
+    let other = new_token(app.store(), "st2", Role::Station, &["ZB-0002"]).await;
     let quota: i64 = app
         .store()
         .inspect()
@@ -170,7 +150,7 @@ async fn a_days_plan_is_fixed_sized_by_quota_holds_high_risk_stalls_and_counts_d
         .map(|i| format!("S{i:02}"))
         .find(|s| !planned.contains(s))
         .expect("a stall outside the plan");
-    let now = local(Utc::now());
+    let now = local8(Utc::now());
     let mut today = Vec::new();
     for (n, stall) in [&planned[0], &planned[1], &outside].into_iter().enumerate() {
         let mut r = row(&format!("t{n}"), MARKET, "0.01", &now);

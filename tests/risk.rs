@@ -1,26 +1,11 @@
 //! Risk grades (`docs/risk.md`) of stalls, vendors and suppliers with known histories, through
 //! the API: exactly the documented rule's, with their reasons; a station sees its own market.
 
-use crate::support::{config, temp_dir, TestApp};
+use crate::support::{config, new_token, temp_dir, TestApp};
 use crate::web::row;
 use chrono::{Duration, FixedOffset, Utc};
-use foodgate::auth::{NewToken, Role};
-use foodgate::store::Store;
+use foodgate::auth::Role;
 use serde_json::{json, Value};
-
-async fn token(store: &Store, name: &str, role: Role, markets: &[&str]) -> String {
-    let new = NewToken {
-        name: name.into(),
-        role,
-        markets: markets.iter().map(|m| m.to_string()).collect(),
-        expires_days: None,
-    };
-    store
-        .write_async(move |tx| Ok(foodgate::auth::create(tx, &new, "test")))
-        .await
-        .expect("write")
-        .expect("token")
-}
 
 const MARKET: &str = "ZB-0001";
 
@@ -61,9 +46,9 @@ async fn stalls_vendors_and_suppliers_get_the_documented_grades_with_reasons() {
         .builtin_markets()
         .start()
         .await;
-    let admin = token(app.store(), "admin", Role::Admin, &[]).await;
-    let reg = token(app.store(), "reg", Role::Regulator, &[]).await;
-    let st = token(app.store(), "st", Role::Station, &[MARKET]).await;
+    let admin = new_token(app.store(), "admin", Role::Admin, &[]).await;
+    let reg = new_token(app.store(), "reg", Role::Regulator, &[]).await;
+    let st = new_token(app.store(), "st", Role::Station, &[MARKET]).await;
     let history: Vec<(&str, i64, &str, &str)> = vec![
         // Two failures within 30 days: high.
         ("S1", 10, "fail", "张一"),

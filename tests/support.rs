@@ -586,3 +586,29 @@ pub fn import_builtin_markets_with(config: &std::path::Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A token of `role` for `markets` (none: every market), made in `store`.
+pub async fn new_token(
+    store: &Store,
+    name: &str,
+    role: foodgate::auth::Role,
+    markets: &[&str],
+) -> String {
+    let new = foodgate::auth::NewToken {
+        name: name.into(),
+        role,
+        markets: markets.iter().map(|m| m.to_string()).collect(),
+        expires_days: None,
+    };
+    store
+        .write_async(move |tx| Ok(foodgate::auth::create(tx, &new, "test")))
+        .await
+        .expect("write")
+        .expect("token")
+}
+
+/// `t` in RFC 3339 at +08:00, as the markets' clocks write it.
+pub fn local8(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("offset"))
+        .to_rfc3339()
+}

@@ -5,31 +5,13 @@
 //! of the failure, one of another commodity or one sampled too long before are not held.
 //! `GET /api/v1/trace` shows a batch to regulators only.
 
-use crate::support::{config, temp_dir, wait_progress, Action, Receiver, TestApp, PATIENT};
+use crate::support::{
+    config, local8, new_token, temp_dir, wait_progress, Action, Receiver, TestApp, PATIENT,
+};
 use crate::web::row;
-use chrono::{Duration, FixedOffset, Utc};
-use foodgate::auth::{NewToken, Role};
-use foodgate::store::Store;
+use chrono::{Duration, Utc};
+use foodgate::auth::Role;
 use serde_json::{json, Value};
-
-async fn token(store: &Store, name: &str, role: Role, markets: &[&str]) -> String {
-    let new = NewToken {
-        name: name.into(),
-        role,
-        markets: markets.iter().map(|m| m.to_string()).collect(),
-        expires_days: None,
-    };
-    store
-        .write_async(move |tx| Ok(foodgate::auth::create(tx, &new, "test")))
-        .await
-        .expect("write")
-        .expect("token")
-}
-
-fn local(t: chrono::DateTime<Utc>) -> String {
-    t.with_timezone(&FixedOffset::east_opt(8 * 3600).expect("offset"))
-        .to_rfc3339()
-}
 
 async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> Value {
     let (s, text) = app
@@ -108,11 +90,11 @@ async fn a_failed_batch_is_held_in_every_other_market_until_each_sample_passes()
         .builtin_markets()
         .start()
         .await;
-    let admin = token(app.store(), "admin", Role::Admin, &[]).await;
-    let reg = token(app.store(), "reg", Role::Regulator, &[]).await;
-    let st = token(app.store(), "st", Role::Station, &["ZB-0001"]).await;
+    let admin = new_token(app.store(), "admin", Role::Admin, &[]).await;
+    let reg = new_token(app.store(), "reg", Role::Regulator, &[]).await;
+    let st = new_token(app.store(), "st", Role::Station, &["ZB-0001"]).await;
     let now = Utc::now();
-    let ago = |h: i64| local(now - Duration::hours(h));
+    let ago = |h: i64| local8(now - Duration::hours(h));
 
     // Certificate HG-7 in three markets; a failure in the first.
     let v = post(
@@ -226,7 +208,7 @@ async fn a_failed_batch_is_held_in_every_other_market_until_each_sample_passes()
         .map(|h| h["market"].as_str().unwrap_or("?"))
         .collect();
     assert_eq!(traced_now, ["ZB-0003"], "{v}");
-    let tester = token(app.store(), "st3", Role::Station, &["ZB-0003"]).await;
+    let tester = new_token(app.store(), "st3", Role::Station, &["ZB-0003"]).await;
     let sid = crate::web::session(app.addr(), &tester).await;
     let cookie = format!("fg_session={sid}");
     let page =

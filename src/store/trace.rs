@@ -286,6 +286,20 @@ fn hold_traced(
         },
     })
     .unwrap_or_default();
+    let event = (EventKind::SampleTraced, event_id.as_str(), body.as_slice());
+    queue_to_events(tx, settings, failed, &id, event, now_ms)
+}
+
+/// Queue event `(kind, id, body)` of hold `hold` (about reading `reading`) for every `events`
+/// upstream; returns how many.
+fn queue_to_events(
+    tx: &mut Tx<'_>,
+    settings: &StoreSettings,
+    reading: i64,
+    hold: &str,
+    (kind, id, body): (EventKind, &str, &[u8]),
+    now_ms: i64,
+) -> rusqlite::Result<usize> {
     let mut events = 0;
     for route in settings
         .routes
@@ -294,12 +308,12 @@ fn hold_traced(
     {
         events += queue_event(
             tx,
-            Some(failed),
+            Some(reading),
             route,
-            EventKind::SampleTraced,
-            Some(&id),
-            &event_id,
-            &body,
+            kind,
+            Some(hold),
+            id,
+            body,
             now_ms,
             false,
         )?;
@@ -403,26 +417,8 @@ fn queue_released(
         reading: identity,
     })
     .unwrap_or_default();
-    let mut events = 0;
-    for route in settings
-        .routes
-        .iter()
-        .filter(|r| r.format == Format::Events)
-    {
-        events += queue_event(
-            tx,
-            Some(reading),
-            route,
-            EventKind::HoldReleased,
-            Some(hold),
-            &event_id,
-            &body,
-            now_ms,
-            false,
-        )?;
-    }
-    tx.events_added(events);
-    Ok(events)
+    let event = (EventKind::HoldReleased, event_id.as_str(), body.as_slice());
+    queue_to_events(tx, settings, reading, hold, event, now_ms)
 }
 
 /// A test of a batch's sample, for [`batch`].
