@@ -84,12 +84,12 @@ pub(crate) fn trace_failure(
     sample_ref: i64,
     now_ms: i64,
 ) -> rusqlite::Result<usize> {
-    let Some(origin) = tx
-        .prepare_cached(&format!(
-            "SELECT {SAMPLE_COLUMNS} FROM samples WHERE id = ?1"
-        ))?
-        .query_row([sample_ref], batch_sample)
-        .optional()?
+    // Once per stored failure: the statement stays prepared for the job.
+    let Some(origin) = tx.hot(
+        "SELECT id, market, stall, sample_id, name, category, vendor, supplier,
+         certificate_no, coalesce(sampled_at, created_at) FROM samples WHERE id = ?1",
+        |s| s.query_row([sample_ref], batch_sample).optional(),
+    )?
     else {
         return Ok(0);
     };
@@ -244,6 +244,7 @@ fn hold_traced(
     if n == 0 {
         return Ok(0);
     }
+    tx.traced_added();
     let by_what = match filled(&origin.certificate_no) {
         Some(c) => format!("合格证 {c} / certificate {c}"),
         None => format!(
@@ -345,13 +346,15 @@ pub(crate) fn settle_traced(
         ),
         _ => return Ok(0),
     };
-    let traced: Vec<String> = tx
-        .prepare_cached(
-            "SELECT id FROM holds WHERE sample_ref = ?1 AND traced_from IS NOT NULL
-             AND status = 'traced'",
-        )?
-        .query_map([sample_ref], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+    if !tx.any_traced()? {
+        return Ok(0);
+    }
+    // Once per stored reading: the statement stays prepared for the job.
+    let traced: Vec<String> = tx.hot(
+        "SELECT id FROM holds WHERE sample_ref = ?1 AND traced_from IS NOT NULL
+         AND status = 'traced'",
+        |s| s.query_map([sample_ref], |r| r.get(0))?.collect(),
+    )?;
     let mut events = 0;
     for hold in traced {
         let at = rfc3339(chrono::Utc::now());

@@ -16,6 +16,8 @@ pub struct Tx<'a> {
     hot: std::cell::RefCell<Vec<(usize, rusqlite::Statement<'a>)>>,
     /// Changes to the outbox counts of each upstream (see [`Tx::outbox_moved`]).
     outbox: std::cell::RefCell<Moves>,
+    /// Whether any traced hold is open (see [`Tx::any_traced`]), once looked up.
+    traced: std::cell::Cell<Option<bool>>,
 }
 
 impl std::fmt::Debug for Tx<'_> {
@@ -35,7 +37,31 @@ impl<'a> Tx<'a> {
             coverage: coverage::CoverageDelta::default(),
             hot: std::cell::RefCell::new(Vec::new()),
             outbox: std::cell::RefCell::new(Moves::default()),
+            traced: std::cell::Cell::new(None),
         }
+    }
+
+    /// Whether any traced hold is open (`super::trace`), looked up once per job: the writer
+    /// is the only one writing while the job runs, so only this job can change the answer
+    /// (and says so with [`Tx::traced_added`]). Most stores have none, and then a stored
+    /// reading has no traced hold to settle.
+    pub(super) fn any_traced(&self) -> rusqlite::Result<bool> {
+        if let Some(t) = self.traced.get() {
+            return Ok(t);
+        }
+        let t = self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM holds WHERE traced_from IS NOT NULL
+             AND status = 'traced')",
+            [],
+            |r| r.get(0),
+        )?;
+        self.traced.set(Some(t));
+        Ok(t)
+    }
+
+    /// A traced hold was opened in this job.
+    pub(super) fn traced_added(&self) {
+        self.traced.set(Some(true));
     }
 
     /// Note `n` events of `upstream` leaving status `from` (none: new) for `to` (none:
