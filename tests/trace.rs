@@ -257,6 +257,73 @@ async fn a_failed_batch_is_held_in_every_other_market_until_each_sample_passes()
         ]
     );
 
+    // A sample of the batch registered after the failure is held too.
+    post(
+        &app,
+        "/api/v1/samples",
+        &admin,
+        json!([sample(
+            "j",
+            "ZB-0010",
+            "菠菜",
+            "绿源农场",
+            Some("HG-7"),
+            &ago(0)
+        )]),
+    )
+    .await;
+    let (_, rows) = batch(&app, &reg, "certificate_no=HG-7").await;
+    assert_eq!(rows.len(), 4);
+    assert!(
+        rows.contains(&("ZB-0010".to_string(), vec!["traced".to_string()])),
+        "{rows:?}"
+    );
+    // A failure whose certificate is registered afterwards traces its batch then.
+    post(
+        &app,
+        "/api/v1/samples",
+        &admin,
+        json!([sample(
+            "n",
+            "ZB-0012",
+            "芹菜",
+            "白云农场",
+            Some("HG-9"),
+            &ago(3)
+        )]),
+    )
+    .await;
+    let mut late = reading("m", "ZB-0011", "芹菜", "0.5", &ago(1));
+    late["sample_id"] = json!("S-m");
+    post(&app, "/api/v1/results", &admin, json!([late])).await;
+    assert!(batch(&app, &reg, "certificate_no=HG-9")
+        .await
+        .1
+        .iter()
+        .all(|r| r.1.is_empty()));
+    post(
+        &app,
+        "/api/v1/samples",
+        &admin,
+        json!([sample(
+            "m",
+            "ZB-0011",
+            "芹菜",
+            "白云农场",
+            Some("HG-9"),
+            &ago(3)
+        )]),
+    )
+    .await;
+    let (_, rows) = batch(&app, &reg, "certificate_no=HG-9").await;
+    assert_eq!(
+        rows,
+        [
+            ("ZB-0011".to_string(), vec!["held".to_string()]),
+            ("ZB-0012".into(), vec!["traced".into()]),
+        ]
+    );
+
     // Without a certificate: the supplier's 菠菜 within 7 days, not passed within a day.
     post(
         &app,

@@ -268,6 +268,10 @@ pub fn register(
     let why = format!("sample {:?} registered by {by}", rec.sample_id);
     let readings = apply_to_readings(tx, settings, id, by, &why)?;
     forward_record(tx, settings, id)?;
+    if rec.certificate_no.is_some() || rec.supplier.is_some() {
+        let now_ms = Utc::now().timestamp_millis();
+        super::trace::trace_registered(tx, settings, id, now_ms)?;
+    }
     Ok(if was_registered {
         Registration::Updated { readings }
     } else {

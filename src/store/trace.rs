@@ -97,22 +97,7 @@ pub(crate) fn trace_failure(
     if certificate.is_none() && supplier.is_none() {
         return Ok(0);
     }
-    let failure: TraceOrigin = tx.query_row(
-        "SELECT identity, market, stall, analyte, value_text, coalesce(measured_at, received_at)
-         FROM readings WHERE id = ?1",
-        [failed],
-        |r| {
-            let at: String = r.get(5)?;
-            Ok(TraceOrigin {
-                identity: r.get(0)?,
-                market: r.get(1)?,
-                stall: r.get(2)?,
-                analyte: r.get(3)?,
-                value: r.get(4)?,
-                at: DateTime::parse_from_rfc3339(&at).unwrap_or_default(),
-            })
-        },
-    )?;
+    let failure = origin_of(tx, failed)?;
     let batch: Vec<BatchSample> = match (certificate, supplier) {
         (Some(c), _) => tx
             .prepare_cached(&format!(
@@ -155,6 +140,109 @@ pub(crate) fn trace_failure(
         events += hold_traced(tx, settings, &sample, &origin, &failure, failed, now_ms)?;
     }
     Ok(events)
+}
+
+/// A sample registered (or corrected) with a certificate or a supplier after the fact: if it
+/// failed itself, its batch is traced now; else, if its batch failed elsewhere, it is held
+/// like the others. Returns the events queued.
+pub(crate) fn trace_registered(
+    tx: &mut Tx<'_>,
+    settings: &StoreSettings,
+    sample: i64,
+    now_ms: i64,
+) -> rusqlite::Result<usize> {
+    let Some(s) = tx
+        .prepare_cached(&format!(
+            "SELECT {SAMPLE_COLUMNS} FROM samples WHERE id = ?1"
+        ))?
+        .query_row([sample], batch_sample)
+        .optional()?
+    else {
+        return Ok(0);
+    };
+    let (certificate, supplier) = (filled(&s.certificate_no), filled(&s.supplier));
+    if certificate.is_none() && supplier.is_none() {
+        return Ok(0);
+    }
+    let own: Option<i64> = tx
+        .prepare_cached(
+            "SELECT id FROM readings WHERE sample_ref = ?1 AND verdict = 'fail'
+             AND superseded = 0 ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row([sample], |r| r.get(0))
+        .optional()?;
+    if let Some(failed) = own {
+        return trace_failure(tx, settings, failed, sample, now_ms);
+    }
+    // The newest failure of the batch elsewhere: of the certificate, or of the supplier's
+    // commodity tested within `trace_days` after this sample was taken (or a day before).
+    let at = s.sampled_at.clone().unwrap_or_default();
+    let failure: Option<(i64, i64)> = match (certificate, supplier) {
+        (Some(c), _) => tx
+            .prepare_cached(
+                "SELECT r.id, r.sample_ref FROM readings r JOIN samples o ON o.id = r.sample_ref
+                 WHERE o.certificate_no = ?1 AND o.id <> ?2 AND r.verdict = 'fail'
+                 AND r.superseded = 0 ORDER BY r.id DESC LIMIT 1",
+            )?
+            .query_row(params![c, sample], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?,
+        (None, Some(sup)) => tx
+            .prepare_cached(
+                "SELECT r.id, r.sample_ref FROM readings r JOIN samples o ON o.id = r.sample_ref
+                 WHERE o.supplier = ?1 AND o.id <> ?2 AND r.verdict = 'fail' AND r.superseded = 0
+                 AND (o.certificate_no IS NULL OR o.certificate_no = '')
+                 AND CASE WHEN ?3 IS NOT NULL THEN o.name = ?3 ELSE o.category = ?4 END
+                 AND julianday(coalesce(r.measured_at, r.received_at))
+                     BETWEEN julianday(?5) - 1 AND julianday(?5) + ?6
+                 ORDER BY r.id DESC LIMIT 1",
+            )?
+            .query_row(
+                params![
+                    sup,
+                    sample,
+                    filled(&s.name),
+                    s.category,
+                    at,
+                    settings.trace_days
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?,
+        (None, None) => None,
+    };
+    let Some((failed, origin_ref)) = failure else {
+        return Ok(0);
+    };
+    let origin = tx
+        .prepare_cached(&format!(
+            "SELECT {SAMPLE_COLUMNS} FROM samples WHERE id = ?1"
+        ))?
+        .query_row([origin_ref], batch_sample)?;
+    let failure = origin_of(tx, failed)?;
+    if !needs_trace(tx, sample, failure.at - Duration::days(1))? {
+        return Ok(0);
+    }
+    hold_traced(tx, settings, &s, &origin, &failure, failed, now_ms)
+}
+
+/// The failed reading `failed` as a trace names it.
+fn origin_of(tx: &Tx<'_>, failed: i64) -> rusqlite::Result<TraceOrigin> {
+    tx.query_row(
+        "SELECT identity, market, stall, analyte, value_text, coalesce(measured_at, received_at)
+         FROM readings WHERE id = ?1",
+        [failed],
+        |r| {
+            let at: String = r.get(5)?;
+            Ok(TraceOrigin {
+                identity: r.get(0)?,
+                market: r.get(1)?,
+                stall: r.get(2)?,
+                analyte: r.get(3)?,
+                value: r.get(4)?,
+                at: DateTime::parse_from_rfc3339(&at).unwrap_or_default(),
+            })
+        },
+    )
 }
 
 /// Whether `sample` is to be held: not already held by a trace, not failed, and not passed
