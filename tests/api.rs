@@ -834,11 +834,50 @@ async fn coverage_matches_an_independent_count() {
             )
             .await;
         assert!(csv.headers.contains("text/csv"));
+        assert!(
+            csv.headers
+                .contains("attachment; filename=\"foodgate-coverage-"),
+            "{}",
+            csv.headers
+        );
         let text = String::from_utf8(csv.body).unwrap();
         assert_eq!(text.lines().count(), 485);
+        // Excel on Chinese Windows reads UTF-8 by its byte-order mark; Chinese headers first.
         assert!(text.starts_with(
-            "market,name,district,type,samples,tests,failures,quota,met,last_result_at\n"
+            "\u{feff}市场编号,市场名称,区县,类型,抽检样品,检测项次,不合格,每日任务,是否达标,最后结果时间,计划抽检,计划完成\n"
         ));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[1..]
+                .iter()
+                .all(|l| l.contains(",是,") || l.contains(",否,")),
+            "{}",
+            lines[1]
+        );
+        let csv = app
+            .get(
+                &format!("/api/v1/coverage?date={date}&format=csv&lang=en"),
+                Some("admin"),
+            )
+            .await;
+        let text = String::from_utf8(csv.body).unwrap();
+        assert!(text.starts_with(
+            "\u{feff}market,name,district,type,samples,tests,failures,quota,met,last_result_at,plan_total,plan_done\n"
+        ));
+        // Times are local (server.utc_offset), as Excel shows them: `2025-03-04 09:30:00`.
+        let times: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split(',').nth(9))
+            .filter(|t| !t.is_empty())
+            .collect();
+        assert!(!times.is_empty());
+        for t in &times {
+            assert!(
+                t.len() == 19 && t.as_bytes()[10] == b' ' && !t.contains('+'),
+                "{t}"
+            );
+        }
     }
 }
 

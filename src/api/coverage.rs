@@ -26,13 +26,15 @@ pub struct CoverageQuery {
     date: Option<String>,
     /// json|csv
     format: Option<String>,
+    /// CSV headers and words: zh (default) or en
+    lang: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/coverage", operation_id = "coverage",
     summary = "Daily coverage of every registered market; regulator, admin",
     params(CoverageQuery),
     responses(
-        (status = 200, description = "the day's summary and every market (`format=csv`: the markets as CSV with a header row)", content(
+        (status = 200, description = "the day's summary and every market (`format=csv`: the markets as CSV that Excel opens right: UTF-8 with a byte-order mark, a header row in Chinese (`lang=en`: English), 是/否 for yes and no, times local, as an attachment)", content(
             (schemas::CoverageDoc = "application/json"),
             (String = "text/csv"),
         )),
@@ -65,35 +67,87 @@ pub async fn coverage(
     if !csv {
         return Ok(Json(cov).into_response());
     }
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let header = [
-        "market",
-        "name",
-        "district",
-        "type",
-        "samples",
-        "tests",
-        "failures",
-        "quota",
-        "met",
-        "last_result_at",
-    ];
-    w.write_record(header).map_err(ApiError::internal)?;
-    for m in &cov.markets {
-        w.write_record([
-            m.market.as_str(),
-            &m.name,
-            &m.district,
-            &m.kind,
-            &m.samples.to_string(),
-            &m.tests.to_string(),
-            &m.failures.to_string(),
-            &m.quota.to_string(),
-            if m.met { "true" } else { "false" },
-            m.last_result_at.as_deref().unwrap_or(""),
-        ])
-        .map_err(ApiError::internal)?;
+    let en = match q.lang.as_deref() {
+        None | Some("zh") => false,
+        Some("en") => true,
+        Some(l) => {
+            return Err(
+                ApiError::bad_request(format!("lang {l:?}: expected zh or en")).with_field("lang"),
+            )
+        }
+    };
+    let body = coverage_csv(&cov, en, state.utc_offset()).map_err(ApiError::internal)?;
+    let mut r = csv_response(body);
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!(
+        "attachment; filename=\"foodgate-coverage-{}.csv\"",
+        cov.date
+    )) {
+        r.headers_mut()
+            .insert(axum::http::header::CONTENT_DISPOSITION, v);
     }
-    let body = w.into_inner().map_err(ApiError::internal)?;
-    Ok(csv_response(body))
+    Ok(r)
+}
+
+/// The coverage CSV headers: Chinese, and English.
+const CSV_HEADERS: [(&str, &str); 12] = [
+    ("市场编号", "market"),
+    ("市场名称", "name"),
+    ("区县", "district"),
+    ("类型", "type"),
+    ("抽检样品", "samples"),
+    ("检测项次", "tests"),
+    ("不合格", "failures"),
+    ("每日任务", "quota"),
+    ("是否达标", "met"),
+    ("最后结果时间", "last_result_at"),
+    ("计划抽检", "plan_total"),
+    ("计划完成", "plan_done"),
+];
+
+/// The markets of `cov` as CSV: a UTF-8 byte-order mark (so that Excel on Chinese Windows
+/// reads it as UTF-8), headers in Chinese or English, 是/否 (yes/no), local times.
+pub fn coverage_csv(
+    cov: &Coverage,
+    en: bool,
+    offset: chrono::FixedOffset,
+) -> Result<Vec<u8>, csv::Error> {
+    let mut out = b"\xEF\xBB\xBF".to_vec();
+    {
+        let mut w = csv::Writer::from_writer(&mut out);
+        w.write_record(CSV_HEADERS.iter().map(|(zh, e)| if en { *e } else { *zh }))?;
+        let yes_no = |b: bool| match (b, en) {
+            (true, false) => "是",
+            (false, false) => "否",
+            (true, true) => "yes",
+            (false, true) => "no",
+        };
+        let local = |t: &str| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map(|t| {
+                    t.with_timezone(&offset)
+                        .format("%Y-%m-%d %H:%M:%S")
+                        .to_string()
+                })
+                .unwrap_or_else(|_| t.to_string())
+        };
+        let opt = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
+        for m in &cov.markets {
+            w.write_record([
+                m.market.as_str(),
+                &m.name,
+                &m.district,
+                &m.kind,
+                &m.samples.to_string(),
+                &m.tests.to_string(),
+                &m.failures.to_string(),
+                &m.quota.to_string(),
+                yes_no(m.met),
+                &m.last_result_at.as_deref().map(local).unwrap_or_default(),
+                &opt(m.plan_total),
+                &opt(m.plan_done),
+            ])?;
+        }
+        w.flush()?;
+    }
+    Ok(out)
 }
