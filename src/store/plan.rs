@@ -107,7 +107,6 @@ pub fn draw(
 
 /// The plan of `market` for `date` (in the writer's transaction: it may keep a plan): kept if it was drawn before, else drawn now (and kept
 /// when `date` is not after `today`). `None` for a market the registry does not know.
-#[allow(clippy::too_many_arguments)]
 pub fn plan_of(
     tx: &Connection,
     market: &str,

@@ -276,17 +276,12 @@ pub fn grades_before(
                 .query_map([since.as_str(), until], read)?
                 .collect::<rusqlite::Result<_>>()?;
             let mut seen = HashSet::new();
-            let of_subject = match kind {
-                RiskKind::Stall => format!(
-                    "{select} WHERE r.market = ?1 AND r.stall = ?2 AND r.local_day >= ?3
-                     AND r.local_day < ?4 AND r.superseded = 0 AND r.verdict IN ('pass', 'fail')"
-                ),
-                _ => format!(
-                    "{select} WHERE {col} = ?2 AND (?1 IS NULL OR ?1 IS NOT NULL)
-                     AND r.local_day >= ?3 AND r.local_day < ?4 AND r.superseded = 0
-                     AND r.verdict IN ('pass', 'fail')"
-                ),
-            };
+            // A stall is of its market; a vendor or supplier of any (`?1` is null).
+            let of_subject = format!(
+                "{select} WHERE (?1 IS NULL OR r.market = ?1) AND {col} = ?2
+                 AND r.local_day >= ?3 AND r.local_day < ?4 AND r.superseded = 0
+                 AND r.verdict IN ('pass', 'fail')"
+            );
             let mut stmt = conn.prepare_cached(&of_subject)?;
             for (mk, key, ..) in failing {
                 let Some(key) = key else { continue };

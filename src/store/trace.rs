@@ -15,9 +15,8 @@ use super::codec::rfc3339;
 use super::events::{revised_event_id, EventKind};
 use super::holds::{add_history, hold_history, HistoryEntry, HoldStatus};
 use super::identity::hold_id;
-use super::queue::queue_event;
+use super::queue::queue_hold_change;
 use super::{StoreSettings, Tx};
-use crate::config::Format;
 use crate::judge::Verdict;
 use chrono::{DateTime, Duration, FixedOffset};
 use rusqlite::{params, OptionalExtension};
@@ -375,40 +374,8 @@ fn hold_traced(
         },
     })
     .unwrap_or_default();
-    let event = (EventKind::SampleTraced, event_id.as_str(), body.as_slice());
-    queue_to_events(tx, settings, failed, &id, event, now_ms)
-}
-
-/// Queue event `(kind, id, body)` of hold `hold` (about reading `reading`) for every `events`
-/// upstream; returns how many.
-fn queue_to_events(
-    tx: &mut Tx<'_>,
-    settings: &StoreSettings,
-    reading: i64,
-    hold: &str,
-    (kind, id, body): (EventKind, &str, &[u8]),
-    now_ms: i64,
-) -> rusqlite::Result<usize> {
-    let mut events = 0;
-    for route in settings
-        .routes
-        .iter()
-        .filter(|r| r.format == Format::Events)
-    {
-        events += queue_event(
-            tx,
-            Some(reading),
-            route,
-            kind,
-            Some(hold),
-            id,
-            body,
-            now_ms,
-            false,
-        )?;
-    }
-    tx.events_added(events);
-    Ok(events)
+    let kind = EventKind::SampleTraced;
+    queue_hold_change(tx, settings, failed, kind, &id, &event_id, &body, now_ms)
 }
 
 /// A test of sample `sample_ref` (reading `reading`, judged `verdict`) settles its traced
@@ -508,8 +475,8 @@ fn queue_released(
         reading: identity,
     })
     .unwrap_or_default();
-    let event = (EventKind::HoldReleased, event_id.as_str(), body.as_slice());
-    queue_to_events(tx, settings, reading, hold, event, now_ms)
+    let kind = EventKind::HoldReleased;
+    queue_hold_change(tx, settings, reading, kind, hold, &event_id, &body, now_ms)
 }
 
 /// A test of a batch's sample, for [`batch`].
